@@ -1,0 +1,60 @@
+"""realspace: how shallow ReLU network parameters relate to the functions they compute.
+
+The science core (this package's modules other than the orchestration helpers) is
+pure float64 numpy: networks and their realizations, the restricted set Omega_N, the
+canonical form, distances, the pathology families and the targets.
+"""
+
+from .canonical import canonical_form
+from .distances import (
+    Distance,
+    fibre_distance,
+    flip_neurons,
+    param_distance,
+    sobolev_distance,
+    uniform_distance,
+)
+from .matching import bottleneck_assignment
+from .nets import ShallowNet
+from .pathologies import PATHOLOGIES, pathology
+from .restricted import in_restricted_set, restricted_set_margins
+from .targets import (
+    TARGETS,
+    arccos_kernel,
+    gaussian_population_loss,
+    gaussian_population_loss_grad,
+    mse,
+    random_teacher,
+    sample_points,
+    target_function,
+    weight_decay_penalty,
+)
+
+__version__ = "0.1.0"
+# Bumped whenever a change alters what a run computes; it enters every run key.
+SCIENCE_VERSION = "1"
+
+__all__ = [
+    "ShallowNet",
+    "canonical_form",
+    "in_restricted_set",
+    "restricted_set_margins",
+    "Distance",
+    "sobolev_distance",
+    "uniform_distance",
+    "param_distance",
+    "fibre_distance",
+    "flip_neurons",
+    "bottleneck_assignment",
+    "pathology",
+    "PATHOLOGIES",
+    "TARGETS",
+    "target_function",
+    "sample_points",
+    "random_teacher",
+    "arccos_kernel",
+    "gaussian_population_loss",
+    "gaussian_population_loss_grad",
+    "weight_decay_penalty",
+    "mse",
+]

@@ -1,0 +1,127 @@
+"""Canonical form: any shallow network -> the same realization on Q, inside Omega_N.
+
+The steps (SCIENCE.md "Canonical form"):
+
+1. a_i = 0: the neuron is the constant c_i rho(b_i); fold it into e.
+2. kink outside the open cube: b_i <= -D||a_i||_1 is dead on Q (drop);
+   b_i >= D||a_i||_1 is affine on Q, c_i(<a_i,x> + b_i): fold into (w, e).
+   (Step 1 is the case a_i = 0 of this rule.)
+3. normalise: (a^, b^) = (a_i, b_i) / ||a_i||_2 and gamma_i = c_i ||a_i||_2, so that
+   c_i rho(<a_i,x> + b_i) = gamma_i rho(<a^,x> + b^).
+4./6. orient every neuron by a fixed rule (b^ > 0; for b^ = 0 the first nonzero
+   entry of a^ positive). A flip uses gamma rho(z) = gamma rho(-z) + gamma z, moving
+   gamma (a^, b^) into (w, e). After orienting, neurons on one hyperplane share one
+   (a^, b^), so merging same and opposite orientations is one sum of gammas.
+5. drop neurons whose merged |gamma| is negligible; rebalance
+   t = sqrt|gamma|, (a, b) = t (a^, b^), c = sign(gamma) t, so |c| = ||a||_2.
+6. sort neurons lexicographically by (a^, b^); pad with zero neurons to the width.
+
+Orienting before merging is equivalent to the order in SCIENCE.md and avoids a
+separate opposite-orientation pass.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial.distance import pdist, squareform
+
+from .nets import ShallowNet, check_domain
+from .restricted import DEFAULT_TOL
+
+__all__ = ["canonical_form", "classify_neurons", "orientation_flips"]
+
+
+def classify_neurons(net: ShallowNet, D: float, tol: float = DEFAULT_TOL) -> dict:
+    """Masks (N,) of neurons by their behaviour on Q = [-D, D]^d.
+
+    ``dead``: zero on Q (b_i <= -D||a_i||_1), ``affine``: affine on Q
+    (b_i >= D||a_i||_1, b_i > 0), ``inside``: the kink meets the open cube.
+    Boundaries are judged with relative tolerance ``tol``: a kink within
+    tol * D ||a_i||_1 of the cube's boundary counts as outside. Neurons with a_i = 0
+    are dead or affine (constant) by the same rule.
+    """
+    D = check_domain(D)
+    reach = D * np.abs(net.a).sum(axis=1)
+    outside = np.abs(net.b) >= reach * (1.0 - tol)
+    affine = outside & (net.b > 0)
+    return {"dead": outside & ~affine, "affine": affine, "inside": ~outside}
+
+
+def orientation_flips(a_hat: np.ndarray, b_hat: np.ndarray, D: float, tol: float) -> np.ndarray:
+    """Which normalised neurons the orientation rule flips, mask (N,).
+
+    Rule: b^ > 0; when |b^| <= tol * D (a kink through the origin), the first
+    entry of a^ with |a^_k| > tol must be positive.
+    """
+    tie = np.abs(b_hat) <= tol * D
+    big = np.abs(a_hat) > tol
+    first = np.argmax(big, axis=1)
+    lead = a_hat[np.arange(a_hat.shape[0]), first]
+    return np.where(tie, lead < 0, b_hat < 0)
+
+
+def canonical_form(
+    net: ShallowNet, D: float, tol: float = DEFAULT_TOL, width: int | None = None
+) -> ShallowNet:
+    """The canonical parametrization of ``net``'s realization on [-D, D]^d.
+
+    The result is a restricted network (w explicit) in Omega_N with the same
+    realization on the cube, up to rounding and to the tolerance decisions
+    (kinks within ``tol`` of the boundary, hyperplanes within angle ``tol``,
+    merged |gamma| below ``tol`` times the largest |gamma|). Two parametrizations of
+    one realization have canonical forms equal up to those tolerances; the
+    symmetries left are none but the orientation rule's discontinuity at b^ = 0.
+
+    Output width is ``width`` (default: the input width), padded with zero neurons.
+    """
+    D = check_domain(D)
+    d = net.dim
+    width = net.width if width is None else int(width)
+    kind = classify_neurons(net, D, tol)
+    w = net.linear.copy()
+    e = net.e
+    # Step 1-2: constants and neurons affine on Q fold into (w, e); dead ones vanish.
+    aff = kind["affine"]
+    w += net.c[aff] @ net.a[aff]
+    e += float(net.c[aff] @ net.b[aff])
+
+    # Step 3: normalise the neurons whose kink meets the cube.
+    keep = kind["inside"]
+    norm = np.linalg.norm(net.a[keep], axis=1)
+    a_hat = net.a[keep] / norm[:, None]
+    b_hat = net.b[keep] / norm
+    gamma = net.c[keep] * norm
+    scale = float(np.abs(gamma).max()) if gamma.size else 0.0
+
+    # Step 6 (rule) before 4: flip with gamma rho(z) = gamma rho(-z) + gamma z.
+    flip = orientation_flips(a_hat, b_hat, D, tol)
+    w += gamma[flip] @ a_hat[flip]
+    e += float(gamma[flip] @ b_hat[flip])
+    a_hat[flip] *= -1.0
+    b_hat[flip] *= -1.0
+
+    # Step 4: merge neurons whose oriented (a^, b^) agree to angle tol.
+    if gamma.size:
+        u = np.column_stack([a_hat, b_hat])
+        u /= np.linalg.norm(u, axis=1, keepdims=True)
+        close = squareform(pdist(u)) <= 2.0 * np.sin(tol / 2.0)
+        n_groups, label = connected_components(coo_matrix(close), directed=False)
+        weight = np.abs(gamma) + 1e-300
+        gamma = np.bincount(label, weights=gamma, minlength=n_groups)
+        mean = np.zeros((n_groups, d + 1))
+        np.add.at(mean, label, weight[:, None] * np.column_stack([a_hat, b_hat]))
+        mean /= np.linalg.norm(mean[:, :d], axis=1, keepdims=True)
+        a_hat, b_hat = mean[:, :d], mean[:, d]
+
+    # Step 5: drop negligible neurons, rebalance the rest.
+    big = np.abs(gamma) > tol * scale
+    a_hat, b_hat, gamma = a_hat[big], b_hat[big], gamma[big]
+    if gamma.size > width:
+        raise ValueError(f"canonical form needs width {gamma.size}, more than width={width}")
+    order = np.lexsort(np.column_stack([a_hat, b_hat]).T[::-1])
+    a_hat, b_hat, gamma = a_hat[order], b_hat[order], gamma[order]
+    t = np.sqrt(np.abs(gamma))
+    canon = ShallowNet(t[:, None] * a_hat, t * b_hat, np.sign(gamma) * t, e, w)
+    return canon.padded(width)

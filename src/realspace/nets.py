@@ -1,0 +1,166 @@
+"""Shallow ReLU networks on the cube Q = [-D, D]^d and their realizations.
+
+A network of width N computes
+
+    f(x) = sum_i c_i rho(<a_i, x> + b_i) + <w, x> + e,      rho(z) = max(z, 0),
+
+with a of shape (N, d), b and c of shape (N,), and an affine part (w, e).
+The *unrestricted* parametrization fixes w = 0 (``w=None``); the *restricted*
+parametrization carries a free w of shape (d,). Everything here is float64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ShallowNet", "check_domain", "as_points"]
+
+
+def check_domain(D: float) -> float:
+    """Return the half-width D of the cube as a float, or raise ValueError."""
+    D = float(D)
+    if not np.isfinite(D) or D <= 0:
+        raise ValueError(f"domain half-width D must be a finite positive number, got {D!r}")
+    return D
+
+
+def _finite_array(name: str, value, ndim: int) -> np.ndarray:
+    arr = np.array(value, dtype=np.float64)
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite entries")
+    return arr
+
+
+def as_points(x, d: int) -> np.ndarray:
+    """Validate input points: shape (n, d) float64 (a 1-D array is accepted when d == 1)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1 and d == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.shape[1] != d:
+        raise ValueError(f"points must have shape (n, {d}), got {x.shape}")
+    return x
+
+
+@dataclass(frozen=True, eq=False)
+class ShallowNet:
+    """A shallow ReLU network ``sum_i c_i rho(<a_i,x> + b_i) + <w,x> + e``.
+
+    Parameters
+    ----------
+    a : (N, d) input weights.
+    b : (N,) biases.
+    c : (N,) output weights.
+    e : output bias.
+    w : (d,) linear part of the restricted parametrization, or None for the
+        unrestricted one (w = 0 fixed).
+    """
+
+    a: np.ndarray
+    b: np.ndarray
+    c: np.ndarray
+    e: float = 0.0
+    w: np.ndarray | None = None
+
+    def __post_init__(self):
+        a = _finite_array("a", self.a, 2)
+        b = _finite_array("b", self.b, 1)
+        c = _finite_array("c", self.c, 1)
+        n = a.shape[0]
+        if b.shape != (n,) or c.shape != (n,):
+            raise ValueError(
+                f"shape mismatch: a is {a.shape}, so b and c must be ({n},); "
+                f"got b {b.shape}, c {c.shape}"
+            )
+        if a.shape[1] < 1:
+            raise ValueError("a must have at least one input dimension (shape (N, d), d >= 1)")
+        e = float(np.asarray(self.e, dtype=np.float64))
+        if not np.isfinite(e):
+            raise ValueError("e is NaN or infinite")
+        w = None
+        if self.w is not None:
+            w = _finite_array("w", self.w, 1)
+            if w.shape != (a.shape[1],):
+                raise ValueError(f"w must have shape ({a.shape[1]},), got {w.shape}")
+        for arr in (a, b, c) + ((w,) if w is not None else ()):
+            arr.setflags(write=False)
+        object.__setattr__(self, "a", a)
+        object.__setattr__(self, "b", b)
+        object.__setattr__(self, "c", c)
+        object.__setattr__(self, "e", e)
+        object.__setattr__(self, "w", w)
+
+    # -- shape ---------------------------------------------------------------
+    @property
+    def width(self) -> int:
+        return self.a.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.a.shape[1]
+
+    @property
+    def restricted(self) -> bool:
+        """True when the network carries a free linear part w (restricted parametrization)."""
+        return self.w is not None
+
+    @property
+    def linear(self) -> np.ndarray:
+        """The linear part w, zeros for the unrestricted parametrization."""
+        return self.w if self.w is not None else np.zeros(self.dim)
+
+    # -- realization ----------------------------------------------------------
+    def preactivation(self, x) -> np.ndarray:
+        """z_i(x) = <a_i, x> + b_i, shape (n, N)."""
+        x = as_points(x, self.dim)
+        return x @ self.a.T + self.b
+
+    def __call__(self, x) -> np.ndarray:
+        """Realization at points x of shape (n, d); returns shape (n,)."""
+        x = as_points(x, self.dim)
+        z = x @ self.a.T + self.b
+        return np.maximum(z, 0.0) @ self.c + x @ self.linear + self.e
+
+    def gradient(self, x) -> np.ndarray:
+        """Analytic gradient sum_i c_i a_i 1[z_i > 0] + w, shape (n, d).
+
+        On a kink (z_i = 0) the neuron counts as inactive; the realization is not
+        differentiable there, and callers that need a one-sided slope evaluate off
+        the kink.
+        """
+        x = as_points(x, self.dim)
+        active = (x @ self.a.T + self.b) > 0.0
+        return (active * self.c) @ self.a + self.linear
+
+    # -- parameters -----------------------------------------------------------
+    def neurons(self) -> np.ndarray:
+        """Per-neuron parameter rows (a_i, b_i, c_i), shape (N, d + 2)."""
+        return np.column_stack([self.a, self.b, self.c])
+
+    def affine(self) -> np.ndarray:
+        """The affine part (w, e) as one vector of shape (d + 1,)."""
+        return np.append(self.linear, self.e)
+
+    def with_restricted(self) -> ShallowNet:
+        """The same network in the restricted parametrization (w = 0 made explicit)."""
+        return ShallowNet(self.a, self.b, self.c, self.e, self.linear.copy())
+
+    def padded(self, width: int) -> ShallowNet:
+        """Append all-zero neurons up to ``width`` (realization unchanged)."""
+        extra = width - self.width
+        if extra < 0:
+            raise ValueError(f"cannot pad a width-{self.width} network to width {width}")
+        return ShallowNet(
+            np.vstack([self.a, np.zeros((extra, self.dim))]),
+            np.concatenate([self.b, np.zeros(extra)]),
+            np.concatenate([self.c, np.zeros(extra)]),
+            self.e,
+            self.w,
+        )
+
+    def __repr__(self) -> str:
+        kind = "restricted" if self.restricted else "unrestricted"
+        return f"ShallowNet(width={self.width}, d={self.dim}, {kind}, e={self.e:.4g})"

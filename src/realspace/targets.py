@@ -1,0 +1,190 @@
+"""Targets and losses: smooth functions on the cube, random teachers, the Gaussian
+teacher-student population loss in closed form, the weight-decay penalty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .canonical import canonical_form
+from .nets import ShallowNet, as_points, check_domain
+
+__all__ = [
+    "TARGETS",
+    "target_function",
+    "sample_points",
+    "random_teacher",
+    "arccos_kernel",
+    "gaussian_population_loss",
+    "gaussian_population_loss_grad",
+    "weight_decay_penalty",
+    "mse",
+]
+
+
+def _sin(x, D, freq=1.0):
+    return np.sin(freq * np.pi * x.sum(axis=1) / D)
+
+
+def _abs(x, D):
+    return np.abs(x).sum(axis=1)
+
+
+def _square(x, D):
+    return (x**2).sum(axis=1)
+
+
+def _bump(x, D, width=0.5):
+    return np.exp(-((x / (width * D)) ** 2).sum(axis=1) / 2.0)
+
+
+# name -> f(x, D, **params); x has shape (n, d), the result (n,).
+TARGETS: dict[str, Callable[..., np.ndarray]] = {
+    "sin": _sin,  # sin(freq pi sum_j x_j / D)
+    "abs": _abs,  # sum_j |x_j|: realizable by 2d neurons
+    "square": _square,  # sum_j x_j^2
+    "bump": _bump,  # exp(-|x|^2 / (2 (width D)^2))
+}
+
+
+def target_function(name: str, D: float, **params) -> Callable[[np.ndarray], np.ndarray]:
+    """The named smooth target as a function of points (n, d) -> (n,)."""
+    D = check_domain(D)
+    if name not in TARGETS:
+        raise ValueError(f"unknown target {name!r}; known: {', '.join(sorted(TARGETS))}")
+    fn = TARGETS[name]
+
+    def target(x):
+        x = np.asarray(x, dtype=np.float64)
+        return fn(as_points(x, x.shape[1] if x.ndim == 2 else 1), D, **params)
+
+    return target
+
+
+def sample_points(
+    n: int, d: int, D: float, kind: str = "uniform", rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """Points in [-D, D]^d, shape (n, d).
+
+    ``kind="grid"`` gives a tensor grid with round(n^(1/d)) points per axis
+    (endpoints included; the count may differ from n); ``"uniform"`` samples
+    uniformly with ``rng``.
+    """
+    D = check_domain(D)
+    if n < 1 or d < 1:
+        raise ValueError(f"need n >= 1 points and d >= 1, got n={n}, d={d}")
+    if kind == "grid":
+        m = max(2, int(round(n ** (1.0 / d))))
+        axis = np.linspace(-D, D, m)
+        return np.stack(np.meshgrid(*[axis] * d, indexing="ij"), -1).reshape(-1, d)
+    if kind == "uniform":
+        rng = np.random.default_rng() if rng is None else rng
+        return rng.uniform(-D, D, (n, d))
+    raise ValueError(f"unknown sampling kind {kind!r}; use 'grid' or 'uniform'")
+
+
+def random_teacher(
+    k: int, d: int, D: float, rng: np.random.Generator, scale: tuple[float, float] = (0.5, 1.5)
+) -> ShallowNet:
+    """A random width-k teacher in canonical form.
+
+    Each neuron's kink hyperplane passes through a uniform point p of the cube with
+    a uniform direction a^, so it meets the cube; |gamma| is uniform in ``scale`` with
+    a random sign. The network is built with w = 0, so its realization is reachable
+    by a width-k student in either parametrization (the global optimum is 0 for
+    student width >= k); it is returned in canonical form (whose w may be nonzero).
+    """
+    D = check_domain(D)
+    if k < 1:
+        raise ValueError(f"teacher width must be >= 1, got {k}")
+    a_hat = rng.standard_normal((k, d))
+    a_hat /= np.linalg.norm(a_hat, axis=1, keepdims=True)
+    p = rng.uniform(-D, D, (k, d))
+    b_hat = -(a_hat * p).sum(axis=1)
+    gamma = rng.uniform(*scale, k) * rng.choice([-1.0, 1.0], k)
+    t = np.sqrt(np.abs(gamma))
+    raw = ShallowNet(t[:, None] * a_hat, t * b_hat, np.sign(gamma) * t, rng.uniform(-1, 1))
+    return canonical_form(raw, D)
+
+
+# ---------------------------------------------------------------------------
+# Gaussian teacher-student, bias-free, output weights fixed to 1
+# ---------------------------------------------------------------------------
+def _angles(U: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    nu = np.linalg.norm(U, axis=1)
+    nv = np.linalg.norm(V, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        uh = np.where(nu[:, None] > 0, U / nu[:, None], 0.0)
+        vh = np.where(nv[:, None] > 0, V / nv[:, None], 0.0)
+    # t = 2 atan2(|u^ - v^|, |u^ + v^|): accurate for all angles, unlike arccos.
+    diff = np.linalg.norm(uh[:, None, :] - vh[None, :, :], axis=2)
+    summ = np.linalg.norm(uh[:, None, :] + vh[None, :, :], axis=2)
+    return 2.0 * np.arctan2(diff, summ), nu, nv
+
+
+def arccos_kernel(U: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """K[i, j] = E[rho(<u_i,x>) rho(<v_j,x>)], x ~ N(0, I), shape (n, k).
+
+    K = |u| |v| (sin t + (pi - t) cos t) / (2 pi), t the angle between u and v.
+    """
+    t, nu, nv = _angles(np.atleast_2d(U), np.atleast_2d(V))
+    return np.outer(nu, nv) * (np.sin(t) + (np.pi - t) * np.cos(t)) / (2.0 * np.pi)
+
+
+def _check_rows(W, V):
+    W = np.atleast_2d(np.asarray(W, dtype=np.float64))
+    V = np.atleast_2d(np.asarray(V, dtype=np.float64))
+    if W.ndim != 2 or V.ndim != 2 or W.shape[1] != V.shape[1]:
+        raise ValueError(
+            f"student W (n, d) and teacher V (k, d) must share d; got {W.shape}, {V.shape}"
+        )
+    if not (np.all(np.isfinite(W)) and np.all(np.isfinite(V))):
+        raise ValueError("W or V contains NaN or infinite entries")
+    return W, V
+
+
+def gaussian_population_loss(W, V) -> float:
+    """L(W) = (1/2) E[(sum_i rho(<w_i,x>) - sum_j rho(<v_j,x>))^2], x ~ N(0, I_d).
+
+    Exact: (1/2) (sum K(W, W) - 2 sum K(W, V) + sum K(V, V)) with the arc-cosine kernel.
+    """
+    W, V = _check_rows(W, V)
+    val = arccos_kernel(W, W).sum() - 2.0 * arccos_kernel(W, V).sum() + arccos_kernel(V, V).sum()
+    return float(0.5 * val)
+
+
+def _kernel_grad(U, V):
+    """G[i] = sum_j dK(u_i, v_j)/du_i = sum_j (|v_j| sin t u^_i + (pi - t) v_j) / (2 pi)."""
+    t, nu, nv = _angles(U, V)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        uh = np.where(nu[:, None] > 0, U / nu[:, None], 0.0)
+    return ((np.sin(t) @ nv)[:, None] * uh + (np.pi - t) @ V) / (2.0 * np.pi)
+
+
+def gaussian_population_loss_grad(W, V) -> np.ndarray:
+    """dL/dW, shape (n, d): sum_i' G(w_i, w_i') - sum_j G(w_i, v_j) (see _kernel_grad)."""
+    W, V = _check_rows(W, V)
+    return _kernel_grad(W, W) - _kernel_grad(W, V)
+
+
+# ---------------------------------------------------------------------------
+# Empirical losses and the penalty
+# ---------------------------------------------------------------------------
+def mse(net: ShallowNet, x, y) -> float:
+    """Mean squared error (1/n) sum_k (f(x_k) - y_k)^2."""
+    y = np.asarray(y, dtype=np.float64)
+    pred = net(x)
+    if y.shape != pred.shape:
+        raise ValueError(f"targets must have shape {pred.shape}, got {y.shape}")
+    return float(np.mean((pred - y) ** 2))
+
+
+def weight_decay_penalty(net: ShallowNet, lam: float) -> float:
+    """lam * (1/2) sum_i (c_i^2 + ||a_i||^2); biases and the affine part are free.
+
+    By AM-GM it is >= lam * sum_i |c_i| ||a_i||, with equality on balanced
+    parameters; in d = 1 on the canonical form that is lam * TV(f') on (-D, D).
+    """
+    return float(lam * 0.5 * (np.sum(net.c**2) + np.sum(net.a**2)))

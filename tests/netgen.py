@@ -1,0 +1,90 @@
+"""Random networks for tests: generic ones, with planted degeneracies, and
+re-parametrizations that keep the realization (built by hand, not by the library)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from realspace import ShallowNet
+
+
+def random_net(rng, width, d, D=1.0, restricted=False):
+    """Generic network whose kinks mostly meet the cube."""
+    a = rng.standard_normal((width, d))
+    p = rng.uniform(-D, D, (width, d))
+    b = -(a * p).sum(axis=1) + 0.1 * rng.standard_normal(width)
+    c = rng.standard_normal(width)
+    w = rng.standard_normal(d) if restricted else None
+    return ShallowNet(a, b, c, rng.standard_normal(), w)
+
+
+def plant_degenerate(rng, net, D=1.0):
+    """Append dead, affine-on-Q, zero, duplicated and opposite neurons (the realization changes
+    by what the planted neurons add; the test compares against the planted network itself)."""
+    a, b, c = [net.a], [net.b], [net.c]
+    d = net.dim
+    kinds = rng.choice(
+        ["dead", "affine", "zero", "const", "dup", "opp", "edge"], size=rng.integers(1, 6)
+    )
+    for kind in kinds:
+        ai = rng.standard_normal(d)
+        reach = D * np.abs(ai).sum()
+        i = rng.integers(net.width) if net.width else None
+        if kind == "dead":
+            bi = -reach - abs(rng.standard_normal())
+        elif kind == "affine":
+            bi = reach + abs(rng.standard_normal())
+        elif kind == "edge":  # kink exactly on the boundary of the cube
+            bi = reach * rng.choice([-1.0, 1.0])
+        elif kind == "zero":
+            ai, bi = np.zeros(d), 0.0
+        elif kind == "const":
+            ai, bi = np.zeros(d), rng.standard_normal()
+        elif i is None:
+            continue
+        elif kind == "dup":
+            s = rng.uniform(0.2, 5.0)
+            ai, bi = s * net.a[i], s * net.b[i]
+        else:  # opposite direction of an existing neuron
+            s = rng.uniform(0.2, 5.0)
+            ai, bi = -s * net.a[i], -s * net.b[i]
+        a.append(ai[None])
+        b.append([bi])
+        c.append([0.0 if kind == "zero" else rng.standard_normal()])
+    return ShallowNet(np.vstack(a), np.concatenate(b), np.concatenate(c), net.e, net.w)
+
+
+def reparametrize(rng, net, D=1.0):
+    """Same realization on [-D, D]^d, different parameters: permute, rescale each neuron
+    positively, split one neuron in two collinear ones, add dead neurons, add an opposite
+    pair with its affine correction, flip one neuron with its affine correction."""
+    d = net.dim
+    a, b, c = net.a.copy(), net.b.copy(), net.c.copy()
+    w, e = net.linear.copy(), net.e
+    s = rng.uniform(0.2, 5.0, net.width)
+    a, b, c = s[:, None] * a, s * b, c / s
+    if net.width:
+        i = rng.integers(net.width)
+        lam, t = rng.uniform(0.2, 0.8), rng.uniform(0.5, 2.0)
+        a = np.vstack([a, t * a[i]])
+        b = np.append(b, t * b[i])
+        c = np.append(c, c[i] * (1 - lam) / t)
+        c[i] *= lam
+        j = rng.integers(net.width)  # flip: c rho(z) = c rho(-z) + c z
+        w += c[j] * a[j]
+        e += c[j] * b[j]
+        a[j], b[j] = -a[j], -b[j]
+    for _ in range(2):  # dead neurons
+        ai = rng.standard_normal(d)
+        a = np.vstack([a, ai])
+        b = np.append(b, -D * np.abs(ai).sum() - 0.5)
+        c = np.append(c, rng.standard_normal())
+    ai, bi, ci = rng.standard_normal(d), rng.uniform(-0.3, 0.3), rng.standard_normal()
+    # ci rho(z) - ci rho(-z) = ci z: cancel it in the affine part.
+    a = np.vstack([a, ai, -ai])
+    b = np.append(b, [bi, -bi])
+    c = np.append(c, [ci, -ci])
+    w -= ci * ai
+    e -= ci * bi
+    perm = rng.permutation(len(c))
+    return ShallowNet(a[perm], b[perm], c[perm], e, w)
