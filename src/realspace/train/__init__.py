@@ -1,0 +1,45 @@
+"""The vectorized trainer: many shallow networks of one shape trained as stacked tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .certify import certify
+from .loop import STATUS, ShardResult, TrainOptions, pick_device, train_shard
+from .memory import bytes_per_network, default_budget, networks_per_shard
+from .problem import init_params, make_data, teacher_net, teacher_rows
+from .record import RunRecord, build_records, network_from_params
+from .spec import RunSpec
+
+__all__ = [
+    "RunSpec",
+    "TrainOptions",
+    "ShardResult",
+    "RunRecord",
+    "STATUS",
+    "train_shard",
+    "certify",
+    "build_records",
+    "train_and_record",
+    "pick_device",
+    "init_params",
+    "make_data",
+    "teacher_net",
+    "teacher_rows",
+    "network_from_params",
+    "bytes_per_network",
+    "networks_per_shard",
+    "default_budget",
+]
+
+
+def train_and_record(
+    specs: Sequence[RunSpec],
+    options: TrainOptions | None = None,
+    init: Sequence[dict] | None = None,
+    progress=None,
+    certify_tol: float = 1e-6,
+) -> list[RunRecord]:
+    """Train a shard, certify its end points and return one record per run."""
+    result = train_shard(specs, options, init=init, progress=progress)
+    return build_records(result, certify(result, tol=certify_tol))

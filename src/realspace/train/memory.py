@@ -1,0 +1,55 @@
+"""How many networks of one shape fit in a memory budget.
+
+Peak memory of a training step, per network, in elements of the training dtype:
+  activations  ~ 5 B N      (z, rho(z), the mask, the backpropagated (B, N) term, a gather)
+  data         ~ 2 n (d+1)  (inputs and targets, plus the minibatch copy)
+  parameters   ~ 7 P        (params, grads, new params, two optimizer moments, projection copy)
+  projection   ~ 3 N^2      (restricted runs: cosines and masks of all neuron pairs)
+  Gaussian     ~ 8 N (N+k)  (pairwise angles and kernels, student-student and student-teacher)
+with B the batch size, n the data size, P = N (d + 2) + d + 1. A 1.5x safety factor
+covers allocator slack.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .spec import RunSpec
+
+__all__ = ["bytes_per_network", "networks_per_shard", "default_budget"]
+
+SAFETY = 1.5
+
+
+def bytes_per_network(spec: RunSpec, dtype: torch.dtype = torch.float32) -> int:
+    item = torch.empty((), dtype=dtype).element_size()
+    N, d = spec.width, spec.d
+    P = N * (d + 2) + d + 1
+    n = spec.n_points()
+    B = spec.batch_size if spec.batch_size and spec.batch_size < n else n
+    elems = 5 * B * N + 2 * n * (d + 1) + 7 * P
+    if spec.restricted:
+        elems += 3 * N * N
+    if spec.loss == "gaussian":
+        elems += 8 * N * (N + spec.teacher_width)
+    return int(SAFETY * elems * item)
+
+
+def default_budget(device: torch.device) -> int:
+    """Bytes a shard may use: 70% of free GPU memory, or half the available RAM."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(0.7 * free)
+    try:
+        with open("/proc/meminfo") as fh:
+            info = dict(line.split(":", 1) for line in fh)
+        return int(info["MemAvailable"].split()[0]) * 1024 // 2
+    except (OSError, KeyError, ValueError):
+        return (os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) // 4
+
+
+def networks_per_shard(spec: RunSpec, budget_bytes: int, dtype: torch.dtype = torch.float32) -> int:
+    """Largest M whose estimated peak fits in ``budget_bytes`` (at least 1)."""
+    return max(1, int(budget_bytes // bytes_per_network(spec, dtype)))

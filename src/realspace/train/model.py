@@ -1,0 +1,186 @@
+"""Stacked objectives: M networks of one shape evaluated in one pass, with
+hand-written gradients.
+
+Shapes: a (M, N, d), b (M, N), c (M, N), e (M,), w (M, d); data X (M, n, d),
+y (M, n); Gaussian teacher rows V (M, k, d). Every operation acts row by row
+on the leading network axis, so a network's numbers never depend on its
+shard-mates (batched matmuls included: each batch entry is its own product).
+
+MSE objective of one network, with r_k = f(x_k) - y_k and z_ki = <a_i, x_k> + b_i:
+
+    J = (1/n) sum_k r_k^2 + (lam / 2) (sum_i c_i^2 + ||a_i||^2)
+    dJ/dc_i = (2/n) sum_k r_k rho(z_ki) + lam c_i
+    dJ/da_i = (2/n) sum_k r_k c_i 1[z_ki > 0] x_k + lam a_i,   dJ/db_i likewise without x_k
+    dJ/de = (2/n) sum_k r_k,   dJ/dw = (2/n) sum_k r_k x_k
+
+In d = 1 the same objective and gradients cost O(n + N log n) instead of O(n N)
+(``mse_objective_1d``): with the samples sorted, every sum over "the samples where
+neuron i is active" is a difference of prefix sums of r_k and r_k x_k, and every
+sum over "the neurons active at x_k" a prefix sum of kink contributions binned by
+their position among the samples.
+
+Gaussian teacher-student (bias-free, c = 1): J = L(W) + (lam / 2)(N + sum ||w_i||^2)
+with L and dL/dW in closed form through the arc-cosine kernel (see targets.py).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = [
+    "in_chunks",
+    "mse_objective",
+    "mse_objective_1d",
+    "gaussian_objective",
+    "arccos_terms",
+    "realization",
+]
+
+
+def realization(p: dict, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """f (M, n) and the preactivations z (M, n, N)."""
+    z = torch.bmm(X, p["a"].transpose(1, 2)) + p["b"][:, None, :]
+    h = torch.relu(z)
+    f = torch.bmm(h, p["c"][:, :, None])[..., 0] + torch.bmm(X, p["w"][:, :, None])[..., 0]
+    return f + p["e"][:, None], z
+
+
+def in_chunks(objective, rows: int):
+    """``objective`` evaluated on slices of at most ``rows`` networks, results concatenated.
+
+    On a CPU, (M, n, N) activations far larger than the caches make every elementwise
+    pass memory-bound; slices that fit in cache keep the same math (each network's
+    numbers are computed exactly as before) several times faster.
+    """
+
+    def run(p, X, y, lam):
+        M = X.shape[0]
+        if M <= rows:
+            return objective(p, X, y, lam)
+        parts = [
+            objective(
+                {k: v[i : i + rows] for k, v in p.items()},
+                X[i : i + rows],
+                y[i : i + rows],
+                lam[i : i + rows],
+            )
+            for i in range(0, M, rows)
+        ]
+        J = torch.cat([q[0] for q in parts])
+        L = torch.cat([q[1] for q in parts])
+        return J, L, {k: torch.cat([q[2][k] for q in parts]) for k in parts[0][2]}
+
+    return run
+
+
+def mse_objective(p: dict, X: torch.Tensor, y: torch.Tensor, lam: torch.Tensor):
+    """Per-network objective (M,), data loss (M,) and gradients (dict like p)."""
+    n = X.shape[1]
+    f, z = realization(p, X)
+    r = f - y
+    loss = (r * r).mean(dim=1)
+    penalty = 0.5 * lam * ((p["c"] ** 2).sum(1) + (p["a"] ** 2).sum((1, 2)))
+    r2 = (2.0 / n) * r
+    h = torch.relu(z)
+    gz = (r2[:, :, None] * p["c"][:, None, :]) * (z > 0)
+    grads = {
+        "a": torch.bmm(gz.transpose(1, 2), X) + lam[:, None, None] * p["a"],
+        "b": gz.sum(1),
+        "c": torch.bmm(h.transpose(1, 2), r2[:, :, None])[..., 0] + lam[:, None] * p["c"],
+        "e": r2.sum(1),
+        "w": torch.bmm(X.transpose(1, 2), r2[:, :, None])[..., 0],
+    }
+    return loss + penalty, loss, grads
+
+
+def mse_objective_1d(p: dict, X: torch.Tensor, y: torch.Tensor, lam: torch.Tensor):
+    """``mse_objective`` for d = 1 in O(n + N log n); X is (M, n, 1), sorted along n.
+
+    Neuron i is active at x iff a_i x + b_i > 0: for a_i > 0 iff x > t_i = -b_i / a_i,
+    for a_i < 0 iff x < t_i; a neuron with a_i = 0 is always (b_i > 0) or never active
+    (t_i = -inf or +inf). With j_i = #{k: x_k <= t_i} (one binary search per neuron),
+    neuron i is active on the samples k >= j_i (a_i >= 0) or k < j_i (a_i < 0). So
+
+        f(x_k) = sum_{i active at x_k} (c_i a_i x_k + c_i b_i) + w x_k + e
+
+    is a prefix sum over k of the neurons' slopes and intercepts dropped in bin j_i
+    (with sign +1 for rising, -1 for falling neurons, on top of the falling total),
+    and with r'_k = (2/n) r_k the gradients need only prefix sums of r'_k and r'_k x_k:
+
+        S0_i = sum_{k: i active at x_k} r'_k,   S1_i = sum_{k: ...} r'_k x_k,
+        dJ/dc_i = a_i S1_i + b_i S0_i + lam c_i,  dJ/da_i = c_i S1_i + lam a_i,
+        dJ/db_i = c_i S0_i.
+
+    At an exact tie x_k = t_i the neuron contributes 0 to f either way; its gradient
+    counts sample k for a_i < 0 (rho'(0) = 1 there) and not for a_i > 0 (rho'(0) = 0),
+    both valid subgradients.
+    """
+    x = X[..., 0]
+    M, n = x.shape
+    a, b, c = p["a"][..., 0], p["b"], p["c"]
+    inf = torch.tensor(torch.inf, dtype=x.dtype, device=x.device)
+    down = a < 0
+    t = torch.where(a != 0, -b / torch.where(a != 0, a, 1.0), torch.where(b > 0, -inf, inf))
+    j = torch.searchsorted(x, t, right=True)  # (M, N): first sample with x_k > t_i
+
+    sign = torch.where(down, -1.0, 1.0).to(x.dtype)
+    nv = torch.stack([c * a, c * b], dim=1)  # (M, 2, N): slopes and intercepts
+    bins = x.new_zeros(M, 2, n + 1).scatter_add_(
+        2, j[:, None, :].expand(-1, 2, -1), nv * sign[:, None, :]
+    )
+    AB = torch.cumsum(bins, dim=2)[..., :n] + (nv * down[:, None, :]).sum(2, keepdim=True)
+    f = AB[:, 0] * x + AB[:, 1] + p["w"][:, 0:1] * x + p["e"][:, None]
+    r = f - y
+    loss = (r * r).mean(dim=1)
+    penalty = 0.5 * lam * ((c**2).sum(1) + (p["a"] ** 2).sum((1, 2)))
+
+    r2 = (2.0 / n) * r
+    sv = torch.stack([r2, r2 * x], dim=1)  # (M, 2, n)
+    before = torch.nn.functional.pad(torch.cumsum(sv, dim=2), (1, 0))  # sums over k < j
+    upto = torch.gather(before, 2, j[:, None, :].expand(-1, 2, -1))
+    total = before[..., -1:]
+    S = torch.where(down[:, None], upto, total - upto)
+    S0, S1 = S[:, 0], S[:, 1]
+    grads = {
+        "a": (c * S1 + lam[:, None] * a)[..., None],
+        "b": c * S0,
+        "c": a * S1 + b * S0 + lam[:, None] * c,
+        "e": total[:, 0, 0],
+        "w": total[:, 1],
+    }
+    return loss + penalty, loss, grads
+
+
+def arccos_terms(U: torch.Tensor, V: torch.Tensor):
+    """Kernel K (M, n, k) = E[rho(<u_i,x>) rho(<v_j,x>)] and its gradient sum over j
+    G (M, n, d) = sum_j dK(u_i, v_j)/du_i = sum_j (|v_j| sin t u^_i + (pi - t) v_j) / (2 pi).
+
+    The angle is t = 2 atan2(|u^ - v^|, |u^ + v^|), accurate at t = 0 and pi.
+    """
+    nu, nv = U.norm(dim=-1), V.norm(dim=-1)
+    tiny = torch.finfo(U.dtype).tiny
+    uh = U / nu.clamp_min(tiny)[..., None]
+    vh = V / nv.clamp_min(tiny)[..., None]
+    mode = "donot_use_mm_for_euclid_dist"  # the mm route loses small distances
+    diff = torch.cdist(uh, vh, compute_mode=mode)
+    summ = torch.cdist(uh, -vh, compute_mode=mode)
+    t = 2.0 * torch.atan2(diff, summ)
+    sin_t = torch.sin(t)
+    K = nu[..., :, None] * nv[..., None, :] * (sin_t + (math.pi - t) * torch.cos(t)) / (2 * math.pi)
+    G = (torch.bmm(sin_t, nv[..., None]) * uh + torch.bmm(math.pi - t, V)) / (2 * math.pi)
+    return K, G
+
+
+def gaussian_objective(p: dict, V: torch.Tensor, lam: torch.Tensor):
+    """Per-network objective (M,), population loss (M,) and gradients (dict like p)."""
+    W = p["a"]
+    K_ww, G_ww = arccos_terms(W, W)
+    K_wv, G_wv = arccos_terms(W, V)
+    K_vv, _ = arccos_terms(V, V)
+    loss = 0.5 * (K_ww.sum((1, 2)) - 2.0 * K_wv.sum((1, 2)) + K_vv.sum((1, 2)))
+    penalty = 0.5 * lam * ((W**2).sum((1, 2)) + (p["c"] ** 2).sum(1))
+    zeros = {k: torch.zeros_like(v) for k, v in p.items()}
+    grads = {**zeros, "a": G_ww - G_wv + lam[:, None, None] * W}
+    return loss + penalty, loss, grads

@@ -1,0 +1,71 @@
+"""Data and initial parameters of a run, from its spec alone (float64 numpy).
+
+Every random stream is seeded by (run seed, stream id), so a run draws the same
+numbers whether it trains alone or beside thousands of others.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..nets import ShallowNet
+from ..targets import random_teacher, sample_points, target_function
+from .spec import RunSpec
+
+__all__ = ["rng_for", "make_data", "init_params", "teacher_rows", "PARAM_NAMES"]
+
+PARAM_NAMES = ("a", "b", "c", "e", "w")
+STREAM_INIT, STREAM_DATA, STREAM_BATCH, STREAM_RESEED = 0, 1, 2, 3
+
+
+def rng_for(seed: int, stream: int, *extra: int) -> np.random.Generator:
+    """The generator of one random stream of one run."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), stream, *map(int, extra)]))
+
+
+def teacher_net(spec: RunSpec) -> ShallowNet:
+    """The canonical random teacher of a "teacher" target (depends on teacher_seed only)."""
+    return random_teacher(
+        spec.teacher_width, spec.d, spec.D, np.random.default_rng(spec.teacher_seed)
+    )
+
+
+def teacher_rows(spec: RunSpec) -> np.ndarray:
+    """Teacher rows V (k, d) of the Gaussian teacher-student problem, N(0, I) from teacher_seed."""
+    return np.random.default_rng(spec.teacher_seed).standard_normal((spec.teacher_width, spec.d))
+
+
+def make_data(spec: RunSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Training inputs X (n, d) and targets y (n,) of an MSE run (sorted by x when d = 1)."""
+    rng = rng_for(spec.seed, STREAM_DATA)
+    x = sample_points(spec.n_samples, spec.d, spec.D, spec.sampling, rng)
+    if spec.target == "teacher":
+        y = teacher_net(spec)(x)
+    else:
+        y = target_function(spec.target, spec.D, **dict(spec.target_params))(x)
+    if spec.noise:
+        y = y + spec.noise * rng.standard_normal(y.shape)
+    if spec.d == 1:  # a data set is a set: keep it sorted, as the d = 1 objective needs
+        order = np.argsort(x[:, 0], kind="stable")
+        x, y = x[order], y[order]
+    return x, y
+
+
+def init_params(spec: RunSpec) -> dict[str, np.ndarray]:
+    """Initial parameters {a (N, d), b (N,), c (N,), e (), w (d,)}.
+
+    a_i ~ N(0, I/d) * init_scale; each kink passes through a uniform point of the
+    cube (b_i = -<a_i, p_i>), so every neuron starts active on part of Q;
+    c_i ~ N(0, 1/N) * init_scale; e = 0, w = 0. Without biases b = 0; with fixed
+    output weights c = 1 (the Gaussian teacher-student model).
+    """
+    rng = rng_for(spec.seed, STREAM_INIT)
+    N, d = spec.width, spec.d
+    a = rng.standard_normal((N, d)) * spec.init_scale / np.sqrt(d)
+    p = rng.uniform(-spec.D, spec.D, (N, d))
+    b = -(a * p).sum(axis=1) if spec.bias else np.zeros(N)
+    if spec.train_output:
+        c = rng.standard_normal(N) * spec.init_scale / np.sqrt(N)
+    else:
+        c = np.ones(N)
+    return {"a": a, "b": b, "c": c, "e": np.zeros(()), "w": np.zeros(d)}

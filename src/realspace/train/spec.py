@@ -1,0 +1,161 @@
+"""What one training run is: a frozen, hashable description of one network.
+
+A run is fully determined by its :class:`RunSpec` (the seed included): data,
+initialization and minibatch order come from generators seeded by the spec alone,
+never from the shard a run is packed into.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from ..targets import TARGETS
+
+__all__ = ["RunSpec", "LOSS_KINDS", "OPTIMIZERS", "PARAMETRIZATIONS"]
+
+OPTIMIZERS = ("gd", "sgd", "adam")
+PARAMETRIZATIONS = ("unrestricted", "restricted")
+# target name -> loss kind
+LOSS_KINDS = {**{name: "mse" for name in TARGETS}, "teacher": "mse", "gaussian": "gaussian"}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One network to train.
+
+    Targets: a named smooth function (``"sin"``, ``"abs"``, ...; parameters in
+    ``target_params`` as sorted (key, value) pairs), ``"teacher"`` (a random
+    canonical teacher of width ``teacher_width`` from ``teacher_seed``), both with
+    MSE on ``n_samples`` points of [-D, D]^d (``sampling`` "grid" or "uniform",
+    optional Gaussian label ``noise``); or ``"gaussian"``: the bias-free Gaussian
+    teacher-student population loss in closed form (teacher rows N(0, I) from
+    ``teacher_seed``, output weights fixed to 1, no data).
+
+    Objective: loss + weight_decay * (1/2) sum_i (c_i^2 + ||a_i||^2).
+    ``batch_size`` 0 means full batch. Stopping: gradient norm <= ``grad_tol``, no
+    relative improvement of ``plateau_rel_tol`` over ``plateau_patience`` steps
+    (0 disables), or ``steps``.
+    """
+
+    target: str = "sin"
+    target_params: tuple = ()
+    teacher_width: int = 4
+    teacher_seed: int = 0
+    d: int = 1
+    D: float = 1.0
+    n_samples: int = 256
+    sampling: str = "grid"
+    noise: float = 0.0
+    parametrization: str = "unrestricted"
+    width: int = 16
+    bias: bool = True
+    train_output: bool = True
+    optimizer: str = "adam"
+    lr: float = 1e-2
+    momentum: float = 0.9
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    steps: int = 1000
+    batch_size: int = 0
+    grad_tol: float = 0.0
+    plateau_patience: int = 0
+    plateau_rel_tol: float = 1e-6
+    init_scale: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self):
+        def bad(msg):
+            raise ValueError(f"RunSpec: {msg}")
+
+        if self.target not in LOSS_KINDS:
+            bad(f"unknown target {self.target!r}; known: {', '.join(sorted(LOSS_KINDS))}")
+        if self.parametrization not in PARAMETRIZATIONS:
+            bad(f"parametrization must be one of {PARAMETRIZATIONS}, got {self.parametrization!r}")
+        if self.optimizer not in OPTIMIZERS:
+            bad(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.sampling not in ("grid", "uniform"):
+            bad(f"sampling must be 'grid' or 'uniform', got {self.sampling!r}")
+        for name in ("d", "width", "n_samples", "steps", "teacher_width"):
+            if int(getattr(self, name)) < 1:
+                bad(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("D", "lr", "init_scale"):
+            if not float(getattr(self, name)) > 0:
+                bad(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in (
+            "weight_decay",
+            "noise",
+            "grad_tol",
+            "plateau_rel_tol",
+            "batch_size",
+            "plateau_patience",
+        ):
+            if float(getattr(self, name)) < 0:
+                bad(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not (0 <= self.momentum < 1 and 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            bad("momentum, beta1 and beta2 must lie in [0, 1)")
+        if self.loss == "gaussian":
+            if self.bias or self.train_output or self.parametrization != "unrestricted":
+                bad(
+                    "the Gaussian teacher-student model has no biases, output weights fixed "
+                    "to 1 and no affine part: set bias=False, train_output=False, "
+                    "parametrization='unrestricted'"
+                )
+            if self.batch_size:
+                bad("the Gaussian population loss is exact; batch_size must be 0")
+        if self.target in TARGETS and self.target_params:
+            try:  # fail now, not on a worker: are the parameters accepted?
+                TARGETS[self.target](np.zeros((1, self.d)), self.D, **dict(self.target_params))
+            except TypeError as err:
+                bad(f"target {self.target!r} parameters {dict(self.target_params)}: {err}")
+
+    @property
+    def loss(self) -> str:
+        """``"mse"`` or ``"gaussian"``."""
+        return LOSS_KINDS[self.target]
+
+    @property
+    def restricted(self) -> bool:
+        return self.parametrization == "restricted"
+
+    def n_points(self) -> int:
+        """Number of training points (0 for the Gaussian population loss)."""
+        if self.loss == "gaussian":
+            return 0
+        if self.sampling == "grid":
+            return max(2, round(self.n_samples ** (1.0 / self.d))) ** self.d
+        return self.n_samples
+
+    def shape_key(self) -> tuple:
+        """Runs with equal keys train together in one shard (same tensor shapes and code path)."""
+        return (
+            self.loss,
+            self.d,
+            self.width,
+            self.n_points(),
+            self.teacher_width if self.loss == "gaussian" else 0,
+            self.batch_size,
+            self.parametrization,
+            self.optimizer,
+            self.bias,
+            self.train_output,
+        )
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["target_params"] = dict(self.target_params)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunSpec:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"RunSpec: unknown fields {sorted(unknown)}")
+        data = dict(data)
+        if isinstance(data.get("target_params"), dict):
+            data["target_params"] = tuple(sorted(data["target_params"].items()))
+        return cls(**data)

@@ -1,0 +1,54 @@
+"""Memory-aware packing: a shard sized for a budget stays inside it (peak RSS, measured in a
+fresh process so that earlier tests' peaks do not hide it)."""
+
+import subprocess
+import sys
+
+import pytest
+
+from realspace.train import RunSpec, bytes_per_network, networks_per_shard
+
+PROBE = r"""
+import sys
+from realspace.train import RunSpec, TrainOptions, train_shard, networks_per_shard
+
+def mem(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
+
+kw = dict(target="teacher", d=2, width=128, n_samples=1024, steps=20, lr=1e-2,
+          parametrization=sys.argv[2])
+budget = int(sys.argv[1])
+M = networks_per_shard(RunSpec(**kw), budget)
+train_shard([RunSpec(**kw, seed=10**6)])  # warm-up: imports, allocator pools
+base = mem("VmRSS")
+train_shard([RunSpec(**kw, seed=s) for s in range(M)])
+print(M, mem("VmHWM") - base)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status")
+@pytest.mark.parametrize("parametrization", ["unrestricted", "restricted"])
+def test_a_shard_sized_for_a_budget_stays_inside_it(parametrization):
+    budget = 300 * 2**20
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(budget), parametrization],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    M, peak = map(int, out.stdout.split())
+    assert M > 10
+    assert peak <= budget
+    assert peak >= budget / 4  # the estimate is an estimate, not a blanket refusal
+
+
+def test_packing_scales_with_budget_and_shape():
+    small = RunSpec(width=16, n_samples=256)
+    big = RunSpec(width=256, n_samples=1024)
+    assert networks_per_shard(small, 10**9) > networks_per_shard(big, 10**9)
+    assert networks_per_shard(big, 2 * 10**9) >= 2 * networks_per_shard(big, 10**9) - 1
+    assert networks_per_shard(big, 1) == 1  # at least one network per shard
+    assert bytes_per_network(big) * networks_per_shard(big, 10**9) <= 10**9
