@@ -5,6 +5,8 @@ pure float64 numpy: networks and their realizations, the restricted set Omega_N,
 canonical form, distances, the pathology families and the targets.
 """
 
+from pathlib import Path as _Path
+
 from .canonical import canonical_form
 from .distances import (
     Distance,
@@ -31,6 +33,13 @@ from .targets import (
 )
 
 __version__ = "0.1.0"
+
+# The orchestration (flows/, tasks/) sits at the repository's top level and ships inside
+# the wheel as realspace.flows and realspace.tasks. From a source checkout (editable
+# install) the same names resolve to the top-level folders.
+_checkout = _Path(__file__).resolve().parents[2]
+if (_checkout / "flows" / "__init__.py").is_file() and (_checkout / "pyproject.toml").is_file():
+    __path__.append(str(_checkout))  # noqa: F821 (the package's own __path__)
 # Bumped whenever a change alters what a run computes; it enters every run key.
 SCIENCE_VERSION = "1"
 

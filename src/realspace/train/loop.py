@@ -18,7 +18,7 @@ import torch
 from . import optim
 from .model import gaussian_objective, in_chunks, mse_objective, mse_objective_1d
 from .problem import STREAM_BATCH, init_params, make_data, rng_for, teacher_rows
-from .project import COUNTERS, project_restricted, rebalance
+from .project import COUNTERS, project_restricted, rebalance, seed_tensor
 from .spec import RunSpec
 
 __all__ = ["TrainOptions", "ShardResult", "train_shard", "pick_device", "STATUS"]
@@ -48,8 +48,8 @@ class TrainOptions:
     snapshot_every: int = 0  # keep parameter snapshots; a multiple of merge_every
     merge_every: int = 10
     kink_margin: float = 1e-3
-    merge_angle: float = 1e-3
-    reseed_scale: float = 1e-3
+    merge_angle: float = 1e-6  # float32 resolves about 1e-7; wide nets have close kinks
+    reseed_scale: float = 1e-2
 
 
 @dataclass
@@ -189,7 +189,7 @@ def train_shard(
     budget = torch.tensor([s.steps for s in specs], device=device)
     patience = torch.tensor([s.plateau_patience for s in specs], device=device)
     every = torch.tensor([max(1, -(-s.steps // HISTORY_POINTS)) for s in specs], device=device)
-    seeds = [s.seed for s in specs]
+    seeds = seed_tensor([s.seed for s in specs], device)
 
     theta = flat(p)
     fixed = {k: v for k, v in p.items() if k not in trainable}

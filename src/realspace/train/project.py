@@ -3,13 +3,14 @@ opposite hyperplanes), on stacked tensors.
 
 After every optimizer step of a restricted run:
 
-1. Exact folds (realization unchanged on Q; the affine part (w, e) is free):
-   a neuron with a_i = 0 is the constant c_i rho(b_i) -> e; a dead one
-   (b_i <= -D||a_i||_1) is dropped; an affine one (b_i >= D||a_i||_1) becomes
-   c_i(<a_i,x> + b_i) -> (w, e); one with c_i = 0 is dropped. The neuron is freed.
-2. Kink clamp (changes the realization slightly, counted as ``kink``): a kink within
-   ``kink_margin`` of the boundary, |b_i| > (1 - kink_margin) D||a_i||_1, is moved back
-   to |b_i| = (1 - kink_margin) D||a_i||_1.
+1. Exact folds (realization unchanged on Q): a neuron with a_i = 0 is the constant
+   c_i rho(b_i) -> e; one with c_i = 0 is dropped. The neuron is freed.
+2. Kink clamp (changes the realization slightly, counted as ``kink``): a kink outside
+   the cube or within ``kink_margin`` of its boundary, |b_i| > (1 - kink_margin)
+   D||a_i||_1, is moved back to |b_i| = (1 - kink_margin) D||a_i||_1. A step moves a
+   kink only a little, so pushing it back changes the realization by about
+   |c_i| (|b_i| - |b_i'|); folding an exited neuron into (w, e) instead would be exact
+   but would destroy it, and under Adam's scale-free steps small neurons exit often.
 3. Merge (every ``merge_every`` steps and before every recorded state; counted as
    ``merge``): two neurons whose (a, b) are within angle ``merge_angle`` become one on
    the first one's hyperplane, gamma = gamma_i + gamma_j with gamma = c ||a||; for
@@ -18,8 +19,9 @@ After every optimizer step of a restricted run:
 4. Rebalance (exact symmetry): (a_i, b_i, c_i) -> (s a_i, s b_i, c_i / s),
    s = sqrt(|c_i| / ||a_i||_2), so |c_i| = ||a_i||_2 and c_i rho(z_i) is unchanged.
 5. Reseed (counted as ``reseed``): each freed neuron restarts small and balanced,
-   |c| = ||a|| = ``reseed_scale``, its kink through a uniform point of the cube, drawn
-   from the run's own stream (seed, step, neuron).
+   |c| = ||a|| = ``reseed_scale``, a uniform direction, its kink through a uniform point
+   of the cube, drawn by a counter-based hash of (seed, step, neuron): vectorized, and
+   independent of the shard and the device.
 
 Folds and rebalancing are exact; kink clamps, merges and reseeds move the
 realization by O(kink_margin), O(merge_angle) and O(reseed_scale^2) respectively,
@@ -31,9 +33,55 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .problem import STREAM_RESEED, rng_for
+from .problem import STREAM_RESEED
 
-__all__ = ["project_restricted", "rebalance", "COUNTERS"]
+__all__ = ["project_restricted", "rebalance", "COUNTERS", "seed_tensor"]
+
+_MASK64 = (1 << 64) - 1
+
+
+def seed_tensor(seeds: list[int], device) -> torch.Tensor:
+    """Run seeds as int64 (mixed once, so nearby seeds give unrelated streams)."""
+    mixed = [_splitmix_int((int(s) ^ (STREAM_RESEED << 56)) & _MASK64) for s in seeds]
+    return torch.tensor(
+        [m - (1 << 64) if m >= 1 << 63 else m for m in mixed], dtype=torch.int64, device=device
+    )
+
+
+def _splitmix_int(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def _signed(c: int) -> int:
+    return c - (1 << 64) if c >= 1 << 63 else c
+
+
+def _mix(x: torch.Tensor) -> torch.Tensor:
+    """splitmix64 finalizer on int64 tensors (multiplication wraps modulo 2^64)."""
+    x = x + _signed(0x9E3779B97F4A7C15)
+    x = (x ^ _lsr(x, 30)) * _signed(0xBF58476D1CE4E5B9)
+    x = (x ^ _lsr(x, 27)) * _signed(0x94D049BB133111EB)
+    return x ^ _lsr(x, 31)
+
+
+def _lsr(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Logical right shift of int64 bit patterns."""
+    return (x >> k) & ((1 << (64 - k)) - 1)
+
+
+def _uniforms(seeds: torch.Tensor, step: int, n: int, k: int, dtype) -> torch.Tensor:
+    """(M, n, k) uniforms in [0, 1) from a counter-based hash of (seed, step, neuron, draw):
+    a run's draws never depend on its shard-mates or on the device."""
+    dev = seeds.device
+    neuron = torch.arange(n, device=dev, dtype=torch.int64)[None, :, None]
+    draw = torch.arange(k, device=dev, dtype=torch.int64)[None, None, :]
+    h = _mix(seeds[:, None, None] ^ _mix(torch.full_like(seeds, step)[:, None, None]))
+    h = _mix(h ^ (neuron * k + draw))
+    return (_lsr(h, 11).to(torch.float64) * 2.0**-53).to(dtype)
+
 
 COUNTERS = ("folded", "kink", "merge", "reseed")
 
@@ -52,25 +100,25 @@ def project_restricted(
     D: torch.Tensor,
     counts: dict,
     step: int,
-    seeds: list[int],
+    seeds: torch.Tensor,
     *,
     kink_margin: float,
     merge: bool,
     merge_angle: float,
     reseed_scale: float,
 ) -> tuple[dict, torch.Tensor]:
-    """Project networks ``rows`` (M,) bool into Omega_N; returns (params, reseeded (M, N))."""
+    """Project networks ``rows`` (M,) bool into Omega_N; returns (params, reseeded (M, N)).
+
+    ``seeds`` (M,) int64 from ``seed_tensor``.
+    """
     a, b, c, e, w = (p[k].clone() for k in ("a", "b", "c", "e", "w"))
     active = rows[:, None]
     norm = a.norm(dim=-1)
     reach = D[:, None] * a.abs().sum(-1)
     const = active & (norm == 0) & (c != 0)
-    dead = active & (norm > 0) & (b <= -reach)
-    affine = active & (norm > 0) & (b >= reach)
     silent = active & (c == 0)
-    e = e + (c * torch.relu(b) * const).sum(1) + (c * b * affine).sum(1)
-    w = w + torch.bmm((c * affine)[:, None, :], a)[:, 0, :]
-    freed = const | dead | affine | silent
+    e = e + (c * torch.relu(b) * const).sum(1)
+    freed = const | silent
     counts["folded"] += (freed & ((norm > 0) | (b != 0) | (c != 0))).sum(1)
 
     limit = (1.0 - kink_margin) * reach
@@ -105,18 +153,23 @@ def project_restricted(
 
     a, b, c = a * ~freed[..., None], b * ~freed, c * ~freed
     out = rebalance({**p, "a": a, "b": b, "c": c, "e": e, "w": w}, rows)
-    if freed.any():
-        out = {k: v.clone() for k, v in out.items()}
-        d = a.shape[-1]
-        for m, i in freed.nonzero().tolist():
-            rng = rng_for(seeds[m], STREAM_RESEED, step, i)
-            direction = rng.standard_normal(d)
-            direction /= np.linalg.norm(direction)
-            point = rng.uniform(-float(D[m]), float(D[m]), d)
-            sign = rng.choice([-1.0, 1.0])
-            t = reseed_scale
-            out["a"][m, i] = torch.as_tensor(t * direction, dtype=a.dtype)
-            out["b"][m, i] = float(-t * direction @ point)
-            out["c"][m, i] = sign * t
-        counts["reseed"] += freed.sum(1)
+    # Reseed every freed neuron at once; the draws depend only on (seed, step, neuron).
+    d = a.shape[-1]
+    half = (d + 1) // 2
+    u = _uniforms(seeds, step, a.shape[1], 2 * half + d + 1, a.dtype)
+    # Box-Muller normals for the direction, uniforms for the kink's point and the sign
+    r = torch.sqrt(-2.0 * torch.log1p(-u[..., :half]))  # 1 - u in (0, 1]: finite
+    ang = 2 * np.pi * u[..., half : 2 * half]
+    direction = torch.cat([r * torch.cos(ang), r * torch.sin(ang)], dim=-1)[..., :d]
+    direction = direction / direction.norm(dim=-1, keepdim=True).clamp_min(1e-30)
+    point = (2 * u[..., 2 * half : 2 * half + d] - 1) * D[:, None, None]
+    sign = torch.where(u[..., -1] < 0.5, -1.0, 1.0).to(a.dtype)
+    t = reseed_scale
+    out = {
+        **out,
+        "a": torch.where(freed[..., None], t * direction, out["a"]),
+        "b": torch.where(freed, -t * (direction * point).sum(-1), out["b"]),
+        "c": torch.where(freed, sign * t, out["c"]),
+    }
+    counts["reseed"] += freed.sum(1)
     return out, freed

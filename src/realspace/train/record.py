@@ -7,10 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..canonical import canonical_form
+from ..census import degeneracy_census
 from ..nets import ShallowNet
 from ..restricted import restricted_set_margins
-from ..targets import sample_points
+from ..targets import sample_points, target_function
 from .loop import STATUS, ShardResult
+from .problem import teacher_net
 from .spec import RunSpec
 
 __all__ = ["RunRecord", "build_records", "network_from_params", "eval_grid"]
@@ -61,6 +63,8 @@ class RunRecord:
     eval_x: np.ndarray | None
     eval_f: np.ndarray | None
     eval_grad: np.ndarray | None
+    eval_target: np.ndarray | None  # the noiseless target on the grid
+    census: dict  # degeneracy census of the raw end point
     dtype: str
     device: str
 
@@ -86,11 +90,18 @@ class RunRecord:
             "dtype": self.dtype,
             "device": self.device,
             **{f"proj_{k}": int(v) for k, v in self.projections.items()},
+            **{f"census_{k}": v for k, v in self.census.items()},
             **{
                 f"margin_{k}": (bool(v) if isinstance(v, bool | np.bool_) else float(v))
                 for k, v in m.items()
             },
         }
+
+
+def _target_on(spec: RunSpec, x: np.ndarray) -> np.ndarray:
+    if spec.target == "teacher":
+        return teacher_net(spec)(x)
+    return target_function(spec.target, spec.D, **dict(spec.target_params))(x)
 
 
 def build_records(result: ShardResult, certificates: list[dict]) -> list[RunRecord]:
@@ -124,6 +135,8 @@ def build_records(result: ShardResult, certificates: list[dict]) -> list[RunReco
                 eval_x=grid,
                 eval_f=None if grid is None else net(grid),
                 eval_grad=None if grid is None else net.gradient(grid),
+                eval_target=None if grid is None else _target_on(spec, grid),
+                census=degeneracy_census(net, spec.D),
                 dtype=result.dtype,
                 device=result.device,
             )

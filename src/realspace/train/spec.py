@@ -7,7 +7,7 @@ never from the shard a run is packed into.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -145,7 +145,8 @@ class RunSpec:
         )
 
     def to_dict(self) -> dict:
-        out = asdict(self)
+        """Plain JSON-ready dict (target_params as a mapping)."""
+        out = {name: getattr(self, name) for name in _FIELD_NAMES}
         out["target_params"] = dict(self.target_params)
         return out
 
@@ -159,3 +160,6 @@ class RunSpec:
         if isinstance(data.get("target_params"), dict):
             data["target_params"] = tuple(sorted(data["target_params"].items()))
         return cls(**data)
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(RunSpec))

@@ -1,0 +1,1 @@
+"""Prefect flows of realspace (shipped as realspace.flows)."""

@@ -1,0 +1,72 @@
+"""Where flows run: the Prefect API (a server given by PREFECT_API_URL, or a temporary
+local one) and the task runner (a local Ray, a Ray cluster, or in-process)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+# Side effects nobody asked for, off unless the user set them: usage statistics, telemetry,
+# Ray's auth-token file, and a Prefect start-up timeout too tight for small machines.
+QUIET_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AUTH_MODE": "disabled",
+    "DO_NOT_TRACK": "true",
+    "MLFLOW_ENABLE_TELEMETRY": "false",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "PREFECT_UI_ENABLED": "false",
+}
+
+
+def quiet_environment() -> None:
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+@contextlib.contextmanager
+def prefect_api(timeout: int = 120):
+    """Yield the Prefect API URL: PREFECT_API_URL when set, else a temporary local server
+    started here (and stopped on exit), so that Ray workers can share it."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    url = PREFECT_API_URL.value()
+    if url:
+        yield url
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start(timeout=timeout)
+    os.environ["PREFECT_API_URL"] = server.api_url  # inherited by a local Ray's workers
+    try:
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            yield server.api_url
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        server.stop()
+
+
+def worker_env() -> dict:
+    """Environment passed to Ray workers (those of a running cluster inherit nothing)."""
+    keys = list(QUIET_ENV) + ["PREFECT_API_URL", "PREFECT_API_KEY"]
+    return {k: os.environ[k] for k in keys if k in os.environ}
+
+
+def ray_task_runner(address: str | None, num_cpus: int | None = None):
+    """prefect-ray's RayTaskRunner: a local Ray (num_cpus) or the cluster at HOST:PORT."""
+    from prefect_ray import RayTaskRunner
+
+    init = {
+        "runtime_env": {"env_vars": worker_env()},
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "configure_logging": True,
+        "logging_level": "warning",
+    }
+    if address:
+        return RayTaskRunner(address=address, init_kwargs=init)
+    if num_cpus:
+        init["num_cpus"] = num_cpus
+    return RayTaskRunner(init_kwargs=init)

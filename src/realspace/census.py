@@ -1,0 +1,48 @@
+"""Degeneracy census of a network's end point (SCIENCE.md, "What a sweep reports")."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .canonical import canonical_form, classify_neurons
+from .nets import ShallowNet
+from .restricted import hyperplane_angles, live_neurons
+
+__all__ = ["degeneracy_census"]
+
+
+def degeneracy_census(net: ShallowNet, D: float, angle_tol: float = 1e-6) -> dict:
+    """Shares of the N neurons that are dead on Q, affine on Q, duplicates (positively
+    collinear (a, b) with another neuron whose kink meets Q) and opposites (negatively
+    collinear); the imbalance |log(|c_i| / ||(a_i, b_i)||)| (mean and max over live
+    neurons with c_i != 0); the effective width (live neurons of the canonical form).
+
+    ``angle_tol`` judges collinearity; float32-trained networks need it well above
+    float64 rounding.
+    """
+    N = net.width
+    kind = classify_neurons(net, D)
+    live = live_neurons(net)
+    inside = kind["inside"] & live
+    dup = np.zeros(N, bool)
+    opp = np.zeros(N, bool)
+    idx = np.flatnonzero(inside)
+    if idx.size >= 2:
+        same, opposite = hyperplane_angles(net.a[idx], net.b[idx])
+        np.fill_diagonal(same, np.inf)
+        np.fill_diagonal(opposite, np.inf)
+        dup[idx] = (same <= angle_tol).any(axis=1)
+        opp[idx] = (opposite <= angle_tol).any(axis=1)
+    ab = np.linalg.norm(np.column_stack([net.a, net.b]), axis=1)
+    ok = live & (np.abs(net.c) > 0) & (ab > 0)
+    imbalance = np.abs(np.log(np.abs(net.c[ok]) / ab[ok])) if ok.any() else np.zeros(1)
+    share = (lambda m: float(np.count_nonzero(m & live)) / N) if N else (lambda m: 0.0)
+    return {
+        "dead": share(kind["dead"]),
+        "affine": share(kind["affine"]),
+        "duplicate": share(dup),
+        "opposite": share(opp),
+        "imbalance_mean": float(imbalance.mean()),
+        "imbalance_max": float(imbalance.max()),
+        "effective_width": int(np.count_nonzero(live_neurons(canonical_form(net, D)))),
+    }

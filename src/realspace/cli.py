@@ -1,0 +1,221 @@
+"""The ``realspace`` command: sweep, status, ui."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .sweep.config import ConfigError, load_config
+from .sweep.plan import cell_of, pack_shards, plan_runs, sweep_key
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Train shallow ReLU networks at scale; compare parameters and realizations.",
+)
+out = Console()
+err = Console(stderr=True)
+
+ConfigArg = Annotated[Path, typer.Argument(help="YAML sweep file, e.g. configs/default.yaml")]
+TrackingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else the "
+        "config's, else sqlite:///./mlruns.db)",
+    ),
+]
+
+
+def _load(path: Path):
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        err.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _uri(cli: str | None, cfg) -> str:
+    from .tracking.store import resolve_tracking_uri
+
+    return resolve_tracking_uri(cli, cfg.tracking.uri)
+
+
+@app.command()
+def sweep(
+    config: ConfigArg,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address", help="HOST:PORT of a running Ray cluster (default: a local Ray)"
+        ),
+    ] = None,
+    tracking_uri: TrackingOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="plan only; train nothing")] = False,
+    max_shards: Annotated[
+        int | None,
+        typer.Option("--max-shards", min=1, help="train at most this many shards, then stop"),
+    ] = None,
+    in_process: Annotated[
+        bool,
+        typer.Option("--in-process", help="run shards in this process instead of on Ray workers"),
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+):
+    """Run a sweep; a rerun resumes it (runs already FINISHED are skipped)."""
+    t0 = time.perf_counter()
+    cfg = _load(config)
+    uri = _uri(tracking_uri, cfg)
+    address = ray_address or cfg.execution.ray_address
+    runs = plan_runs(cfg)
+    if dry_run:
+        shards = pack_shards(runs, 2**62, cfg.execution.max_shard_size)
+        cells = Counter(cell_of(r.spec) for r in runs)
+        out.print(
+            f"sweep [bold]{cfg.name}[/bold]: {len(runs)} runs in {len(cells)} cells, "
+            f"{len(shards)} shapes; tracking {uri}; "
+            f"{'Ray at ' + address if address else 'local Ray'}. Nothing trained."
+        )
+        return
+
+    from realspace.flows.runtime import prefect_api, quiet_environment, ray_task_runner
+
+    quiet_environment()
+    from realspace.flows.sweep import sweep_flow
+
+    workers = cfg.execution.num_workers or os.cpu_count() or 1
+    gpus = cfg.execution.gpus_per_worker
+    if gpus is None:
+        import torch
+
+        gpus = 1.0 if torch.cuda.is_available() and cfg.execution.device != "cpu" else 0.0
+    err.print(
+        f"sweep [bold]{cfg.name}[/bold]: {len(runs)} runs; tracking {uri}; "
+        f"{'Ray at ' + address if address else 'in-process' if in_process else 'local Ray'}",
+        highlight=False,
+    )
+    with prefect_api():
+        flow = sweep_flow
+        if not in_process:
+            flow = sweep_flow.with_options(
+                task_runner=ray_task_runner(address, None if address else workers)
+            )
+        t_ready = time.perf_counter()
+        summary = flow(
+            cfg.model_dump(mode="json"),
+            uri,
+            max_shards=max_shards,
+            workers=workers,
+            gpus_per_shard=gpus,
+            progress=not quiet,
+        )
+    wall = time.perf_counter() - t0
+    _summarize(summary, wall, t_ready - t0)
+    if summary["failed_shards"]:
+        raise typer.Exit(1)
+
+
+def _summarize(s: dict, wall: float, startup: float) -> None:
+    for f in s["failed_shards"]:
+        err.print(f"[red]shard {f['shard']} failed[/red] ({f['runs']} runs): {f['error']}")
+    state = "complete" if s["remaining"] == 0 else f"{s['remaining']} runs remaining"
+    out.print(
+        f"[bold]done[/bold]: {s['trained']} trained, {s['skipped']} already finished, "
+        f"{s['diverged']} diverged, {len(s['failed_shards'])} shards failed; {state}. "
+        f"Wall {wall:.1f} s (start-up {startup:.1f} s, logging {s['logging_s']:.1f} s).\n"
+        f"Experiment '{s['experiment']}', parent run {s['parent_run']} in {s['tracking_uri']}\n"
+        f"Look: realspace ui  (then open the experiment '{s['experiment']}')",
+        highlight=False,
+    )
+
+
+@app.command()
+def status(config: ConfigArg, tracking_uri: TrackingOpt = None):
+    """Done / pending / failed runs per cell (target x parametrization x width)."""
+    cfg = _load(config)
+    uri = _uri(tracking_uri, cfg)
+    runs = plan_runs(cfg)
+    from .tracking.store import SweepStore
+
+    state: dict[str, str] = {}
+    if not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists():
+        store = SweepStore(uri, cfg.tracking.experiment or cfg.name)
+        parent = store.find_parent(sweep_key(cfg))
+        for (key, st), _ in store.status_counts(parent).items():
+            if state.get(key) != "done":
+                state[key] = st
+    table = Table(title=f"sweep {cfg.name} ({uri})")
+    for col in ("target", "parametrization", "width", "done", "pending", "failed"):
+        table.add_column(
+            col, justify="right" if col in ("width", "done", "pending", "failed") else "left"
+        )
+    cells: dict[tuple, Counter] = {}
+    for r in runs:
+        s = state.get(r.key, "pending")
+        cells.setdefault(cell_of(r.spec), Counter())["pending" if s == "running" else s] += 1
+    totals = Counter()
+    for cell, c in cells.items():
+        totals.update(c)
+        table.add_row(
+            cell[0], cell[1], str(cell[2]), str(c["done"]), str(c["pending"]), str(c["failed"])
+        )
+    out.print(table)
+    out.print(
+        f"total: {totals['done']} done, {totals['pending']} pending, "
+        f"{totals['failed']} failed of {len(runs)}"
+    )
+
+
+@app.command()
+def ui(
+    config: Annotated[Path | None, typer.Argument(help="sweep file (for its tracking URI)")] = None,
+    tracking_uri: TrackingOpt = None,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 5000,
+    host: Annotated[str, typer.Option("--host", help="bind address")] = "127.0.0.1",
+):
+    """Start the MLflow UI against the sweep's tracking store and print its URL."""
+    import subprocess
+
+    from .tracking.store import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri, _load(config).tracking.uri if config else None)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(
+            f"[yellow]warning:[/yellow] binding {host}: the UI is reachable from other "
+            "machines and has no authentication"
+        )
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    if uri.startswith("sqlite:///"):
+        db = Path(uri.removeprefix("sqlite:///"))
+        cmd += ["--default-artifact-root", (db.parent / "mlartifacts").resolve().as_uri()]
+    out.print(f"MLflow UI for {uri}: http://{host}:{port}  (Ctrl-C to stop)")
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "DO_NOT_TRACK": "true"}
+    try:
+        subprocess.run(cmd, env=env, check=False)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    app()

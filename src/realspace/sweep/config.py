@@ -1,0 +1,194 @@
+"""Sweep configuration: a YAML document validated by a pydantic schema.
+
+Every problem is reported before any work starts, with the key's path and the
+reason; unknown keys are errors, not silently ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..targets import TARGETS
+
+__all__ = ["SweepConfig", "ConfigError", "load_config", "parse_config"]
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+
+
+class ConfigError(ValueError):
+    """A sweep configuration that cannot be used; the message lists every problem."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _grid(kind):
+    """A value or a non-empty list of values (a grid axis)."""
+    return kind | Annotated[list[kind], Field(min_length=1)]
+
+
+class Target(Strict):
+    """A target: a named smooth function, a random canonical teacher, or the Gaussian
+    teacher-student problem. Axes given here override the sweep-wide ones for it."""
+
+    name: str
+    params: dict[str, float] = {}
+    teacher_width: PositiveInt = 4
+    teacher_seed: Annotated[int, Field(ge=0)] = 0
+    input_dim: PositiveInt | None = None
+    widths: Annotated[list[PositiveInt], Field(min_length=1)] | None = None
+    parametrizations: (
+        Annotated[list[Literal["unrestricted", "restricted"]], Field(min_length=1)] | None
+    ) = None
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v):
+        known = sorted(TARGETS) + ["gaussian", "teacher"]
+        if v not in known:
+            raise ValueError(f"unknown target {v!r}; known: {', '.join(known)}")
+        return v
+
+
+class Data(Strict):
+    n_samples: PositiveInt = 256
+    sampling: Literal["grid", "uniform"] = "grid"
+    noise: NonNegFloat = 0.0
+
+
+class Optimizer(Strict):
+    kind: _grid(Literal["gd", "sgd", "adam"]) = "adam"
+    lr: _grid(PositiveFloat) = 1e-2
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
+    beta1: Annotated[float, Field(ge=0, lt=1)] = 0.9
+    beta2: Annotated[float, Field(ge=0, lt=1)] = 0.999
+    steps: _grid(PositiveInt) = 2000
+    batch_size: Annotated[int, Field(ge=0)] = 0
+    init_scale: PositiveFloat = 1.0
+
+
+class Stopping(Strict):
+    grad_tol: NonNegFloat = 0.0
+    plateau_patience: Annotated[int, Field(ge=0)] = 0
+    plateau_rel_tol: NonNegFloat = 1e-6
+
+
+class Execution(Strict):
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["float32", "float64"] = "float32"
+    memory_budget_mb: PositiveFloat | None = None  # per shard; default: from the device
+    max_shard_size: PositiveInt = 4096
+    ray_address: str | None = None  # HOST:PORT of a running cluster; None: a local Ray
+    cpus_per_worker: PositiveFloat = 1.0
+    gpus_per_worker: NonNegFloat | None = None  # None: 1 when CUDA is present, else 0
+    num_workers: PositiveInt | None = None  # local Ray only; default: the CPU count
+
+
+class Tracking(Strict):
+    uri: str | None = None  # default: sqlite:///<cwd>/mlruns.db, or MLFLOW_TRACKING_URI
+    experiment: str | None = None  # default: the sweep's name
+
+
+class SweepConfig(Strict):
+    """One sweep: the product of all axes, one network per point."""
+
+    name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
+    targets: Annotated[list[Target], Field(min_length=1)]
+    parametrizations: Annotated[
+        list[Literal["unrestricted", "restricted"]], Field(min_length=1)
+    ] = ["unrestricted", "restricted"]
+    widths: Annotated[list[PositiveInt], Field(min_length=1)]
+    seeds: PositiveInt | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] = 8
+    input_dim: PositiveInt = 1
+    domain: PositiveFloat = 1.0
+    data: Data = Data()
+    optimizer: Optimizer = Optimizer()
+    weight_decay: _grid(NonNegFloat) = 0.0
+    stopping: Stopping = Stopping()
+    execution: Execution = Execution()
+    tracking: Tracking = Tracking()
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, v):
+        if isinstance(v, list) and len(set(v)) != len(v):
+            dup = sorted({s for s in v if v.count(s) > 1})
+            raise ValueError(f"duplicate seeds {dup}")
+        return v
+
+    @field_validator("widths")
+    @classmethod
+    def _distinct_widths(cls, v):
+        if len(set(v)) != len(v):
+            raise ValueError("duplicate widths")
+        return v
+
+    @model_validator(mode="after")
+    def _gaussian_has_no_affine_part(self):
+        for i, t in enumerate(self.targets):
+            if t.name == "gaussian" and "restricted" in (
+                t.parametrizations or self.parametrizations
+            ):
+                raise ValueError(
+                    f"targets[{i}] (gaussian): the Gaussian teacher-student model has no biases "
+                    "and no affine part, so it has no restricted parametrization; give this "
+                    "target `parametrizations: [unrestricted]`"
+                )
+            if t.name == "gaussian" and self.optimizer.batch_size:
+                raise ValueError(
+                    f"targets[{i}] (gaussian): the population loss is exact; "
+                    "optimizer.batch_size must be 0"
+                )
+        return self
+
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+
+def _format(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in e["loc"])
+        loc = loc.replace(".[", "[")
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"  {loc or '(top level)'}: {msg}")
+    return "\n".join(sorted(set(lines)))
+
+
+def parse_config(data, source: str = "config") -> SweepConfig:
+    """Validate a parsed document; raise ConfigError listing every problem."""
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: expected a mapping at the top level, got {type(data).__name__}"
+        )
+    try:
+        return SweepConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: invalid sweep configuration\n{_format(err)}") from None
+
+
+def load_config(path: str | Path) -> SweepConfig:
+    """Read and validate a YAML sweep file (safe loader)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(
+            f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}"
+        ) from None
+    return parse_config(data, str(path))

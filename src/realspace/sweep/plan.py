@@ -1,0 +1,157 @@
+"""From a validated config to runs (one network each, with a stable key) and shards.
+
+A run key is the SHA-256 of the run's resolved spec (sorted JSON) and the science
+version: the same config gives the same keys in any process, on any machine, and
+a change of code that alters results changes every key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+
+from .. import SCIENCE_VERSION
+from ..train.memory import networks_per_shard
+from ..train.spec import RunSpec
+from .config import SweepConfig
+
+__all__ = [
+    "PlannedRun",
+    "Shard",
+    "plan_runs",
+    "pack_shards",
+    "run_key",
+    "sweep_key",
+    "target_label",
+    "cell_of",
+]
+
+
+def _digest(obj) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def run_key(spec: RunSpec) -> str:
+    """Stable identity of one run: hash of its resolved spec and the science version."""
+    return _digest({"science_version": SCIENCE_VERSION, "run": spec.to_dict()})[:24]
+
+
+def sweep_key(cfg: SweepConfig) -> str:
+    """Identity of a sweep: its science axes (execution and tracking settings excluded)."""
+    science = cfg.model_dump(mode="json", exclude={"execution", "tracking"})
+    return _digest({"science_version": SCIENCE_VERSION, "sweep": science})[:24]
+
+
+def target_label(spec: RunSpec) -> str:
+    """Readable name of a run's target, e.g. ``sin``, ``sin(freq=2.0)``, ``teacher(k=4,s=0)``."""
+    if spec.target in ("teacher", "gaussian"):
+        return f"{spec.target}(k={spec.teacher_width},s={spec.teacher_seed},d={spec.d})"
+    params = ",".join(f"{k}={v}" for k, v in spec.target_params)
+    return f"{spec.target}({params})" if params else spec.target
+
+
+def cell_of(spec: RunSpec) -> tuple[str, str, int]:
+    """The statistics cell of a run: (target, parametrization, width)."""
+    return target_label(spec), spec.parametrization, spec.width
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    key: str
+    spec: RunSpec
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Runs of one shape trained together on one device."""
+
+    id: str
+    runs: tuple[PlannedRun, ...]
+
+    @property
+    def specs(self) -> list[RunSpec]:
+        return [r.spec for r in self.runs]
+
+
+def plan_runs(cfg: SweepConfig) -> list[PlannedRun]:
+    """Every run of the sweep, in a deterministic order, keys unique."""
+    opt, data, stop = cfg.optimizer, cfg.data, cfg.stopping
+
+    def axis(v):
+        return v if isinstance(v, list) else [v]
+
+    runs, seen = [], set()
+    for t in cfg.targets:
+        gaussian = t.name == "gaussian"
+        common = dict(
+            target=t.name,
+            target_params=tuple(sorted(t.params.items())),
+            teacher_width=t.teacher_width,
+            teacher_seed=t.teacher_seed,
+            d=t.input_dim or cfg.input_dim,
+            D=cfg.domain,
+            n_samples=data.n_samples,
+            sampling=data.sampling,
+            noise=data.noise,
+            bias=not gaussian,
+            train_output=not gaussian,
+            momentum=opt.momentum,
+            beta1=opt.beta1,
+            beta2=opt.beta2,
+            batch_size=opt.batch_size,
+            init_scale=opt.init_scale,
+            grad_tol=stop.grad_tol,
+            plateau_patience=stop.plateau_patience,
+            plateau_rel_tol=stop.plateau_rel_tol,
+        )
+        grid = itertools.product(
+            t.parametrizations or cfg.parametrizations,
+            t.widths or cfg.widths,
+            axis(opt.kind),
+            axis(opt.lr),
+            axis(opt.steps),
+            axis(cfg.weight_decay),
+            cfg.seed_list(),
+        )
+        for par, width, kind, lr, steps, wd, seed in grid:
+            spec = RunSpec(
+                **common,
+                parametrization=par,
+                width=width,
+                optimizer=kind,
+                lr=lr,
+                steps=steps,
+                weight_decay=wd,
+                seed=seed,
+            )
+            key = run_key(spec)
+            if key not in seen:  # two targets may resolve to the same run
+                seen.add(key)
+                runs.append(PlannedRun(key, spec))
+    return runs
+
+
+def pack_shards(
+    runs: list[PlannedRun], budget_bytes: int, max_size: int = 4096, dtype=None
+) -> list[Shard]:
+    """Group runs by shape; split each group into shards that fit ``budget_bytes``."""
+    import torch
+
+    dtype = dtype or torch.float32
+    groups: dict[tuple, list[PlannedRun]] = defaultdict(list)
+    for r in runs:
+        groups[r.spec.shape_key()].append(r)
+    shards = []
+    for shape, members in groups.items():
+        size = min(max_size, networks_per_shard(members[0].spec, budget_bytes, dtype))
+        loss, d, width = shape[0], shape[1], shape[2]
+        for i in range(0, len(members), size):
+            part = tuple(members[i : i + size])
+            tag = _digest([r.key for r in part])[:8]
+            label = f"{loss}-d{d}-w{width}-{part[0].spec.parametrization[0]}"
+            shards.append(Shard(f"{label}-{i // size:04d}-{tag}", part))
+    return shards

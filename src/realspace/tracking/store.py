@@ -1,0 +1,297 @@
+"""MLflow layout of a sweep.
+
+- one experiment per sweep name;
+- one parent run per sweep, found again by the tag ``realspace.sweep_key``;
+- one child run per network (tag ``mlflow.parentRunId``), identified by the tag
+  ``realspace.run_key``, with params (the resolved RunSpec), tags, metrics (end-point
+  numbers and the subsampled loss curve) and artifacts (``realization.npz``,
+  ``params.npz``, ``record.json``);
+- a child becomes FINISHED only after all of its data is written (one batched call for
+  params, tags and metrics, one for the artifact folder).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+
+__all__ = ["SweepStore", "open_store", "default_tracking_uri", "resolve_tracking_uri", "git_commit"]
+
+KEY_TAG = "realspace.run_key"
+SWEEP_TAG = "realspace.sweep_key"
+PARENT_TAG = "mlflow.parentRunId"
+
+
+def default_tracking_uri(cwd: str | os.PathLike | None = None) -> str:
+    """The embedded store: ``mlruns.db`` (SQLite) in the working directory."""
+    return f"sqlite:///{Path(cwd or os.getcwd()).resolve() / 'mlruns.db'}"
+
+
+def resolve_tracking_uri(cli: str | None = None, config: str | None = None) -> str:
+    """--tracking-uri, else MLFLOW_TRACKING_URI, else the config's, else the embedded store."""
+    return cli or os.environ.get("MLFLOW_TRACKING_URI") or config or default_tracking_uri()
+
+
+@cache
+def git_commit() -> str | None:
+    """The commit of the realspace checkout, when it is one."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _flat_params(spec_dict: dict) -> dict[str, str]:
+    out = {}
+    for k, v in spec_dict.items():
+        if isinstance(v, dict):
+            out.update({f"{k}.{kk}": str(vv) for kk, vv in v.items()})
+        else:
+            out[k] = str(v)
+    return out
+
+
+def _finite(x) -> float | None:
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
+class SweepStore:
+    """One sweep's experiment, parent run and children in an MLflow tracking store."""
+
+    def __init__(self, tracking_uri: str, experiment: str):
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        self.uri = tracking_uri
+        self.client = MlflowClient(tracking_uri)
+        self._mlflow = mlflow
+        exp = self.client.get_experiment_by_name(experiment)
+        if exp is None:
+            location = None
+            if tracking_uri.startswith("sqlite:///"):
+                # artifacts beside the database, not in the current directory of whoever
+                # happens to log
+                db = Path(tracking_uri.removeprefix("sqlite:///"))
+                location = (db.parent / "mlartifacts").resolve().as_uri()
+            exp_id = self.client.create_experiment(experiment, artifact_location=location)
+        elif exp.lifecycle_stage != "active":
+            raise ValueError(
+                f"experiment {experiment!r} is deleted in {tracking_uri}; "
+                "restore it or choose another sweep name"
+            )
+        else:
+            exp_id = exp.experiment_id
+        self.experiment_id = exp_id
+
+    # -- parent ----------------------------------------------------------------
+    def parent_run(self, sweep_key: str, name: str, tags: dict | None = None) -> str:
+        """The sweep's parent run id, created on first use and found again later."""
+        found = self.client.search_runs(
+            [self.experiment_id],
+            f"tags.`{SWEEP_TAG}` = '{sweep_key}'",
+            max_results=1,
+            order_by=["attributes.start_time ASC"],
+        )
+        if found:
+            run_id = found[0].info.run_id
+            if found[0].info.status != "RUNNING":
+                self.client.update_run(run_id, status="RUNNING")
+            return run_id
+        tags = {SWEEP_TAG: sweep_key, "realspace.version": __version__, **(tags or {})}
+        if git_commit():
+            tags["realspace.git_commit"] = git_commit()
+        return self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
+
+    def finish_parent(self, parent_id: str, metrics: dict, status: str = "FINISHED") -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            parent_id,
+            metrics=[
+                Metric(k, float(v), now, 0) for k, v in metrics.items() if _finite(v) is not None
+            ],
+        )
+        self.client.set_terminated(parent_id, status)
+
+    # -- children ----------------------------------------------------------------
+    def children(self, parent_id: str) -> dict[str, list[tuple[str, str]]]:
+        """run key -> [(run id, status)] of every active child, in one paged query."""
+        out: dict[str, list[tuple[str, str]]] = {}
+        token = None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id],
+                f"tags.`{PARENT_TAG}` = '{parent_id}'",
+                max_results=50000,
+                page_token=token,
+            )
+            for run in page:
+                key = run.data.tags.get(KEY_TAG)
+                if key:
+                    out.setdefault(key, []).append((run.info.run_id, run.info.status))
+            token = page.token
+            if not token:
+                return out
+
+    def reconcile(self, parent_id: str) -> tuple[set[str], dict[str, str]]:
+        """Finished keys, and the run ids (key -> id) of the finished ones.
+
+        Children left RUNNING, FAILED or KILLED by a crash are deleted (their runs will
+        be trained again); if a key has several FINISHED children (which realspace never
+        creates, but a user might), the oldest is kept and the others are deleted.
+        """
+        done: dict[str, str] = {}
+        for key, runs in self.children(parent_id).items():
+            finished = sorted(r for r, status in runs if status == "FINISHED")
+            for run_id, status in runs:
+                if status != "FINISHED" or (finished and run_id != finished[0]):
+                    self.client.delete_run(run_id)
+            if finished:
+                done[key] = finished[0]
+        return set(done), done
+
+    def status_counts(self, parent_id: str | None) -> Counter:
+        """Counter of (key, 'done' | 'failed' | 'running')."""
+        counts: Counter = Counter()
+        if parent_id is None:
+            return counts
+        for key, runs in self.children(parent_id).items():
+            statuses = {s for _, s in runs}
+            state = (
+                "done"
+                if "FINISHED" in statuses
+                else ("running" if "RUNNING" in statuses else "failed")
+            )
+            counts[(key, state)] += 1
+        return counts
+
+    def find_parent(self, sweep_key: str) -> str | None:
+        found = self.client.search_runs(
+            [self.experiment_id],
+            f"tags.`{SWEEP_TAG}` = '{sweep_key}'",
+            max_results=1,
+            order_by=["attributes.start_time ASC"],
+        )
+        return found[0].info.run_id if found else None
+
+    def log_record(self, parent_id: str, key: str, shard_id: str, record) -> str:
+        """Create one child run with all of a record's data, then mark it FINISHED."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        spec = record.spec
+        summary = record.summary()
+        tags = {
+            PARENT_TAG: parent_id,
+            KEY_TAG: key,
+            "realspace.shard": shard_id,
+            "parametrization": spec.parametrization,
+            "width": str(spec.width),
+            "seed": str(spec.seed),
+            "target": _target_tag(spec),
+            "status": record.status,
+            "certified": str(record.certified),
+            "dtype": record.dtype,
+            "device": record.device,
+            "realspace.version": __version__,
+        }
+        if git_commit():
+            tags["realspace.git_commit"] = git_commit()
+        name = f"{tags['target']}-{spec.parametrization[0]}-w{spec.width}-s{spec.seed}"
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+        run_id = run.info.run_id
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(k, float(v), now, 0)
+            for k, v in summary.items()
+            if isinstance(v, int | float | bool | np.floating | np.integer)
+            and _finite(v) is not None
+        ]
+        metrics += [
+            Metric("train_objective", float(v), now, int(s))
+            for s, v in zip(record.history_step, record.history_loss, strict=True)
+            if np.isfinite(v)
+        ]
+        params = [Param(k, v) for k, v in _flat_params(spec.to_dict()).items()]
+        self.client.log_batch(
+            run_id, metrics=metrics, params=params, tags=[RunTag("realspace.run_name", name)]
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            write_artifacts(Path(tmp), key, record)
+            self.client.log_artifacts(run_id, tmp)
+        self.client.set_terminated(run_id, "FINISHED")
+        return run_id
+
+
+def _target_tag(spec) -> str:
+    from ..sweep.plan import target_label
+
+    return target_label(spec)
+
+
+def write_artifacts(folder: Path, key: str, record) -> None:
+    """realization.npz, params.npz and record.json of one run into ``folder``."""
+    if record.eval_x is not None:
+        np.savez(
+            folder / "realization.npz",
+            x=record.eval_x,
+            f=record.eval_f,
+            grad=record.eval_grad,
+            target=record.eval_target,
+        )
+    can = record.canonical
+    np.savez(
+        folder / "params.npz",
+        **{k: np.asarray(v) for k, v in record.params.items()},
+        **{
+            f"canonical_{k}": np.asarray(v)
+            for k, v in dict(a=can.a, b=can.b, c=can.c, e=can.e, w=can.linear).items()
+        },
+        history_step=record.history_step,
+        history_loss=record.history_loss,
+    )
+    doc = {
+        "run_key": key,
+        "spec": record.spec.to_dict(),
+        "summary": record.summary(),
+        "census": record.census,
+        "projections": record.projections,
+    }
+    (folder / "record.json").write_text(json.dumps(doc, indent=1, default=_json_default))
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o))
+
+
+_STORES: dict[tuple[str, str], SweepStore] = {}
+
+
+def open_store(tracking_uri: str, experiment: str) -> SweepStore:
+    """A SweepStore per (tracking URI, experiment), reused within a process."""
+    key = (tracking_uri, experiment)
+    if key not in _STORES:
+        _STORES[key] = SweepStore(tracking_uri, experiment)
+    return _STORES[key]

@@ -1,0 +1,33 @@
+"""Tracking-store tasks: thin wrappers over realspace.tracking (they run in the driver)."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+
+@task(name="open-sweep", cache_policy=NO_CACHE, persist_result=False)
+def open_sweep_task(tracking_uri: str, experiment: str, sweep_key: str, name: str) -> dict:
+    """Find or create the sweep's parent run; clean children left unfinished by a crash.
+
+    Returns {"parent": run id, "done": {run key: run id}} from one query of the sweep.
+    """
+    from realspace.tracking.store import open_store
+
+    store = open_store(tracking_uri, experiment)
+    parent = store.parent_run(sweep_key, name)
+    _, done = store.reconcile(parent)
+    return {"parent": parent, "done": done}
+
+
+@task(name="log-shard", cache_policy=NO_CACHE, persist_result=False)
+def log_shard_task(
+    tracking_uri: str, experiment: str, parent: str, shard_id: str, keys: list[str], records: list
+) -> list[str]:
+    """Log every record of a shard as a child run (FINISHED only once complete)."""
+    from realspace.tracking.store import open_store
+
+    store = open_store(tracking_uri, experiment)
+    return [
+        store.log_record(parent, key, shard_id, rec) for key, rec in zip(keys, records, strict=True)
+    ]

@@ -1,0 +1,26 @@
+"""Training a shard on a worker: a thin wrapper over realspace.train."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+
+@task(name="train-shard", cache_policy=NO_CACHE, persist_result=False)
+def train_shard_task(specs: list[dict], options: dict) -> list:
+    """Train, certify and record one shard; returns its RunRecords.
+
+    ``options``: device, dtype ("float32" | "float64"), threads (torch intra-op threads).
+    Resume is by run key in the tracking store, not by Prefect's cache (NO_CACHE).
+    """
+    import torch
+
+    from realspace.train import RunSpec, TrainOptions, train_and_record
+
+    if options.get("threads"):
+        torch.set_num_threads(max(1, int(options["threads"])))
+    device = None if options.get("device", "auto") == "auto" else options["device"]
+    dtype = torch.float64 if options.get("dtype") == "float64" else torch.float32
+    return train_and_record(
+        [RunSpec.from_dict(s) for s in specs], TrainOptions(device=device, dtype=dtype)
+    )
