@@ -40,6 +40,7 @@ def sweep_flow(
 ) -> dict:
     """Run one sweep; returns counts and timings (see ``summary`` keys)."""
     t0 = time.perf_counter()
+    started_at = time.time()
     cfg = parse_config(config)
     experiment = cfg.tracking.experiment or cfg.name
     runs = plan_runs(cfg)
@@ -56,7 +57,7 @@ def sweep_flow(
     }
     t_plan = time.perf_counter()
 
-    failed, logged, diverged, t_log = [], 0, 0, 0.0
+    failed, logged, diverged, t_log, busy = [], 0, 0, 0.0, 0.0
     with SweepProgress(total=len(runs), done=len(runs) - len(pending), enabled=progress) as bar:
         futures = {}
         for shard in shards:
@@ -74,7 +75,9 @@ def sweep_flow(
         for fut in as_completed(list(futures)):
             shard = futures[fut]
             try:
-                records = fut.result()
+                result = fut.result()
+                records = result["records"]
+                busy += result["seconds"]
             except Exception as err:  # the shard failed every retry: report, go on
                 failed.append({"shard": shard.id, "runs": len(shard.runs), "error": repr(err)})
                 continue
@@ -102,6 +105,9 @@ def sweep_flow(
         "wall_s": time.perf_counter() - t0,
         "plan_s": t_plan - t0,
         "logging_s": t_log,
+        "train_busy_s": busy,  # summed over shards, on the workers
+        "started_at": started_at,
+        "workers": workers,
     }
     from realspace.tracking.store import open_store
 

@@ -7,12 +7,14 @@ from prefect.cache_policies import NO_CACHE
 
 
 @task(name="train-shard", cache_policy=NO_CACHE, persist_result=False)
-def train_shard_task(specs: list[dict], options: dict) -> list:
-    """Train, certify and record one shard; returns its RunRecords.
+def train_shard_task(specs: list[dict], options: dict) -> dict:
+    """Train, certify and record one shard: {"records": [RunRecord], "seconds": busy time}.
 
     ``options``: device, dtype ("float32" | "float64"), threads (torch intra-op threads).
     Resume is by run key in the tracking store, not by Prefect's cache (NO_CACHE).
     """
+    import time
+
     import torch
 
     from realspace.train import RunSpec, TrainOptions, train_and_record
@@ -21,6 +23,8 @@ def train_shard_task(specs: list[dict], options: dict) -> list:
         torch.set_num_threads(max(1, int(options["threads"])))
     device = None if options.get("device", "auto") == "auto" else options["device"]
     dtype = torch.float64 if options.get("dtype") == "float64" else torch.float32
-    return train_and_record(
+    start = time.perf_counter()
+    records = train_and_record(
         [RunSpec.from_dict(s) for s in specs], TrainOptions(device=device, dtype=dtype)
     )
+    return {"records": records, "seconds": time.perf_counter() - start}

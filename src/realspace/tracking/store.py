@@ -195,7 +195,7 @@ class SweepStore:
 
     def log_record(self, parent_id: str, key: str, shard_id: str, record) -> str:
         """Create one child run with all of a record's data, then mark it FINISHED."""
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import Metric, Param
 
         spec = record.spec
         summary = record.summary()
@@ -222,23 +222,64 @@ class SweepStore:
         metrics = [
             Metric(k, float(v), now, 0)
             for k, v in summary.items()
-            if isinstance(v, int | float | bool | np.floating | np.integer)
-            and _finite(v) is not None
+            if k in METRIC_KEYS or k.startswith(("census_", "proj_"))
+            if _finite(v) is not None
         ]
+        # the loss curve at <= CURVE_POINTS steps (the full <= 200 points are in params.npz)
+        keep = np.flatnonzero(np.isfinite(record.history_loss))
+        keep = (
+            keep[np.unique(np.linspace(0, len(keep) - 1, CURVE_POINTS).astype(int))]
+            if len(keep) > CURVE_POINTS
+            else keep
+        )
         metrics += [
-            Metric("train_objective", float(v), now, int(s))
-            for s, v in zip(record.history_step, record.history_loss, strict=True)
-            if np.isfinite(v)
+            Metric(
+                "train_objective", float(record.history_loss[i]), now, int(record.history_step[i])
+            )
+            for i in keep
         ]
         params = [Param(k, v) for k, v in _flat_params(spec.to_dict()).items()]
-        self.client.log_batch(
-            run_id, metrics=metrics, params=params, tags=[RunTag("realspace.run_name", name)]
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            write_artifacts(Path(tmp), key, record)
-            self.client.log_artifacts(run_id, tmp)
+        self.client.log_batch(run_id, metrics=metrics, params=params)
+        artifact_dir = _local_dir(run.info.artifact_uri)
+        if artifact_dir is not None:
+            # a local artifact store: write in place (what log_artifacts would copy there)
+            artifact_dir.mkdir(parents=True, exist_ok=True)
+            write_artifacts(artifact_dir, key, record)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                write_artifacts(Path(tmp), key, record)
+                self.client.log_artifacts(run_id, tmp)
         self.client.set_terminated(run_id, "FINISHED")
         return run_id
+
+
+# end-point numbers logged as metrics (with the census_* and proj_* counts); the rest of a
+# record's summary (margins, kink distance, ...) is in its record.json
+METRIC_KEYS = (
+    "loss",
+    "objective",
+    "grad_norm",
+    "min_eig",
+    "certified",
+    "near_kink",
+    "steps",
+    "margin_min_kink_margin",
+    "margin_min_hyperplane_angle",
+    "margin_max_imbalance",
+)
+CURVE_POINTS = 50
+
+
+def _local_dir(uri: str) -> Path | None:
+    """The folder of a file:// (or plain path) artifact URI, None for remote stores."""
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    if parsed.scheme == "" and uri.startswith("/"):
+        return Path(uri)
+    return None
 
 
 def _target_tag(spec) -> str:

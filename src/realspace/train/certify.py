@@ -16,6 +16,8 @@ so its Hessian is taken by central differences of the exact closed-form gradient
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 from torch.func import grad, hessian, jvp, vmap
@@ -27,6 +29,9 @@ from .problem import make_data, rng_for, teacher_rows
 __all__ = ["certify"]
 
 KINK_DISTANCE = 1e-9
+# torch.func's transform levels are process-global: two threads certifying at once (an
+# in-process task runner) corrupt each other's. Certification takes this lock.
+_FUNC_LOCK = threading.Lock()
 STREAM_LANCZOS = 4
 
 
@@ -172,5 +177,6 @@ def certify(
             for k, v in result.params.items()
         }
         part = result.specs[lo : lo + chunk]
-        out += _chunk(part, p, names, tol, dense_max_params, lanczos_steps, dev)
+        with _FUNC_LOCK:
+            out += _chunk(part, p, names, tol, dense_max_params, lanczos_steps, dev)
     return out

@@ -1,0 +1,94 @@
+"""Sweep configs: bad input is refused before any work, naming the key and the reason."""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from realspace.cli import app
+from realspace.sweep.config import ConfigError, load_config, parse_config
+
+GOOD = {"name": "t", "targets": [{"name": "sin"}], "widths": [2, 4]}
+
+
+def check(doc, *fragments):
+    with pytest.raises(ConfigError) as info:
+        parse_config(doc, "c.yaml")
+    for f in fragments:
+        assert f in str(info.value), str(info.value)
+    return str(info.value)
+
+
+def test_good_config_and_defaults():
+    cfg = parse_config(GOOD)
+    assert cfg.seed_list() == list(range(8))
+    assert cfg.parametrizations == ["unrestricted", "restricted"]
+
+
+@pytest.mark.parametrize(
+    "doc, fragments",
+    [
+        ({**GOOD, "widht": [2]}, ["widht: unknown key"]),
+        ({**GOOD, "optimizer": {"lr": 0.1, "momentun": 0.9}}, ["optimizer.momentun: unknown key"]),
+        ({**GOOD, "widths": []}, ["widths: List should have at least 1 item"]),
+        ({**GOOD, "widths": [4, 0]}, ["widths[1]: Input should be greater than 0"]),
+        ({**GOOD, "widths": "four"}, ["widths: Input should be a valid list"]),
+        ({**GOOD, "seeds": [1, 2, 2]}, ["seeds: duplicate seeds [2]"]),
+        ({**GOOD, "seeds": 0}, ["seeds"]),
+        ({**GOOD, "targets": [{"name": "cosine"}]}, ["targets[0].name: unknown target 'cosine'"]),
+        ({**GOOD, "targets": []}, ["targets: List should have at least 1 item"]),
+        ({**GOOD, "domain": -1}, ["domain: Input should be greater than 0"]),
+        ({**GOOD, "optimizer": {"lr": [0.1, -1]}}, ["optimizer.lr"]),
+        ({**GOOD, "optimizer": {"kind": "lbfgs"}}, ["optimizer.kind"]),
+        ({**GOOD, "parametrizations": ["balanced"]}, ["parametrizations[0]"]),
+        ({**GOOD, "targets": [{"name": "gaussian"}]}, ["targets[0] (gaussian)", "unrestricted"]),
+        ({**GOOD, "name": "../evil"}, ["name: String should match pattern"]),
+        ({**GOOD, "execution": {"device": "tpu"}}, ["execution.device"]),
+    ],
+)
+def test_bad_configs_name_key_and_reason(doc, fragments):
+    check(doc, "c.yaml: invalid sweep configuration", *fragments)
+
+
+def test_every_problem_is_listed_at_once():
+    msg = check({"name": "t", "targets": [{"name": "sin", "colour": 1}], "widths": [0]})
+    assert "targets[0].colour: unknown key" in msg and "widths[0]" in msg
+
+
+def test_yaml_errors_and_shapes(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: t\ntargets: [sin\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: not valid YAML \(line"):
+        load_config(bad)
+    lst = tmp_path / "list.yaml"
+    lst.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="expected a mapping at the top level, got list"):
+        load_config(lst)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+    unsafe = tmp_path / "unsafe.yaml"
+    unsafe.write_text("name: !!python/object/apply:os.system ['true']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(unsafe)
+
+
+def test_cli_refuses_a_bad_config_before_any_work(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        textwrap.dedent("""
+        name: t
+        targets: [{name: sin}]
+        widths: [2, -4]
+    """)
+    )
+    result = CliRunner().invoke(app, ["sweep", str(path)])
+    assert result.exit_code == 2
+    assert "widths[1]: Input should be greater than 0" in result.output
+    assert not (tmp_path / "mlruns.db").exists()
+
+
+def test_shipped_configs_are_valid():
+    for name in ("default", "paper"):
+        cfg = load_config(Path(__file__).parents[1] / "configs" / f"{name}.yaml")
+        assert cfg.name == name

@@ -1,0 +1,73 @@
+import json
+import os
+import subprocess
+import sys
+
+from realspace.sweep.config import parse_config
+from realspace.sweep.plan import pack_shards, plan_runs, run_key
+from realspace.train import RunSpec, bytes_per_network
+
+DOC = {
+    "name": "p",
+    "targets": [{"name": "sin"}, {"name": "teacher", "teacher_width": 3}],
+    "widths": [2, 8, 32],
+    "seeds": 4,
+    "optimizer": {"lr": [0.01, 0.03]},
+    "weight_decay": [0.0, 1e-3],
+}
+
+PROBE = """
+import json, sys
+from realspace.sweep.config import parse_config
+from realspace.sweep.plan import plan_runs
+print(json.dumps([r.key for r in plan_runs(parse_config(json.loads(sys.argv[1])))]))
+"""
+
+
+def test_plan_is_the_product_of_the_axes_with_unique_keys():
+    runs = plan_runs(parse_config(DOC))
+    assert len(runs) == 2 * 2 * 3 * 2 * 2 * 4
+    assert len({r.key for r in runs}) == len(runs)
+
+
+def test_keys_are_stable_across_processes_and_hash_seeds():
+    keys = []
+    for seed in ("0", "12345"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run(
+            [sys.executable, "-c", PROBE, json.dumps(DOC)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        keys.append(json.loads(out.stdout))
+    assert keys[0] == keys[1] == [r.key for r in plan_runs(parse_config(DOC))]
+
+
+def test_key_depends_on_every_field_and_on_nothing_else():
+    spec = RunSpec(target="sin", width=4, seed=1)
+    assert run_key(spec) == run_key(RunSpec(target="sin", width=4, seed=1))
+    for change in (
+        {"seed": 2},
+        {"lr": 0.02},
+        {"width": 5},
+        {"parametrization": "restricted"},
+        {"target_params": (("freq", 2.0),)},
+    ):
+        assert run_key(RunSpec(**{**spec.to_dict(), "target_params": (), **change})) != run_key(
+            spec
+        )
+
+
+def test_shards_fit_the_budget_and_hold_one_shape():
+    runs = plan_runs(parse_config(DOC))
+    budget = 20 * 2**20
+    shards = pack_shards(runs, budget, max_size=50)
+    assert sum(len(s.runs) for s in shards) == len(runs)
+    assert len({r.key for s in shards for r in s.runs}) == len(runs)
+    for s in shards:
+        assert len({r.spec.shape_key() for r in s.runs}) == 1
+        assert len(s.runs) <= 50
+        assert len(s.runs) == 1 or len(s.runs) * bytes_per_network(s.runs[0].spec) <= budget
+    assert [s.id for s in shards] == [s.id for s in pack_shards(runs, budget, max_size=50)]
