@@ -63,6 +63,20 @@ def _children(uri: str, experiment: str, deleted=False):
     )
 
 
+def _sweep(cfg: Path, cwd: Path, ray_tmp: str, timeout: int):
+    """Run `realspace sweep` to its end; it must succeed."""
+    res = subprocess.run(
+        CLI + ["sweep", str(cfg), "--quiet"],
+        cwd=cwd,
+        env=_env(ray_tmp),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    return res
+
+
 def _finished_count(db: Path) -> int:
     """FINISHED child runs, read straight from SQLite (read-only: an MLflow client here could
     race the sweep's own schema set-up)."""
@@ -96,15 +110,7 @@ def _config(path: Path, name: str, widths, steps) -> Path:
 def test_sweep_on_a_local_ray(workdir):
     tmp, ray_tmp = workdir
     cfg = _config(tmp / "s.yaml", "ray-small", [2, 3], 80)
-    res = subprocess.run(
-        CLI + ["sweep", str(cfg), "--quiet"],
-        cwd=tmp,
-        env=_env(ray_tmp),
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
-    assert res.returncode == 0, res.stdout + res.stderr
+    res = _sweep(cfg, tmp, ray_tmp, timeout=400)
     assert "16 trained" in res.stdout
     children = _children(f"sqlite:///{tmp / 'mlruns.db'}", "ray-small")
     assert len(children) == 16 and {c.info.status for c in children} == {"FINISHED"}
@@ -151,15 +157,7 @@ def test_sigkill_then_rerun_completes_without_duplicates(workdir):
     }
     assert 4 <= len(before) < 48
 
-    res = subprocess.run(
-        CLI + ["sweep", str(cfg), "--quiet"],
-        cwd=tmp,
-        env=_env(ray_tmp),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert res.returncode == 0, res.stdout + res.stderr
+    res = _sweep(cfg, tmp, ray_tmp, timeout=600)
     assert f"{len(before)} already finished" in res.stdout
     after = _children(uri, "killed")
     keys = [c.data.tags["realspace.run_key"] for c in after]
