@@ -86,6 +86,13 @@ def sweep(
         )
         return
 
+    from .tracking.store import SweepStore
+
+    try:  # the store must open before any work starts (and the experiment exist)
+        SweepStore(uri, cfg.tracking.experiment or cfg.name)
+    except Exception as e:  # noqa: BLE001 - any failure here is the user's to see, plainly
+        err.print(f"[red]error:[/red] tracking store {uri}: {e}", highlight=False)
+        raise typer.Exit(2) from None
     from realspace.flows.runtime import prefect_api, quiet_environment, ray_task_runner
 
     quiet_environment()
@@ -147,7 +154,7 @@ def status(config: ConfigArg, tracking_uri: TrackingOpt = None):
 
     state: dict[str, str] = {}
     if not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists():
-        store = SweepStore(uri, cfg.tracking.experiment or cfg.name)
+        store = SweepStore(uri, cfg.tracking.experiment or cfg.name, create=False)
         parent = store.find_parent(sweep_key(cfg))
         for (key, st), _ in store.status_counts(parent).items():
             if state.get(key) != "done":

@@ -76,15 +76,17 @@ def _finite(x) -> float | None:
 class SweepStore:
     """One sweep's experiment, parent run and children in an MLflow tracking store."""
 
-    def __init__(self, tracking_uri: str, experiment: str):
-        import mlflow
+    def __init__(self, tracking_uri: str, experiment: str, create: bool = True):
+        """Open (and with ``create``, create if missing) the sweep's experiment; without
+        ``create`` a missing experiment leaves ``experiment_id`` None (nothing logged yet)."""
         from mlflow.tracking import MlflowClient
 
         self.uri = tracking_uri
         self.client = MlflowClient(tracking_uri)
-        self._mlflow = mlflow
         exp = self.client.get_experiment_by_name(experiment)
-        if exp is None:
+        if exp is None and not create:
+            exp_id = None
+        elif exp is None:
             location = None
             if tracking_uri.startswith("sqlite:///"):
                 # artifacts beside the database, not in the current directory of whoever
@@ -185,6 +187,8 @@ class SweepStore:
         return counts
 
     def find_parent(self, sweep_key: str) -> str | None:
+        if self.experiment_id is None:
+            return None
         found = self.client.search_runs(
             [self.experiment_id],
             f"tags.`{SWEEP_TAG}` = '{sweep_key}'",
