@@ -24,7 +24,7 @@ from torch.func import grad, hessian, jvp, vmap
 
 from .loop import ShardResult, trainable_names
 from .model import gaussian_objective, mse_objective
-from .problem import make_data, rng_for, teacher_rows
+from .problem import STREAM_LANCZOS, make_data, rng_for, teacher_rows
 
 __all__ = ["certify"]
 
@@ -32,7 +32,6 @@ KINK_DISTANCE = 1e-9
 # torch.func's transform levels are process-global: two threads certifying at once (an
 # in-process task runner) corrupt each other's. Certification takes this lock.
 _FUNC_LOCK = threading.Lock()
-STREAM_LANCZOS = 4
 
 
 def _unflatten(theta, p, names, shapes):

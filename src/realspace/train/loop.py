@@ -17,7 +17,7 @@ import torch
 
 from . import optim
 from .model import gaussian_objective, in_chunks, mse_objective, mse_objective_1d
-from .problem import STREAM_BATCH, init_params, make_data, rng_for, teacher_rows
+from .problem import PARAM_NAMES, STREAM_BATCH, init_params, make_data, rng_for, teacher_rows
 from .project import COUNTERS, project_restricted, rebalance, seed_tensor
 from .spec import RunSpec
 
@@ -154,8 +154,7 @@ def train_shard(
 
     start = init or [init_params(s) for s in specs]
     p = {
-        k: _stack(start, lambda s, k=k: np.asarray(s[k], float), device, dtype)
-        for k in ("a", "b", "c", "e", "w")
+        k: _stack(start, lambda s, k=k: np.asarray(s[k], float), device, dtype) for k in PARAM_NAMES
     }
     if loss_kind == "mse":
         data = [make_data(s) for s in specs]

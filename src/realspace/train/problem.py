@@ -15,7 +15,9 @@ from .spec import RunSpec
 __all__ = ["rng_for", "make_data", "init_params", "teacher_rows", "PARAM_NAMES"]
 
 PARAM_NAMES = ("a", "b", "c", "e", "w")
-STREAM_INIT, STREAM_DATA, STREAM_BATCH, STREAM_RESEED = 0, 1, 2, 3
+# independent random streams of one run (initialization, data, minibatch order,
+# reseeding in restricted runs, the Lanczos start vector of its certificate)
+STREAM_INIT, STREAM_DATA, STREAM_BATCH, STREAM_RESEED, STREAM_LANCZOS = 0, 1, 2, 3, 4
 
 
 def rng_for(seed: int, stream: int, *extra: int) -> np.random.Generator:

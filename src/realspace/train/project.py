@@ -37,25 +37,15 @@ from .problem import STREAM_RESEED
 
 __all__ = ["project_restricted", "rebalance", "COUNTERS", "seed_tensor"]
 
-_MASK64 = (1 << 64) - 1
-
 
 def seed_tensor(seeds: list[int], device) -> torch.Tensor:
-    """Run seeds as int64 (mixed once, so nearby seeds give unrelated streams)."""
-    mixed = [_splitmix_int((int(s) ^ (STREAM_RESEED << 56)) & _MASK64) for s in seeds]
-    return torch.tensor(
-        [m - (1 << 64) if m >= 1 << 63 else m for m in mixed], dtype=torch.int64, device=device
-    )
-
-
-def _splitmix_int(x: int) -> int:
-    x = (x + 0x9E3779B97F4A7C15) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return x ^ (x >> 31)
+    """Run seeds as int64, mixed once (so nearby seeds give unrelated streams)."""
+    raw = torch.tensor([int(s) for s in seeds], dtype=torch.int64, device=device)
+    return _mix(raw ^ (STREAM_RESEED << 56))
 
 
 def _signed(c: int) -> int:
+    """A 64-bit constant as the int64 with the same bit pattern."""
     return c - (1 << 64) if c >= 1 << 63 else c
 
 
