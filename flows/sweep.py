@@ -1,4 +1,5 @@
-"""The sweep flow: plan -> skip what is done -> train shards on workers -> log -> summary.
+"""The sweep flow: plan -> skip what is done -> train shards on workers -> log ->
+analysis stages (planned and resumed the same way) -> report -> summary.
 
 No science here: every step calls realspace (planning, training, tracking).
 """
@@ -9,9 +10,17 @@ import time
 
 from prefect import flow
 from prefect.futures import as_completed
+from realspace.tasks.analysis import (
+    analysis_unit_task,
+    finished_runs_task,
+    load_end_points_task,
+    log_unit_task,
+    report_task,
+)
 from realspace.tasks.tracking import log_shard_task, open_sweep_task
 from realspace.tasks.train import train_shard_task
 
+from realspace.sweep.analysis import plan_analysis
 from realspace.sweep.config import parse_config
 from realspace.sweep.plan import pack_shards, plan_runs, sweep_key
 from realspace.sweep.progress import SweepProgress
@@ -29,6 +38,52 @@ def shard_budget(cfg, workers: int) -> int:
     return share if device.type == "cuda" else share // max(1, workers)
 
 
+def _submit(task, cfg, gpus_per_shard, *args):
+    """Submit to the task runner, asking Ray for the configured resources."""
+    if gpus_per_shard or cfg.execution.cpus_per_worker != 1:
+        from prefect_ray.context import remote_options
+
+        with remote_options(num_cpus=cfg.execution.cpus_per_worker, num_gpus=gpus_per_shard):
+            return task.submit(*args)
+    return task.submit(*args)
+
+
+def run_analysis(cfg, runs, tracking_uri, experiment, parent, options, gpus, progress):
+    """Compute and log every analysis unit not finished yet whose inputs are all trained.
+    Returns (units logged, units waiting for runs, failed units)."""
+    units = plan_analysis(cfg, runs)
+    finished = finished_runs_task(tracking_uri, experiment, parent)
+    todo = [u for u in units if u.key not in finished]
+    ready = [u for u in todo if all(m in finished for m in u.members)]
+    failed, logged = [], 0
+    with SweepProgress(
+        total=len(units),
+        done=len(units) - len(todo),
+        enabled=progress,
+        label="analysis",
+        unit="units",
+    ) as bar:
+        futures = {}
+        for u in ready:
+            params = (
+                load_end_points_task(tracking_uri, experiment, [finished[m] for m in u.members])
+                if u.members
+                else []
+            )
+            futures[_submit(analysis_unit_task, cfg, gpus, u.stage, u.inputs, params, options)] = u
+        for fut in as_completed(list(futures)):
+            u = futures[fut]
+            try:
+                rows = fut.result()
+            except Exception as err:
+                failed.append({"unit": u.name, "error": repr(err)})
+                continue
+            log_unit_task(tracking_uri, experiment, parent, u, rows)
+            logged += 1
+            bar.advance(1)
+    return logged, len(todo) - len(ready), failed
+
+
 @flow(name="realspace-sweep", validate_parameters=False, log_prints=False)
 def sweep_flow(
     config: dict,
@@ -37,6 +92,8 @@ def sweep_flow(
     workers: int = 1,
     gpus_per_shard: float = 0.0,
     progress: bool = True,
+    analysis: bool = True,
+    report_dir: str | None = None,
 ) -> dict:
     """Run one sweep; returns counts and timings (see ``summary`` keys)."""
     t0 = time.perf_counter()
@@ -61,17 +118,8 @@ def sweep_flow(
     with SweepProgress(total=len(runs), done=len(runs) - len(pending), enabled=progress) as bar:
         futures = {}
         for shard in shards:
-            submit = train_shard_task.submit
-            if gpus_per_shard or cfg.execution.cpus_per_worker != 1:
-                from prefect_ray.context import remote_options
-
-                with remote_options(
-                    num_cpus=cfg.execution.cpus_per_worker, num_gpus=gpus_per_shard
-                ):
-                    fut = submit([r.spec.to_dict() for r in shard.runs], options)
-            else:
-                fut = submit([r.spec.to_dict() for r in shard.runs], options)
-            futures[fut] = shard
+            specs = [r.spec.to_dict() for r in shard.runs]
+            futures[_submit(train_shard_task, cfg, gpus_per_shard, specs, options)] = shard
         for fut in as_completed(list(futures)):
             shard = futures[fut]
             try:
@@ -91,6 +139,18 @@ def sweep_flow(
             bar.advance(len(records))
 
     remaining = len(pending) - logged
+    t_analysis = time.perf_counter()
+    units, waiting, failed_units, report = 0, 0, [], None
+    if analysis:
+        units, waiting, failed_units = run_analysis(
+            cfg, runs, tracking_uri, experiment, parent, options, gpus_per_shard, progress
+        )
+        if cfg.analysis.report:
+            try:
+                report = report_task(config, tracking_uri, report_dir)
+            except Exception as err:  # the report never costs a sweep its results
+                failed_units.append({"unit": "report", "error": repr(err)})
+    analysis_s = time.perf_counter() - t_analysis
     summary = {
         "experiment": experiment,
         "parent_run": parent,
@@ -102,6 +162,11 @@ def sweep_flow(
         "remaining": remaining,
         "shards": len(shards),
         "failed_shards": failed,
+        "analysis_units": units,
+        "analysis_waiting": waiting,
+        "failed_units": failed_units,
+        "analysis_s": analysis_s,
+        "report": report,
         "wall_s": time.perf_counter() - t0,
         "plan_s": t_plan - t0,
         "logging_s": t_log,
@@ -119,8 +184,9 @@ def sweep_flow(
             "runs_remaining": remaining,
             "runs_diverged": diverged,
             "shards_failed": len(failed),
+            "analysis_units_failed": len(failed_units),
             "wall_seconds": summary["wall_s"],
         },
-        status="FAILED" if failed else ("KILLED" if remaining else "FINISHED"),
+        status="FAILED" if failed or failed_units else ("KILLED" if remaining else "FINISHED"),
     )
     return summary

@@ -1,7 +1,9 @@
 """The sweep flow end to end (in-process task runner, temporary Prefect API), read back
-through MlflowClient and compared with the trainer's own records."""
+through MlflowClient and compared with the trainer's own records; its analysis stages
+and the report it ends with."""
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,15 @@ DOC = {
     "seeds": 2,
     "optimizer": {"steps": 60, "lr": 0.02},
     "data": {"n_samples": 32},
+    "analysis": {
+        "pathology_max_log2": 5,
+        "retrain_widths": [3],
+        "retrain_deltas": [0.01],
+        "retrain_kinds": ["add", "scale"],
+        "retrain_steps": 40,
+    },
 }
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +48,20 @@ def swept(harness, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("store")
     uri = f"sqlite:///{folder / 'mlruns.db'}"
-    first = sweep_flow(DOC, uri, progress=False)
+    first = sweep_flow(DOC, uri, progress=False, report_dir=str(folder / "report"))
     return uri, first
+
+
+def _children(client, uri):
+    exp = client.get_experiment_by_name("tiny")
+    parent = client.search_runs([exp.experiment_id], "tags.`realspace.sweep_key` != ''")
+    assert len(parent) == 1
+    kids = client.search_runs(
+        [exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parent[0].info.run_id}'"
+    )
+    train = [c for c in kids if "realspace.stage" not in c.data.tags]
+    stages = [c for c in kids if "realspace.stage" in c.data.tags]
+    return parent[0], train, stages
 
 
 def test_flow_logs_one_finished_child_per_run(swept):
@@ -49,14 +71,74 @@ def test_flow_logs_one_finished_child_per_run(swept):
     runs = plan_runs(parse_config(DOC))
     assert summary["trained"] == len(runs) == 16 and summary["remaining"] == 0
     client = MlflowClient(uri)
-    exp = client.get_experiment_by_name("tiny")
-    parents = client.search_runs([exp.experiment_id], "tags.`realspace.sweep_key` != ''")
-    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    children = client.search_runs(
-        [exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parents[0].info.run_id}'"
-    )
+    parent, children, _ = _children(client, uri)
+    assert parent.info.status == "FINISHED"
     assert sorted(c.data.tags["realspace.run_key"] for c in children) == sorted(r.key for r in runs)
     assert {c.info.status for c in children} == {"FINISHED"}
+
+
+def test_analysis_units_are_logged_once_each_with_their_tables(swept):
+    from mlflow.tracking import MlflowClient
+    from realspace.sweep.analysis import plan_analysis
+
+    uri, summary = swept
+    cfg = parse_config(DOC)
+    units = plan_analysis(cfg, plan_runs(cfg))
+    # 6 pathology families; 8 cells with 2 seeds; sin and teacher at width 3, 2 targets each
+    assert [sum(u.stage == s for u in units) for s in ("pathology", "seed_pairs", "retrain")] == [
+        6,
+        8,
+        4,
+    ]
+    _, _, stages = _children(MlflowClient(uri), uri)
+    assert sorted(c.data.tags["realspace.run_key"] for c in stages) == sorted(u.key for u in units)
+    assert summary["analysis_units"] == len(units) and summary["failed_units"] == []
+
+    from realspace.tracking.load import load_stage
+
+    path = load_stage(DOC, "pathology", uri)
+    assert len(path) == 6 * 5
+    p1b = [r for r in path if r["family"] == "P1b"]
+    assert all(r["r_half_raw"] == pytest.approx(np.sqrt(2), rel=1e-9) for r in p1b)
+    retrain = load_stage(DOC, "retrain", uri)
+    assert len(retrain) == 4 * 2 and {r["kind"] for r in retrain} == {"add", "scale"}
+    assert all(r["d_W"] == pytest.approx(0.01, rel=1e-9) for r in retrain)
+    pairs = load_stage(DOC, "seed_pairs", uri)
+    assert len(pairs) == 8  # one pair per cell of two seeds
+
+
+def test_the_report_is_written_and_logged_to_the_parent(swept):
+    import matplotlib.image as plt_image
+    from mlflow.tracking import MlflowClient
+
+    uri, summary = swept
+    folder = Path(summary["report"])
+    for name in (
+        "gap_vs_width",
+        "spurious_vs_width",
+        "inverse_stability",
+        "census_vs_width",
+        "gallery",
+    ):
+        data = (folder / f"{name}.png").read_bytes()
+        assert data.startswith(PNG)
+        pixels = plt_image.imread(folder / f"{name}.png")  # decodes: a valid PNG
+        assert pixels.shape[0] > 200 and pixels.shape[1] > 400 and pixels.std() > 0.01
+    md = (folder / "report.md").read_text()
+    verdicts = re.findall(r"^\| ([1-4]) \| (supported|not supported|inconclusive) \|", md, re.M)
+    assert [v[0] for v in verdicts] == ["1", "2", "3", "4"]
+    assert all(f"Claim {c} ({v})" in md for c, v in verdicts)  # with its evidence
+    html = (folder / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 5 and "<table" in html
+    client = MlflowClient(uri)
+    parent, _, _ = _children(client, uri)
+    logged = {f.path for f in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"report/report.md", "report/report.html", "report/gallery.png"} <= logged
+    # per-cell aggregates as metrics with step = width: MLflow draws gap vs width
+    gap = [k for k in parent.data.metrics if k.startswith("gap_median/")]
+    assert gap
+    steps = {m.step for m in client.get_metric_history(parent.info.run_id, gap[0])}
+    assert steps == {2, 3}
 
 
 def test_children_hold_the_trainers_records(swept):
@@ -95,8 +177,10 @@ def test_rerun_skips_everything_and_creates_nothing(swept):
     from realspace.flows.sweep import sweep_flow
 
     uri, _ = swept
-    again = sweep_flow(DOC, uri, progress=False)
-    assert again["trained"] == 0 and again["skipped"] == 16
     client = MlflowClient(uri)
-    exp = client.get_experiment_by_name("tiny")
-    assert len(client.search_runs([exp.experiment_id], "tags.`realspace.run_key` != ''")) == 16
+    _, _, before = _children(client, uri)
+    again = sweep_flow(DOC, uri, progress=False, analysis=True, report_dir=None)
+    assert again["trained"] == 0 and again["skipped"] == 16 and again["analysis_units"] == 0
+    _, train, stages = _children(client, uri)
+    assert len(train) == 16
+    assert sorted(c.info.run_id for c in stages) == sorted(c.info.run_id for c in before)

@@ -43,7 +43,19 @@ if (_checkout / "flows" / "__init__.py").is_file() and (_checkout / "pyproject.t
 # Bumped whenever a change alters what a run computes; it enters every run key.
 SCIENCE_VERSION = "1"
 
+
+def __getattr__(name):
+    # realspace.load_runs reads MLflow: imported on first use, so that the science core
+    # imports without the tracking stack
+    if name == "load_runs":
+        from .tracking.load import load_runs
+
+        return load_runs
+    raise AttributeError(f"module 'realspace' has no attribute {name!r}")
+
+
 __all__ = [
+    "load_runs",
     "ShallowNet",
     "canonical_form",
     "in_restricted_set",

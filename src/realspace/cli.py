@@ -1,4 +1,4 @@
-"""The ``realspace`` command: sweep, status, ui."""
+"""The ``realspace`` command: sweep, status, report, ui."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from rich.table import Table
 
 from .sweep.config import ConfigError, load_config
 from .sweep.plan import cell_of, pack_shards, plan_runs, sweep_key
+from .tracking.publish import default_report_dir
 
 app = typer.Typer(
     add_completion=False,
@@ -32,6 +33,10 @@ TrackingOpt = Annotated[
         help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else the "
         "config's, else sqlite:///./mlruns.db)",
     ),
+]
+ReportDirOpt = Annotated[
+    Path | None,
+    typer.Option("--report-dir", help="folder of the report (default: reports/<sweep name>)"),
 ]
 
 
@@ -69,8 +74,17 @@ def sweep(
         typer.Option("--in-process", help="run shards in this process instead of on Ray workers"),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+    analysis: Annotated[
+        bool,
+        typer.Option(
+            "--analysis/--no-analysis",
+            help="after training, run the inverse-stability stages and write the report",
+        ),
+    ] = True,
+    report_dir: ReportDirOpt = None,
 ):
-    """Run a sweep; a rerun resumes it (runs already FINISHED are skipped)."""
+    """Run a sweep; a rerun resumes it (runs and analysis units already FINISHED are
+    skipped). It ends with the report (see `realspace report`)."""
     t0 = time.perf_counter()
     cfg = _load(config)
     uri = _uri(tracking_uri, cfg)
@@ -123,16 +137,20 @@ def sweep(
             workers=workers,
             gpus_per_shard=gpus,
             progress=not quiet,
+            analysis=analysis,
+            report_dir=str(report_dir or default_report_dir(cfg)),
         )
     wall = time.perf_counter() - t0
     _summarize(summary, wall, t_ready - t0)
-    if summary["failed_shards"]:
+    if summary["failed_shards"] or summary["failed_units"]:
         raise typer.Exit(1)
 
 
 def _summarize(s: dict, wall: float, startup: float) -> None:
     for f in s["failed_shards"]:
         err.print(f"[red]shard {f['shard']} failed[/red] ({f['runs']} runs): {f['error']}")
+    for f in s.get("failed_units", []):
+        err.print(f"[red]analysis {f['unit']} failed[/red]: {f['error']}", highlight=False)
     state = "complete" if s["remaining"] == 0 else f"{s['remaining']} runs remaining"
     out.print(
         f"[bold]done[/bold]: {s['trained']} trained, {s['skipped']} already finished, "
@@ -142,6 +160,12 @@ def _summarize(s: dict, wall: float, startup: float) -> None:
         f"Look: realspace ui  (then open the experiment '{s['experiment']}')",
         highlight=False,
     )
+    if s.get("report"):
+        out.print(
+            f"Analysis: {s['analysis_units']} units logged ({s['analysis_s']:.1f} s); report "
+            f"{s['report']}/report.html (also on the parent run under report/)",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -179,6 +203,31 @@ def status(config: ConfigArg, tracking_uri: TrackingOpt = None):
         f"total: {totals['done']} done, {totals['pending']} pending, "
         f"{totals['failed']} failed of {len(runs)}"
     )
+
+
+@app.command()
+def report(
+    config: ConfigArg,
+    tracking_uri: TrackingOpt = None,
+    out_dir: ReportDirOpt = None,
+    log: Annotated[
+        bool, typer.Option("--log/--no-log", help="attach the report to the sweep's parent run")
+    ] = True,
+):
+    """Write report.md and report.html (statistics, figures, claim verdicts) of a sweep's
+    finished runs and log them to its parent run."""
+    from .tracking.publish import publish_report
+
+    cfg = _load(config)
+    uri = _uri(tracking_uri, cfg)
+    try:
+        rep = publish_report(cfg, uri, out_dir or default_report_dir(cfg), log=log)
+    except LookupError as e:
+        err.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(2) from None
+    for v in rep.verdicts:
+        out.print(f"claim {v['claim']}: [bold]{v['verdict']}[/bold]  {v['statement']}")
+    out.print(f"report: {rep.folder / 'report.html'}", highlight=False)
 
 
 @app.command()

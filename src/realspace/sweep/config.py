@@ -47,6 +47,7 @@ class Target(Strict):
     parametrizations: (
         Annotated[list[Literal["unrestricted", "restricted"]], Field(min_length=1)] | None
     ) = None
+    weight_decay: NonNegFloat | Annotated[list[NonNegFloat], Field(min_length=1)] | None = None
 
     @field_validator("name")
     @classmethod
@@ -91,6 +92,32 @@ class Execution(Strict):
     num_workers: PositiveInt | None = None  # local Ray only; default: the CPU count
 
 
+class Analysis(Strict):
+    """What the sweep computes after training (none of it enters the sweep's key, so
+    changing it never retrains a network)."""
+
+    gap_eps: PositiveFloat = 1e-4  # a run is near-optimal when J - J* <= gap_eps
+    pathology_max_log2: Annotated[int, Field(ge=1, le=20)] = 12  # n = 2^1 .. 2^this
+    seed_pairs: Annotated[int, Field(ge=0)] = 4  # closest seed pairs per cell (0: off)
+    retrain_widths: list[PositiveInt] = [8, 32]  # widths whose end points are retrained
+    retrain_seeds: Annotated[int, Field(ge=0)] = 1  # trained networks per width (0: off)
+    retrain_kinds: Annotated[list[Literal["add", "scale", "kink"]], Field(min_length=1)] = [
+        "add",
+        "scale",
+        "kink",
+    ]
+    retrain_deltas: Annotated[list[PositiveFloat], Field(min_length=1)] = [
+        1e-4,
+        1e-3,
+        1e-2,
+        1e-1,
+    ]
+    retrain_steps: PositiveInt = 1000
+    retrain_lr: PositiveFloat = 1e-3
+    convex_samples: PositiveInt = 2000  # sampled activation patterns where not exact
+    report: bool = True  # write the report when the sweep ends
+
+
 class Tracking(Strict):
     uri: str | None = None  # default: sqlite:///<cwd>/mlruns.db, or MLFLOW_TRACKING_URI
     experiment: str | None = None  # default: the sweep's name
@@ -114,6 +141,7 @@ class SweepConfig(Strict):
     stopping: Stopping = Stopping()
     execution: Execution = Execution()
     tracking: Tracking = Tracking()
+    analysis: Analysis = Analysis()
 
     @field_validator("seeds")
     @classmethod

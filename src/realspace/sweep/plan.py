@@ -42,16 +42,18 @@ def run_key(spec: RunSpec) -> str:
 
 def sweep_key(cfg: SweepConfig) -> str:
     """Identity of a sweep: its science axes (execution and tracking settings excluded)."""
-    science = cfg.model_dump(mode="json", exclude={"execution", "tracking"})
+    science = cfg.model_dump(mode="json", exclude={"execution", "tracking", "analysis"})
     return _digest({"science_version": SCIENCE_VERSION, "sweep": science})[:24]
 
 
 def target_label(spec: RunSpec) -> str:
-    """Readable name of a run's target, e.g. ``sin``, ``sin(freq=2.0)``, ``teacher(k=4,s=0)``."""
+    """Readable name of a run's problem, e.g. ``sin``, ``sin(freq=2.0)``,
+    ``teacher(k=4,s=0,d=1)``, ``sin wd=0.01`` (weight decay, when nonzero)."""
+    wd = f" wd={spec.weight_decay:g}" if spec.weight_decay else ""
     if spec.target in ("teacher", "gaussian"):
-        return f"{spec.target}(k={spec.teacher_width},s={spec.teacher_seed},d={spec.d})"
+        return f"{spec.target}(k={spec.teacher_width},s={spec.teacher_seed},d={spec.d}){wd}"
     params = ",".join(f"{k}={v}" for k, v in spec.target_params)
-    return f"{spec.target}({params})" if params else spec.target
+    return (f"{spec.target}({params})" if params else spec.target) + wd
 
 
 def cell_of(spec: RunSpec) -> tuple[str, str, int]:
@@ -114,7 +116,7 @@ def plan_runs(cfg: SweepConfig) -> list[PlannedRun]:
             axis(opt.kind),
             axis(opt.lr),
             axis(opt.steps),
-            axis(cfg.weight_decay),
+            axis(cfg.weight_decay if t.weight_decay is None else t.weight_decay),
             cfg.seed_list(),
         )
         for par, width, kind, lr, steps, wd, seed in grid:

@@ -20,29 +20,39 @@ __all__ = ["SweepProgress"]
 
 
 class _Rate(ProgressColumn):
-    """Networks logged per second since this sweep started (skipped runs excluded)."""
+    """Items (networks, analysis units) logged per second since the start (skipped excluded)."""
+
+    def __init__(self, unit: str = "nets"):
+        super().__init__()
+        self.unit = unit
 
     def render(self, task) -> Text:
         elapsed = task.finished_time or task.elapsed
         new = task.completed - task.fields.get("initial", 0)
         if not elapsed or new <= 0:
-            return Text("- nets/s", style="cyan")
-        return Text(f"{new / elapsed:.1f} nets/s", style="cyan")
+            return Text(f"- {self.unit}/s", style="cyan")
+        return Text(f"{new / elapsed:.1f} {self.unit}/s", style="cyan")
 
 
 class SweepProgress:
     """Context manager; ``advance(n)`` after n runs are logged. Silent when disabled."""
 
     def __init__(
-        self, total: int, done: int = 0, enabled: bool = True, console: Console | None = None
+        self,
+        total: int,
+        done: int = 0,
+        enabled: bool = True,
+        console: Console | None = None,
+        label: str = "sweep",
+        unit: str = "nets",
     ):
         self.enabled = enabled
         self.start = time.perf_counter()
         self._progress = Progress(
-            TextColumn("[bold]sweep"),
+            TextColumn(f"[bold]{label}"),
             BarColumn(),
             MofNCompleteColumn(),
-            _Rate(),
+            _Rate(unit),
             TimeElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),

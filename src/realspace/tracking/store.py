@@ -30,6 +30,7 @@ __all__ = ["SweepStore", "open_store", "default_tracking_uri", "resolve_tracking
 KEY_TAG = "realspace.run_key"
 SWEEP_TAG = "realspace.sweep_key"
 PARENT_TAG = "mlflow.parentRunId"
+STAGE_TAG = "realspace.stage"  # analysis children (pathology | seed_pairs | retrain)
 
 
 def default_tracking_uri(cwd: str | os.PathLike | None = None) -> str:
@@ -255,6 +256,71 @@ class SweepStore:
                 self.client.log_artifacts(run_id, tmp)
         self.client.set_terminated(run_id, "FINISHED")
         return run_id
+
+    def log_stage(
+        self, parent_id: str, key: str, stage: str, name: str, rows: list[dict], params: dict
+    ) -> str:
+        """One analysis unit as a child run: its inputs as params, its rows as
+        ``table.json``, and per numeric column the median as a metric; FINISHED last."""
+        from mlflow.entities import Metric, Param
+
+        tags = {
+            PARENT_TAG: parent_id,
+            KEY_TAG: key,
+            STAGE_TAG: stage,
+            "realspace.version": __version__,
+        }
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+        run_id = run.info.run_id
+        now = int(time.time() * 1000)
+        numeric = sorted({k for r in rows for k, v in r.items() if _is_number(v)})
+        metrics = []
+        for k in numeric:
+            vals = np.array([float(r[k]) for r in rows if _is_number(r.get(k))])
+            vals = vals[np.isfinite(vals)]
+            if len(vals):
+                metrics.append(Metric(f"median_{k}", float(np.median(vals)), now, 0))
+        flat = _flat_params({k: v for k, v in params.items() if not isinstance(v, list)})
+        flat.update({k: ",".join(map(str, v)) for k, v in params.items() if isinstance(v, list)})
+        self.client.log_batch(
+            run_id,
+            metrics=metrics,
+            params=[Param(k, v[:6000]) for k, v in flat.items()],
+        )
+        self._write(run_id, run.info.artifact_uri, {"table.json": json.dumps(rows, indent=1)})
+        self.client.set_terminated(run_id, "FINISHED")
+        return run_id
+
+    def log_report(self, parent_id: str, folder: Path, metrics: list[tuple[str, float, int]]):
+        """The report folder as the parent's ``report/`` artifacts, and per-cell
+        aggregates as metrics (name, value, step = width)."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [
+            Metric(k, float(v), now, int(step)) for k, v, step in metrics if _finite(v) is not None
+        ]
+        for i in range(0, len(batch), 1000):  # MLflow takes at most 1000 metrics per batch
+            self.client.log_batch(parent_id, metrics=batch[i : i + 1000])
+        self.client.log_artifacts(parent_id, str(folder), artifact_path="report")
+
+    def _write(self, run_id: str, artifact_uri: str, files: dict[str, str]) -> None:
+        local = _local_dir(artifact_uri)
+        if local is not None:
+            local.mkdir(parents=True, exist_ok=True)
+            for name, text in files.items():
+                tmp = local / (name + ".tmp")
+                tmp.write_text(text)
+                os.replace(tmp, local / name)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, text in files.items():
+                (Path(tmp) / name).write_text(text)
+            self.client.log_artifacts(run_id, tmp)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, int | float | np.number) and not isinstance(v, bool)
 
 
 # end-point numbers logged as metrics (with the census_* and proj_* counts); the rest of a

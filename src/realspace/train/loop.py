@@ -127,11 +127,14 @@ def train_shard(
     options: TrainOptions | None = None,
     init: Sequence[dict] | None = None,
     progress: Callable[[int, int, int], None] | None = None,
+    data: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> ShardResult:
     """Train every run of ``specs`` (one shape) together.
 
     ``init`` optionally gives each run's starting parameters (dicts of arrays as
-    returned by ``init_params``); otherwise they come from the run's seed.
+    returned by ``init_params``); otherwise they come from the run's seed. ``data``
+    optionally replaces each MSE run's (X, y) (same shapes; sorted by x when d = 1), for
+    fitting targets that are not named functions (the retraining experiment).
     ``progress(step, max_steps, n_active)`` is called every few steps.
     """
     specs = list(specs)
@@ -157,7 +160,7 @@ def train_shard(
         k: _stack(start, lambda s, k=k: np.asarray(s[k], float), device, dtype) for k in PARAM_NAMES
     }
     if loss_kind == "mse":
-        data = [make_data(s) for s in specs]
+        data = data or [make_data(s) for s in specs]
         X = _stack(data, lambda xy: xy[0], device, dtype)
         Y = _stack(data, lambda xy: xy[1], device, dtype)
         batches = _Batches(specs, X.shape[1], device)

@@ -1,0 +1,194 @@
+"""Inverse-stability experiments: how far apart are parameters whose realizations are close?
+
+Ratios r_alpha = d_P / d_W^alpha (alpha = 1/2: the theorem's rate on Omega_N; alpha = 1,
+which fails even there). Three sources of pairs (SCIENCE.md, "What a sweep reports"):
+
+- ``pathology_table``: the fixtures P0-P4 (and P1b) along n = 2^1 .. 2^k;
+- ``seed_pair_table``: end points of one cell trained from different seeds whose
+  realizations are close;
+- ``perturb`` + retraining: a trained Gamma, a nearby target g at d_W = delta, and the
+  distance the parameters travel when training moves from R(Gamma) to g
+  (``retrain_distances``; the training itself is ``realspace.train``).
+
+"raw" distances compare the parametrizations as they are (d_P, permutations only);
+"canonical" ones take the fibre distance on Omega_N (canonical forms, permutations and
+orientation flips). All numbers are float64 and exact in d = 1, except fibre distances
+above 8 live neurons (an upper bound, reported in the ``*_bound`` columns).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from .canonical import canonical_form
+from .distances import fibre_distance, param_distance, sobolev_distance, uniform_distance
+from .nets import ShallowNet
+from .pathologies import PATHOLOGIES, pathology
+
+__all__ = [
+    "ratios",
+    "pathology_table",
+    "seed_pair_table",
+    "PERTURBATIONS",
+    "perturb",
+    "restricted_start",
+    "retrain_distances",
+    "fit_slope",
+]
+
+PERTURBATIONS = ("add", "scale", "kink")
+
+
+def ratios(d_p: float, d_w: float) -> dict:
+    """r_1/2 = d_P / d_W^(1/2) and r_1 = d_P / d_W (inf when d_W = 0 < d_P)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {
+            "r_half": float(np.divide(d_p, np.sqrt(d_w))),
+            "r_one": float(np.divide(d_p, d_w)),
+        }
+
+
+def fit_slope(x, y, tail: float = 1.0) -> float:
+    """Least-squares slope of log y against log x over the finite, positive points
+    (nan with fewer than two): the exponent p of y ~ x^p. ``tail`` < 1 fits only the
+    points with the largest x (that fraction of them, at least two): the asymptotic rate,
+    without the pre-asymptotic start of a family."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    if tail < 1 and np.count_nonzero(ok) > 2:
+        keep = max(2, int(np.ceil(tail * np.count_nonzero(ok))))
+        cut = np.sort(x[ok])[-keep]
+        ok &= x >= cut
+    if np.count_nonzero(ok) < 2 or np.ptp(np.log(x[ok])) == 0:
+        return float("nan")
+    return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0])
+
+
+def pathology_table(max_log2: int = 12, D: float = 2.0, families=PATHOLOGIES) -> list[dict]:
+    """One row per (family, n = 2^1 .. 2^max_log2): d_W, d_inf, raw d_P and the fibre
+    distance on Omega_N, with both ratios for each."""
+    rows = []
+    for name in families:
+        for k in range(1, max_log2 + 1):
+            n = 2.0**k
+            gamma, g = pathology(name, n, D)
+            d_w = float(sobolev_distance(gamma, g, D))
+            d_inf = float(uniform_distance(gamma, g, D))
+            raw = float(param_distance(gamma, g))
+            can = fibre_distance(gamma, g, D)
+            r_raw, r_can = ratios(raw, d_w), ratios(float(can), d_w)
+            rows.append(
+                {
+                    "family": name,
+                    "n": n,
+                    "d_W": d_w,
+                    "d_inf": d_inf,
+                    "d_P_raw": raw,
+                    "d_P_canonical": float(can),
+                    "canonical_bound": can.bound,
+                    "r_half_raw": r_raw["r_half"],
+                    "r_one_raw": r_raw["r_one"],
+                    "r_half_canonical": r_can["r_half"],
+                    "r_one_canonical": r_can["r_one"],
+                    "r_half_raw_inf": ratios(raw, d_inf)["r_half"],
+                }
+            )
+    return rows
+
+
+def seed_pair_table(nets: list[ShallowNet], D: float, closest: int = 4) -> list[dict]:
+    """The ``closest`` pairs among ``nets`` (end points of one cell, d = 1) by d_W, with
+    raw d_P and the fibre distance on Omega_N (Gamma = the first of the pair)."""
+    pairs = []
+    for i in range(len(nets)):
+        for j in range(i + 1, len(nets)):
+            pairs.append((float(sobolev_distance(nets[i], nets[j], D)), i, j))
+    pairs.sort()
+    rows = []
+    for d_w, i, j in pairs[:closest]:
+        raw = float(param_distance(nets[i], nets[j]))
+        can = fibre_distance(nets[i], nets[j], D)
+        rows.append(
+            {
+                "i": i,
+                "j": j,
+                "d_W": d_w,
+                "d_P_raw": raw,
+                "d_P_canonical": float(can),
+                "canonical_bound": can.bound,
+                **{f"{k}_raw": v for k, v in ratios(raw, d_w).items()},
+                **{f"{k}_canonical": v for k, v in ratios(float(can), d_w).items()},
+            }
+        )
+    return rows
+
+
+def restricted_start(net: ShallowNet, D: float) -> ShallowNet:
+    """A point of Omega_N with the same realization on Q and width: the canonical form."""
+    return canonical_form(net, D)
+
+
+def perturb(net: ShallowNet, kind: str, delta: float, D: float, rng) -> tuple[ShallowNet, float]:
+    """A realizable target g near R(net) (d = 1) and its exact d_W(R(net), g).
+
+    - ``add``: a new neuron s rho(x - t) (t uniform in (-D, D), s = +-1 scaled) with
+      d_W = delta exactly;
+    - ``scale``: one live neuron's c_i multiplied by (1 + s) with d_W = delta exactly
+      (d_W is linear in s);
+    - ``kink``: one live neuron's kink moved by delta (in x). f' then differs by
+      |c_i a_i| on the interval between the old and the new kink, so d_W >= |c_i a_i|
+      however small delta is: in W^{1,inf} moving a kink is a large perturbation. The
+      smallest live neuron is moved, and d_W is whatever results.
+    """
+    if net.dim != 1:
+        raise ValueError("perturbations are defined for d = 1")
+    D = float(D)
+    gamma = canonical_form(net, D)
+    live = np.flatnonzero(np.abs(gamma.c) > 0)
+    if kind == "add" or (kind != "add" and live.size == 0):
+        t = float(rng.uniform(-D, D))
+        sign = float(rng.choice([-1.0, 1.0]))
+        # d_W of s rho(x - t): max(sup |s|(x - t)_+, |s|) = |s| max(D - t, 1)
+        s = sign * delta / max(D - t, 1.0)
+        g = replace(
+            gamma,
+            a=np.vstack([gamma.a, [[1.0]]]),
+            b=np.append(gamma.b, -t),
+            c=np.append(gamma.c, s),
+        )
+    elif kind == "scale":
+        i = int(rng.choice(live))
+        unit = replace(gamma, c=np.where(np.arange(gamma.width) == i, gamma.c, 0.0), e=0.0)
+        unit = replace(unit, w=np.zeros(1))
+        scale = float(sobolev_distance(unit, replace(unit, c=np.zeros(gamma.width)), D))
+        c = gamma.c.copy()
+        c[i] *= 1.0 + delta / scale
+        g = replace(gamma, c=c)
+    elif kind == "kink":
+        i = int(live[np.argmin(np.abs(gamma.c[live]))])
+        b = gamma.b.copy()
+        b[i] -= delta * gamma.a[i, 0]  # kink -b/a moves by +delta
+        g = replace(gamma, b=b)
+    else:
+        raise ValueError(f"unknown perturbation {kind!r}; known: {', '.join(PERTURBATIONS)}")
+    return g, float(sobolev_distance(net, g, D))
+
+
+def retrain_distances(
+    start: ShallowNet, end: ShallowNet, target: ShallowNet, D: float, restricted: bool
+) -> dict:
+    """How far retraining moved the parameters: d_P(start, end) (raw, unrestricted) or the
+    fibre distance on Omega_N (restricted), and how well ``end`` fits g: sup |R(end) - g|.
+
+    The fit is judged in the uniform norm: a kink of ``end`` a hair away from g's makes
+    f' differ by |c_i a_i| on the sliver between them, so d_W(R(end), g) stays of order
+    |c_i a_i| for any fit short of exact.
+    """
+    travel = fibre_distance(start, end, D) if restricted else param_distance(start, end)
+    return {
+        "d_P": float(travel),
+        "d_P_bound": travel.bound,
+        "fit_d_inf": float(uniform_distance(end, target, D)),
+    }

@@ -1,0 +1,302 @@
+"""Global-optimum references L* for the near-optimality gap.
+
+Three references, the best that applies to a cell (SCIENCE.md, "What a sweep reports"):
+
+- realizable teachers without weight decay or label noise: L* = 0 once the student
+  width reaches the teacher width;
+- the weight-decay problem
+
+      J(theta) = (1/n) sum_k (f(x_k) - y_k)^2 + (lam/2) sum_i (c_i^2 + ||a_i||^2)
+
+  (biases and, in the restricted parametrization, the linear part w free): its exact
+  global optimum over all widths from the convex reformulation of Pilanci & Ergen (ICML
+  2020). Rescaling (a, b, c) -> (t a, t b, c / t) leaves f unchanged, and minimizing the
+  penalty over t gives lam |c| ||a||; with u = |c| (a, b) a neuron is sign(c) rho(<u, x~>)
+  (x~ = (x, 1)) at cost lam ||u_a||. On the data, rho(X~ u) = D_j X~ u for the activation
+  pattern D_j = diag(1[X~ u >= 0]), a linear map under the cone constraint
+  (2 D_j - I) X~ u >= 0. Neurons of one pattern and one sign add up without raising the
+  cost (triangle inequality), so the problem over all widths is the group lasso
+
+      min_{u_j, v_j in K_j, e, w}  (1/n) ||sum_j D_j X~ (u_j - v_j) + e + X w - y||^2
+                                   + lam sum_j (||u_j,a|| + ||v_j,a||)
+
+  over the patterns j of the data, solved with cvxpy. Its value is the optimum at every
+  width >= the solution's neuron count m (exact there) and a lower bound below m. The
+  patterns are enumerated exactly for d = 1 and small 2-D data sets; above that they are
+  sampled, which gives a value attained by a network, an upper bound on the optimum;
+- otherwise the best loss observed in the cell (made in ``realspace.stats``).
+
+Every number here is float64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .nets import ShallowNet
+from .targets import mse, weight_decay_penalty
+
+__all__ = [
+    "ConvexOptimum",
+    "activation_patterns",
+    "convex_optimum",
+    "reference_optima",
+    "EXACT_2D_MAX_POINTS",
+]
+
+EXACT_2D_MAX_POINTS = 64  # exact pattern enumeration in d = 2 costs O(n^3) candidates
+
+
+def _masks_from_projections(proj: np.ndarray) -> np.ndarray:
+    """Every strict threshold dichotomy {k: proj_k > t} of each row of ``proj`` (R, n)."""
+    out = []
+    for p in proj:
+        order = np.argsort(p, kind="stable")
+        v = p[order]
+        step = np.diff(v) > 1e-12 * (1 + np.abs(v[1:]))  # equal projections share a level
+        level = np.empty(len(p), int)
+        level[order] = np.concatenate([[0], np.cumsum(step)])
+        out.append(level[None, :] > np.arange(-1, level.max())[:, None])
+    return np.concatenate(out)
+
+
+def activation_patterns(
+    X: np.ndarray, max_exact_2d: int = EXACT_2D_MAX_POINTS, samples: int = 2000, seed: int = 0
+) -> tuple[np.ndarray, bool]:
+    """The distinct non-empty activation patterns 1[<a, x_k> + b > 0] of the data X (n, d).
+
+    Returns (patterns (P, n) bool, exact). d = 1: the thresholds between sorted points in
+    both directions (2n - 1 patterns). d = 2 with n <= ``max_exact_2d``: exact, because the
+    order of the projections <a, x_k> changes only at the critical directions orthogonal
+    to some x_i - x_j; one direction inside each arc between them, with every threshold,
+    yields every strict dichotomy. Otherwise ``samples`` random hyperplanes (not exact).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n, d = X.shape
+    if d == 1:
+        dirs, exact = np.array([[1.0], [-1.0]]), True
+    elif d == 2 and n <= max_exact_2d:
+        diff = X[:, None, :] - X[None, :, :]
+        iu = np.triu_indices(n, 1)
+        dv = diff[iu]
+        dv = dv[np.linalg.norm(dv, axis=1) > 0]
+        crit = np.arctan2(dv[:, 1], dv[:, 0]) + np.pi / 2  # normal orthogonal to x_i - x_j
+        crit = np.sort(np.mod(np.concatenate([crit, crit + np.pi]), 2 * np.pi))
+        crit = np.unique(np.round(crit, 12))
+        mids = (
+            (crit + np.diff(np.concatenate([crit, [crit[0] + 2 * np.pi]])) / 2)
+            if len(crit)
+            else np.array([0.0])
+        )
+        dirs, exact = np.stack([np.cos(mids), np.sin(mids)], axis=1), True
+    else:
+        rng = np.random.default_rng(seed)
+        dirs = rng.standard_normal((samples, d))
+        proj = X @ dirs.T  # (n, S)
+        t = proj[rng.integers(0, n, samples), np.arange(samples)] - 1e-9
+        masks = (proj > t).T
+        masks = np.concatenate([masks, np.ones((1, n), bool)])
+        masks = np.unique(masks[masks.any(axis=1)], axis=0)
+        return masks, False
+    masks = _masks_from_projections(dirs @ X.T)
+    masks = np.unique(masks[masks.any(axis=1)], axis=0)
+    return masks, exact
+
+
+@dataclass(frozen=True)
+class ConvexOptimum:
+    """The convex program's solution for one data set and lam.
+
+    value: the optimal objective J* (solver value); attained: J of ``net`` evaluated
+    directly (equal to ``value`` up to solver tolerance); width: neurons of ``net`` (m);
+    exact: the patterns were enumerated exactly (else sampled: ``value`` is an upper
+    bound on the optimum, attained by ``net``).
+    """
+
+    value: float
+    attained: float
+    net: ShallowNet
+    width: int
+    exact: bool
+    patterns: int
+    lam: float
+    restricted: bool
+
+    def reference(self, width: int) -> tuple[float, str]:
+        """(L*, label) for a network of ``width`` neurons."""
+        if not self.exact:
+            return self.value, "convex_sampled_upper_bound"
+        return self.value, ("convex_exact" if width >= self.width else "convex_lower_bound")
+
+
+def _cone_rows(X: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows whose sign constraints imply the whole cone (2 D - I) X~ u >= 0.
+
+    In d = 1 an affine function is >= 0 on a set iff it is at the set's extreme points,
+    so two rows per side suffice; in d >= 2 every row is kept.
+    """
+    idx = np.arange(len(mask))
+    if X.shape[1] == 1:
+        x = X[:, 0]
+
+        def ends(sel):
+            sel = idx[sel]
+            return sel[[np.argmin(x[sel]), np.argmax(x[sel])]] if len(sel) else sel
+
+        return np.unique(ends(mask)), np.unique(ends(~mask))
+    return idx[mask], idx[~mask]
+
+
+def convex_optimum(
+    X: np.ndarray,
+    y: np.ndarray,
+    lam: float,
+    restricted: bool = False,
+    patterns: np.ndarray | None = None,
+    solver: str | None = None,
+    samples: int = 2000,
+) -> ConvexOptimum:
+    """Exact global optimum of the weight-decay problem on data X (n, d), y (n,), lam > 0.
+
+    ``restricted``: the network carries a free linear part w (the restricted
+    parametrization); otherwise only the output bias e is free. Returns the optimum, a
+    ShallowNet attaining it and the labels (see ``ConvexOptimum``).
+    """
+    import cvxpy as cp
+    import scipy.sparse as sp
+
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if X.ndim != 2 or y.shape != (X.shape[0],):
+        raise ValueError(f"need X (n, d) and y (n,), got {X.shape} and {y.shape}")
+    if not lam > 0:
+        raise ValueError(f"the convex reformulation needs weight decay lam > 0, got {lam}")
+    n, d = X.shape
+    exact = True
+    if patterns is None:
+        patterns, exact = activation_patterns(X, samples=samples)
+    P = len(patterns)
+    Xt = np.hstack([X, np.ones((n, 1))])  # (n, d + 1)
+    # A @ vec(U) = sum_j D_j X~ u_j, with vec(U) row-major over (P, d + 1)
+    A = (patterns[:, :, None] * Xt[None, :, :]).transpose(1, 0, 2).reshape(n, P * (d + 1))
+    rows, cols, vals, r = [], [], [], 0
+    for j, mask in enumerate(patterns):
+        on, off = _cone_rows(X, mask)
+        for k, sign in [(k, 1.0) for k in on] + [(k, -1.0) for k in off]:
+            rows += [r] * (d + 1)
+            cols += list(range(j * (d + 1), (j + 1) * (d + 1)))
+            vals += list(sign * Xt[k])
+            r += 1
+    G = sp.csr_matrix((vals, (rows, cols)), shape=(r, P * (d + 1)))
+
+    U = cp.Variable((P, d + 1))
+    V = cp.Variable((P, d + 1))
+    e = cp.Variable()
+    pred = A @ cp.vec(U, order="C") - A @ cp.vec(V, order="C") + e
+    w = None
+    if restricted:
+        w = cp.Variable(d)
+        pred = pred + X @ w
+    norms = cp.norm(U[:, :d], 2, axis=1) + cp.norm(V[:, :d], 2, axis=1)
+    objective = cp.sum_squares(pred - y) / n + lam * cp.sum(norms)
+    constraints = [G @ cp.vec(U, order="C") >= 0, G @ cp.vec(V, order="C") >= 0]
+    problem = cp.Problem(cp.Minimize(objective), constraints)
+    problem.solve(solver=solver or "CLARABEL")
+    if problem.status not in ("optimal", "optimal_inaccurate"):
+        raise RuntimeError(f"convex program ended with status {problem.status}")
+
+    net = _network(U.value, V.value, float(e.value), None if w is None else w.value, d)
+
+    def J(net):
+        return mse(net, X, y) + weight_decay_penalty(net, lam)
+
+    # the sparsest pruning that still attains the value (interior-point solutions carry
+    # many tiny neurons; the solution's width m is what decides where the value is exact)
+    attained, tol = J(net), 1e-9 + 1e-7 * abs(problem.value)
+    gamma = net.c**2
+    for level in (np.inf, 1e-3, 1e-4, 1e-5, 1e-6):  # inf: no neuron at all
+        keep = gamma > level * gamma.max(initial=0)
+        pruned = replace(net, a=net.a[keep], b=net.b[keep], c=net.c[keep])
+        if J(pruned) <= problem.value + tol:
+            net, attained = pruned, J(pruned)
+            break
+    return ConvexOptimum(
+        value=float(problem.value),
+        attained=float(attained),
+        net=net,
+        width=net.width,
+        exact=exact,
+        patterns=P,
+        lam=float(lam),
+        restricted=restricted,
+    )
+
+
+def _network(U, V, e, w, d, rel_tol: float = 1e-7) -> ShallowNet:
+    """The balanced network of the convex solution.
+
+    Each u becomes the neuron +-rho(<u, x~>) = c rho(<a, x> + b) with (a, b) = u / sqrt||u_a||
+    and c = +-sqrt||u_a|| (balanced, so (lam/2)(c^2 + ||a||^2) = lam ||u_a||). Interior-point
+    solutions spread one neuron over neighbouring patterns (a kink on a data point is
+    feasible for both sides) and leave ~1e-9 entries elsewhere: neurons with the same
+    hyperplane and orientation are merged (gammas add: the realization is unchanged, the
+    cost cannot rise), and neurons below ``rel_tol`` of the largest are dropped. Neurons
+    with u_a = 0 are constants on the data (rho(u_b) = u_b >= 0) and go into e.
+    """
+    gammas: dict[tuple, float] = {}
+    directions: dict[tuple, np.ndarray] = {}
+    scale = max(np.abs(U).max(initial=0), np.abs(V).max(initial=0), 1e-300)
+    for M, sign in ((U, 1.0), (V, -1.0)):
+        for u in M:
+            na = float(np.linalg.norm(u[:d]))
+            if na > 1e-12 * scale:
+                unit = u / na
+                key = tuple(np.round(unit, 7))
+                gammas[key] = gammas.get(key, 0.0) + sign * na
+                directions.setdefault(key, unit)
+            elif u[d] > 0:
+                e += sign * u[d]
+    top = max((abs(g) for g in gammas.values()), default=0.0)
+    keep = [k for k, g in gammas.items() if abs(g) > rel_tol * top]
+    a = np.array([directions[k][:d] * np.sqrt(abs(gammas[k])) for k in keep]).reshape(-1, d)
+    b = np.array([directions[k][d] * np.sqrt(abs(gammas[k])) for k in keep])
+    c = np.array([np.sign(gammas[k]) * np.sqrt(abs(gammas[k])) for k in keep])
+    return ShallowNet(a, b, c, float(e), None if w is None else np.asarray(w))
+
+
+def reference_optima(specs, samples: int = 2000) -> list[tuple[float, str]]:
+    """(J*, label) for each RunSpec; (nan, "") where no certified reference applies.
+
+    Labels: ``teacher_realizable`` (J* = 0: a noiseless teacher, no weight decay, student
+    width >= teacher width), ``convex_exact`` / ``convex_lower_bound`` /
+    ``convex_sampled_upper_bound`` (weight decay > 0 on sampled data, see
+    ``ConvexOptimum.reference``). One convex program per distinct data set, lam and
+    parametrization.
+    """
+    import hashlib
+
+    from .train.problem import make_data
+
+    solved: dict[str, ConvexOptimum] = {}
+    out = []
+    for spec in specs:
+        realizable = spec.target in ("teacher", "gaussian") and not spec.noise
+        if spec.weight_decay == 0:
+            if realizable and spec.width >= spec.teacher_width:
+                out.append((0.0, "teacher_realizable"))
+            else:
+                out.append((float("nan"), ""))
+            continue
+        if spec.loss != "mse":
+            out.append((float("nan"), ""))
+            continue
+        x, y = make_data(spec)
+        h = hashlib.sha256(x.tobytes() + y.tobytes())
+        h.update(repr((spec.weight_decay, spec.restricted)).encode())
+        key = h.hexdigest()
+        if key not in solved:
+            solved[key] = convex_optimum(x, y, spec.weight_decay, spec.restricted, samples=samples)
+        out.append(solved[key].reference(spec.width))
+    return out

@@ -1,0 +1,185 @@
+"""Verdicts on the four claims of SCIENCE.md, computed from a sweep's numbers.
+
+Each verdict is "supported", "not supported" or "inconclusive", with the evidence it
+rests on spelled out; the rules are written here, before any data is seen:
+
+1. near-optimality: for every problem with a certified reference (a realizable teacher,
+   or the convex optimum where it is exact) look at the widest width. Supported when the
+   median gap there is <= eps for all such problems; not supported when it is > eps for
+   all of them and the fitted gap exponent is >= 0 (no decay); otherwise inconclusive
+   (mixed, or no certified reference at all).
+2. degenerate parametrizations: supported when unrestricted end points carry degenerate
+   neurons (dead, affine on Q, duplicate or opposite; or a canonical form narrower than
+   the network): an existence claim. Certified spurious minima are reported beside it.
+3. inverse stability: supported when (a) along some raw family P1-P4 the ratio r_1/2
+   grows with n (exponent > 0.25, fitted over the larger half of n), (b) along P0 the
+   ratio against the uniform norm grows, and (c) on Omega_N (fibre distances of
+   canonical forms) r_1/2 stays bounded along every family (exponent <= 0.1); not
+   supported when (c) fails; otherwise inconclusive. Seed pairs and retraining are
+   reported as further evidence.
+4. restricted loses nothing: the share of (problem, width) pairs where the restricted
+   best objective is at least as low as the unrestricted best (relative 1e-3). Supported
+   at >= 90 %, not supported below 50 %, inconclusive between.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..inverse import fit_slope
+
+__all__ = ["claim_verdicts"]
+
+CERTIFIED = ("teacher_realizable", "convex_exact")
+
+
+def _claim1(cells: pd.DataFrame, rates: pd.DataFrame, eps: float) -> dict:
+    if cells.empty:
+        return {"verdict": "inconclusive", "evidence": "no finished runs"}
+    results = []
+    for (problem, par), g in cells.groupby(["problem", "parametrization"]):
+        cert = g[g["reference"].isin(CERTIFIED)]
+        if cert.empty:
+            continue
+        widest = cert.loc[cert["width"].idxmax()]
+        exp = rates.query("problem == @problem and parametrization == @par")["exponent"]
+        exp = float(exp.iloc[0]) if len(exp) else float("nan")
+        results.append(
+            (
+                problem,
+                par,
+                int(widest["width"]),
+                float(widest["gap_median"]),
+                exp,
+                widest["reference"],
+            )
+        )
+    if not results:
+        return {
+            "verdict": "inconclusive",
+            "evidence": "no cell has a certified optimum (no realizable teacher, no exact "
+            "convex reference): gaps are measured against the best run of each cell only",
+        }
+    ok = [r for r in results if r[3] <= eps]
+    flat = [r for r in results if r[3] > eps and not (r[4] < 0)]
+    lines = [
+        f"{p} / {par}: median gap {gap:.2e} at width {w} ({ref}; eps {eps:g}), "
+        f"gap ~ width^{exp:.2f}"
+        for p, par, w, gap, exp, ref in results
+    ]
+    if len(ok) == len(results):
+        verdict = "supported"
+    elif len(flat) == len(results):
+        verdict = "not supported"
+    else:
+        verdict = "inconclusive"
+    return {
+        "verdict": verdict,
+        "evidence": f"{len(ok)} of {len(results)} certified problems within eps at their "
+        "widest width. " + "; ".join(lines),
+    }
+
+
+def _claim2(df: pd.DataFrame, cells: pd.DataFrame) -> dict:
+    u = df[df["parametrization"] == "unrestricted"]
+    if u.empty or "census_dead" not in u:
+        return {"verdict": "inconclusive", "evidence": "no unrestricted end points"}
+    shares = u[["census_dead", "census_affine", "census_duplicate", "census_opposite"]]
+    degenerate = (shares.sum(axis=1) > 0) | (u["census_effective_width"] < u["width"])
+    spurious = int(cells["spurious"].sum()) if "spurious" in cells else 0
+    certified = int(cells["certified"].sum()) if "certified" in cells else 0
+    evidence = (
+        f"{int(degenerate.sum())} of {len(u)} unrestricted end points are degenerate "
+        f"(mean shares: dead {shares['census_dead'].mean():.3f}, affine "
+        f"{shares['census_affine'].mean():.3f}, duplicate {shares['census_duplicate'].mean():.3f},"
+        f" opposite {shares['census_opposite'].mean():.3f}); {spurious} of {certified} "
+        "certified local minima (both parametrizations) are spurious"
+    )
+    return {"verdict": "supported" if degenerate.any() else "not supported", "evidence": evidence}
+
+
+def _claim3(path: pd.DataFrame, pairs: pd.DataFrame, retrain: pd.DataFrame) -> dict:
+    if path.empty:
+        return {"verdict": "inconclusive", "evidence": "the pathology stage has not run"}
+    exps = {
+        fam: (
+            fit_slope(g["n"], g["r_half_raw"], tail=0.5),
+            fit_slope(g["n"], g["r_half_canonical"], tail=0.5),
+            fit_slope(g["n"], g["r_half_raw_inf"], tail=0.5),
+        )
+        for fam, g in path.groupby("family")
+    }
+    raw_grows = [f for f in ("P1", "P2", "P3", "P4") if f in exps and exps[f][0] > 0.25]
+    uniform_grows = "P0" in exps and exps["P0"][2] > 0.25
+    bounded = all(not (e[1] > 0.1) for e in exps.values())
+    lines = [
+        f"{f}: r_1/2 ~ n^{e[0]:.2f} raw, n^{e[1]:.2f} on Omega_N" for f, e in sorted(exps.items())
+    ]
+    if "P0" in exps:
+        lines.append(f"P0 against the uniform norm: r_1/2 ~ n^{exps['P0'][2]:.2f}")
+    if not pairs.empty:
+        lines.append(
+            f"seed pairs (closest in W^1,inf): median r_1/2 {pairs['r_half_raw'].median():.3g} "
+            f"raw vs {pairs['r_half_canonical'].median():.3g} on Omega_N"
+        )
+    if not retrain.empty:
+        for par, g in retrain.groupby("parametrization"):
+            lines.append(
+                f"retraining ({par}): median r_1/2 {g['r_half'].median():.3g}, max "
+                f"{g['r_half'].max():.3g}; d_P ~ d_W^{fit_slope(g['d_W'], g['d_P']):.2f}"
+            )
+    if raw_grows and uniform_grows and bounded:
+        verdict = "supported"
+    elif not bounded:
+        verdict = "not supported"
+    else:
+        verdict = "inconclusive"
+    return {"verdict": verdict, "evidence": "; ".join(lines)}
+
+
+def _claim4(c4: pd.DataFrame) -> dict:
+    if c4.empty:
+        return {"verdict": "inconclusive", "evidence": "no width trained in both parametrizations"}
+    share = float(c4["restricted_as_good"].mean())
+    worst = c4.loc[(c4["best_restricted"] / c4["best_unrestricted"]).idxmax()]
+    verdict = "supported" if share >= 0.9 else ("not supported" if share < 0.5 else "inconclusive")
+    return {
+        "verdict": verdict,
+        "evidence": f"restricted best <= unrestricted best at {share:.0%} of {len(c4)} "
+        f"(problem, width) pairs; median objective ratio restricted/unrestricted "
+        f"{np.nanmedian(c4['median_ratio']):.3g}; worst: {worst['problem']} width "
+        f"{int(worst['width'])} ({worst['best_restricted']:.3g} vs "
+        f"{worst['best_unrestricted']:.3g})",
+    }
+
+
+def claim_verdicts(
+    df: pd.DataFrame,
+    cells: pd.DataFrame,
+    rates: pd.DataFrame,
+    c4: pd.DataFrame,
+    path: pd.DataFrame,
+    pairs: pd.DataFrame,
+    retrain: pd.DataFrame,
+    eps: float,
+) -> list[dict]:
+    """One dict per claim: number, statement, verdict, evidence."""
+    statements = [
+        "local minima of the regularized problem are almost optimal for large networks",
+        "realizations have degenerate parametrizations; parameter-space minima need not be "
+        "realization-space minima",
+        "inverse stability fails in general (and for the uniform norm) but holds on Omega_N "
+        "with exponent 1/2",
+        "optimizing over the restricted set loses nothing",
+    ]
+    results = [
+        _claim1(cells, rates, eps),
+        _claim2(df, cells),
+        _claim3(path, pairs, retrain),
+        _claim4(c4),
+    ]
+    return [
+        {"claim": i + 1, "statement": s, **r}
+        for i, (s, r) in enumerate(zip(statements, results, strict=True))
+    ]

@@ -1,0 +1,200 @@
+"""Statistics of a sweep's end points (pandas in, pandas out; no tracking store here).
+
+The input is a frame with one row per network, as ``realspace.load_runs`` returns it:
+RunSpec columns (``target_label``, ``parametrization``, ``width``, ``seed``,
+``weight_decay``, ...) and the end-point metrics (``loss``, ``objective``,
+``certified``, ``census_*``).
+
+A *problem* is everything but the parametrization, width and seed (target, weight
+decay and any other axis the sweep varies); a *cell* is problem x parametrization x
+width. Per cell (SCIENCE.md, "What a sweep reports"):
+
+- near-optimality: gap = J(end point) - J* (J the objective that was trained: the loss,
+  plus the weight-decay penalty when lam > 0), J* from ``reference_optima``; median,
+  90th percentile, max, share within ``eps``; per problem and parametrization a fitted
+  exponent p of median gap ~ width^p;
+- minima: share of certified local minima that are spurious (gap > eps);
+- the degeneracy census (means over seeds);
+- claim 4: restricted vs unrestricted best and median objective at equal width.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .inverse import fit_slope
+
+__all__ = [
+    "PROBLEM_AXES",
+    "with_problems",
+    "gap_values",
+    "cell_stats",
+    "decay_rates",
+    "claim4_table",
+    "census_table",
+    "best_in_cell",
+    "specs_of",
+    "reference_frame",
+    "trained_objective",
+]
+
+# axes that, besides the target label, tell problems apart when a sweep varies them (the
+# label already names weight decay)
+PROBLEM_AXES = ("weight_decay", "optimizer", "lr", "steps", "n_samples", "noise", "d")
+CELL = ["problem", "parametrization", "width"]
+CENSUS = ("dead", "affine", "duplicate", "opposite", "imbalance_mean", "effective_width")
+
+
+def with_problems(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy with a ``problem`` label: the target label (which names a nonzero weight
+    decay) and every other axis the frame varies, e.g. ``sin wd=0.01 lr=0.001``."""
+    df = df.copy()
+    varying = [a for a in PROBLEM_AXES[1:] if a in df and df[a].nunique() > 1]
+
+    def label(row):
+        parts = [str(row["target_label"])]
+        for a in varying:
+            v = row[a]
+            parts.append(f"{a}={v:g}" if isinstance(v, int | float) else f"{a}={v}")
+        return " ".join(parts)
+
+    df["problem"] = df.apply(label, axis=1) if len(df) else pd.Series(dtype=str)
+    return df
+
+
+def trained_objective(df: pd.DataFrame) -> pd.Series:
+    """What each run minimized: the objective with weight decay, the loss without."""
+    wd = df["weight_decay"] if "weight_decay" in df else 0.0
+    return df["objective"].where(wd > 0, df["loss"])
+
+
+def best_in_cell(df: pd.DataFrame) -> pd.Series:
+    """The smallest trained objective in each run's cell (the fallback reference)."""
+    return trained_objective(df).groupby([df[c] for c in CELL]).transform("min")
+
+
+def gap_values(df: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with ``j_final``, ``j_star``, ``reference`` (its label) and ``gap`` columns.
+
+    ``reference``: ``j_star`` and ``reference`` columns aligned with ``df`` (NaN j_star
+    where no certified reference applies; those rows fall back to the best in the cell).
+    """
+    out = df.copy()
+    out["j_final"] = trained_objective(df)
+    fallback = best_in_cell(df)
+    have = reference["j_star"].notna()
+    out["j_star"] = reference["j_star"].where(have, fallback)
+    out["reference"] = reference["reference"].where(have, "best_in_cell")
+    out["gap"] = out["j_final"] - out["j_star"]
+    return out
+
+
+def cell_stats(df: pd.DataFrame, eps: float) -> pd.DataFrame:
+    """Per cell: runs, gap median / p90 / max, share within eps, certified minima and the
+    spurious share among them, and the reference used (several labels joined by '+')."""
+    diverged = df["run_status"].eq("diverged") if "run_status" in df else False
+
+    def agg(g):
+        gap = g["gap"]
+        cert = g["certified"].astype(bool) & ~diverged.loc[g.index] if len(g) else g["certified"]
+        return pd.Series(
+            {
+                "runs": len(g),
+                "j_star": g["j_star"].min(),
+                "reference": "+".join(sorted(set(g["reference"]))),
+                "gap_p10": gap.quantile(0.1),
+                "gap_median": gap.median(),
+                "gap_p90": gap.quantile(0.9),
+                "gap_max": gap.max(),
+                "within_eps": float((gap <= eps).mean()),
+                "best": g["j_final"].min(),
+                "median": g["j_final"].median(),
+                "certified": int(cert.sum()),
+                "spurious": int((cert & (gap > eps)).sum()),
+                "spurious_share": float((cert & (gap > eps)).sum() / cert.sum())
+                if cert.sum()
+                else np.nan,
+            }
+        )
+
+    if not isinstance(diverged, pd.Series):
+        diverged = pd.Series(False, index=df.index)
+    return df.groupby(CELL, sort=True).apply(agg, include_groups=False).reset_index()
+
+
+def decay_rates(cells: pd.DataFrame) -> pd.DataFrame:
+    """Per problem and parametrization: the exponent p of median gap ~ width^p (least
+    squares in log-log over widths with a positive median gap and a reference other than
+    the best in the cell, whose gaps measure seed spread, not optimality) and the widths
+    used."""
+    rows = []
+    for (problem, par), g in cells.groupby(["problem", "parametrization"]):
+        pos = g[(g["gap_median"] > 0) & ~g["reference"].str.contains("best_in_cell")]
+        rows.append(
+            {
+                "problem": problem,
+                "parametrization": par,
+                "exponent": fit_slope(pos["width"], pos["gap_median"]),
+                "widths_fitted": len(pos),
+                "widest": int(g["width"].max()),
+                "gap_median_widest": float(g.loc[g["width"].idxmax(), "gap_median"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def claim4_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per problem and width with both parametrizations: best and median trained
+    objective of each, and whether the restricted best is at least as low (up to a
+    relative 1e-3 and an absolute 1e-9, float32 training noise)."""
+    j = trained_objective(df)
+    g = (
+        df.assign(j=j)
+        .groupby(["problem", "width", "parametrization"])["j"]
+        .agg(["min", "median"])
+        .unstack("parametrization")
+    )
+    if "restricted" not in g.columns.get_level_values(1) or "unrestricted" not in (
+        g.columns.get_level_values(1)
+    ):
+        return pd.DataFrame()
+    out = pd.DataFrame(
+        {
+            "best_unrestricted": g[("min", "unrestricted")],
+            "best_restricted": g[("min", "restricted")],
+            "median_unrestricted": g[("median", "unrestricted")],
+            "median_restricted": g[("median", "restricted")],
+        }
+    ).dropna()
+    out["restricted_as_good"] = (
+        out["best_restricted"] <= out["best_unrestricted"] * (1 + 1e-3) + 1e-9
+    )
+    out["median_ratio"] = out["median_restricted"] / out["median_unrestricted"]
+    return out.reset_index()
+
+
+def census_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per cell: the mean census shares and effective width over seeds."""
+    cols = [f"census_{k}" for k in CENSUS if f"census_{k}" in df]
+    out = df.groupby(CELL)[cols].mean().reset_index()
+    return out.rename(columns={c: c.removeprefix("census_") for c in cols})
+
+
+def specs_of(df: pd.DataFrame) -> list:
+    """The RunSpec of each row."""
+    from dataclasses import fields
+
+    from .train.spec import RunSpec
+
+    names = [f.name for f in fields(RunSpec) if f.name in df]
+    return [RunSpec.from_dict({k: row[k] for k in names}) for _, row in df.iterrows()]
+
+
+def reference_frame(df: pd.DataFrame, samples: int = 2000) -> pd.DataFrame:
+    """``j_star`` and ``reference`` for each row from ``realspace.optimum.reference_optima``
+    (NaN where none applies)."""
+    from .optimum import reference_optima
+
+    refs = reference_optima(specs_of(df), samples=samples)
+    return pd.DataFrame(refs, columns=["j_star", "reference"], index=df.index)

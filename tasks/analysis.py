@@ -1,0 +1,59 @@
+"""Analysis-stage tasks: thin wrappers over realspace.sweep.analysis and the tracking store."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+
+@task(name="finished-runs", cache_policy=NO_CACHE, persist_result=False)
+def finished_runs_task(tracking_uri: str, experiment: str, parent: str) -> dict:
+    """{run key: run id} of every FINISHED child (training runs and analysis units)."""
+    from realspace.tracking.store import open_store
+
+    return open_store(tracking_uri, experiment).reconcile(parent)[1]
+
+
+@task(name="load-end-points", cache_policy=NO_CACHE, persist_result=False)
+def load_end_points_task(tracking_uri: str, experiment: str, run_ids: list[str]) -> list[dict]:
+    """The raw end-point parameters of finished runs (their params.npz)."""
+    from realspace.tracking.load import load_params_by_id
+    from realspace.tracking.store import open_store
+
+    return load_params_by_id(open_store(tracking_uri, experiment), run_ids)
+
+
+@task(name="analysis-unit", cache_policy=NO_CACHE, persist_result=False)
+def analysis_unit_task(stage: str, inputs: dict, params: list[dict], options: dict) -> list[dict]:
+    """Compute one analysis unit's rows (on a worker)."""
+    import torch
+
+    from realspace.sweep.analysis import compute_unit
+    from realspace.train import TrainOptions
+
+    if options.get("threads"):
+        torch.set_num_threads(max(1, int(options["threads"])))
+    device = None if options.get("device", "auto") == "auto" else options["device"]
+    dtype = torch.float64 if options.get("dtype") == "float64" else torch.float32
+    return compute_unit(stage, inputs, params, TrainOptions(device=device, dtype=dtype))
+
+
+@task(name="log-analysis-unit", cache_policy=NO_CACHE, persist_result=False)
+def log_unit_task(tracking_uri: str, experiment: str, parent: str, unit, rows: list[dict]) -> str:
+    """Log one unit as a child run (FINISHED only once its table is written)."""
+    from realspace.tracking.store import open_store
+
+    params = {k: v for k, v in unit.inputs.items() if k != "spec"}
+    if unit.members:
+        params["members"] = ",".join(unit.members)
+    return open_store(tracking_uri, experiment).log_stage(
+        parent, unit.key, unit.stage, unit.name, rows, params
+    )
+
+
+@task(name="report", cache_policy=NO_CACHE, persist_result=False)
+def report_task(config: dict, tracking_uri: str, out_dir: str | None = None) -> str:
+    """Build the sweep's report, write it to a folder and log it to the parent run."""
+    from realspace.tracking.publish import publish_report
+
+    return str(publish_report(config, tracking_uri, out_dir).folder)
