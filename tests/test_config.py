@@ -92,3 +92,27 @@ def test_shipped_configs_are_valid():
     for name in ("default", "paper"):
         cfg = load_config(Path(__file__).parents[1] / "configs" / f"{name}.yaml")
         assert cfg.name == name
+
+
+def test_analysis_settings_are_validated_and_never_change_the_sweep_key():
+    from realspace.sweep.plan import plan_runs, sweep_key
+
+    check({**GOOD, "analysis": {"retrain_kinds": ["move"]}}, "analysis.retrain_kinds[0]")
+    check({**GOOD, "analysis": {"gap_eps": 0}}, "analysis.gap_eps")
+    check({**GOOD, "analysis": {"pathology_max_log2": 40}}, "analysis.pathology_max_log2")
+    base = parse_config(GOOD)
+    other = parse_config({**GOOD, "analysis": {"gap_eps": 0.1, "seed_pairs": 0}})
+    assert sweep_key(base) == sweep_key(other)
+    assert [r.key for r in plan_runs(base)] == [r.key for r in plan_runs(other)]
+
+
+def test_a_target_may_set_its_own_weight_decay():
+    from realspace.sweep.plan import plan_runs, target_label
+
+    cfg = parse_config(
+        {**GOOD, "seeds": 1, "targets": [{"name": "sin"}, {"name": "sin", "weight_decay": 0.01}]}
+    )
+    runs = plan_runs(cfg)
+    assert sorted({r.spec.weight_decay for r in runs}) == [0.0, 0.01]
+    assert {target_label(r.spec) for r in runs} == {"sin", "sin wd=0.01"}
+    check({**GOOD, "targets": [{"name": "sin", "weight_decay": -1}]}, "targets[0].weight_decay")

@@ -58,15 +58,16 @@ def _children(uri: str, experiment: str, deleted=False):
     if exp is None:
         return []
     view = ViewType.DELETED_ONLY if deleted else ViewType.ACTIVE_ONLY
-    return client.search_runs(
+    runs = client.search_runs(
         [exp.experiment_id], "tags.`realspace.run_key` != ''", run_view_type=view, max_results=10000
     )
+    return [r for r in runs if "realspace.stage" not in r.data.tags]  # trained networks only
 
 
-def _sweep(cfg: Path, cwd: Path, ray_tmp: str, timeout: int):
+def _sweep(cfg: Path, cwd: Path, ray_tmp: str, timeout: int, *extra: str):
     """Run `realspace sweep` to its end; it must succeed."""
     res = subprocess.run(
-        CLI + ["sweep", str(cfg), "--quiet"],
+        CLI + ["sweep", str(cfg), "--quiet", *extra],
         cwd=cwd,
         env=_env(ray_tmp),
         capture_output=True,
@@ -102,6 +103,14 @@ def _config(path: Path, name: str, widths, steps) -> Path:
         "seeds": 2,
         "optimizer": {"steps": steps, "lr": 0.02},
         "data": {"n_samples": 64},
+        "analysis": {
+            "pathology_max_log2": 4,
+            "seed_pairs": 1,
+            "retrain_widths": [2],
+            "retrain_deltas": [0.01],
+            "retrain_kinds": ["add"],
+            "retrain_steps": 20,
+        },
     }
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -112,6 +121,9 @@ def test_sweep_on_a_local_ray(workdir):
     cfg = _config(tmp / "s.yaml", "ray-small", [2, 3], 80)
     res = _sweep(cfg, tmp, ray_tmp, timeout=400)
     assert "16 trained" in res.stdout
+    # the analysis units ran on the Ray workers, and the report was written
+    assert "Analysis: 18 units logged" in res.stdout, res.stdout
+    assert (tmp / "reports" / "ray-small" / "report.html").stat().st_size > 10_000
     children = _children(f"sqlite:///{tmp / 'mlruns.db'}", "ray-small")
     assert len(children) == 16 and {c.info.status for c in children} == {"FINISHED"}
     st = subprocess.run(
@@ -130,7 +142,7 @@ def test_sigkill_then_rerun_completes_without_duplicates(workdir):
     cfg = _config(tmp / "k.yaml", "killed", [2, 3, 4, 5, 6, 7], 600)
     uri = f"sqlite:///{tmp / 'mlruns.db'}"
     proc = subprocess.Popen(
-        CLI + ["sweep", str(cfg), "--quiet"],
+        CLI + ["sweep", str(cfg), "--quiet", "--no-analysis"],
         cwd=tmp,
         env=_env(ray_tmp),
         stdout=subprocess.DEVNULL,
@@ -157,7 +169,7 @@ def test_sigkill_then_rerun_completes_without_duplicates(workdir):
     }
     assert 4 <= len(before) < 48
 
-    res = _sweep(cfg, tmp, ray_tmp, timeout=600)
+    res = _sweep(cfg, tmp, ray_tmp, 600, "--no-analysis")
     assert f"{len(before)} already finished" in res.stdout
     after = _children(uri, "killed")
     keys = [c.data.tags["realspace.run_key"] for c in after]

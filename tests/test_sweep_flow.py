@@ -79,6 +79,7 @@ def test_flow_logs_one_finished_child_per_run(swept):
 
 def test_analysis_units_are_logged_once_each_with_their_tables(swept):
     from mlflow.tracking import MlflowClient
+
     from realspace.sweep.analysis import plan_analysis
 
     uri, summary = swept

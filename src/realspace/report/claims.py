@@ -82,7 +82,7 @@ def _claim1(cells: pd.DataFrame, rates: pd.DataFrame, eps: float) -> dict:
 
 
 def _claim2(df: pd.DataFrame, cells: pd.DataFrame) -> dict:
-    u = df[df["parametrization"] == "unrestricted"]
+    u = df[df["parametrization"] == "unrestricted"] if "parametrization" in df else df
     if u.empty or "census_dead" not in u:
         return {"verdict": "inconclusive", "evidence": "no unrestricted end points"}
     shares = u[["census_dead", "census_affine", "census_duplicate", "census_opposite"]]

@@ -1,0 +1,190 @@
+"""A person's view: `realspace ui` on a small finished sweep, opened in headless Chromium.
+
+Needs Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver) and
+selenium; without them the test is skipped, unless REALSPACE_REQUIRE_BROWSER=1 (set by CI),
+which makes a missing browser a failure.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+CLI = [sys.executable, "-m", "realspace.cli"]
+
+
+def _need_browser():
+    missing = [p for p in (CHROMIUM, DRIVER) if not shutil.which(p)]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("selenium")
+    if missing:
+        if os.environ.get("REALSPACE_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"browser test required but missing: {missing}")
+        pytest.skip(f"missing: {missing}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env() -> dict:
+    return {
+        **os.environ,
+        "DO_NOT_TRACK": "true",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    }
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory):
+    _need_browser()
+    tmp = tmp_path_factory.mktemp("ui")
+    cfg = tmp / "b.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "name": "browser-check",
+                "targets": [{"name": "sin"}],
+                "widths": [2],
+                "seeds": 2,
+                "optimizer": {"steps": 30},
+                "data": {"n_samples": 16},
+                "analysis": {"pathology_max_log2": 2, "seed_pairs": 0, "retrain_seeds": 0},
+            }
+        )
+    )
+    res = subprocess.run(
+        CLI + ["sweep", str(cfg), "--in-process", "--quiet"],
+        cwd=tmp,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp / 'mlruns.db'}")
+    exp = client.get_experiment_by_name("browser-check")
+    runs = client.search_runs([exp.experiment_id])
+    parent = next(r for r in runs if "realspace.sweep_key" in r.data.tags)
+    child = next(
+        r
+        for r in runs
+        if "realspace.run_key" in r.data.tags and "realspace.stage" not in r.data.tags
+    )
+    return tmp, cfg, exp.experiment_id, parent, child
+
+
+@pytest.fixture(scope="module")
+def ui(finished_sweep):
+    tmp, cfg, *_ = finished_sweep
+    port = _free_port()
+    proc = subprocess.Popen(
+        CLI + ["ui", str(cfg), "--port", str(port)],
+        cwd=tmp,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, "realspace ui exited"
+            assert time.time() < deadline, "the MLflow UI did not come up in 120 s"
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser(ui, tmp_path_factory):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,1000",
+        f"--user-data-dir={tmp_path_factory.mktemp('chrome')}",
+    ):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    yield driver
+    driver.quit()
+
+
+def _wait_for(driver, *texts, timeout=60):
+    """Wait until the rendered page shows every text; return the page text."""
+    deadline = time.time() + timeout
+    while True:
+        body = driver.find_element("tag name", "body").text
+        if all(t in body for t in texts):
+            return body
+        if time.time() > deadline:
+            raise AssertionError(f"page never showed {texts}; it showed:\n{body[:3000]}")
+        time.sleep(0.5)
+
+
+def test_the_ui_shows_the_sweep_its_runs_and_the_report(finished_sweep, ui, browser):
+    tmp, _, exp_id, parent, child = finished_sweep
+    shots = Path(os.environ.get("REALSPACE_SCREENSHOTS", tmp))
+    # the experiment page lists the sweep's parent run
+    browser.get(f"{ui}/#/experiments/{exp_id}")
+    _wait_for(browser, "browser-check", parent.info.run_name)
+    browser.save_screenshot(str(shots / "experiment.png"))
+    # a child run page shows the network's params
+    browser.get(f"{ui}/#/experiments/{exp_id}/runs/{child.info.run_id}")
+    params = child.data.params
+    _wait_for(
+        browser,
+        child.info.run_name,
+        "Parameters",
+        "parametrization",
+        params["parametrization"],
+        "Parent run",
+        parent.info.run_name,
+    )
+    browser.save_screenshot(str(shots / "child.png"))
+    # the parent's artifacts hold the report
+    browser.get(f"{ui}/#/experiments/{exp_id}/runs/{parent.info.run_id}/artifacts/report")
+    _wait_for(browser, "report.html", "report.md", "gap_vs_width.png")
+    browser.save_screenshot(str(shots / "artifacts.png"))

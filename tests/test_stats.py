@@ -1,0 +1,173 @@
+"""Statistics on synthetic frames whose answers are known by construction."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from realspace import stats
+from realspace.report.claims import claim_verdicts
+
+
+def frame(gap_of_width, widths=(4, 8, 16, 32), seeds=5, j_star=0.5, wd=0.0):
+    """Runs of one problem in both parametrizations with objective J* + gap(width, seed)."""
+    rows = []
+    for par in ("unrestricted", "restricted"):
+        for w in widths:
+            for s in range(seeds):
+                j = j_star + gap_of_width(w, s)
+                rows.append(
+                    dict(
+                        target_label="sin",
+                        target="sin",
+                        parametrization=par,
+                        width=w,
+                        seed=s,
+                        weight_decay=wd,
+                        loss=j if wd == 0 else j - 0.1,
+                        objective=j if wd else j + 0.0,
+                        certified=s % 2 == 0,
+                        run_status="converged",
+                        d=1,
+                        census_dead=0.25 if par == "unrestricted" else 0.0,
+                        census_affine=0.0,
+                        census_duplicate=0.0,
+                        census_opposite=0.0,
+                        census_imbalance_mean=0.1,
+                        census_effective_width=w - 1,
+                    )
+                )
+    return pd.DataFrame(rows)
+
+
+def reference(df, value=0.5, label="convex_exact"):
+    return pd.DataFrame({"j_star": value, "reference": label}, index=df.index)
+
+
+def test_gap_quantiles_and_share_within_eps_per_cell():
+    # gaps 0, 1e-3, 2e-3, 3e-3, 4e-3 in every cell
+    df = stats.with_problems(frame(lambda w, s: 1e-3 * s, wd=0.01))
+    df = stats.gap_values(df, reference(df))
+    cells = stats.cell_stats(df, eps=1.5e-3)
+    assert len(cells) == 8
+    row = cells.iloc[0]
+    assert row["gap_median"] == pytest.approx(2e-3)
+    assert row["gap_max"] == pytest.approx(4e-3)
+    assert row["gap_p90"] == pytest.approx(np.quantile([0, 1e-3, 2e-3, 3e-3, 4e-3], 0.9))
+    assert row["within_eps"] == pytest.approx(2 / 5)
+    # certified: seeds 0, 2, 4 with gaps 0, 2e-3, 4e-3; spurious: gap > eps -> 2 of 3
+    assert row["certified"] == 3 and row["spurious"] == 2
+    assert row["spurious_share"] == pytest.approx(2 / 3)
+    assert set(cells["problem"]) == {"sin"} and set(cells["reference"]) == {"convex_exact"}
+
+
+def test_weight_decay_gaps_use_the_objective_and_plain_ones_the_loss():
+    df = frame(lambda w, s: 0.0, wd=0.01)
+    assert (stats.trained_objective(df) == df["objective"]).all()
+    df0 = frame(lambda w, s: 0.0)
+    df0["objective"] = 99.0
+    assert (stats.trained_objective(df0) == df0["loss"]).all()
+
+
+def test_decay_exponent_recovers_a_power_law():
+    df = stats.with_problems(frame(lambda w, s: 3.0 * w**-1.5 * (1 + 0.1 * s)))
+    df = stats.gap_values(df, reference(df, label="teacher_realizable"))
+    rates = stats.decay_rates(stats.cell_stats(df, eps=1e-6))
+    assert rates["exponent"].to_numpy() == pytest.approx([-1.5, -1.5], abs=1e-9)
+    assert (rates["widths_fitted"] == 4).all()
+
+
+def test_best_in_cell_is_the_fallback_and_is_not_fitted():
+    df = stats.with_problems(frame(lambda w, s: 0.1 * s / w))
+    ref = pd.DataFrame({"j_star": np.nan, "reference": ""}, index=df.index)
+    df = stats.gap_values(df, ref)
+    assert (df["reference"] == "best_in_cell").all()
+    assert df.groupby(["parametrization", "width"])["gap"].min().max() == 0.0
+    rates = stats.decay_rates(stats.cell_stats(df, eps=1e-6))
+    assert rates["exponent"].isna().all()  # spread between seeds is not a decay rate
+
+
+def test_claim4_table_compares_best_and_median_at_equal_width():
+    df = frame(lambda w, s: 0.01 * (s + 1))
+    df.loc[(df["parametrization"] == "restricted") & (df["width"] == 8), "loss"] += 1.0
+    df = stats.with_problems(df)
+    c4 = stats.claim4_table(df)
+    assert len(c4) == 4
+    assert c4.set_index("width")["restricted_as_good"].to_dict() == {
+        4: True,
+        8: False,
+        16: True,
+        32: True,
+    }
+    assert c4.set_index("width").loc[8, "best_restricted"] == pytest.approx(1.51)
+    v = claim_verdicts(
+        df, pd.DataFrame(), pd.DataFrame(), c4, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), 1e-3
+    )
+    assert v[3]["verdict"] == "inconclusive" and "75%" in v[3]["evidence"]
+
+
+def test_census_means_per_cell():
+    df = stats.with_problems(frame(lambda w, s: 0.0))
+    census = stats.census_table(df).set_index(["parametrization", "width"])
+    assert census.loc[("unrestricted", 8), "dead"] == 0.25
+    assert census.loc[("restricted", 16), "effective_width"] == 15
+
+
+def test_problem_labels_name_the_axes_a_sweep_varies():
+    df = pd.concat(
+        [frame(lambda w, s: 0.0).assign(lr=0.01), frame(lambda w, s: 0.0).assign(lr=0.001)]
+    )
+    assert set(stats.with_problems(df)["problem"]) == {"sin lr=0.01", "sin lr=0.001"}
+
+
+def _cells(gap_widest, reference="convex_exact", exponent_gaps=(1e-1, 1e-2)):
+    rows = []
+    for par in ("unrestricted", "restricted"):
+        for w, g in zip((4, 8, 16), (*exponent_gaps, gap_widest), strict=True):
+            rows.append(
+                dict(
+                    problem="p",
+                    parametrization=par,
+                    width=w,
+                    gap_median=g,
+                    reference=reference,
+                    spurious=0,
+                    certified=0,
+                )
+            )
+    cells = pd.DataFrame(rows)
+    return cells, stats.decay_rates(cells)
+
+
+def test_claim1_verdicts_follow_the_widest_width():
+    empty = pd.DataFrame()
+    cells, rates = _cells(1e-5)
+    assert (
+        claim_verdicts(empty, cells, rates, empty, empty, empty, empty, 1e-4)[0]["verdict"]
+        == "supported"
+    )
+    cells, rates = _cells(0.5, exponent_gaps=(0.3, 0.4))  # rising gap, above eps
+    assert (
+        claim_verdicts(empty, cells, rates, empty, empty, empty, empty, 1e-4)[0]["verdict"]
+        == "not supported"
+    )
+    cells, rates = _cells(1e-5, reference="best_in_cell")
+    assert (
+        claim_verdicts(empty, cells, rates, empty, empty, empty, empty, 1e-4)[0]["verdict"]
+        == "inconclusive"
+    )
+
+
+def test_claim3_verdict_from_the_pathology_table():
+    from realspace.inverse import pathology_table
+
+    path = pd.DataFrame(pathology_table(12))
+    empty = pd.DataFrame()
+    v = claim_verdicts(empty, empty, empty, empty, path, empty, empty, 1e-4)[2]
+    assert v["verdict"] == "supported"
+    assert "P1: r_1/2 ~ n^1.50 raw" in v["evidence"]  # SCIENCE.md: P1 grows like n^(3/2)
+    broken = path.copy()
+    broken["r_half_canonical"] = broken["r_half_raw"]
+    assert (
+        claim_verdicts(empty, empty, empty, empty, broken, empty, empty, 1e-4)[2]["verdict"]
+        == "not supported"
+    )
