@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from netgen import random_net
 
 from realspace import canonical_form, sobolev_distance
 from realspace.inverse import (
@@ -12,7 +13,6 @@ from realspace.inverse import (
     retrain_distances,
     seed_pair_table,
 )
-from netgen import random_net
 
 D = 2.0
 
