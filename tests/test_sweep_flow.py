@@ -185,3 +185,27 @@ def test_rerun_skips_everything_and_creates_nothing(swept):
     _, train, stages = _children(client, uri)
     assert len(train) == 16
     assert sorted(c.info.run_id for c in stages) == sorted(c.info.run_id for c in before)
+
+
+def test_load_runs_reads_one_typed_row_per_network(swept):
+    import realspace as rs
+    from mlflow.tracking import MlflowClient
+
+    uri, _ = swept
+    df = rs.load_runs(DOC, uri)
+    runs = plan_runs(parse_config(DOC))
+    assert len(df) == 16 and sorted(df["run_key"]) == sorted(r.key for r in runs)
+    assert df["width"].dtype.kind == "i" and df["lr"].dtype.kind == "f"
+    assert df["certified"].dtype == bool and set(df["parametrization"]) == {
+        "unrestricted",
+        "restricted",
+    }
+    row = df.iloc[0]
+    child = MlflowClient(uri).get_run(row["run_id"])
+    assert row["loss"] == child.data.metrics["loss"]
+    assert row["run_key"] == child.data.tags["realspace.run_key"]
+    from realspace.stats import specs_of
+
+    by_key = {r.key: r.spec for r in runs}
+    assert specs_of(df.iloc[:4]) == [by_key[k] for k in df["run_key"][:4]]
+    assert (df["steps"] == 60).all() and (df["steps_taken"] <= 60).all()  # budget vs taken

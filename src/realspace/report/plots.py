@@ -141,8 +141,12 @@ def inverse_stability(
                 ax.scatter(frame["d_W"], frame[col], s=12, color=color, label=label, alpha=0.7)
         ax.set_title(title)
     ax = axes[2]
-    for par, g in retrain.groupby("parametrization") if not retrain.empty else []:
-        ax.scatter(g["d_W"], g["d_P"], s=14, color=COLORS.get(par), label=par, alpha=0.7)
+    groups = retrain.groupby(["parametrization", "d_P_bound"]) if not retrain.empty else []
+    for (par, bound), g in groups:
+        marker, label = ("o", par) if bound == "exact" else ("x", f"{par} (upper bound)")
+        ax.scatter(
+            g["d_W"], g["d_P"], s=14, color=COLORS.get(par), label=label, alpha=0.7, marker=marker
+        )
     ax.set_title("retraining from trained Gamma")
     frames = [
         (path_rows, ["d_P_raw", "d_P_canonical"]),
@@ -166,6 +170,9 @@ def inverse_stability(
             xlabel="d_W (W^1,inf distance of realizations)",
             ylabel="d_P (parameter distance)",
         )
+        from matplotlib.ticker import NullFormatter
+
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.legend(fontsize=7)
     fig.suptitle("Inverse stability: parameter distance vs realization distance")
     return _save(fig, path)

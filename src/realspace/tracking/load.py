@@ -74,7 +74,8 @@ def load_runs(config, tracking_uri: str | None = None, planned_only: bool = True
     for ``realspace sweep``. Columns: ``run_id``, ``run_key``, ``artifact_uri``, every
     RunSpec field (typed; ``target_params`` a dict), ``target_label``, ``run_status``
     (converged | plateau | budget | diverged), and the logged end-point metrics (``loss``,
-    ``objective``, ``grad_norm``, ``min_eig``, ``certified``, ``census_*``, ...).
+    ``objective``, ``grad_norm``, ``min_eig``, ``certified``, ``census_*``, ``steps_taken``,
+    ...).
     ``planned_only`` keeps the runs the config plans now (a sweep's store may hold runs
     of earlier versions of its config).
     """
@@ -101,7 +102,13 @@ def load_runs(config, tracking_uri: str | None = None, planned_only: bool = True
                 "target_label": tags.get("target", spec.get("target")),
                 "run_status": tags.get("status"),
                 **spec,
-                **{k: v for k, v in run.data.metrics.items() if k != "train_objective"},
+                # a metric named like a spec field (``steps``: the steps taken, against the
+                # budget) is renamed ``<name>_taken`` rather than overwrite the spec
+                **{
+                    (f"{k}_taken" if k in _SPEC_TYPES else k): v
+                    for k, v in run.data.metrics.items()
+                    if k != "train_objective"
+                },
             }
         )
     df = pd.DataFrame(rows)
