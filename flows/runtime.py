@@ -13,6 +13,7 @@ QUIET_ENV = {
     "RAY_AUTH_MODE": "disabled",
     "DO_NOT_TRACK": "true",
     "MLFLOW_ENABLE_TELEMETRY": "false",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # a line per run against a server
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     "PREFECT_LOGGING_LEVEL": "WARNING",

@@ -131,7 +131,13 @@ def sweep_flow(
                 continue
             t = time.perf_counter()
             log_shard_task(
-                tracking_uri, experiment, parent, shard.id, [r.key for r in shard.runs], records
+                tracking_uri,
+                experiment,
+                parent,
+                shard.id,
+                [r.key for r in shard.runs],
+                records,
+                node=result.get("node"),
             )
             t_log += time.perf_counter() - t
             logged += len(records)

@@ -22,12 +22,19 @@ def open_sweep_task(tracking_uri: str, experiment: str, sweep_key: str, name: st
 
 @task(name="log-shard", cache_policy=NO_CACHE, persist_result=False)
 def log_shard_task(
-    tracking_uri: str, experiment: str, parent: str, shard_id: str, keys: list[str], records: list
+    tracking_uri: str,
+    experiment: str,
+    parent: str,
+    shard_id: str,
+    keys: list[str],
+    records: list,
+    node: str | None = None,
 ) -> list[str]:
     """Log every record of a shard as a child run (FINISHED only once complete)."""
     from realspace.tracking.store import open_store
 
     store = open_store(tracking_uri, experiment)
     return [
-        store.log_record(parent, key, shard_id, rec) for key, rec in zip(keys, records, strict=True)
+        store.log_record(parent, key, shard_id, rec, node=node)
+        for key, rec in zip(keys, records, strict=True)
     ]

@@ -8,7 +8,8 @@ from prefect.cache_policies import NO_CACHE
 
 @task(name="train-shard", cache_policy=NO_CACHE, persist_result=False)
 def train_shard_task(specs: list[dict], options: dict) -> dict:
-    """Train, certify and record one shard: {"records": [RunRecord], "seconds": busy time}.
+    """Train, certify and record one shard: {"records": [RunRecord], "seconds": busy time,
+    "node": the Ray node id or None}.
 
     ``options``: device, dtype ("float32" | "float64"), threads (torch intra-op threads).
     Resume is by run key in the tracking store, not by Prefect's cache (NO_CACHE).
@@ -27,4 +28,14 @@ def train_shard_task(specs: list[dict], options: dict) -> dict:
     records = train_and_record(
         [RunSpec.from_dict(s) for s in specs], TrainOptions(device=device, dtype=dtype)
     )
-    return {"records": records, "seconds": time.perf_counter() - start}
+    return {"records": records, "seconds": time.perf_counter() - start, "node": _node_id()}
+
+
+def _node_id() -> str | None:
+    """The Ray node this task ran on (None outside Ray): recorded with every run."""
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    except Exception:  # noqa: BLE001 - the node is provenance, never a reason to fail
+        return None

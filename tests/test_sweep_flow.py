@@ -188,8 +188,9 @@ def test_rerun_skips_everything_and_creates_nothing(swept):
 
 
 def test_load_runs_reads_one_typed_row_per_network(swept):
-    import realspace as rs
     from mlflow.tracking import MlflowClient
+
+    import realspace as rs
 
     uri, _ = swept
     df = rs.load_runs(DOC, uri)

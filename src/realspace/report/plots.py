@@ -173,7 +173,8 @@ def inverse_stability(
         from matplotlib.ticker import NullFormatter
 
         ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.suptitle("Inverse stability: parameter distance vs realization distance")
     return _save(fig, path)
 

@@ -198,7 +198,9 @@ class SweepStore:
         )
         return found[0].info.run_id if found else None
 
-    def log_record(self, parent_id: str, key: str, shard_id: str, record) -> str:
+    def log_record(
+        self, parent_id: str, key: str, shard_id: str, record, node: str | None = None
+    ) -> str:
         """Create one child run with all of a record's data, then mark it FINISHED."""
         from mlflow.entities import Metric, Param
 
@@ -220,6 +222,8 @@ class SweepStore:
         }
         if git_commit():
             tags["realspace.git_commit"] = git_commit()
+        if node:
+            tags["realspace.node"] = node  # the Ray node that trained it
         name = f"{tags['target']}-{spec.parametrization[0]}-w{spec.width}-s{spec.seed}"
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
         run_id = run.info.run_id
