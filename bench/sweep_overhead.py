@@ -40,7 +40,9 @@ def main() -> None:
         uri = f"sqlite:///{tmp}/mlruns.db"
         with prefect_api():
             flow = sweep_flow.with_options(task_runner=ray_task_runner(None, workers))
-            s = flow(cfg.model_dump(mode="json"), uri, workers=workers, progress=False)
+            s = flow(
+                cfg.model_dump(mode="json"), uri, workers=workers, progress=False, analysis=False
+            )
     wall = time.perf_counter() - T0
     startup = s["started_at"] - T0_WALL
     training = s["train_busy_s"] / workers

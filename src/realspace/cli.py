@@ -23,7 +23,7 @@ app = typer.Typer(
     help="Train shallow ReLU networks at scale; compare parameters and realizations.",
 )
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # error lines whole: they name URIs and paths
 
 ConfigArg = Annotated[Path, typer.Argument(help="YAML sweep file, e.g. configs/default.yaml")]
 TrackingOpt = Annotated[
@@ -52,6 +52,25 @@ def _uri(cli: str | None, cfg) -> str:
     from .tracking.store import resolve_tracking_uri
 
     return resolve_tracking_uri(cli, cfg.tracking.uri)
+
+
+def _reachable(uri: str) -> None:
+    """Exit 2 with a clear message when the tracking store cannot be reached (seconds, not
+    the minutes MLflow's client would retry)."""
+    from .tracking.store import check_reachable
+
+    try:
+        check_reachable(uri)
+    except ConnectionError as e:
+        err.print(f"[red]error:[/red] {_safe(e)}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _safe(text) -> str:
+    """What may be printed: credentials masked (see realspace.tracking.secrets)."""
+    from .tracking.secrets import mask
+
+    return mask(str(text))
 
 
 @app.command()
@@ -95,19 +114,28 @@ def sweep(
         cells = Counter(cell_of(r.spec) for r in runs)
         out.print(
             f"sweep [bold]{cfg.name}[/bold]: {len(runs)} runs in {len(cells)} cells, "
-            f"{len(shards)} shapes; tracking {uri}; "
+            f"{len(shards)} shapes; tracking {_safe(uri)}; "
             f"{'Ray at ' + address if address else 'local Ray'}. Nothing trained."
         )
         return
 
-    from .tracking.store import SweepStore
+    from .tracking.store import SweepStore, check_ray_address
 
+    _reachable(uri)
+    if address:
+        try:
+            check_ray_address(address)
+        except ConnectionError as e:
+            err.print(f"[red]error:[/red] {_safe(e)}", highlight=False)
+            raise typer.Exit(2) from None
     try:  # the store must open before any work starts (and the experiment exist)
         SweepStore(uri, cfg.tracking.experiment or cfg.name)
     except Exception as e:  # noqa: BLE001 - any failure here is the user's to see, plainly
-        err.print(f"[red]error:[/red] tracking store {uri}: {e}", highlight=False)
+        err.print(f"[red]error:[/red] tracking store {_safe(uri)}: {_safe(e)}", highlight=False)
         raise typer.Exit(2) from None
     from realspace.flows.runtime import prefect_api, quiet_environment, ray_task_runner
+
+    from .tracking.secrets import hide_uri
 
     quiet_environment()
     from realspace.flows.sweep import sweep_flow
@@ -119,7 +147,7 @@ def sweep(
 
         gpus = 1.0 if torch.cuda.is_available() and cfg.execution.device != "cpu" else 0.0
     err.print(
-        f"sweep [bold]{cfg.name}[/bold]: {len(runs)} runs; tracking {uri}; "
+        f"sweep [bold]{cfg.name}[/bold]: {len(runs)} runs; tracking {_safe(uri)}; "
         f"{'Ray at ' + address if address else 'in-process' if in_process else 'local Ray'}",
         highlight=False,
     )
@@ -130,9 +158,12 @@ def sweep(
                 task_runner=ray_task_runner(address, None if address else workers)
             )
         t_ready = time.perf_counter()
+        doc = cfg.model_dump(mode="json")
+        if doc["tracking"]["uri"]:
+            doc["tracking"]["uri"] = _safe(doc["tracking"]["uri"])
         summary = flow(
-            cfg.model_dump(mode="json"),
-            uri,
+            doc,
+            hide_uri(uri),  # flow parameters are stored by Prefect: never a password
             max_shards=max_shards,
             workers=workers,
             gpus_per_shard=gpus,
@@ -148,15 +179,19 @@ def sweep(
 
 def _summarize(s: dict, wall: float, startup: float) -> None:
     for f in s["failed_shards"]:
-        err.print(f"[red]shard {f['shard']} failed[/red] ({f['runs']} runs): {f['error']}")
+        err.print(
+            f"[red]shard {f['shard']} failed[/red] ({f['runs']} runs): {_safe(f['error'])}",
+            highlight=False,
+        )
     for f in s.get("failed_units", []):
-        err.print(f"[red]analysis {f['unit']} failed[/red]: {f['error']}", highlight=False)
+        err.print(f"[red]analysis {f['unit']} failed[/red]: {_safe(f['error'])}", highlight=False)
     state = "complete" if s["remaining"] == 0 else f"{s['remaining']} runs remaining"
     out.print(
         f"[bold]done[/bold]: {s['trained']} trained, {s['skipped']} already finished, "
         f"{s['diverged']} diverged, {len(s['failed_shards'])} shards failed; {state}. "
         f"Wall {wall:.1f} s (start-up {startup:.1f} s, logging {s['logging_s']:.1f} s).\n"
-        f"Experiment '{s['experiment']}', parent run {s['parent_run']} in {s['tracking_uri']}\n"
+        f"Experiment '{s['experiment']}', parent run {s['parent_run']} in "
+        f"{_safe(s['tracking_uri'])}\n"
         f"Look: realspace ui  (then open the experiment '{s['experiment']}')",
         highlight=False,
     )
@@ -177,13 +212,14 @@ def status(config: ConfigArg, tracking_uri: TrackingOpt = None):
     from .tracking.store import SweepStore
 
     state: dict[str, str] = {}
+    _reachable(uri)
     if not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists():
         store = SweepStore(uri, cfg.tracking.experiment or cfg.name, create=False)
         parent = store.find_parent(sweep_key(cfg))
         for (key, st), _ in store.status_counts(parent).items():
             if state.get(key) != "done":
                 state[key] = st
-    table = Table(title=f"sweep {cfg.name} ({uri})")
+    table = Table(title=f"sweep {cfg.name} ({_safe(uri)})")
     for col in ("target", "parametrization", "width", "done", "pending", "failed"):
         table.add_column(
             col, justify="right" if col in ("width", "done", "pending", "failed") else "left"
@@ -220,10 +256,11 @@ def report(
 
     cfg = _load(config)
     uri = _uri(tracking_uri, cfg)
+    _reachable(uri)
     try:
         rep = publish_report(cfg, uri, out_dir or default_report_dir(cfg), log=log)
     except LookupError as e:
-        err.print(f"[red]error:[/red] {e}", highlight=False)
+        err.print(f"[red]error:[/red] {_safe(e)}", highlight=False)
         raise typer.Exit(2) from None
     for v in rep.verdicts:
         out.print(f"claim {v['claim']}: [bold]{v['verdict']}[/bold]  {v['statement']}")
@@ -265,7 +302,7 @@ def ui(
     if uri.startswith("sqlite:///"):
         db = Path(uri.removeprefix("sqlite:///"))
         cmd += ["--default-artifact-root", (db.parent / "mlartifacts").resolve().as_uri()]
-    out.print(f"MLflow UI for {uri}: http://{host}:{port}  (Ctrl-C to stop)")
+    out.print(f"MLflow UI for {_safe(uri)}: http://{host}:{port}  (Ctrl-C to stop)")
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "DO_NOT_TRACK": "true"}
     try:
         subprocess.run(cmd, env=env, check=False)

@@ -126,7 +126,11 @@ class Tracking(Strict):
 class SweepConfig(Strict):
     """One sweep: the product of all axes, one network per point."""
 
-    name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
+    # the name becomes a folder (reports/<name>): letters, digits, _ . -, not starting with
+    # a dot or a dash, so never "..", a hidden file or an option
+    name: Annotated[
+        str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+    ]
     targets: Annotated[list[Target], Field(min_length=1)]
     parametrizations: Annotated[
         list[Literal["unrestricted", "restricted"]], Field(min_length=1)

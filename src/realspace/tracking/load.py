@@ -44,7 +44,9 @@ def _sweep(config, tracking_uri: str | None):
 
     if not isinstance(config, SweepConfig):
         config = parse_config(config) if isinstance(config, dict) else load_config(config)
-    uri = resolve_tracking_uri(tracking_uri, config.tracking.uri)
+    from .secrets import reveal_uri
+
+    uri = reveal_uri(resolve_tracking_uri(tracking_uri, config.tracking.uri))
     store = SweepStore(uri, config.tracking.experiment or config.name, create=False)
     parent = store.find_parent(sweep_key(config))
     if parent is None:

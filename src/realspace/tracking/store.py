@@ -25,7 +25,15 @@ import numpy as np
 
 from .. import __version__
 
-__all__ = ["SweepStore", "open_store", "default_tracking_uri", "resolve_tracking_uri", "git_commit"]
+__all__ = [
+    "SweepStore",
+    "open_store",
+    "default_tracking_uri",
+    "resolve_tracking_uri",
+    "git_commit",
+    "check_reachable",
+    "check_ray_address",
+]
 
 KEY_TAG = "realspace.run_key"
 SWEEP_TAG = "realspace.sweep_key"
@@ -405,8 +413,64 @@ _STORES: dict[tuple[str, str], SweepStore] = {}
 
 
 def open_store(tracking_uri: str, experiment: str) -> SweepStore:
-    """A SweepStore per (tracking URI, experiment), reused within a process."""
+    """A SweepStore per (tracking URI, experiment), reused within a process. A masked URI
+    (see ``secrets.hide_uri``) is resolved to the real one first."""
+    from .secrets import reveal_uri
+
+    tracking_uri = reveal_uri(tracking_uri)
     key = (tracking_uri, experiment)
     if key not in _STORES:
         _STORES[key] = SweepStore(tracking_uri, experiment)
     return _STORES[key]
+
+
+def check_reachable(uri: str, timeout: float = 10.0) -> None:
+    """Fail fast, before any work, when the tracking store cannot be reached: an HTTP
+    server must answer (any status), a database host accept a TCP connection, a SQLite
+    file's folder exist. Raises ConnectionError naming the (masked) URI.
+
+    MLflow's own client retries an unreachable server for minutes; this check answers
+    within ``timeout`` seconds.
+    """
+    import socket
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlparse
+
+    from .secrets import mask
+
+    parsed = urlparse(uri)
+    scheme = parsed.scheme.split("+")[0]
+    try:
+        if scheme in ("http", "https"):
+            port = parsed.port or (443 if scheme == "https" else 80)
+            base = f"{parsed.scheme}://{parsed.hostname}:{port}"
+            try:
+                urllib.request.urlopen(base + "/health", timeout=timeout).close()
+            except urllib.error.HTTPError:
+                pass  # it answered: reachable (authentication is MLflow's business)
+        elif scheme in ("postgresql", "mysql", "mssql"):
+            default = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}[scheme]
+            socket.create_connection((parsed.hostname, parsed.port or default), timeout).close()
+        elif scheme == "sqlite":
+            folder = Path(uri.removeprefix("sqlite:///")).parent
+            if not folder.is_dir():
+                raise OSError(f"folder {folder} does not exist")
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "reason", None) or e
+        raise ConnectionError(
+            f"tracking store {mask(uri)} is not reachable: {mask(str(reason))}"
+        ) from None
+
+
+def check_ray_address(address: str, timeout: float = 10.0) -> None:
+    """Fail fast when nothing listens at a Ray cluster's HOST:PORT."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout).close()
+    except (OSError, ValueError) as e:
+        raise ConnectionError(
+            f"no Ray cluster at {address}: {e} (start one with `ray start --head --port PORT`)"
+        ) from None

@@ -1,0 +1,58 @@
+"""Keeping credentials out of what realspace prints, logs and writes.
+
+A tracking URI may carry a password (``postgresql://user:PASS@host/db``,
+``http://user:PASS@mlflow:5000``), and so may environment variables
+(``MLFLOW_TRACKING_PASSWORD``, ``AWS_SECRET_ACCESS_KEY``, ...). Everything realspace
+shows a person or stores passes through ``mask``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+__all__ = ["mask", "secret_values", "hide_uri", "reveal_uri"]
+
+# userinfo of a URL: scheme://user:password@host -> scheme://user:***@host
+_USERINFO = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@"
+)
+# environment variables whose values are secrets
+_SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|ACCESS_KEY|PRIVATE_KEY)", re.I)
+
+
+def secret_values(environ=None) -> list[str]:
+    """Values of the environment variables whose names say they are secrets (at least 4
+    characters long, longest first)."""
+    env = os.environ if environ is None else environ
+    vals = {v for k, v in env.items() if _SECRET_NAME.search(k) and len(v) >= 4}
+    return sorted(vals, key=len, reverse=True)
+
+
+def mask(text, environ=None):
+    """``text`` with URL passwords and secret environment values replaced by ``***``
+    (anything not a string is returned unchanged)."""
+    if not isinstance(text, str):
+        return text
+    text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    for value in secret_values(environ):
+        text = text.replace(value, "***")
+    return text
+
+
+SECRET_URI_ENV = "REALSPACE_TRACKING_URI"  # the unmasked URI, in the driver's environment
+
+
+def hide_uri(uri: str) -> str:
+    """The form of a tracking URI that may be passed around (flow parameters are stored by
+    the Prefect server): masked, with the real one kept in this process's environment."""
+    masked = mask(uri)
+    if masked != uri:
+        os.environ[SECRET_URI_ENV] = uri
+    return masked
+
+
+def reveal_uri(uri: str) -> str:
+    """The real URI behind ``hide_uri``'s result (in the process that hid it)."""
+    real = os.environ.get(SECRET_URI_ENV)
+    return real if real and "***" in uri and mask(real) == uri else uri
