@@ -51,7 +51,12 @@ def prefect_api(timeout: int = 120):
 
 def worker_env() -> dict:
     """Environment passed to Ray workers (those of a running cluster inherit nothing)."""
-    keys = list(QUIET_ENV) + ["PREFECT_API_URL", "PREFECT_API_KEY"]
+    keys = list(QUIET_ENV) + [
+        "PREFECT_API_URL",
+        "PREFECT_API_KEY",
+        "REALSPACE_FAULT",  # fault injection of the reliability tests (flows/faults.py)
+        "REALSPACE_FAULT_MARK",
+    ]
     return {k: os.environ[k] for k in keys if k in os.environ}
 
 

@@ -10,6 +10,7 @@ import time
 
 from prefect import flow
 from prefect.futures import as_completed
+from realspace.flows.faults import fault_point
 from realspace.tasks.analysis import (
     analysis_unit_task,
     finished_runs_task,
@@ -21,21 +22,10 @@ from realspace.tasks.tracking import log_shard_task, open_sweep_task
 from realspace.tasks.train import train_shard_task
 
 from realspace.sweep.analysis import plan_analysis
+from realspace.sweep.budget import shard_budget
 from realspace.sweep.config import parse_config
 from realspace.sweep.plan import pack_shards, plan_runs, sweep_key
 from realspace.sweep.progress import SweepProgress
-
-
-def shard_budget(cfg, workers: int) -> int:
-    """Bytes one shard may use: the configured budget, else the device's share per worker."""
-
-    from realspace.train import default_budget, pick_device
-
-    if cfg.execution.memory_budget_mb:
-        return int(cfg.execution.memory_budget_mb * 2**20)
-    device = pick_device(None if cfg.execution.device == "auto" else cfg.execution.device)
-    share = default_budget(device)
-    return share if device.type == "cuda" else share // max(1, workers)
 
 
 def _submit(task, cfg, gpus_per_shard, *args):
@@ -79,6 +69,7 @@ def run_analysis(cfg, runs, tracking_uri, experiment, parent, options, gpus, pro
                 failed.append({"unit": u.name, "error": repr(err)})
                 continue
             log_unit_task(tracking_uri, experiment, parent, u, rows)
+            fault_point("analysis")
             logged += 1
             bar.advance(1)
     return logged, len(todo) - len(ready), failed
@@ -101,6 +92,7 @@ def sweep_flow(
     cfg = parse_config(config)
     experiment = cfg.tracking.experiment or cfg.name
     runs = plan_runs(cfg)
+    fault_point("plan")
     opened = open_sweep_task(tracking_uri, experiment, sweep_key(cfg), cfg.name)
     parent, done = opened["parent"], opened["done"]
     pending = [r for r in runs if r.key not in done]
@@ -129,6 +121,7 @@ def sweep_flow(
             except Exception as err:  # the shard failed every retry: report, go on
                 failed.append({"shard": shard.id, "runs": len(shard.runs), "error": repr(err)})
                 continue
+            fault_point("trained")
             t = time.perf_counter()
             log_shard_task(
                 tracking_uri,

@@ -38,7 +38,13 @@ def analysis_unit_task(stage: str, inputs: dict, params: list[dict], options: di
     return compute_unit(stage, inputs, params, TrainOptions(device=device, dtype=dtype))
 
 
-@task(name="log-analysis-unit", cache_policy=NO_CACHE, persist_result=False)
+@task(
+    name="log-analysis-unit",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    retries=4,
+    retry_delay_seconds=[2, 8, 30, 60],  # idempotent: see SweepStore.log_stage
+)
 def log_unit_task(tracking_uri: str, experiment: str, parent: str, unit, rows: list[dict]) -> str:
     """Log one unit as a child run (FINISHED only once its table is written)."""
     from realspace.tracking.store import open_store

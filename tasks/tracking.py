@@ -20,7 +20,12 @@ def open_sweep_task(tracking_uri: str, experiment: str, sweep_key: str, name: st
     return {"parent": parent, "done": done}
 
 
-@task(name="log-shard", cache_policy=NO_CACHE, persist_result=False)
+# Logging retries with backoff (a tracking server that is away for a while); it is
+# idempotent, so a retry never duplicates a run.
+LOG_RETRIES = {"retries": 4, "retry_delay_seconds": [2, 8, 30, 60]}
+
+
+@task(name="log-shard", cache_policy=NO_CACHE, persist_result=False, **LOG_RETRIES)
 def log_shard_task(
     tracking_uri: str,
     experiment: str,
@@ -31,10 +36,11 @@ def log_shard_task(
     node: str | None = None,
 ) -> list[str]:
     """Log every record of a shard as a child run (FINISHED only once complete)."""
+    from realspace.flows.faults import fault_point
+
     from realspace.tracking.store import open_store
 
     store = open_store(tracking_uri, experiment)
-    return [
-        store.log_record(parent, key, shard_id, rec, node=node)
-        for key, rec in zip(keys, records, strict=True)
-    ]
+    return store.log_shard(
+        parent, shard_id, keys, records, node=node, after_each=lambda: fault_point("logging")
+    )

@@ -6,7 +6,15 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 
-@task(name="train-shard", cache_policy=NO_CACHE, persist_result=False)
+# A shard that raises is retried twice with backoff (a run's result depends only on its
+# spec, so a retry reproduces it); a worker process that dies is resubmitted by Ray itself.
+@task(
+    name="train-shard",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    retries=2,
+    retry_delay_seconds=[5, 30],
+)
 def train_shard_task(specs: list[dict], options: dict) -> dict:
     """Train, certify and record one shard: {"records": [RunRecord], "seconds": busy time,
     "node": the Ray node id or None}.
@@ -24,7 +32,10 @@ def train_shard_task(specs: list[dict], options: dict) -> dict:
         torch.set_num_threads(max(1, int(options["threads"])))
     device = None if options.get("device", "auto") == "auto" else options["device"]
     dtype = torch.float64 if options.get("dtype") == "float64" else torch.float32
+    from realspace.flows.faults import fault_point
+
     start = time.perf_counter()
+    fault_point("train", detail=specs[0].get("parametrization", ""))
     records = train_and_record(
         [RunSpec.from_dict(s) for s in specs], TrainOptions(device=device, dtype=dtype)
     )

@@ -169,3 +169,53 @@ def test_unreachable_services_fail_fast_before_any_work(tmp_path, args, message)
     assert elapsed < 15, elapsed
     assert "pw@" not in res.stderr
     assert not (tmp_path / "reports").exists()  # nothing half-written
+
+
+def _write(tmp_path, doc):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(doc))
+    return cfg
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"execution": {"max_runs": 3}}, "32 runs planned, over the stated budget"),
+        (
+            {
+                "widths": [200_000],
+                "data": {"n_samples": 100_000},
+                "execution": {"memory_budget_mb": 64},
+            },
+            "more than the 64.0 MiB a shard may use",
+        ),
+    ],
+)
+def test_oversized_sweeps_are_refused_with_the_estimate(tmp_path, extra, message):
+    cfg = _write(tmp_path, {**GOOD, **extra})
+    res = subprocess.run(
+        CLI + ["sweep", str(cfg)], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    shown = " ".join(res.stderr.split())
+    assert res.returncode == 2 and message in shown and "--yes" in shown, shown
+    assert not (tmp_path / "mlruns.db").exists()  # nothing started, nothing written
+
+
+@pytest.mark.integration
+def test_yes_confirms_a_sweep_over_its_stated_budget(tmp_path):
+    doc = {
+        **GOOD,
+        "widths": [2],
+        "seeds": 1,
+        "optimizer": {"steps": 5},
+        "execution": {"max_runs": 1},
+    }
+    cfg = _write(tmp_path, doc)
+    res = subprocess.run(
+        CLI + ["sweep", str(cfg), "--yes", "--in-process", "--quiet", "--no-analysis"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0 and "2 trained" in res.stdout, res.stdout + res.stderr

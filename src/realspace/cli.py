@@ -101,6 +101,12 @@ def sweep(
         ),
     ] = True,
     report_dir: ReportDirOpt = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", help="run even when the sweep exceeds a memory, disk or stated run budget"
+        ),
+    ] = False,
 ):
     """Run a sweep; a rerun resumes it (runs and analysis units already FINISHED are
     skipped). It ends with the report (see `realspace report`)."""
@@ -109,15 +115,31 @@ def sweep(
     uri = _uri(tracking_uri, cfg)
     address = ray_address or cfg.execution.ray_address
     runs = plan_runs(cfg)
+    from .sweep.budget import shard_budget, size_problems
+
+    workers = cfg.execution.num_workers or os.cpu_count() or 1
+    local = Path(uri.removeprefix("sqlite:///")).parent if uri.startswith("sqlite:///") else None
+    estimate, problems = size_problems(
+        runs, shard_budget(cfg, workers), cfg.execution.max_runs, local
+    )
     if dry_run:
         shards = pack_shards(runs, 2**62, cfg.execution.max_shard_size)
         cells = Counter(cell_of(r.spec) for r in runs)
         out.print(
             f"sweep [bold]{cfg.name}[/bold]: {len(runs)} runs in {len(cells)} cells, "
             f"{len(shards)} shapes; tracking {_safe(uri)}; "
-            f"{'Ray at ' + address if address else 'local Ray'}. Nothing trained."
+            f"{'Ray at ' + address if address else 'local Ray'}. Nothing trained.\n"
+            f"estimate: largest network {estimate['largest_network_bytes'] / 2**20:.1f} MiB "
+            f"to train, tracking store +{estimate['store_bytes'] / 2**20:.1f} MiB"
         )
+        for p in problems:
+            err.print(f"[yellow]warning:[/yellow] {p}", highlight=False)
         return
+    if problems and not yes:
+        for p in problems:
+            err.print(f"[red]refused:[/red] {p}", highlight=False)
+        err.print("Nothing was started. Pass --yes to run it anyway.")
+        raise typer.Exit(2)
 
     from .tracking.store import SweepStore, check_ray_address
 
@@ -140,7 +162,6 @@ def sweep(
     quiet_environment()
     from realspace.flows.sweep import sweep_flow
 
-    workers = cfg.execution.num_workers or os.cpu_count() or 1
     gpus = cfg.execution.gpus_per_worker
     if gpus is None:
         import torch

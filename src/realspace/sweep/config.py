@@ -90,6 +90,7 @@ class Execution(Strict):
     cpus_per_worker: PositiveFloat = 1.0
     gpus_per_worker: NonNegFloat | None = None  # None: 1 when CUDA is present, else 0
     num_workers: PositiveInt | None = None  # local Ray only; default: the CPU count
+    max_runs: PositiveInt | None = None  # a stated budget: larger sweeps need --yes
 
 
 class Analysis(Strict):

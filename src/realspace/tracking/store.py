@@ -269,12 +269,53 @@ class SweepStore:
         self.client.set_terminated(run_id, "FINISHED")
         return run_id
 
+    def _existing(self, parent_id: str, tag: str, value: str) -> set[str]:
+        """Run keys already FINISHED among the children with ``tag`` = ``value``; children
+        left unfinished by an interrupted attempt are deleted (they will be redone)."""
+        found = self.client.search_runs(
+            [self.experiment_id],
+            f"tags.`{PARENT_TAG}` = '{parent_id}' and tags.`{tag}` = '{value}'",
+            max_results=50000,
+        )
+        done = set()
+        for run in found:
+            if run.info.status == "FINISHED":
+                done.add(run.data.tags.get(KEY_TAG))
+            else:
+                self.client.delete_run(run.info.run_id)
+        return done
+
+    def log_shard(
+        self,
+        parent_id: str,
+        shard_id: str,
+        keys: list[str],
+        records: list,
+        node=None,
+        after_each=None,
+    ) -> list[str]:
+        """Log a shard's records, idempotently: a retry after a failure part-way (a
+        tracking server that went away) skips the runs already FINISHED and redoes the
+        rest, so no run is ever logged twice. ``after_each()`` is called after each run."""
+        done = self._existing(parent_id, "realspace.shard", shard_id)
+        ids = []
+        for key, rec in zip(keys, records, strict=True):
+            if key not in done:
+                ids.append(self.log_record(parent_id, key, shard_id, rec, node=node))
+                if after_each:
+                    after_each()
+        return ids
+
     def log_stage(
         self, parent_id: str, key: str, stage: str, name: str, rows: list[dict], params: dict
     ) -> str:
         """One analysis unit as a child run: its inputs as params, its rows as
-        ``table.json``, and per numeric column the median as a metric; FINISHED last."""
+        ``table.json``, and per numeric column the median as a metric; FINISHED last.
+        Idempotent: a unit already FINISHED is not logged again."""
         from mlflow.entities import Metric, Param
+
+        if key in self._existing(parent_id, KEY_TAG, key):
+            return ""
 
         tags = {
             PARENT_TAG: parent_id,
@@ -339,6 +380,7 @@ def _is_number(v) -> bool:
 # record's summary (margins, kink distance, ...) is in its record.json
 METRIC_KEYS = (
     "loss",
+    "diverged_step",
     "objective",
     "grad_norm",
     "min_eig",
@@ -370,27 +412,40 @@ def _target_tag(spec) -> str:
     return target_label(spec)
 
 
+def _atomic(path: Path, write) -> None:
+    """``write(file)`` into a temporary sibling, then rename: a reader (or a crash) never
+    sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        write(fh)
+    os.replace(tmp, path)
+
+
 def write_artifacts(folder: Path, key: str, record) -> None:
-    """realization.npz, params.npz and record.json of one run into ``folder``."""
+    """realization.npz, params.npz and record.json of one run into ``folder`` (each
+    written atomically)."""
     if record.eval_x is not None:
-        np.savez(
+        _atomic(
             folder / "realization.npz",
-            x=record.eval_x,
-            f=record.eval_f,
-            grad=record.eval_grad,
-            target=record.eval_target,
+            lambda fh: np.savez(
+                fh,
+                x=record.eval_x,
+                f=record.eval_f,
+                grad=record.eval_grad,
+                target=record.eval_target,
+            ),
         )
     can = record.canonical
-    np.savez(
-        folder / "params.npz",
+    arrays = {
         **{k: np.asarray(v) for k, v in record.params.items()},
         **{
             f"canonical_{k}": np.asarray(v)
             for k, v in dict(a=can.a, b=can.b, c=can.c, e=can.e, w=can.linear).items()
         },
-        history_step=record.history_step,
-        history_loss=record.history_loss,
-    )
+        "history_step": record.history_step,
+        "history_loss": record.history_loss,
+    }
+    _atomic(folder / "params.npz", lambda fh: np.savez(fh, **arrays))
     doc = {
         "run_key": key,
         "spec": record.spec.to_dict(),
@@ -398,7 +453,8 @@ def write_artifacts(folder: Path, key: str, record) -> None:
         "census": record.census,
         "projections": record.projections,
     }
-    (folder / "record.json").write_text(json.dumps(doc, indent=1, default=_json_default))
+    text = json.dumps(doc, indent=1, default=_json_default)
+    _atomic(folder / "record.json", lambda fh: fh.write(text.encode()))
 
 
 def _json_default(o):

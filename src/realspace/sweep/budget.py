@@ -1,0 +1,79 @@
+"""What a planned sweep will cost before it starts: memory per network against the
+shard budget, disk for the tracking store against the free space, runs against a stated
+budget. A sweep over any of them is refused (with the estimate) unless confirmed."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from ..train.memory import bytes_per_network
+from .plan import PlannedRun
+
+__all__ = ["stored_bytes_per_run", "size_problems", "shard_budget"]
+
+
+def shard_budget(cfg, workers: int) -> int:
+    """Bytes one shard may use: the configured budget, else the device's share per worker."""
+    from ..train import default_budget, pick_device
+
+    if cfg.execution.memory_budget_mb:
+        return int(cfg.execution.memory_budget_mb * 2**20)
+    device = pick_device(None if cfg.execution.device == "auto" else cfg.execution.device)
+    share = default_budget(device)
+    return share if device.type == "cuda" else share // max(1, workers)
+
+
+def stored_bytes_per_run(spec) -> int:
+    """Bytes one run adds to the tracking store: params.npz (raw and canonical parameters,
+    200-point history), realization.npz (evaluation grid: 1001 points in d = 1, 101^2 in
+    d = 2; none above), record.json and the metric rows (about 12 kB)."""
+    P = spec.width * (spec.d + 3) + spec.d + 1
+    params = 2 * 8 * P + 2 * 8 * 200
+    grid = {1: 1001, 2: 101 * 101}.get(spec.d, 0) if spec.loss == "mse" else 0
+    realization = 8 * grid * (spec.d + 1 + spec.d + 1)
+    return params + realization + 12_000
+
+
+def _gib(b: float) -> str:
+    return f"{b / 2**30:.2f} GiB" if b >= 2**28 else f"{b / 2**20:.1f} MiB"
+
+
+def size_problems(
+    runs: list[PlannedRun],
+    shard_budget: int,
+    max_runs: int | None = None,
+    store_folder: str | Path | None = None,
+    dtype=None,
+) -> tuple[dict, list[str]]:
+    """(estimate, problems): the estimate's numbers, and one line per limit exceeded."""
+    import torch
+
+    dtype = dtype or torch.float32
+    largest = max(runs, key=lambda r: bytes_per_network(r.spec, dtype), default=None)
+    network = bytes_per_network(largest.spec, dtype) if largest else 0
+    store = sum(stored_bytes_per_run(r.spec) for r in runs)
+    estimate = {"runs": len(runs), "largest_network_bytes": network, "store_bytes": store}
+    problems = []
+    if max_runs is not None and len(runs) > max_runs:
+        problems.append(
+            f"{len(runs)} runs planned, over the stated budget execution.max_runs = {max_runs}"
+        )
+    if largest and network > shard_budget:
+        s = largest.spec
+        problems.append(
+            f"one network (width {s.width}, {s.n_points()} samples, d = {s.d}) needs about "
+            f"{_gib(network)} to train, more than the {_gib(shard_budget)} a shard may use"
+        )
+    if store_folder is not None:
+        folder = Path(store_folder)
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        free = shutil.disk_usage(folder).free
+        estimate["free_disk_bytes"] = free
+        if store > free:
+            problems.append(
+                f"the tracking store would grow by about {_gib(store)}; "
+                f"{_gib(free)} free in {folder}"
+            )
+    return estimate, problems
