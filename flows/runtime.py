@@ -40,6 +40,7 @@ def prefect_api(timeout: int = 120):
 
     server = SubprocessASGIServer()
     server.start(timeout=timeout)
+    _stop_with_this_process(server.server_process.pid)
     os.environ["PREFECT_API_URL"] = server.api_url  # inherited by a local Ray's workers
     try:
         with temporary_settings({PREFECT_API_URL: server.api_url}):
@@ -47,6 +48,38 @@ def prefect_api(timeout: int = 120):
     finally:
         os.environ.pop("PREFECT_API_URL", None)
         server.stop()
+
+
+# A watchdog that outlives nothing: when the process that started it dies (even by SIGKILL,
+# which runs no cleanup), it stops the temporary Prefect server, which would otherwise
+# live on as an orphan holding a port and the dead driver's output pipes.
+_WATCHDOG = """
+import os, signal, sys, time
+parent, child = int(sys.argv[1]), int(sys.argv[2])
+while os.getppid() == parent:
+    time.sleep(0.5)
+    try:
+        os.kill(child, 0)
+    except ProcessLookupError:
+        sys.exit(0)
+try:
+    os.kill(child, signal.SIGTERM)
+except ProcessLookupError:
+    pass
+"""
+
+
+def _stop_with_this_process(pid: int) -> None:
+    import subprocess
+    import sys
+
+    subprocess.Popen(
+        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(pid)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        close_fds=True,
+    )
 
 
 def worker_env() -> dict:
@@ -75,4 +108,5 @@ def ray_task_runner(address: str | None, num_cpus: int | None = None):
         return RayTaskRunner(address=address, init_kwargs=init)
     if num_cpus:
         init["num_cpus"] = num_cpus
+    init["_node_ip_address"] = "127.0.0.1"  # a local Ray listens on loopback only
     return RayTaskRunner(init_kwargs=init)

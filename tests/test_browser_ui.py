@@ -10,18 +10,17 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
+from procs import CLI, free_port, quiet_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-CLI = [sys.executable, "-m", "realspace.cli"]
 
 
 def _need_browser():
@@ -34,21 +33,6 @@ def _need_browser():
         if os.environ.get("REALSPACE_REQUIRE_BROWSER") == "1":
             pytest.fail(f"browser test required but missing: {missing}")
         pytest.skip(f"missing: {missing}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _env() -> dict:
-    return {
-        **os.environ,
-        "DO_NOT_TRACK": "true",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-    }
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +56,7 @@ def finished_sweep(tmp_path_factory):
     res = subprocess.run(
         CLI + ["sweep", str(cfg), "--in-process", "--quiet"],
         cwd=tmp,
-        env=_env(),
+        env=quiet_env(),
         capture_output=True,
         text=True,
         timeout=300,
@@ -92,14 +76,24 @@ def finished_sweep(tmp_path_factory):
     return tmp, cfg, exp.experiment_id, parent, child
 
 
+def _only_on_loopback(port: int) -> None:
+    """The UI answers on 127.0.0.1 and on none of the machine's other addresses."""
+    out = subprocess.run(["hostname", "-I"], capture_output=True, text=True)
+    others = [a for a in out.stdout.split() if not a.startswith("127.") and ":" not in a]
+    for addr in others:
+        with socket.socket() as s:
+            s.settimeout(2)
+            assert s.connect_ex((addr, port)) != 0, f"the UI is reachable on {addr}"
+
+
 @pytest.fixture(scope="module")
 def ui(finished_sweep):
     tmp, cfg, *_ = finished_sweep
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         CLI + ["ui", str(cfg), "--port", str(port)],
         cwd=tmp,
-        env=_env(),
+        env=quiet_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -117,6 +111,7 @@ def ui(finished_sweep):
             assert proc.poll() is None, "realspace ui exited"
             assert time.time() < deadline, "the MLflow UI did not come up in 120 s"
             time.sleep(0.5)
+        _only_on_loopback(port)
         yield url
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

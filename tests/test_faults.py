@@ -49,15 +49,29 @@ def _env(**extra) -> dict:
 
 
 def _sweep(cfg: Path, cwd: Path, *args, fault=None, timeout=600, **env):
+    """Run the command to its end (or its injected death); output through files, so that
+    nothing it leaves behind can hold a pipe open. Its process group is then killed:
+    leftovers of a killed driver must not outlive the test."""
     extra = {"REALSPACE_FAULT": fault} if fault else {}
-    return subprocess.run(
-        CLI + ["sweep", str(cfg), "--quiet", *args],
-        cwd=cwd,
-        env=_env(**extra, **env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    out, err = cwd / "out.log", cwd / "err.log"
+    with out.open("w") as fo, err.open("w") as fe:
+        proc = subprocess.Popen(
+            CLI + ["sweep", str(cfg), "--quiet", *args],
+            cwd=cwd,
+            env=_env(**extra, **env),
+            stdout=fo,
+            stderr=fe,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            code = proc.wait(timeout=timeout)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    return subprocess.CompletedProcess(proc.args, code, out.read_text(), err.read_text())
 
 
 def _state(uri: str, name: str):

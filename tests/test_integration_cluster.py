@@ -7,26 +7,28 @@ group, or the processes whose command line names this test's Ray directory); the
 database is created here and dropped afterwards. Nothing machine-wide is stopped.
 """
 
-import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from procs import (
+    BIN,
+    CLI,
+    free_port,
+    kill_matching,
+    quiet_env,
+    start_mlflow,
+    start_server,
+    stop_group,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-BIN = Path(sys.executable).parent
-CLI = [sys.executable, "-m", "realspace.cli"]
 PG = dict(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
 DOC = {
     "name": "cluster-check",
@@ -37,68 +39,6 @@ DOC = {
     "data": {"n_samples": 32},
     "analysis": {"pathology_max_log2": 3, "seed_pairs": 1, "retrain_seeds": 0},
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _env(**extra) -> dict:
-    env = {
-        **os.environ,
-        "DO_NOT_TRACK": "true",
-        "RAY_USAGE_STATS_ENABLED": "0",
-        "RAY_AUTH_MODE": "disabled",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("PREFECT_API_URL", None)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return {**env, **extra}
-
-
-def _wait_http(url: str, proc: subprocess.Popen, timeout: float, log: Path):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            pytest.fail(f"{url} server exited:\n{log.read_text()[-3000:]}")
-        time.sleep(0.5)
-    pytest.fail(f"{url} not up in {timeout} s:\n{log.read_text()[-3000:]}")
-
-
-def _stop(proc: subprocess.Popen):
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-            proc.wait(timeout=20)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def _server(cmd, port, health, tmp: Path, name: str, env: dict, timeout=180):
-    log = tmp / f"{name}.log"
-    proc = subprocess.Popen(
-        cmd,
-        cwd=tmp,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    _wait_http(f"http://127.0.0.1:{port}{health}", proc, timeout, log)
-    return proc
 
 
 @pytest.fixture(scope="module")
@@ -118,58 +58,33 @@ def database():
 @pytest.fixture(scope="module")
 def mlflow_server(database, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("mlflow")
-    port = _free_port()
-    proc = _server(
-        [
-            str(BIN / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            database,
-            "--artifacts-destination",
-            str(tmp / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        port,
-        "/health",
-        tmp,
-        "mlflow",
-        _env(),
-    )
+    port = free_port()
+    proc = start_mlflow(database, tmp / "artifacts", port, tmp)
     yield f"http://127.0.0.1:{port}"
-    _stop(proc)
+    stop_group(proc)
 
 
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("prefect")
-    port = _free_port()
-    proc = _server(
+    port = free_port()
+    proc = start_server(
         [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
         port,
         "/api/health",
         tmp,
         "prefect",
-        _env(PREFECT_HOME=str(tmp), PREFECT_UI_ENABLED="false"),
+        quiet_env(PREFECT_HOME=str(tmp), PREFECT_UI_ENABLED="false"),
     )
     yield f"http://127.0.0.1:{port}/api"
-    _stop(proc)
-
-
-def _ray_pids(ray_tmp: str) -> list[int]:
-    out = subprocess.run(["pgrep", "-f", ray_tmp], capture_output=True, text=True)
-    return [int(p) for p in out.stdout.split()]
+    stop_group(proc)
 
 
 @pytest.fixture(scope="module")
 def ray_cluster():
     """Two Ray nodes of one CPU each: a head and a node joined to it."""
     ray_tmp = tempfile.mkdtemp(prefix="rscl", dir="/tmp")  # short: Ray's socket paths
-    port = _free_port()
+    port = free_port()
     ray = str(BIN / "ray")
     common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats"]
     try:
@@ -188,15 +103,11 @@ def ray_cluster():
             ],
             [ray, "start", "--address", f"127.0.0.1:{port}", *common],
         ):
-            res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=180)
+            res = subprocess.run(cmd, env=quiet_env(), capture_output=True, text=True, timeout=180)
             assert res.returncode == 0, res.stdout + res.stderr
         yield f"127.0.0.1:{port}"
     finally:
-        for pid in _ray_pids(ray_tmp):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_matching(ray_tmp)
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
@@ -217,7 +128,7 @@ def cluster_sweep(ray_cluster, mlflow_server, prefect_server, tmp_path_factory):
             mlflow_server,
         ],
         cwd=tmp,
-        env=_env(PREFECT_API_URL=prefect_server),
+        env=quiet_env(PREFECT_API_URL=prefect_server),
         capture_output=True,
         text=True,
         timeout=600,
@@ -290,7 +201,7 @@ def test_embedded_and_cluster_give_the_same_keys_and_losses(cluster_sweep, mlflo
     res = subprocess.run(
         CLI + ["sweep", str(cfg), "--quiet", "--in-process", "--no-analysis"],
         cwd=tmp_path,
-        env=_env(),
+        env=quiet_env(),
         capture_output=True,
         text=True,
         timeout=600,

@@ -7,46 +7,26 @@ processes, never with a machine-wide `ray stop`.
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+from procs import CLI, kill_matching, quiet_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CLI = [sys.executable, "-m", "realspace.cli"]
-
 
 def _env(ray_tmp: str) -> dict:
-    return {
-        **os.environ,
-        "RAY_TMPDIR": ray_tmp,
-        "DO_NOT_TRACK": "true",
-        "RAY_USAGE_STATS_ENABLED": "0",
-        "RAY_AUTH_MODE": "disabled",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PYTHONUNBUFFERED": "1",
-    }
-
-
-def _kill_leftovers(ray_tmp: str) -> None:
-    """SIGKILL every process whose command line names this test's Ray directory."""
-    out = subprocess.run(["pgrep", "-f", ray_tmp], capture_output=True, text=True)
-    for pid in out.stdout.split():
-        try:
-            os.kill(int(pid), signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    return quiet_env(RAY_TMPDIR=ray_tmp)
 
 
 @pytest.fixture
 def workdir(tmp_path):
     ray_tmp = tempfile.mkdtemp(prefix="rsray", dir="/tmp")  # short: Ray's socket paths
     yield tmp_path, ray_tmp
-    _kill_leftovers(ray_tmp)
+    kill_matching(ray_tmp)
 
 
 def _children(uri: str, experiment: str, deleted=False):
@@ -161,7 +141,7 @@ def test_sigkill_then_rerun_completes_without_duplicates(workdir):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        _kill_leftovers(ray_tmp)
+        kill_matching(ray_tmp)
     before = {
         c.data.tags["realspace.run_key"]: c.info.run_id
         for c in _children(uri, "killed")

@@ -219,3 +219,38 @@ def test_yes_confirms_a_sweep_over_its_stated_budget(tmp_path):
         timeout=300,
     )
     assert res.returncode == 0 and "2 trained" in res.stdout, res.stdout + res.stderr
+
+
+def test_the_ui_warns_when_it_binds_beyond_loopback(tmp_path):
+    import os
+    import signal
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        CLI
+        + [
+            "ui",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(port),
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'x.db'}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        line = proc.stderr.readline()
+        assert "warning: binding 0.0.0.0" in line and "no authentication" in " ".join(
+            (line + proc.stderr.readline()).split()
+        )
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -54,21 +54,6 @@ def _sweep(config, tracking_uri: str | None):
     return store, parent, {r.key for r in plan_runs(config)}
 
 
-def _children(store: SweepStore, parent: str) -> list:
-    runs, token = [], None
-    while True:
-        page = store.client.search_runs(
-            [store.experiment_id],
-            f"tags.`mlflow.parentRunId` = '{parent}' and attributes.status = 'FINISHED'",
-            max_results=50000,
-            page_token=token,
-        )
-        runs += list(page)
-        token = page.token
-        if not token:
-            return runs
-
-
 def load_runs(config, tracking_uri: str | None = None, planned_only: bool = True) -> pd.DataFrame:
     """The trained networks of a sweep: one row per FINISHED child run.
 
@@ -83,7 +68,7 @@ def load_runs(config, tracking_uri: str | None = None, planned_only: bool = True
     """
     store, parent, planned = _sweep(config, tracking_uri)
     rows = []
-    for run in _children(store, parent):
+    for run in store.child_runs(parent, finished_only=True):
         tags = run.data.tags
         if tags.get(STAGE_TAG) or KEY_TAG not in tags:
             continue
@@ -153,7 +138,7 @@ def load_stage(config, stage: str, tracking_uri: str | None = None) -> list[dict
     child of ``stage`` (pathology | seed_pairs | retrain), each with its ``run_id``."""
     store, parent, _ = _sweep(config, tracking_uri)
     rows = []
-    for run in _children(store, parent):
+    for run in store.child_runs(parent, finished_only=True):
         if run.data.tags.get(STAGE_TAG) != stage:
             continue
         path = read_artifact(store, run.info.run_id, run.info.artifact_uri, "table.json")

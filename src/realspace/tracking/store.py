@@ -144,24 +144,29 @@ class SweepStore:
         self.client.set_terminated(parent_id, status)
 
     # -- children ----------------------------------------------------------------
+    def child_runs(self, parent_id: str, finished_only: bool = False) -> list:
+        """Every active child run of the parent (MLflow Run objects), in paged queries."""
+        query = f"tags.`{PARENT_TAG}` = '{parent_id}'"
+        if finished_only:
+            query += " and attributes.status = 'FINISHED'"
+        runs, token = [], None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id], query, max_results=50000, page_token=token
+            )
+            runs += list(page)
+            token = page.token
+            if not token:
+                return runs
+
     def children(self, parent_id: str) -> dict[str, list[tuple[str, str]]]:
         """run key -> [(run id, status)] of every active child, in one paged query."""
         out: dict[str, list[tuple[str, str]]] = {}
-        token = None
-        while True:
-            page = self.client.search_runs(
-                [self.experiment_id],
-                f"tags.`{PARENT_TAG}` = '{parent_id}'",
-                max_results=50000,
-                page_token=token,
-            )
-            for run in page:
-                key = run.data.tags.get(KEY_TAG)
-                if key:
-                    out.setdefault(key, []).append((run.info.run_id, run.info.status))
-            token = page.token
-            if not token:
-                return out
+        for run in self.child_runs(parent_id):
+            key = run.data.tags.get(KEY_TAG)
+            if key:
+                out.setdefault(key, []).append((run.info.run_id, run.info.status))
+        return out
 
     def reconcile(self, parent_id: str) -> tuple[set[str], dict[str, str]]:
         """Finished keys, and the run ids (key -> id) of the finished ones.

@@ -1,0 +1,119 @@
+"""Processes for the integration tests: free loopback ports, a quiet environment, servers
+awaited over HTTP, and clean-up by PID (never a machine-wide stop)."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+CLI = [sys.executable, "-m", "realspace.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def quiet_env(**extra) -> dict:
+    """os.environ without telemetry, without a caller's tracking or Prefect settings and
+    without injected faults, plus ``extra``."""
+    env = {
+        **os.environ,
+        "DO_NOT_TRACK": "true",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_AUTH_MODE": "disabled",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "PYTHONUNBUFFERED": "1",
+    }
+    for k in ("REALSPACE_FAULT", "REALSPACE_FAULT_MARK", "PREFECT_API_URL", "MLFLOW_TRACKING_URI"):
+        env.pop(k, None)
+    return {**env, **extra}
+
+
+def kill_matching(pattern: str) -> None:
+    """SIGKILL every process whose command line contains ``pattern`` (a test's own
+    temporary directory)."""
+    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+    for pid in out.stdout.split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the process group, SIGKILL it if it lingers."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=20)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float, log: Path | None = None):
+    """Until ``url`` answers 200; fail with the server's log if it exits or times out."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            pytest.fail(f"{url}: server exited\n{log.read_text()[-3000:] if log else ''}")
+        time.sleep(0.5)
+    pytest.fail(f"{url} not up in {timeout} s\n{log.read_text()[-3000:] if log else ''}")
+
+
+def start_server(cmd, port: int, health: str, cwd: Path, name: str, env: dict, timeout=180):
+    """Start a server in its own process group, logging to ``cwd/name.log``; wait for it."""
+    log = cwd / f"{name}.log"
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=log.open("a"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    wait_http(f"http://127.0.0.1:{port}{health}", proc, timeout, log)
+    return proc
+
+
+def start_mlflow(backend: str, artifacts: Path, port: int, cwd: Path) -> subprocess.Popen:
+    return start_server(
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            backend,
+            "--artifacts-destination",
+            str(artifacts),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        port,
+        "/health",
+        cwd,
+        "mlflow",
+        quiet_env(),
+    )
