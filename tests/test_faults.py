@@ -171,15 +171,15 @@ def test_a_shard_failing_every_retry_is_reported_and_the_rest_completes(tmp_path
     doc = {**DOC, "name": "one-bad-shard", "widths": [2], "targets": [{"name": "sin"}]}
     cfg = tmp_path / "b.yaml"
     cfg.write_text(yaml.safe_dump(doc))
-    # every attempt of the restricted shard raises (3 attempts, with backoff)
-    res = _sweep(cfg, tmp_path, "--in-process", "--no-analysis", fault="train:raise@restricted")
+    # every attempt of the unrestricted shard raises (3 attempts, with backoff)
+    res = _sweep(cfg, tmp_path, "--in-process", "--no-analysis", fault="train:raise@unrestricted")
     assert res.returncode == 1
     shown = " ".join(res.stderr.split())
     assert "failed" in shown and "injected fault at train" in shown, shown
     assert "2 trained" in res.stdout and "1 shards failed" in " ".join(res.stdout.split())
     finished, everything = _state(f"sqlite:///{tmp_path / 'mlruns.db'}", "one-bad-shard")
     assert len(finished) == len(everything) == 2  # the other shard: complete, nothing partial
-    assert {r.data.params["parametrization"] for r in finished.values()} == {"unrestricted"}
+    assert {r.data.params["parametrization"] for r in finished.values()} == {"restricted"}
     res = _sweep(cfg, tmp_path, "--in-process", "--no-analysis")  # the rerun completes it
     assert res.returncode == 0 and "2 trained, 2 already finished" in res.stdout
 

@@ -29,6 +29,7 @@ from procs import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+SECRET, SECRET_ENV = "s3cretPW42", "envSecret77"
 PG = dict(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
 DOC = {
     "name": "cluster-check",
@@ -125,10 +126,11 @@ def cluster_sweep(ray_cluster, mlflow_server, prefect_server, tmp_path_factory):
             "--ray-address",
             ray_cluster,
             "--tracking-uri",
-            mlflow_server,
+            # credentials in the URI (the server ignores them): they must surface nowhere
+            mlflow_server.replace("http://", f"http://realspace:{SECRET}@"),
         ],
         cwd=tmp,
-        env=quiet_env(PREFECT_API_URL=prefect_server),
+        env=quiet_env(PREFECT_API_URL=prefect_server, MLFLOW_TRACKING_PASSWORD=SECRET_ENV),
         capture_output=True,
         text=True,
         timeout=600,
@@ -175,6 +177,34 @@ def test_the_sweep_uses_both_nodes_and_logs_everything_through_the_server(
         assert z["a"].shape == (int(run.data.params["width"]), 1)
     report = {f.path for f in client.list_artifacts(parent[0].info.run_id, "report")}
     assert "report/report.html" in report
+
+
+def test_credentials_surface_nowhere(cluster_sweep, mlflow_server, prefect_server):
+    """Not in the console, the runs' params and tags, their artifacts, the report, or the
+    flow run Prefect stores."""
+    import asyncio
+    import json
+
+    res, cfg = cluster_sweep
+    assert "realspace:***@" in res.stdout + res.stderr
+    client, parent, train = _runs(mlflow_server, "cluster-check")
+    texts = [res.stdout, res.stderr]
+    for run in [*parent, *train]:
+        texts += [json.dumps(run.data.params), json.dumps(run.data.tags)]
+    folder = Path(client.download_artifacts(train[0].info.run_id, ""))
+    texts += [(folder / "record.json").read_text()]
+    report = cfg.parent / "reports" / "cluster-check"
+    texts += [p.read_text() for p in report.glob("*.md")] + [(report / "report.html").read_text()]
+
+    async def flow_runs():
+        from prefect.client.orchestration import PrefectClient
+
+        async with PrefectClient(prefect_server) as c:
+            return await c.read_flow_runs()
+
+    texts += [json.dumps(f.parameters, default=str) for f in asyncio.run(flow_runs())]
+    for secret in (SECRET, SECRET_ENV):
+        assert not any(secret in t for t in texts), secret
 
 
 def test_the_flow_and_its_tasks_are_in_the_prefect_server(cluster_sweep, prefect_server):
