@@ -93,11 +93,14 @@ def gap_values(df: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
 def cell_stats(df: pd.DataFrame, eps: float) -> pd.DataFrame:
     """Per cell: runs, gap median / p90 / max, share within eps, certified minima and the
     spurious share among them, and the reference used (several labels joined by '+')."""
-    diverged = df["run_status"].eq("diverged") if "run_status" in df else False
+    # a diverged end point is never a certified minimum, whatever its numbers say
+    diverged = (
+        df["run_status"].eq("diverged") if "run_status" in df else pd.Series(False, index=df.index)
+    )
 
     def agg(g):
         gap = g["gap"]
-        cert = g["certified"].astype(bool) & ~diverged.loc[g.index] if len(g) else g["certified"]
+        cert = g["certified"].astype(bool) & ~diverged.loc[g.index]
         return pd.Series(
             {
                 "runs": len(g),
@@ -118,8 +121,6 @@ def cell_stats(df: pd.DataFrame, eps: float) -> pd.DataFrame:
             }
         )
 
-    if not isinstance(diverged, pd.Series):
-        diverged = pd.Series(False, index=df.index)
     return df.groupby(CELL, sort=True).apply(agg, include_groups=False).reset_index()
 
 
