@@ -1,14 +1,19 @@
 """Benchmark: the usual one-network-at-a-time loop against the stacked trainer.
 
 Both train the same problem (d = 1, a grid of samples of sin on [-1, 1], Adam,
-float32) in one run; the trainer runs twice, with its default d = 1 kernel (prefix
-sums over sorted samples) and with the dense stacked kernel every d uses. The
-script prints the rates and their ratios to the loop:
-network-steps/s (optimizer steps of single networks per second) and
-neuron-sample-steps/s (M * samples * W per second).
+float32) in one run; the trainer runs with each of its kernels: the d = 1 prefix sums
+over sorted samples, the dense stacked objective, torch.compile of it (--compile), and on
+CUDA the fused Triton kernel (no activation tensor). The script prints the rates and
+their ratios to the loop: network-steps/s (optimizer steps of single networks per
+second) and neuron-sample-steps/s (M * samples * W per second); on CUDA also the
+measured fp32 rate (a large matrix product, TF32 off) and each path's fraction of the
+limit it implies at 15 flops per neuron, sample and step.
 
     python bench/trainer.py                       # W=64, M=256, 256 samples, CPU
-    python bench/trainer.py --width 256 --networks 1024 --samples 1024 --device cuda
+    python bench/trainer.py --width 256 --networks 1024 --samples 1024 --device cuda --compile
+
+The issue's three GPU sizes: (W, M, samples) = (16, 4096, 1024), (256, 1024, 1024),
+(2048, 256, 1024).
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ def main():
         help="networks the usual loop trains (its rate is per network-step)",
     )
     ap.add_argument("--device", default=None)
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile (slow start)")
     args = ap.parse_args()
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     specs = [
@@ -81,10 +87,21 @@ def main():
     usual_loop(specs[: args.loop_networks], args.steps, device)
     loop_rate = args.loop_networks * args.steps / (time.perf_counter() - t)
 
+    kernels = ["prefix", "dense"] + (["compiled"] if args.compile else [])
+    if device.type == "cuda":
+        from realspace.train.fused import fused_available
+
+        if fused_available(device, 1):
+            kernels.append("fused")
     rates = {}
-    for kernel in ("auto", "dense"):
+    for kernel in kernels:
+        opts = TrainOptions(device=str(device), kernel=kernel)
+        if kernel in ("compiled", "fused"):  # compile / JIT outside the timing
+            train_shard(specs[:2] if kernel == "fused" else specs, opts)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         t = time.perf_counter()
-        train_shard(specs, TrainOptions(device=str(device), kernel=kernel))
+        train_shard(specs, opts)
         if device.type == "cuda":
             torch.cuda.synchronize()
         rates[kernel] = args.networks * args.steps / (time.perf_counter() - t)
@@ -95,17 +112,49 @@ def main():
         f"d=1, W={args.width}, M={args.networks}, samples={args.samples}, "
         f"steps={args.steps}, Adam, float32"
     )
-    print(f"{'path':<26}{'network-steps/s':>18}{'neuron-sample-steps/s':>24}")
-    print(f"{'usual loop (nn + Adam)':<26}{loop_rate:>18.4g}{loop_rate * per:>24.4g}")
-    names = {"auto": "trainer (d=1 prefix sums)", "dense": "trainer (dense stacked)"}
-    for kernel, rate in rates.items():
-        print(f"{names[kernel]:<26}{rate:>18.4g}{rate * per:>24.4g}")
+    limit = None
+    if device.type == "cuda":
+        flops = fp32_rate(device)
+        limit = flops / 15
+        print(
+            f"{torch.cuda.get_device_name(device)}: measured fp32 {flops / 1e12:.1f} TFLOP/s "
+            f"(TF32 off) -> limit {limit:.3g} neuron-sample-steps/s"
+        )
+    print(
+        f"{'path':<26}{'network-steps/s':>18}{'neuron-sample-steps/s':>24}"
+        + (f"{'of limit':>10}" if limit else "")
+    )
+    rows = [("usual loop (nn + Adam)", loop_rate)]
+    names = {
+        "prefix": "trainer (d=1 prefix sums)",
+        "dense": "trainer (dense stacked)",
+        "compiled": "trainer (dense, compiled)",
+        "fused": "trainer (fused Triton)",
+    }
+    rows += [(names[k], r) for k, r in rates.items()]
+    for name, rate in rows:
+        frac = f"{rate * per / limit:>10.1%}" if limit else ""
+        print(f"{name:<26}{rate:>18.4g}{rate * per:>24.4g}{frac}")
     for kernel, rate in rates.items():
         print(f"ratio {names[kernel]} / loop: {rate / loop_rate:.1f}x")
     print(
         "(neuron-sample-steps/s = M * samples * W per second; the d = 1 path does O(n + W log n)\n"
         " work per network-step, so its figure is the dense-equivalent rate)"
     )
+
+
+def fp32_rate(device, size: int = 8192, reps: int = 10) -> float:
+    """Measured fp32 FLOP/s of a large matrix product with TF32 off."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    a @ b
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    torch.cuda.synchronize()
+    return 2 * size**3 * reps / (time.perf_counter() - t)
 
 
 if __name__ == "__main__":
