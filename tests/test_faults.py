@@ -6,22 +6,18 @@ missing."""
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from procs import CLI, free_port, quiet_env, start_mlflow
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CLI = [sys.executable, "-m", "realspace.cli"]
-BIN = Path(sys.executable).parent
 DOC = {
     "name": "faults",
     "targets": [{"name": "sin"}, {"name": "teacher", "teacher_width": 2}],
@@ -31,21 +27,6 @@ DOC = {
     "data": {"n_samples": 32},
     "analysis": {"pathology_max_log2": 3, "seed_pairs": 1, "retrain_seeds": 0},
 }
-
-
-def _env(**extra) -> dict:
-    env = {
-        **os.environ,
-        "DO_NOT_TRACK": "true",
-        "RAY_USAGE_STATS_ENABLED": "0",
-        "RAY_AUTH_MODE": "disabled",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        "PYTHONUNBUFFERED": "1",
-    }
-    for k in ("REALSPACE_FAULT", "REALSPACE_FAULT_MARK", "PREFECT_API_URL", "MLFLOW_TRACKING_URI"):
-        env.pop(k, None)
-    return {**env, **extra}
 
 
 def _sweep(cfg: Path, cwd: Path, *args, fault=None, timeout=600, **env):
@@ -58,7 +39,7 @@ def _sweep(cfg: Path, cwd: Path, *args, fault=None, timeout=600, **env):
         proc = subprocess.Popen(
             CLI + ["sweep", str(cfg), "--quiet", *args],
             cwd=cwd,
-            env=_env(**extra, **env),
+            env=quiet_env(**extra, **env),
             stdout=fo,
             stderr=fe,
             text=True,
@@ -184,49 +165,10 @@ def test_a_shard_failing_every_retry_is_reported_and_the_rest_completes(tmp_path
     assert res.returncode == 0 and "2 trained, 2 already finished" in res.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_mlflow(backend: str, artifacts: Path, port: int, log: Path) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [
-            str(BIN / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            backend,
-            "--artifacts-destination",
-            str(artifacts),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        env=_env(),
-        stdout=log.open("a"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                return proc
-        except OSError:
-            assert proc.poll() is None, log.read_text()[-2000:]
-            time.sleep(0.5)
-    pytest.fail("mlflow server did not start")
-
-
 def test_the_tracking_server_away_for_20_s_loses_nothing(tmp_path):
-    port = _free_port()
+    port = free_port()
     backend = f"sqlite:///{tmp_path / 'server.db'}"
-    log = tmp_path / "server.log"
-    server = _start_mlflow(backend, tmp_path / "art", port, log)
+    server = start_mlflow(backend, tmp_path / "art", port, tmp_path)
     doc = {**DOC, "name": "outage", "optimizer": {"steps": 400, "lr": 0.02}}
     cfg = tmp_path / "o.yaml"
     cfg.write_text(yaml.safe_dump(doc))
@@ -234,7 +176,7 @@ def test_the_tracking_server_away_for_20_s_loses_nothing(tmp_path):
     sweep = subprocess.Popen(
         CLI + ["sweep", str(cfg), "--quiet", "--in-process", "--tracking-uri", uri],
         cwd=tmp_path,
-        env=_env(),
+        env=quiet_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -259,7 +201,7 @@ def test_the_tracking_server_away_for_20_s_loses_nothing(tmp_path):
         os.killpg(server.pid, signal.SIGKILL)  # the server goes away ...
         server.wait()
         time.sleep(20)
-        server = _start_mlflow(backend, tmp_path / "art", port, log)  # ... and comes back
+        server = start_mlflow(backend, tmp_path / "art", port, tmp_path)  # ... and comes back
         out, err = sweep.communicate(timeout=600)
         assert sweep.returncode == 0, out + err
     finally:
@@ -267,7 +209,7 @@ def test_the_tracking_server_away_for_20_s_loses_nothing(tmp_path):
             os.killpg(sweep.pid, signal.SIGKILL)
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-    server = _start_mlflow(backend, tmp_path / "art", port, log)
+    server = start_mlflow(backend, tmp_path / "art", port, tmp_path)
     try:
         _check_complete(uri, doc, tmp_path)
     finally:

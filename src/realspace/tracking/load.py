@@ -47,6 +47,9 @@ def _sweep(config, tracking_uri: str | None):
     from .secrets import reveal_uri
 
     uri = reveal_uri(resolve_tracking_uri(tracking_uri, config.tracking.uri))
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        # opening would create an empty database: say what is missing instead
+        raise LookupError(f"no tracking store at {uri}; run the sweep first")
     store = SweepStore(uri, config.tracking.experiment or config.name, create=False)
     parent = store.find_parent(sweep_key(config))
     if parent is None:
