@@ -114,6 +114,16 @@ def sweep(
     cfg = _load(config)
     uri = _uri(tracking_uri, cfg)
     address = ray_address or cfg.execution.ray_address
+    if not dry_run:  # unreachable services: a clear error first, within seconds
+        from .tracking.store import check_ray_address
+
+        _reachable(uri)
+        if address:
+            try:
+                check_ray_address(address)
+            except ConnectionError as e:
+                err.print(f"[red]error:[/red] {_safe(e)}", highlight=False)
+                raise typer.Exit(2) from None
     runs = plan_runs(cfg)
     from .sweep.budget import shard_budget, size_problems
 
@@ -141,15 +151,8 @@ def sweep(
         err.print("Nothing was started. Pass --yes to run it anyway.")
         raise typer.Exit(2)
 
-    from .tracking.store import SweepStore, check_ray_address
+    from .tracking.store import SweepStore
 
-    _reachable(uri)
-    if address:
-        try:
-            check_ray_address(address)
-        except ConnectionError as e:
-            err.print(f"[red]error:[/red] {_safe(e)}", highlight=False)
-            raise typer.Exit(2) from None
     try:  # the store must open before any work starts (and the experiment exist)
         SweepStore(uri, cfg.tracking.experiment or cfg.name)
     except Exception as e:  # noqa: BLE001 - any failure here is the user's to see, plainly
