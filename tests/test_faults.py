@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from procs import CLI, free_port, quiet_env, start_mlflow
+from procs import CLI, free_port, kill_matching, quiet_env, start_mlflow
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -135,12 +135,7 @@ def test_a_ray_worker_killed_mid_shard_is_retried(tmp_path):
             RAY_TMPDIR=ray_tmp,
         )
     finally:
-        out = subprocess.run(["pgrep", "-f", ray_tmp], capture_output=True, text=True)
-        for pid in out.stdout.split():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_matching(ray_tmp)
     assert mark.exists()  # a worker did die mid-shard
     assert res.returncode == 0, res.stdout + res.stderr
     assert "32 trained" in res.stdout and "0 shards failed" in res.stdout
