@@ -87,7 +87,7 @@ def worker_env() -> dict:
     keys = list(QUIET_ENV) + [
         "PREFECT_API_URL",
         "PREFECT_API_KEY",
-        "REALSPACE_FAULT",  # fault injection of the reliability tests (flows/faults.py)
+        "REALSPACE_FAULT",  # fault injection of the reliability tests (tasks/faults.py)
         "REALSPACE_FAULT_MARK",
     ]
     return {k: os.environ[k] for k in keys if k in os.environ}

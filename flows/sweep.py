@@ -10,7 +10,7 @@ import time
 
 from prefect import flow
 from prefect.futures import as_completed
-from realspace.flows.faults import fault_point
+from realspace.tasks.faults import fault_point
 from realspace.tasks.analysis import (
     analysis_unit_task,
     finished_runs_task,

@@ -36,7 +36,7 @@ def log_shard_task(
     node: str | None = None,
 ) -> list[str]:
     """Log every record of a shard as a child run (FINISHED only once complete)."""
-    from realspace.flows.faults import fault_point
+    from realspace.tasks.faults import fault_point
 
     from realspace.tracking.store import open_store
 

@@ -32,7 +32,7 @@ def train_shard_task(specs: list[dict], options: dict) -> dict:
         torch.set_num_threads(max(1, int(options["threads"])))
     device = None if options.get("device", "auto") == "auto" else options["device"]
     dtype = torch.float64 if options.get("dtype") == "float64" else torch.float32
-    from realspace.flows.faults import fault_point
+    from realspace.tasks.faults import fault_point
 
     start = time.perf_counter()
     fault_point("train", detail=specs[0].get("parametrization", ""))

@@ -1,4 +1,4 @@
-"""Faults injected into real sweeps (flows/faults.py): the driver SIGKILLed at five points,
+"""Faults injected into real sweeps (tasks/faults.py): the driver SIGKILLed at five points,
 a Ray worker killed mid-shard, a shard that fails every retry, the tracking server away
 for 20 s, divergent runs. Each test checks the final experiment exactly: one FINISHED
 child per run key, no duplicates, nothing trained twice, nothing FINISHED with data

@@ -6,11 +6,13 @@ import sys
 
 import pytest
 
-from realspace.train import RunSpec, bytes_per_network, networks_per_shard
+from realspace.spec import RunSpec
+from realspace.sweep.memory import bytes_per_network, networks_per_shard
 
 PROBE = r"""
 import sys
-from realspace.train import RunSpec, TrainOptions, train_shard, networks_per_shard
+from realspace.train import RunSpec, TrainOptions, train_shard
+from realspace.sweep.memory import networks_per_shard
 
 def mem(key):
     for line in open("/proc/self/status"):

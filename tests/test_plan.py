@@ -5,7 +5,8 @@ import sys
 
 from realspace.sweep.config import parse_config
 from realspace.sweep.plan import pack_shards, plan_runs, run_key
-from realspace.train import RunSpec, bytes_per_network
+from realspace.spec import RunSpec
+from realspace.sweep.memory import bytes_per_network
 
 DOC = {
     "name": "p",

@@ -14,6 +14,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from realspace.sweep.config import parse_config  # noqa: E402
 from realspace.sweep.plan import plan_runs  # noqa: E402
+from realspace.tracking.load import load_runs  # noqa: E402
 from realspace.train import train_and_record  # noqa: E402
 
 DOC = {
@@ -193,7 +194,7 @@ def test_load_runs_reads_one_typed_row_per_network(swept):
     import realspace as rs
 
     uri, _ = swept
-    df = rs.load_runs(DOC, uri)
+    df = load_runs(DOC, uri)
     runs = plan_runs(parse_config(DOC))
     assert len(df) == 16 and sorted(df["run_key"]) == sorted(r.key for r in runs)
     assert df["width"].dtype.kind == "i" and df["lr"].dtype.kind == "f"

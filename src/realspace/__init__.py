@@ -1,11 +1,16 @@
 """realspace: how shallow ReLU network parameters relate to the functions they compute.
 
-The science core (this package's modules other than the orchestration helpers) is
-pure float64 numpy: networks and their realizations, the restricted set Omega_N, the
-canonical form, distances, the pathology families and the targets.
+The package root re-exports the science core: pure float64 numpy (and scipy), importable
+without torch, pandas, MLflow, Prefect or Ray. Networks and their realizations, the
+restricted set Omega_N, the canonical form, distances, the pathology families, the targets,
+and what a run is (``spec``) with its data (``problem``). The layers above it, each
+importing only those below: ``train`` (torch) and ``stats`` (pandas), ``report``,
+``sweep`` (planning), ``tracking`` (MLflow), ``tasks`` and ``flows`` (Prefect, Ray),
+``service`` and ``cli``. The math is in docs/science.md.
 """
 
-from pathlib import Path as _Path
+from importlib.metadata import PackageNotFoundError as _NotInstalled
+from importlib.metadata import version as _version
 
 from .canonical import canonical_form
 from .distances import (
@@ -32,30 +37,15 @@ from .targets import (
     weight_decay_penalty,
 )
 
-__version__ = "0.1.0"
-
-# The orchestration (flows/, tasks/) sits at the repository's top level and ships inside
-# the wheel as realspace.flows and realspace.tasks. From a source checkout (editable
-# install) the same names resolve to the top-level folders.
-_checkout = _Path(__file__).resolve().parents[2]
-if (_checkout / "flows" / "__init__.py").is_file() and (_checkout / "pyproject.toml").is_file():
-    __path__.append(str(_checkout))  # noqa: F821 (the package's own __path__)
+try:  # one place for the version: pyproject.toml, read from the installed metadata
+    __version__ = _version("realspace")
+except _NotInstalled:  # a source tree on sys.path without an install
+    __version__ = "0+unknown"
 # Bumped whenever a change alters what a run computes; it enters every run key.
 SCIENCE_VERSION = "1"
 
 
-def __getattr__(name):
-    # realspace.load_runs reads MLflow: imported on first use, so that the science core
-    # imports without the tracking stack
-    if name == "load_runs":
-        from .tracking.load import load_runs
-
-        return load_runs
-    raise AttributeError(f"module 'realspace' has no attribute {name!r}")
-
-
 __all__ = [
-    "load_runs",
     "ShallowNet",
     "canonical_form",
     "in_restricted_set",

@@ -277,7 +277,7 @@ def reference_optima(specs, samples: int = 2000) -> list[tuple[float, str]]:
     """
     import hashlib
 
-    from .train.problem import make_data
+    from .problem import make_data
 
     solved: dict[str, ConvexOptimum] = {}
     out = []

@@ -186,7 +186,7 @@ def specs_of(df: pd.DataFrame) -> list:
     """The RunSpec of each row."""
     from dataclasses import fields
 
-    from .train.spec import RunSpec
+    from .spec import RunSpec
 
     names = [f.name for f in fields(RunSpec) if f.name in df]
     return [RunSpec.from_dict({k: row[k] for k in names}) for _, row in df.iterrows()]

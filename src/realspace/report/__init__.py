@@ -52,7 +52,7 @@ def _md_table(df: pd.DataFrame, digits: int = 3) -> str:
 
 def gallery_items(df: pd.DataFrame, params: dict[str, dict], limit: int = 6) -> list[dict]:
     """Gallery panels from load_runs rows (d = 1 MSE) and their end points by run id."""
-    from ..train.record import _target_on, eval_grid, network_from_params
+    from ..problem import eval_grid, network_from_params, target_on
 
     items = []
     for _, row in df.iterrows():
@@ -68,7 +68,7 @@ def gallery_items(df: pd.DataFrame, params: dict[str, dict], limit: int = 6) -> 
             {
                 "x": x[:, 0],
                 "f": net(x),
-                "target": _target_on(spec, x),
+                "target": target_on(spec, x),
                 "kinks": kinks[np.abs(kinks) < spec.D],
                 "title": f"{row['problem']} {spec.parametrization} N={spec.width} "
                 f"seed {spec.seed}\ngap {row['gap']:.2e}",

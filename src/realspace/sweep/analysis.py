@@ -109,7 +109,7 @@ def compute_unit(stage: str, inputs: dict, params: list[dict], options=None) -> 
     """The rows of one analysis unit. ``params``: the raw end points of its member runs
     (in ``members`` order); ``options``: TrainOptions for retraining."""
     from .. import inverse
-    from ..train.record import network_from_params
+    from ..problem import network_from_params
 
     if stage == "pathology":
         return inverse.pathology_table(
@@ -120,7 +120,7 @@ def compute_unit(stage: str, inputs: dict, params: list[dict], options=None) -> 
         return inverse.seed_pair_table(nets, inputs["D"], inputs["closest"])
     if stage == "retrain":
         from ..train.retrain import retrain_table
-        from ..train.spec import RunSpec
+        from ..spec import RunSpec
 
         return retrain_table(
             RunSpec.from_dict(inputs["spec"]),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ..train.memory import bytes_per_network
+from .memory import bytes_per_network, default_budget
 from .plan import PlannedRun
 
 __all__ = ["stored_bytes_per_run", "size_problems", "shard_budget"]
@@ -15,13 +15,15 @@ __all__ = ["stored_bytes_per_run", "size_problems", "shard_budget"]
 
 def shard_budget(cfg, workers: int) -> int:
     """Bytes one shard may use: the configured budget, else the device's share per worker."""
-    from ..train import default_budget, pick_device
-
     if cfg.execution.memory_budget_mb:
         return int(cfg.execution.memory_budget_mb * 2**20)
-    device = pick_device(None if cfg.execution.device == "auto" else cfg.execution.device)
+    device = cfg.execution.device
+    if device == "auto":
+        from ..train import pick_device  # asks torch whether CUDA is present
+
+        device = pick_device(None).type
     share = default_budget(device)
-    return share if device.type == "cuda" else share // max(1, workers)
+    return share if device.startswith("cuda") else share // max(1, workers)
 
 
 def stored_bytes_per_run(spec) -> int:
@@ -44,12 +46,9 @@ def size_problems(
     shard_budget: int,
     max_runs: int | None = None,
     store_folder: str | Path | None = None,
-    dtype=None,
+    dtype="float32",
 ) -> tuple[dict, list[str]]:
     """(estimate, problems): the estimate's numbers, and one line per limit exceeded."""
-    import torch
-
-    dtype = dtype or torch.float32
     largest = max(runs, key=lambda r: bytes_per_network(r.spec, dtype), default=None)
     network = bytes_per_network(largest.spec, dtype) if largest else 0
     store = sum(stored_bytes_per_run(r.spec) for r in runs)

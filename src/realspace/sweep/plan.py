@@ -14,8 +14,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from .. import SCIENCE_VERSION
-from ..train.memory import networks_per_shard
-from ..train.spec import RunSpec
+from ..spec import RunSpec, cell_of, target_label
+from .memory import networks_per_shard
 from .config import SweepConfig
 
 __all__ = [
@@ -44,21 +44,6 @@ def sweep_key(cfg: SweepConfig) -> str:
     """Identity of a sweep: its science axes (execution and tracking settings excluded)."""
     science = cfg.model_dump(mode="json", exclude={"execution", "tracking", "analysis"})
     return _digest({"science_version": SCIENCE_VERSION, "sweep": science})[:24]
-
-
-def target_label(spec: RunSpec) -> str:
-    """Readable name of a run's problem, e.g. ``sin``, ``sin(freq=2.0)``,
-    ``teacher(k=4,s=0,d=1)``, ``sin wd=0.01`` (weight decay, when nonzero)."""
-    wd = f" wd={spec.weight_decay:g}" if spec.weight_decay else ""
-    if spec.target in ("teacher", "gaussian"):
-        return f"{spec.target}(k={spec.teacher_width},s={spec.teacher_seed},d={spec.d}){wd}"
-    params = ",".join(f"{k}={v}" for k, v in spec.target_params)
-    return (f"{spec.target}({params})" if params else spec.target) + wd
-
-
-def cell_of(spec: RunSpec) -> tuple[str, str, int]:
-    """The statistics cell of a run: (target, parametrization, width)."""
-    return target_label(spec), spec.parametrization, spec.width
 
 
 @dataclass(frozen=True)
@@ -138,12 +123,9 @@ def plan_runs(cfg: SweepConfig) -> list[PlannedRun]:
 
 
 def pack_shards(
-    runs: list[PlannedRun], budget_bytes: int, max_size: int = 4096, dtype=None
+    runs: list[PlannedRun], budget_bytes: int, max_size: int = 4096, dtype="float32"
 ) -> list[Shard]:
     """Group runs by shape; split each group into shards that fit ``budget_bytes``."""
-    import torch
-
-    dtype = dtype or torch.float32
     groups: dict[tuple, list[PlannedRun]] = defaultdict(list)
     for r in runs:
         groups[r.spec.shape_key()].append(r)

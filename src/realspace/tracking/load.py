@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..train.spec import RunSpec
+from ..spec import RunSpec
 from .store import KEY_TAG, STAGE_TAG, SweepStore, _local_dir
 
 __all__ = [

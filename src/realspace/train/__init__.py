@@ -6,10 +6,9 @@ from collections.abc import Sequence
 
 from .certify import certify
 from .loop import STATUS, ShardResult, TrainOptions, pick_device, train_shard
-from .memory import bytes_per_network, default_budget, networks_per_shard
-from .problem import init_params, make_data, teacher_net, teacher_rows
-from .record import RunRecord, build_records, network_from_params
-from .spec import RunSpec
+from ..problem import init_params, make_data, network_from_params, teacher_net, teacher_rows
+from ..spec import RunSpec
+from .record import RunRecord, build_records
 
 __all__ = [
     "RunSpec",
@@ -27,9 +26,6 @@ __all__ = [
     "teacher_net",
     "teacher_rows",
     "network_from_params",
-    "bytes_per_network",
-    "networks_per_shard",
-    "default_budget",
 ]
 
 

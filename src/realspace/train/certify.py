@@ -24,7 +24,7 @@ from torch.func import grad, hessian, jvp, vmap
 
 from .loop import ShardResult, trainable_names
 from .model import gaussian_objective, mse_objective
-from .problem import STREAM_LANCZOS, make_data, rng_for, teacher_rows
+from ..problem import STREAM_LANCZOS, make_data, rng_for, teacher_rows
 
 __all__ = ["certify"]
 

@@ -18,9 +18,9 @@ import torch
 from . import optim
 from .fused import fused_available, fused_mse_objective
 from .model import gaussian_objective, in_chunks, mse_objective, mse_objective_1d
-from .problem import PARAM_NAMES, STREAM_BATCH, init_params, make_data, rng_for, teacher_rows
+from ..problem import PARAM_NAMES, STREAM_BATCH, init_params, make_data, rng_for, teacher_rows
 from .project import COUNTERS, project_restricted, rebalance, seed_tensor
-from .spec import RunSpec
+from ..spec import RunSpec
 
 __all__ = ["TrainOptions", "ShardResult", "train_shard", "pick_device", "STATUS"]
 

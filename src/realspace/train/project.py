@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .problem import STREAM_RESEED
+from ..problem import STREAM_RESEED
 
 __all__ = ["project_restricted", "rebalance", "COUNTERS", "seed_tensor"]
 

@@ -10,32 +10,11 @@ from ..canonical import canonical_form
 from ..census import degeneracy_census
 from ..nets import ShallowNet
 from ..restricted import restricted_set_margins
-from ..targets import sample_points, target_function
 from .loop import STATUS, ShardResult
-from .problem import teacher_net
-from .spec import RunSpec
+from ..problem import eval_grid, network_from_params, target_on
+from ..spec import RunSpec
 
-__all__ = ["RunRecord", "build_records", "network_from_params", "eval_grid"]
-
-
-def network_from_params(params: dict, restricted: bool) -> ShallowNet:
-    """The ShallowNet of one run's parameter dict."""
-    return ShallowNet(
-        params["a"],
-        params["b"],
-        params["c"],
-        float(params["e"]),
-        params["w"] if restricted else None,
-    )
-
-
-def eval_grid(d: int, D: float) -> np.ndarray | None:
-    """Evaluation grid for the stored realization: 1001 points (d = 1), 101^2 (d = 2)."""
-    if d == 1:
-        return sample_points(1001, 1, D, "grid")
-    if d == 2:
-        return sample_points(101 * 101, 2, D, "grid")
-    return None
+__all__ = ["RunRecord", "build_records"]
 
 
 @dataclass
@@ -98,12 +77,6 @@ class RunRecord:
         }
 
 
-def _target_on(spec: RunSpec, x: np.ndarray) -> np.ndarray:
-    if spec.target == "teacher":
-        return teacher_net(spec)(x)
-    return target_function(spec.target, spec.D, **dict(spec.target_params))(x)
-
-
 def build_records(result: ShardResult, certificates: list[dict]) -> list[RunRecord]:
     records = []
     for m, spec in enumerate(result.specs):
@@ -135,7 +108,7 @@ def build_records(result: ShardResult, certificates: list[dict]) -> list[RunReco
                 eval_x=grid,
                 eval_f=None if grid is None else net(grid),
                 eval_grad=None if grid is None else net.gradient(grid),
-                eval_target=None if grid is None else _target_on(spec, grid),
+                eval_target=None if grid is None else target_on(spec, grid),
                 census=degeneracy_census(net, spec.D),
                 dtype=result.dtype,
                 device=result.device,

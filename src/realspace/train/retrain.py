@@ -11,9 +11,9 @@ import numpy as np
 from ..inverse import perturb, restricted_start, retrain_distances
 from ..nets import ShallowNet
 from .loop import TrainOptions, train_shard
-from .problem import make_data, rng_for
+from ..problem import make_data, rng_for
 from .record import network_from_params
-from .spec import RunSpec
+from ..spec import RunSpec
 
 __all__ = ["retrain_table", "STREAM_PERTURB"]
 

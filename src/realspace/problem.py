@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nets import ShallowNet
-from ..targets import random_teacher, sample_points, target_function
+from .nets import ShallowNet
+from .targets import random_teacher, sample_points, target_function
 from .spec import RunSpec
 
-__all__ = ["rng_for", "make_data", "init_params", "teacher_rows", "PARAM_NAMES"]
+__all__ = [
+    "rng_for",
+    "make_data",
+    "init_params",
+    "teacher_net",
+    "teacher_rows",
+    "target_on",
+    "eval_grid",
+    "network_from_params",
+    "PARAM_NAMES",
+]
 
 PARAM_NAMES = ("a", "b", "c", "e", "w")
 # independent random streams of one run (initialization, data, minibatch order,
@@ -71,3 +81,30 @@ def init_params(spec: RunSpec) -> dict[str, np.ndarray]:
     else:
         c = np.ones(N)
     return {"a": a, "b": b, "c": c, "e": np.zeros(()), "w": np.zeros(d)}
+
+
+def target_on(spec: RunSpec, x: np.ndarray) -> np.ndarray:
+    """The noiseless target of an MSE run at points ``x`` (n, d)."""
+    if spec.target == "teacher":
+        return teacher_net(spec)(x)
+    return target_function(spec.target, spec.D, **dict(spec.target_params))(x)
+
+
+def eval_grid(d: int, D: float) -> np.ndarray | None:
+    """Evaluation grid for the stored realization: 1001 points (d = 1), 101^2 (d = 2)."""
+    if d == 1:
+        return sample_points(1001, 1, D, "grid")
+    if d == 2:
+        return sample_points(101 * 101, 2, D, "grid")
+    return None
+
+
+def network_from_params(params: dict, restricted: bool) -> ShallowNet:
+    """The ShallowNet of one run's parameter dict (the affine slope w only when restricted)."""
+    return ShallowNet(
+        params["a"],
+        params["b"],
+        params["c"],
+        float(params["e"]),
+        params["w"] if restricted else None,
+    )

@@ -14,17 +14,27 @@ from __future__ import annotations
 
 import os
 
-import torch
-
-from .spec import RunSpec
+from ..spec import RunSpec
 
 __all__ = ["bytes_per_network", "networks_per_shard", "default_budget"]
 
 SAFETY = 1.5
 
 
-def bytes_per_network(spec: RunSpec, dtype: torch.dtype = torch.float32) -> int:
-    item = torch.empty((), dtype=dtype).element_size()
+def _itemsize(dtype) -> int:
+    """Bytes per element of a training dtype, given as a name or a torch dtype."""
+    name = str(dtype).removeprefix("torch.")
+    if name not in ITEMSIZE:
+        raise ValueError(f"training dtype must be one of {sorted(ITEMSIZE)}, got {dtype!r}")
+    return ITEMSIZE[name]
+
+
+ITEMSIZE = {"float32": 4, "float64": 8}
+
+
+def bytes_per_network(spec: RunSpec, dtype="float32") -> int:
+    """Estimated peak bytes of one network of ``spec`` in a training step (see above)."""
+    item = _itemsize(dtype)
     N, d = spec.width, spec.d
     P = N * (d + 2) + d + 1
     n = spec.n_points()
@@ -37,10 +47,13 @@ def bytes_per_network(spec: RunSpec, dtype: torch.dtype = torch.float32) -> int:
     return int(SAFETY * elems * item)
 
 
-def default_budget(device: torch.device) -> int:
-    """Bytes a shard may use: 70% of free GPU memory, or half the available RAM."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
+def default_budget(device: str = "cpu") -> int:
+    """Bytes a shard may use: 70% of free GPU memory (device "cuda" or "cuda:N"), or half
+    the available RAM."""
+    if str(device).startswith("cuda"):
+        import torch  # only to ask the driver for free memory
+
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
         return int(0.7 * free)
     try:
         with open("/proc/meminfo") as fh:
@@ -50,6 +63,6 @@ def default_budget(device: torch.device) -> int:
         return (os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) // 4
 
 
-def networks_per_shard(spec: RunSpec, budget_bytes: int, dtype: torch.dtype = torch.float32) -> int:
+def networks_per_shard(spec: RunSpec, budget_bytes: int, dtype="float32") -> int:
     """Largest M whose estimated peak fits in ``budget_bytes`` (at least 1)."""
     return max(1, int(budget_bytes // bytes_per_network(spec, dtype)))

@@ -11,12 +11,21 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from ..targets import TARGETS
+from .targets import TARGETS
 
-__all__ = ["RunSpec", "LOSS_KINDS", "OPTIMIZERS", "PARAMETRIZATIONS"]
+__all__ = [
+    "RunSpec",
+    "LOSS_KINDS",
+    "OPTIMIZERS",
+    "PARAMETRIZATIONS",
+    "SAMPLINGS",
+    "target_label",
+    "cell_of",
+]
 
 OPTIMIZERS = ("gd", "sgd", "adam")
 PARAMETRIZATIONS = ("unrestricted", "restricted")
+SAMPLINGS = ("grid", "uniform")
 # target name -> loss kind
 LOSS_KINDS = {**{name: "mse" for name in TARGETS}, "teacher": "mse", "gaussian": "gaussian"}
 
@@ -77,8 +86,8 @@ class RunSpec:
             bad(f"parametrization must be one of {PARAMETRIZATIONS}, got {self.parametrization!r}")
         if self.optimizer not in OPTIMIZERS:
             bad(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.sampling not in ("grid", "uniform"):
-            bad(f"sampling must be 'grid' or 'uniform', got {self.sampling!r}")
+        if self.sampling not in SAMPLINGS:
+            bad(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
         for name in ("d", "width", "n_samples", "steps", "teacher_width"):
             if int(getattr(self, name)) < 1:
                 bad(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -163,3 +172,18 @@ class RunSpec:
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(RunSpec))
+
+
+def target_label(spec: RunSpec) -> str:
+    """Readable name of a run's problem, e.g. ``sin``, ``sin(freq=2.0)``,
+    ``teacher(k=4,s=0,d=1)``, ``sin wd=0.01`` (weight decay, when nonzero)."""
+    wd = f" wd={spec.weight_decay:g}" if spec.weight_decay else ""
+    if spec.target in ("teacher", "gaussian"):
+        return f"{spec.target}(k={spec.teacher_width},s={spec.teacher_seed},d={spec.d}){wd}"
+    params = ",".join(f"{k}={v}" for k, v in spec.target_params)
+    return (f"{spec.target}({params})" if params else spec.target) + wd
+
+
+def cell_of(spec: RunSpec) -> tuple[str, str, int]:
+    """The statistics cell of a run: (target, parametrization, width)."""
+    return target_label(spec), spec.parametrization, spec.width
