@@ -161,8 +161,8 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> RunSpec:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
+        """The inverse of ``to_dict``; unknown keys are an error."""
+        unknown = set(data) - set(_FIELD_NAMES)
         if unknown:
             raise ValueError(f"RunSpec: unknown fields {sorted(unknown)}")
         data = dict(data)
@@ -170,8 +170,39 @@ class RunSpec:
             data["target_params"] = tuple(sorted(data["target_params"].items()))
         return cls(**data)
 
+    @classmethod
+    def from_row(cls, row) -> RunSpec:
+        """The spec of a table row (a mapping or a pandas row holding every spec field and
+        any other columns, which are ignored)."""
+        return cls.from_dict({k: row[k] for k in _FIELD_NAMES if k in row})
+
+    @classmethod
+    def from_flat(cls, flat: dict[str, str]) -> RunSpec:
+        """The inverse of ``flat()``: string values typed by the field's default, and
+        ``target_params.<name>`` keys gathered (keys that are no spec field are ignored)."""
+        data: dict = {"target_params": {}}
+        for key, text in flat.items():
+            if key.startswith("target_params."):
+                data["target_params"][key.split(".", 1)[1]] = float(text)
+            elif key in _FIELD_TYPES:
+                kind = _FIELD_TYPES[key]
+                data[key] = (text == "True") if kind is bool else kind(text)
+        return cls.from_dict(data)
+
+    def flat(self) -> dict[str, str]:
+        """Every field as a string, ``target_params`` spread as ``target_params.<name>``:
+        the form a tracking store keeps as run parameters."""
+        out = {}
+        for key, value in self.to_dict().items():
+            if isinstance(value, dict):
+                out.update({f"{key}.{k}": str(v) for k, v in value.items()})
+            else:
+                out[key] = str(value)
+        return out
+
 
 _FIELD_NAMES = tuple(f.name for f in fields(RunSpec))
+_FIELD_TYPES = {f.name: type(f.default) for f in fields(RunSpec) if f.name != "target_params"}
 
 
 def target_label(spec: RunSpec) -> str:

@@ -184,12 +184,7 @@ def census_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def specs_of(df: pd.DataFrame) -> list:
     """The RunSpec of each row."""
-    from dataclasses import fields
-
-    from .spec import RunSpec
-
-    names = [f.name for f in fields(RunSpec) if f.name in df]
-    return [RunSpec.from_dict({k: row[k] for k in names}) for _, row in df.iterrows()]
+    return [RunSpec.from_row(row) for _, row in df.iterrows()]
 
 
 def reference_frame(df: pd.DataFrame, samples: int = 2000) -> pd.DataFrame:
