@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import html
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,8 +16,10 @@ from .. import stats
 from ..inverse import fit_slope
 from . import plots
 from .claims import claim_verdicts
+from .gallery import gallery_items, pick_gallery
+from .metrics import cell_metrics
 
-__all__ = ["Report", "build_report", "gallery_items"]
+__all__ = ["Report", "build_report", "gallery_items", "pick_gallery"]
 
 
 @dataclass
@@ -28,11 +29,6 @@ class Report:
     verdicts: list[dict]
     cells: pd.DataFrame
     metrics: list[tuple[str, float, int]] = field(default_factory=list)  # (name, value, step)
-
-
-def _metric_name(*parts) -> str:
-    # MLflow metric names: alphanumerics, _ - . space : /
-    return "/".join(re.sub(r"[^A-Za-z0-9_.\- :]", "_", str(p)) for p in parts)
 
 
 def _md_table(df: pd.DataFrame, digits: int = 3) -> str:
@@ -48,45 +44,6 @@ def _md_table(df: pd.DataFrame, digits: int = 3) -> str:
     sep = "|" + "|".join("---" for _ in df.columns) + "|"
     rows = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join([head, sep, *rows])
-
-
-def gallery_items(df: pd.DataFrame, params: dict[str, dict], limit: int = 6) -> list[dict]:
-    """Gallery panels from load_runs rows (d = 1 MSE) and their end points by run id."""
-    from ..problem import eval_grid, network_from_params, target_on
-
-    items = []
-    for _, row in df.iterrows():
-        if row["run_id"] not in params or len(items) >= limit:
-            continue
-        spec = stats.specs_of(row.to_frame().T)[0]
-        net = network_from_params(params[row["run_id"]], spec.restricted)
-        x = eval_grid(1, spec.D)
-        a, b = net.a[:, 0], net.b
-        live = (a != 0) & (net.c != 0)
-        kinks = -b[live] / a[live]
-        items.append(
-            {
-                "x": x[:, 0],
-                "f": net(x),
-                "target": target_on(spec, x),
-                "kinks": kinks[np.abs(kinks) < spec.D],
-                "title": f"{row['problem']} {spec.parametrization} N={spec.width} "
-                f"seed {spec.seed}\ngap {row['gap']:.2e}",
-            }
-        )
-    return items
-
-
-def pick_gallery(df: pd.DataFrame) -> pd.DataFrame:
-    """Runs to draw: per d = 1 MSE problem, the median-gap run of the narrowest and the
-    widest width, in each parametrization (at most 8)."""
-    keep = df[(df["d"] == 1) & (df["target"] != "gaussian")]
-    picks = []
-    for _, g in keep.groupby(["problem", "parametrization"]):
-        for w in sorted({g["width"].min(), g["width"].max()}):
-            cell = g[g["width"] == w].sort_values("gap")
-            picks.append(cell.iloc[len(cell) // 2])
-    return pd.DataFrame(picks[:8])
 
 
 def build_report(
@@ -162,29 +119,9 @@ def build_report(
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{style}</style></head><body>{''.join(body)}</body></html>"
     )
-    metrics = _metrics(cells, census)
+    metrics = cell_metrics(cells, census)
     files = [out / "report.md", out / "report.html", *figs.values()]
     return Report(out, files, verdicts, cells, metrics)
-
-
-def _metrics(cells: pd.DataFrame, census: pd.DataFrame) -> list[tuple[str, float, int]]:
-    """Per-cell aggregates for the parent run, step = width (MLflow charts draw them vs
-    width)."""
-    out = []
-    for _, r in cells.iterrows():
-        for k in ("gap_median", "gap_p90", "gap_max", "within_eps", "spurious_share"):
-            out.append((_metric_name(k, r["problem"], r["parametrization"]), r[k], r["width"]))
-    for _, r in census.iterrows():
-        for k in ("dead", "duplicate", "opposite", "effective_width"):
-            if k in r:
-                out.append(
-                    (
-                        _metric_name("census_" + k, r["problem"], r["parametrization"]),
-                        r[k],
-                        r["width"],
-                    )
-                )
-    return [(k, float(v), int(s)) for k, v, s in out if pd.notna(v)]
 
 
 def _sections(df, cells, rates, c4, census, path, pairs, retrain, verdicts, eps, planned):
