@@ -99,8 +99,8 @@ def _claim2(df: pd.DataFrame, cells: pd.DataFrame) -> dict:
     return {"verdict": "supported" if degenerate.any() else "not supported", "evidence": evidence}
 
 
-def _claim3(path: pd.DataFrame, pairs: pd.DataFrame, retrain: pd.DataFrame) -> dict:
-    if path.empty:
+def _claim3(pathology: pd.DataFrame, seed_pairs: pd.DataFrame, retrain: pd.DataFrame) -> dict:
+    if pathology.empty:
         return {"verdict": "inconclusive", "evidence": "the pathology stage has not run"}
     exps = {
         fam: (
@@ -108,7 +108,7 @@ def _claim3(path: pd.DataFrame, pairs: pd.DataFrame, retrain: pd.DataFrame) -> d
             fit_slope(g["n"], g["r_half_canonical"], tail=0.5),
             fit_slope(g["n"], g["r_half_raw_inf"], tail=0.5),
         )
-        for fam, g in path.groupby("family")
+        for fam, g in pathology.groupby("family")
     }
     raw_grows = [f for f in ("P1", "P2", "P3", "P4") if f in exps and exps[f][0] > 0.25]
     uniform_grows = "P0" in exps and exps["P0"][2] > 0.25
@@ -118,10 +118,11 @@ def _claim3(path: pd.DataFrame, pairs: pd.DataFrame, retrain: pd.DataFrame) -> d
     ]
     if "P0" in exps:
         lines.append(f"P0 against the uniform norm: r_1/2 ~ n^{exps['P0'][2]:.2f}")
-    if not pairs.empty:
+    if not seed_pairs.empty:
         lines.append(
-            f"seed pairs (closest in W^1,inf): median r_1/2 {pairs['r_half_raw'].median():.3g} "
-            f"raw vs {pairs['r_half_canonical'].median():.3g} on Omega_N"
+            "seed pairs (closest in W^1,inf): median r_1/2 "
+            f"{seed_pairs['r_half_raw'].median():.3g} raw vs "
+            f"{seed_pairs['r_half_canonical'].median():.3g} on Omega_N"
         )
     if not retrain.empty:
         # the kink family's d_W does not follow delta; upper-bound fibre distances (above 8
@@ -142,17 +143,17 @@ def _claim3(path: pd.DataFrame, pairs: pd.DataFrame, retrain: pd.DataFrame) -> d
     return {"verdict": verdict, "evidence": "; ".join(lines)}
 
 
-def _claim4(c4: pd.DataFrame) -> dict:
-    if c4.empty:
+def _claim4(claim4: pd.DataFrame) -> dict:
+    if claim4.empty:
         return {"verdict": "inconclusive", "evidence": "no width trained in both parametrizations"}
-    share = float(c4["restricted_as_good"].mean())
-    worst = c4.loc[(c4["best_restricted"] / c4["best_unrestricted"]).idxmax()]
+    share = float(claim4["restricted_as_good"].mean())
+    worst = claim4.loc[(claim4["best_restricted"] / claim4["best_unrestricted"]).idxmax()]
     verdict = "supported" if share >= 0.9 else ("not supported" if share < 0.5 else "inconclusive")
     return {
         "verdict": verdict,
-        "evidence": f"restricted best <= unrestricted best at {share:.0%} of {len(c4)} "
+        "evidence": f"restricted best <= unrestricted best at {share:.0%} of {len(claim4)} "
         f"(problem, width) pairs; median objective ratio restricted/unrestricted "
-        f"{np.nanmedian(c4['median_ratio']):.3g}; worst: {worst['problem']} width "
+        f"{np.nanmedian(claim4['median_ratio']):.3g}; worst: {worst['problem']} width "
         f"{int(worst['width'])} ({worst['best_restricted']:.3g} vs "
         f"{worst['best_unrestricted']:.3g})",
     }
@@ -162,13 +163,20 @@ def claim_verdicts(
     df: pd.DataFrame,
     cells: pd.DataFrame,
     rates: pd.DataFrame,
-    c4: pd.DataFrame,
-    path: pd.DataFrame,
-    pairs: pd.DataFrame,
+    claim4: pd.DataFrame,
+    pathology: pd.DataFrame,
+    seed_pairs: pd.DataFrame,
     retrain: pd.DataFrame,
     eps: float,
 ) -> list[dict]:
-    """One dict per claim: number, statement, verdict, evidence."""
+    """One dict per claim: number, statement, verdict, evidence.
+
+    ``df``: load_runs rows with gaps (``stats.gap_values``); ``cells``, ``rates``,
+    ``claim4``: ``stats.cell_stats``, ``stats.decay_rates`` and ``stats.claim4_table`` of
+    them; ``pathology``, ``seed_pairs``, ``retrain``: the analysis stages' rows. Any frame
+    may be empty; a claim is inconclusive when the frame it rests on is (claim 1:
+    ``cells``, 2: ``df``, 3: ``pathology``, 4: ``claim4``).
+    """
     statements = [
         "local minima of the regularized problem are almost optimal for large networks",
         "realizations have degenerate parametrizations; parameter-space minima need not be "
@@ -180,8 +188,8 @@ def claim_verdicts(
     results = [
         _claim1(cells, rates, eps),
         _claim2(df, cells),
-        _claim3(path, pairs, retrain),
-        _claim4(c4),
+        _claim3(pathology, seed_pairs, retrain),
+        _claim4(claim4),
     ]
     return [
         {"claim": i + 1, "statement": s, **r}

@@ -1,0 +1,78 @@
+"""``build_report``: frames in, files out. Computes the evidence, draws the figures,
+renders report.md and report.html into one folder and returns what was written with the
+verdicts and the per-cell metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from . import plots
+from .evidence import Evidence, collect_evidence
+from .gallery import gallery_items
+from .metrics import cell_metrics
+from .render import render_html, render_markdown
+from .sections import FIGURES, report_sections
+
+__all__ = ["Report", "build_report"]
+
+
+@dataclass
+class Report:
+    """What ``build_report`` wrote and found."""
+
+    folder: Path  # where the files are
+    files: list[Path]  # report.md, report.html, then the figures
+    verdicts: list[dict]  # one per claim: claim, statement, verdict, evidence
+    cells: pd.DataFrame  # stats.cell_stats of the runs
+    metrics: list[tuple[str, float, int]] = field(default_factory=list)  # (name, value, step)
+
+
+def build_report(
+    runs: pd.DataFrame,
+    stages: dict[str, list[dict]],
+    folder: str | Path,
+    eps: float,
+    title: str,
+    planned: int | None = None,
+    gallery_params: dict[str, dict] | None = None,
+    reference: pd.DataFrame | None = None,
+) -> Report:
+    """Statistics, figures, verdicts; writes report.md, report.html and the PNGs to
+    ``folder``.
+
+    ``runs``: load_runs rows; ``stages``: analysis rows by stage; ``eps``: near-optimality
+    threshold on the gap; ``planned``: networks the sweep planned; ``reference``: J* and
+    its label per row (default: ``stats.reference_frame``); ``gallery_params``: end
+    points by run id for the realization gallery (choose them with ``pick_gallery``).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    ev = collect_evidence(runs, stages, eps, planned=planned, reference=reference)
+    figures = _draw_figures(ev, gallery_params or {}, folder)
+    sections = report_sections(ev)
+    (folder / "report.md").write_text(render_markdown(title, sections))
+    images = {name: path.read_bytes() for name, path in figures.items()}
+    (folder / "report.html").write_text(render_html(title, sections, images))
+    files = [folder / "report.md", folder / "report.html", *figures.values()]
+    return Report(folder, files, ev.verdicts, ev.cells, cell_metrics(ev.cells, ev.census))
+
+
+def _draw_figures(ev: Evidence, gallery_params: dict[str, dict], folder: Path) -> dict:
+    """Each of ``FIGURES`` drawn into ``folder``: its path by file name."""
+    gallery = gallery_items(ev.runs, gallery_params) if len(ev.runs) else []
+    drawn = {
+        "gap_vs_width.png": plots.gap_vs_width(ev.cells, folder / "gap_vs_width.png", ev.eps),
+        "spurious_vs_width.png": plots.spurious_vs_width(
+            ev.cells, folder / "spurious_vs_width.png"
+        ),
+        "inverse_stability.png": plots.inverse_stability(
+            ev.pathology, ev.seed_pairs, ev.retrain, folder / "inverse_stability.png"
+        ),
+        "census_vs_width.png": plots.census_vs_width(ev.census, folder / "census_vs_width.png"),
+        "gallery.png": plots.gallery(gallery, folder / "gallery.png"),
+    }
+    assert tuple(drawn) == FIGURES
+    return drawn

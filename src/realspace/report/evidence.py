@@ -1,0 +1,118 @@
+"""Everything the report states, computed once: the statistics of the end points
+(``realspace.stats``), the analysis stages' tables, their summaries and the claim
+verdicts (``report.claims``), gathered in one ``Evidence`` object that the sections,
+the figures and the metrics read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .. import stats
+from ..inverse import fit_slope
+from .claims import claim_verdicts
+
+__all__ = ["Evidence", "collect_evidence"]
+
+
+# eq=False: DataFrames do not compare to one bool, so neither would two Evidence objects
+@dataclass(frozen=True, eq=False)
+class Evidence:
+    """The computed tables of one report. Every frame is empty when its input is."""
+
+    runs: pd.DataFrame  # load_runs rows with ``problem``, ``j_star``, ``reference``, ``gap``
+    eps: float  # near-optimality threshold: gap <= eps
+    planned: int | None  # networks the sweep planned (None: unknown)
+    cells: pd.DataFrame  # stats.cell_stats: gap quantiles and minima per cell
+    rates: pd.DataFrame  # stats.decay_rates: exponent p of median gap ~ width^p
+    claim4: pd.DataFrame  # stats.claim4_table: restricted vs unrestricted at equal width
+    census: pd.DataFrame  # stats.census_table: mean degeneracy shares per cell
+    pathology: pd.DataFrame  # pathology stage rows: one per (family, n)
+    seed_pairs: pd.DataFrame  # seed_pairs stage rows: the closest pairs of each cell
+    retrain: pd.DataFrame  # retrain stage rows: one per retrained network
+    pathology_exponents: pd.DataFrame  # per family: fitted exponents of the ratios
+    seed_pair_summary: pd.DataFrame  # describe() of the seed-pair columns
+    retrain_summary: pd.DataFrame  # medians per (parametrization, kind, delta)
+    verdicts: list[dict]  # claim_verdicts: one dict per claim
+
+
+def collect_evidence(
+    runs: pd.DataFrame,
+    stages: dict[str, list[dict]],
+    eps: float,
+    planned: int | None = None,
+    reference: pd.DataFrame | None = None,
+) -> Evidence:
+    """The statistics of ``runs`` (load_runs rows) and ``stages`` (analysis rows by stage)
+    with their verdicts; ``reference``: J* and its label per row (default:
+    ``stats.reference_frame``)."""
+    df = stats.with_problems(runs) if len(runs) else runs
+    if len(df):
+        ref = reference if reference is not None else stats.reference_frame(df)
+        df = stats.gap_values(df, ref)
+        cells = stats.cell_stats(df, eps)
+        rates = stats.decay_rates(cells)
+        claim4 = stats.claim4_table(df)
+        census = stats.census_table(df)
+    else:
+        cells = rates = claim4 = census = pd.DataFrame()
+    pathology = pd.DataFrame(stages.get("pathology", []))
+    seed_pairs = pd.DataFrame(stages.get("seed_pairs", []))
+    retrain = pd.DataFrame(stages.get("retrain", []))
+    verdicts = claim_verdicts(df, cells, rates, claim4, pathology, seed_pairs, retrain, eps)
+    return Evidence(
+        runs=df,
+        eps=eps,
+        planned=planned,
+        cells=cells,
+        rates=rates,
+        claim4=claim4,
+        census=census,
+        pathology=pathology,
+        seed_pairs=seed_pairs,
+        retrain=retrain,
+        pathology_exponents=pathology_exponents(pathology),
+        seed_pair_summary=seed_pair_summary(seed_pairs),
+        retrain_summary=retrain_summary(retrain),
+        verdicts=verdicts,
+    )
+
+
+def pathology_exponents(pathology: pd.DataFrame) -> pd.DataFrame:
+    """Per family P0-P4: exponents p of the ratios ~ n^p, fitted over the larger half of
+    n, and the ratios at the largest n."""
+    if pathology.empty:
+        return pd.DataFrame()
+    return pd.DataFrame(
+        [
+            {
+                "family": family,
+                "r_half_raw ~ n^p": fit_slope(g["n"], g["r_half_raw"], tail=0.5),
+                "r_half_Omega ~ n^p": fit_slope(g["n"], g["r_half_canonical"], tail=0.5),
+                "r_one_raw ~ n^p": fit_slope(g["n"], g["r_one_raw"], tail=0.5),
+                "r_half_raw(d_inf) ~ n^p": fit_slope(g["n"], g["r_half_raw_inf"], tail=0.5),
+                "r_half_raw at max n": g.loc[g["n"].idxmax(), "r_half_raw"],
+                "r_half_Omega at max n": g.loc[g["n"].idxmax(), "r_half_canonical"],
+            }
+            for family, g in pathology.groupby("family")
+        ]
+    )
+
+
+def seed_pair_summary(seed_pairs: pd.DataFrame) -> pd.DataFrame:
+    """count, mean, std and quantiles of every seed-pair column, one row per column."""
+    if seed_pairs.empty:
+        return pd.DataFrame()
+    return seed_pairs.describe().T.reset_index().rename(columns={"index": "column"})
+
+
+def retrain_summary(retrain: pd.DataFrame) -> pd.DataFrame:
+    """Median d_W, d_P, r_1/2 and fit per (parametrization, perturbation kind, delta)."""
+    if retrain.empty:
+        return pd.DataFrame()
+    return (
+        retrain.groupby(["parametrization", "kind", "delta"])[["d_W", "d_P", "r_half", "fit_d_inf"]]
+        .median()
+        .reset_index()
+    )

@@ -1,0 +1,133 @@
+"""What the report says, section by section: the prose, the table and the figure of each,
+read from one ``Evidence``. The format (Markdown, HTML) is ``report.render``."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import pandas as pd
+
+from .evidence import Evidence
+
+__all__ = ["Section", "FIGURES", "report_sections"]
+
+# the figures a report draws, by file name (report.build draws them)
+FIGURES = (
+    "gap_vs_width.png",
+    "spurious_vs_width.png",
+    "inverse_stability.png",
+    "census_vs_width.png",
+    "gallery.png",
+)
+
+# the columns of stats.cell_stats shown in the near-optimality table
+CELL_TABLE = [
+    "problem",
+    "parametrization",
+    "width",
+    "runs",
+    "reference",
+    "j_star",
+    "gap_median",
+    "gap_p90",
+    "gap_max",
+    "within_eps",
+    "certified",
+    "spurious_share",
+]
+
+
+class Section(NamedTuple):
+    heading: str
+    text: str | None  # paragraphs separated by blank lines
+    table: pd.DataFrame | None
+    figure: str | None  # one of FIGURES
+
+
+def report_sections(ev: Evidence) -> list[Section]:
+    """The sections in order; the inverse-stability ones only for the stages that ran."""
+    claims = pd.DataFrame(
+        [
+            {"claim": v["claim"], "verdict": v["verdict"], "statement": v["statement"]}
+            for v in ev.verdicts
+        ]
+    )
+    sections = [
+        Section("Summary", _summary(ev), None, None),
+        Section("Claims", _claim_evidence(ev.verdicts), claims, None),
+        Section(
+            "Near-optimality",
+            "Per cell; the band in the figure is the 10-90 % range over seeds.",
+            ev.cells[CELL_TABLE] if len(ev.cells) else pd.DataFrame(),
+            "gap_vs_width.png",
+        ),
+        Section(
+            "Gap decay with width",
+            "Least-squares exponent p of median gap ~ width^p (widths with a positive median gap).",
+            ev.rates,
+            None,
+        ),
+        Section(
+            "Spurious minima",
+            "Certified = gradient norm and negative curvature below tolerance "
+            "(float64); spurious = certified with gap > eps.",
+            None,
+            "spurious_vs_width.png",
+        ),
+        Section("Claim 4: restricted vs unrestricted", None, ev.claim4, None),
+        Section(
+            "Degeneracy census",
+            "Mean shares of neurons over seeds; effective width = live "
+            "neurons of the canonical form.",
+            ev.census,
+            "census_vs_width.png",
+        ),
+    ]
+    if not ev.pathology.empty:
+        sections.append(
+            Section(
+                "Inverse stability: pathologies",
+                "D = 2, n = 2^1 .. 2^max; exponents fitted in log-log.",
+                ev.pathology_exponents,
+                "inverse_stability.png",
+            )
+        )
+    if not ev.seed_pairs.empty:
+        sections.append(
+            Section(
+                "Inverse stability: seed pairs",
+                "The closest pairs (in W^1,inf) of each "
+                "cell: raw d_P vs the fibre distance on Omega_N.",
+                ev.seed_pair_summary,
+                None,
+            )
+        )
+    if not ev.retrain.empty:
+        sections.append(
+            Section(
+                "Inverse stability: retraining",
+                "Median over retrained networks. Moving a "
+                "kink changes f' by |c a| on a sliver, so its d_W does not follow delta.",
+                ev.retrain_summary,
+                None,
+            )
+        )
+    sections.append(Section("Realizations", None, None, "gallery.png"))
+    return sections
+
+
+def _summary(ev: Evidence) -> str:
+    n = len(ev.runs)
+    done = f"{n} of {ev.planned} planned networks" if ev.planned else f"{n} networks"
+    return (
+        f"{done} finished. Gap = J(end point) - J*, where J is the trained objective (the "
+        f"loss, plus the weight-decay penalty when lam > 0) and J* the best reference that "
+        f"applies (its label is in each row). Near-optimal: gap <= eps = {ev.eps:g}. Training "
+        "ran in the dtype recorded with each run (float32 by default); every statistic here "
+        "is computed in float64."
+    )
+
+
+def _claim_evidence(verdicts: list[dict]) -> str:
+    """One paragraph per claim: its verdict and the evidence it rests on."""
+    return "\n\n".join(f"Claim {v['claim']} ({v['verdict']}): {v['evidence']}" for v in verdicts)
