@@ -19,6 +19,8 @@ __all__ = [
     "OPTIMIZERS",
     "PARAMETRIZATIONS",
     "SAMPLINGS",
+    "TARGET_NAMES",
+    "problem_conflicts",
     "target_label",
     "cell_of",
 ]
@@ -28,6 +30,24 @@ PARAMETRIZATIONS = ("unrestricted", "restricted")
 SAMPLINGS = ("grid", "uniform")
 # target name -> loss kind
 LOSS_KINDS = {**{name: "mse" for name in TARGETS}, "teacher": "mse", "gaussian": "gaussian"}
+TARGET_NAMES = tuple(sorted(LOSS_KINDS))
+
+
+def problem_conflicts(target: str, parametrization: str, batch_size: int) -> list[str]:
+    """What a target forbids of the rest of a run, one sentence per broken rule (empty when
+    none). The single statement of these rules: RunSpec raises them, the sweep config
+    reports them under the target's key before any work starts."""
+    if LOSS_KINDS.get(target) != "gaussian":
+        return []
+    broken = []
+    if parametrization != "unrestricted":
+        broken.append(
+            "the Gaussian teacher-student model has no biases and no affine part, so it has "
+            "no restricted parametrization"
+        )
+    if batch_size:
+        broken.append("the Gaussian population loss is exact; batch_size must be 0")
+    return broken
 
 
 @dataclass(frozen=True)
@@ -81,7 +101,7 @@ class RunSpec:
             raise ValueError(f"RunSpec: {msg}")
 
         if self.target not in LOSS_KINDS:
-            bad(f"unknown target {self.target!r}; known: {', '.join(sorted(LOSS_KINDS))}")
+            bad(f"unknown target {self.target!r}; known: {', '.join(TARGET_NAMES)}")
         if self.parametrization not in PARAMETRIZATIONS:
             bad(f"parametrization must be one of {PARAMETRIZATIONS}, got {self.parametrization!r}")
         if self.optimizer not in OPTIMIZERS:
@@ -106,15 +126,13 @@ class RunSpec:
                 bad(f"{name} must be >= 0, got {getattr(self, name)}")
         if not (0 <= self.momentum < 1 and 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             bad("momentum, beta1 and beta2 must lie in [0, 1)")
-        if self.loss == "gaussian":
-            if self.bias or self.train_output or self.parametrization != "unrestricted":
-                bad(
-                    "the Gaussian teacher-student model has no biases, output weights fixed "
-                    "to 1 and no affine part: set bias=False, train_output=False, "
-                    "parametrization='unrestricted'"
-                )
-            if self.batch_size:
-                bad("the Gaussian population loss is exact; batch_size must be 0")
+        for broken in problem_conflicts(self.target, self.parametrization, self.batch_size):
+            bad(broken)
+        if self.loss == "gaussian" and (self.bias or self.train_output):
+            bad(
+                "the Gaussian teacher-student model has no biases and output weights fixed "
+                "to 1: set bias=False, train_output=False"
+            )
         if self.target in TARGETS and self.target_params:
             try:  # fail now, not on a worker: are the parameters accepted?
                 TARGETS[self.target](np.zeros((1, self.d)), self.D, **dict(self.target_params))

@@ -1,7 +1,10 @@
 """Sweep configuration: a YAML document validated by a pydantic schema.
 
 Every problem is reported before any work starts, with the key's path and the
-reason; unknown keys are errors, not silently ignored.
+reason; unknown keys are errors, not silently ignored. The choices (targets,
+parametrizations, optimizers, samplings, retraining families) and the rules that tie a
+target to the rest of a run come from the science core (``realspace.spec``,
+``realspace.inverse``): the schema states them nowhere else.
 """
 
 from __future__ import annotations
@@ -12,9 +15,15 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..targets import TARGETS
+from ..inverse import PERTURBATIONS
+from ..spec import OPTIMIZERS, PARAMETRIZATIONS, SAMPLINGS, TARGET_NAMES, problem_conflicts
 
 __all__ = ["SweepConfig", "ConfigError", "load_config", "parse_config"]
+
+Parametrization = Literal[PARAMETRIZATIONS]
+OptimizerKind = Literal[OPTIMIZERS]
+Sampling = Literal[SAMPLINGS]
+Perturbation = Literal[PERTURBATIONS]
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -44,28 +53,25 @@ class Target(Strict):
     teacher_seed: Annotated[int, Field(ge=0)] = 0
     input_dim: PositiveInt | None = None
     widths: Annotated[list[PositiveInt], Field(min_length=1)] | None = None
-    parametrizations: (
-        Annotated[list[Literal["unrestricted", "restricted"]], Field(min_length=1)] | None
-    ) = None
+    parametrizations: Annotated[list[Parametrization], Field(min_length=1)] | None = None
     weight_decay: NonNegFloat | Annotated[list[NonNegFloat], Field(min_length=1)] | None = None
 
     @field_validator("name")
     @classmethod
     def _known(cls, v):
-        known = sorted(TARGETS) + ["gaussian", "teacher"]
-        if v not in known:
-            raise ValueError(f"unknown target {v!r}; known: {', '.join(known)}")
+        if v not in TARGET_NAMES:
+            raise ValueError(f"unknown target {v!r}; known: {', '.join(TARGET_NAMES)}")
         return v
 
 
 class Data(Strict):
     n_samples: PositiveInt = 256
-    sampling: Literal["grid", "uniform"] = "grid"
+    sampling: Sampling = "grid"
     noise: NonNegFloat = 0.0
 
 
 class Optimizer(Strict):
-    kind: _grid(Literal["gd", "sgd", "adam"]) = "adam"
+    kind: _grid(OptimizerKind) = "adam"
     lr: _grid(PositiveFloat) = 1e-2
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
     beta1: Annotated[float, Field(ge=0, lt=1)] = 0.9
@@ -102,11 +108,7 @@ class Analysis(Strict):
     seed_pairs: Annotated[int, Field(ge=0)] = 4  # closest seed pairs per cell (0: off)
     retrain_widths: list[PositiveInt] = [8, 32]  # widths whose end points are retrained
     retrain_seeds: Annotated[int, Field(ge=0)] = 1  # trained networks per width (0: off)
-    retrain_kinds: Annotated[list[Literal["add", "scale", "kink"]], Field(min_length=1)] = [
-        "add",
-        "scale",
-        "kink",
-    ]
+    retrain_kinds: Annotated[list[Perturbation], Field(min_length=1)] = list(PERTURBATIONS)
     retrain_deltas: Annotated[list[PositiveFloat], Field(min_length=1)] = [
         1e-4,
         1e-3,
@@ -133,9 +135,9 @@ class SweepConfig(Strict):
         str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
     ]
     targets: Annotated[list[Target], Field(min_length=1)]
-    parametrizations: Annotated[
-        list[Literal["unrestricted", "restricted"]], Field(min_length=1)
-    ] = ["unrestricted", "restricted"]
+    parametrizations: Annotated[list[Parametrization], Field(min_length=1)] = list(
+        PARAMETRIZATIONS
+    )
     widths: Annotated[list[PositiveInt], Field(min_length=1)]
     seeds: PositiveInt | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] = 8
     input_dim: PositiveInt = 1
@@ -164,21 +166,20 @@ class SweepConfig(Strict):
         return v
 
     @model_validator(mode="after")
-    def _gaussian_has_no_affine_part(self):
+    def _targets_agree_with_their_runs(self):
         for i, t in enumerate(self.targets):
-            if t.name == "gaussian" and "restricted" in (
-                t.parametrizations or self.parametrizations
-            ):
-                raise ValueError(
-                    f"targets[{i}] (gaussian): the Gaussian teacher-student model has no biases "
-                    "and no affine part, so it has no restricted parametrization; give this "
-                    "target `parametrizations: [unrestricted]`"
+            broken = {
+                b
+                for par in t.parametrizations or self.parametrizations
+                for b in problem_conflicts(t.name, par, self.optimizer.batch_size)
+            }
+            if broken:
+                hint = (
+                    "; give this target `parametrizations: [unrestricted]`"
+                    if "restricted" in (t.parametrizations or self.parametrizations)
+                    else ""
                 )
-            if t.name == "gaussian" and self.optimizer.batch_size:
-                raise ValueError(
-                    f"targets[{i}] (gaussian): the population loss is exact; "
-                    "optimizer.batch_size must be 0"
-                )
+                raise ValueError(f"targets[{i}] ({t.name}): " + "; ".join(sorted(broken)) + hint)
         return self
 
     def seed_list(self) -> list[int]:
