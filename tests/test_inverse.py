@@ -1,4 +1,4 @@
-"""Inverse-stability experiments against SCIENCE.md's pathology numbers and closed forms."""
+"""Inverse-stability experiments against the pathology numbers of docs/science.md and closed forms."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""The pathology numbers of SCIENCE.md (d = 1, D = 2), asserted exactly."""
+"""The pathology numbers of docs/science.md (d = 1, D = 2), asserted exactly."""
 
 import numpy as np
 import pytest

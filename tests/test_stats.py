@@ -164,7 +164,7 @@ def test_claim3_verdict_from_the_pathology_table():
     empty = pd.DataFrame()
     v = claim_verdicts(empty, empty, empty, empty, path, empty, empty, 1e-4)[2]
     assert v["verdict"] == "supported"
-    assert "P1: r_1/2 ~ n^1.50 raw" in v["evidence"]  # SCIENCE.md: P1 grows like n^(3/2)
+    assert "P1: r_1/2 ~ n^1.50 raw" in v["evidence"]  # docs/science.md: P1 grows like n^(3/2)
     broken = path.copy()
     broken["r_half_canonical"] = broken["r_half_raw"]
     assert (

@@ -9,9 +9,6 @@ importing only those below: ``train`` (torch) and ``stats`` (pandas), ``report``
 ``service`` and ``cli``. The math is in docs/science.md.
 """
 
-from importlib.metadata import PackageNotFoundError as _NotInstalled
-from importlib.metadata import version as _version
-
 from .canonical import canonical_form
 from .distances import (
     Distance,
@@ -25,6 +22,7 @@ from .matching import bottleneck_assignment
 from .nets import ShallowNet
 from .pathologies import PATHOLOGIES, pathology
 from .restricted import in_restricted_set, restricted_set_margins
+from .spec import RunSpec
 from .targets import (
     TARGETS,
     arccos_kernel,
@@ -37,15 +35,26 @@ from .targets import (
     weight_decay_penalty,
 )
 
-try:  # one place for the version: pyproject.toml, read from the installed metadata
-    __version__ = _version("realspace")
-except _NotInstalled:  # a source tree on sys.path without an install
-    __version__ = "0+unknown"
+
+
+def __getattr__(name: str):
+    # One place for the version: pyproject.toml, read from the installed metadata on first
+    # use (importlib.metadata costs a sixth of a second, which every CLI call would pay).
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("realspace")
+        except PackageNotFoundError:  # a source tree on sys.path without an install
+            return "0+unknown"
+    raise AttributeError(f"module 'realspace' has no attribute {name!r}")
+
 # Bumped whenever a change alters what a run computes; it enters every run key.
 SCIENCE_VERSION = "1"
 
 
 __all__ = [
+    "RunSpec",
     "ShallowNet",
     "canonical_form",
     "in_restricted_set",

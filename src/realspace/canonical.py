@@ -1,6 +1,6 @@
 """Canonical form: any shallow network -> the same realization on Q, inside Omega_N.
 
-The steps (SCIENCE.md "Canonical form"):
+The steps (docs/science.md, "Canonical form"):
 
 1. a_i = 0: the neuron is the constant c_i rho(b_i); fold it into e.
 2. kink outside the open cube: b_i <= -D||a_i||_1 is dead on Q (drop);
@@ -16,16 +16,15 @@ The steps (SCIENCE.md "Canonical form"):
    t = sqrt|gamma|, (a, b) = t (a^, b^), c = sign(gamma) t, so |c| = ||a||_2.
 6. sort neurons lexicographically by (a^, b^); pad with zero neurons to the width.
 
-Orienting before merging is equivalent to the order in SCIENCE.md and avoids a
+Orienting before merging is equivalent to the order in docs/science.md and avoids a
 separate opposite-orientation pass.
+
+The math: docs/science.md#canonical-form.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
-from scipy.spatial.distance import pdist, squareform
 
 from .nets import ShallowNet, check_domain
 from .restricted import DEFAULT_TOL
@@ -106,6 +105,10 @@ def canonical_form(
     if gamma.size:
         u = np.column_stack([a_hat, b_hat])
         u /= np.linalg.norm(u, axis=1, keepdims=True)
+        from scipy.sparse import coo_matrix  # see matching.py: scipy is loaded where used
+        from scipy.sparse.csgraph import connected_components
+        from scipy.spatial.distance import pdist, squareform
+
         close = squareform(pdist(u)) <= 2.0 * np.sin(tol / 2.0)
         n_groups, label = connected_components(coo_matrix(close), directed=False)
         weight = np.abs(gamma) + 1e-300

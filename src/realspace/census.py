@@ -1,4 +1,7 @@
-"""Degeneracy census of a network's end point (SCIENCE.md, "What a sweep reports")."""
+"""Degeneracy census of a network's end point (docs/science.md, "Statistics").
+
+The math: docs/science.md#statistics.
+"""
 
 from __future__ import annotations
 

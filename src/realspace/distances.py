@@ -12,6 +12,8 @@
 
 Every value is returned as a :class:`Distance`, a float that says whether it is
 exact, a lower bound or an upper bound.
+
+The math: docs/science.md#distances.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from scipy.optimize import linprog
 
 from .canonical import canonical_form
 from .matching import bottleneck_assignment
@@ -126,6 +127,8 @@ def sup_norms_1d(f: ShallowNet, g: ShallowNet, D: float) -> tuple[float, float]:
 def _cell_lp(planes_a, planes_b, x0, direction, D):
     """Maximize <direction, y> over the activation cell of x0 inside the cube."""
     s = np.where(x0 @ planes_a.T + planes_b >= 0, 1.0, -1.0)
+    from scipy.optimize import linprog  # see matching.py: scipy is loaded where used
+
     res = linprog(
         -direction,
         A_ub=-(s[:, None] * planes_a),

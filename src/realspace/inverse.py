@@ -1,7 +1,7 @@
 """Inverse-stability experiments: how far apart are parameters whose realizations are close?
 
 Ratios r_alpha = d_P / d_W^alpha (alpha = 1/2: the theorem's rate on Omega_N; alpha = 1,
-which fails even there). Three sources of pairs (SCIENCE.md, "What a sweep reports"):
+which fails even there). Three sources of pairs (docs/science.md):
 
 - ``pathology_table``: the fixtures P0-P4 (and P1b) along n = 2^1 .. 2^k;
 - ``seed_pair_table``: end points of one cell trained from different seeds whose
@@ -14,6 +14,8 @@ which fails even there). Three sources of pairs (SCIENCE.md, "What a sweep repor
 "canonical" ones take the fibre distance on Omega_N (canonical forms, permutations and
 orientation flips). All numbers are float64 and exact in d = 1, except fibre distances
 above 8 live neurons (an upper bound, reported in the ``*_bound`` columns).
+
+The math: docs/science.md#inverse-stability-experiments.
 """
 
 from __future__ import annotations

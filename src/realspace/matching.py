@@ -5,18 +5,23 @@ from above. The bottleneck value is one of the cost entries; the smallest entry 
 for which the bipartite graph {(i, j): cost[i, j] <= t} has a perfect matching is
 it, and feasibility is monotone in t, so a binary search over the sorted entries
 with a maximum-matching test (Hopcroft-Karp) solves it exactly.
+
+The math: docs/science.md#distances.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import maximum_bipartite_matching
 
 __all__ = ["bottleneck_assignment"]
 
 
 def _perfect_matching(allowed: np.ndarray) -> np.ndarray | None:
+    # scipy takes most of a second to import: loaded where used, so that `import realspace`
+    # (and every CLI call) stays light
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import maximum_bipartite_matching
+
     match = maximum_bipartite_matching(csr_matrix(allowed), perm_type="column")
     return None if np.any(match < 0) else match
 

@@ -7,6 +7,8 @@ A network of width N computes
 with a of shape (N, d), b and c of shape (N,), and an affine part (w, e).
 The *unrestricted* parametrization fixes w = 0 (``w=None``); the *restricted*
 parametrization carries a free w of shape (d,). Everything here is float64.
+
+The math: docs/science.md#networks-and-realizations.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Global-optimum references L* for the near-optimality gap.
 
-Three references, the best that applies to a cell (SCIENCE.md, "What a sweep reports"):
+Three references, the best that applies to a cell (docs/science.md, "Statistics"):
 
 - realizable teachers without weight decay or label noise: L* = 0 once the student
   width reaches the teacher width;
@@ -27,6 +27,8 @@ Three references, the best that applies to a cell (SCIENCE.md, "What a sweep rep
 - otherwise the best loss observed in the cell (made in ``realspace.stats``).
 
 Every number here is float64.
+
+The math: docs/science.md#global-optimum-references.
 """
 
 from __future__ import annotations

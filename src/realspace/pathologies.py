@@ -3,7 +3,7 @@
 Each family gives a network Gamma_n and a realizable g_n whose realizations
 approach each other (d_W -> 0 or d_inf -> 0) while their parametrizations, aligned
 neuron by neuron, stay far apart. The numbers below are for D = 2, the setting of
-SCIENCE.md; the fixtures are defined for any D > 0.
+docs/science.md; the fixtures are defined for any D > 0.
 
 ====  ================================================  ===========  ===========
 name  Gamma_n  vs  g_n                                   d_W          d_P >=
@@ -20,6 +20,8 @@ P0 is the uniform-norm pathology, inside Omega_N: d_inf = 1/n - 1/n^3 <= 1/n whi
 every parametrization of g_n has a neuron with |c a| >= n/2. P1b is P1 balanced:
 r_1/2 = sqrt(2) for every n, r_1 grows like sqrt(n). P0 and P1b are returned in the
 restricted parametrization (explicit w = 0), the others in the unrestricted one.
+
+The math: docs/science.md#pathologies.
 """
 
 from __future__ import annotations

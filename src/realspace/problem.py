@@ -2,6 +2,8 @@
 
 Every random stream is seeded by (run seed, stream id), so a run draws the same
 numbers whether it trains alone or beside thousands of others.
+
+The math: docs/science.md#training.
 """
 
 from __future__ import annotations
@@ -9,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from .nets import ShallowNet
-from .targets import random_teacher, sample_points, target_function
 from .spec import RunSpec
+from .targets import random_teacher, sample_points, target_function
 
 __all__ = [
     "rng_for",

@@ -10,6 +10,8 @@ all-zero padding satisfies
 
 Collinearity and balance are judged with a tolerance; the margins say how far
 inside (positive) or outside the set a network is, not only whether it is in.
+
+The math: docs/science.md#the-restricted-set.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 A run is fully determined by its :class:`RunSpec` (the seed included): data,
 initialization and minibatch order come from generators seeded by the spec alone,
 never from the shard a run is packed into.
+
+The math: docs/science.md#training.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ RunSpec columns (``target_label``, ``parametrization``, ``width``, ``seed``,
 
 A *problem* is everything but the parametrization, width and seed (target, weight
 decay and any other axis the sweep varies); a *cell* is problem x parametrization x
-width. Per cell (SCIENCE.md, "What a sweep reports"):
+width. Per cell (docs/science.md, "Statistics"):
 
 - near-optimality: gap = J(end point) - J* (J the objective that was trained: the loss,
   plus the weight-decay penalty when lam > 0), J* from ``reference_optima``; median,
@@ -16,6 +16,8 @@ width. Per cell (SCIENCE.md, "What a sweep reports"):
 - minima: share of certified local minima that are spurious (gap > eps);
 - the degeneracy census (means over seeds);
 - claim 4: restricted vs unrestricted best and median objective at equal width.
+
+The math: docs/science.md#statistics.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .inverse import fit_slope
+from .spec import RunSpec
 
 __all__ = [
     "PROBLEM_AXES",

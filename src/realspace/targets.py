@@ -1,5 +1,7 @@
 """Targets and losses: smooth functions on the cube, random teachers, the Gaussian
 teacher-student population loss in closed form, the weight-decay penalty.
+
+The math: docs/science.md#targets-and-losses.
 """
 
 from __future__ import annotations

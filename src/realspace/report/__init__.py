@@ -12,6 +12,8 @@ Modules, by job:
 - ``plots``: the figures;
 - ``gallery``: the runs drawn in the realization gallery, rebuilt from their end points;
 - ``metrics``: the per-cell aggregates as (name, value, step) for the parent run.
+
+The math: docs/science.md#statistics.
 """
 
 from .build import Report, build_report

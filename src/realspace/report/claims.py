@@ -1,4 +1,4 @@
-"""Verdicts on the four claims of SCIENCE.md, computed from a sweep's numbers.
+"""Verdicts on the four claims (docs/science.md), computed from a sweep's numbers.
 
 Each verdict is "supported", "not supported" or "inconclusive", with the evidence it
 rests on spelled out; the rules are written here, before any data is seen:
@@ -20,6 +20,8 @@ rests on spelled out; the rules are written here, before any data is seen:
 4. restricted loses nothing: the share of (problem, width) pairs where the restricted
    best objective is at least as low as the unrestricted best (relative 1e-3). Supported
    at >= 90 %, not supported below 50 %, inconclusive between.
+
+The math: docs/science.md#the-claims-and-their-verdicts.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The analysis stages of a sweep, planned like training: units with stable keys.
 
-After training, a sweep runs three inverse-stability stages (SCIENCE.md):
+After training, a sweep runs three inverse-stability stages (docs/science.md):
 
 - ``pathology``: one unit per family P0-P4 (and P1b), n = 2^1 .. 2^max;
 - ``seed_pairs``: one unit per d = 1 MSE cell with at least two seeds, over its members;
@@ -9,6 +9,8 @@ After training, a sweep runs three inverse-stability stages (SCIENCE.md):
 
 A unit's key hashes its inputs (the member runs' keys included) and the science version,
 so a rerun skips finished units exactly as it skips finished runs.
+
+The math: docs/science.md#inverse-stability-experiments.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from .plan import PlannedRun, _digest, cell_of
 __all__ = ["StageUnit", "plan_analysis", "compute_unit", "STAGES"]
 
 STAGES = ("pathology", "seed_pairs", "retrain")
-PATHOLOGY_D = 2.0  # the fixtures' domain in SCIENCE.md
+PATHOLOGY_D = 2.0  # the fixtures' domain in docs/science.md
 
 
 @dataclass(frozen=True)
@@ -119,8 +121,8 @@ def compute_unit(stage: str, inputs: dict, params: list[dict], options=None) -> 
         nets = [network_from_params(p, inputs["restricted"]) for p in params]
         return inverse.seed_pair_table(nets, inputs["D"], inputs["closest"])
     if stage == "retrain":
-        from ..train.retrain import retrain_table
         from ..spec import RunSpec
+        from ..train.retrain import retrain_table
 
         return retrain_table(
             RunSpec.from_dict(inputs["spec"]),
