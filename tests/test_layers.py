@@ -46,8 +46,18 @@ LAYERS = [
 ]
 # same rank: neither may import the other
 SIBLINGS = {"train": "stats", "stats": "train"}
-RANK = {"core": 0, "train": 1, "stats": 1, "report": 2, "sweep": 3, "tracking": 4, "tasks": 5,
-        "flows": 6, "service": 7, "cli": 8}
+RANK = {
+    "core": 0,
+    "train": 1,
+    "stats": 1,
+    "report": 2,
+    "sweep": 3,
+    "tracking": 4,
+    "tasks": 5,
+    "flows": 6,
+    "service": 7,
+    "cli": 8,
+}
 
 # third-party packages each layer may use (and everything a lower layer may)
 HEAVY = {"torch", "triton", "pandas", "matplotlib", "mlflow", "prefect", "prefect_ray", "ray"}
@@ -115,8 +125,18 @@ def _resolve(target: str) -> str:
 
 def test_the_source_tree_holds_every_layer():
     layers = {layer_of(m) for m in MODULES}
-    assert layers >= {"core", "train", "stats", "report", "sweep", "tracking", "tasks",
-                      "flows", "service", "cli"}, layers
+    assert layers >= {
+        "core",
+        "train",
+        "stats",
+        "report",
+        "sweep",
+        "tracking",
+        "tasks",
+        "flows",
+        "service",
+        "cli",
+    }, layers
 
 
 def test_imports_point_down():
@@ -129,7 +149,9 @@ def test_imports_point_down():
             resolved = _resolve(target)
             theirs = layer_of(resolved)
             if RANK[theirs] > RANK[mine] or SIBLINGS.get(mine) == theirs:
-                upward.append(f"{path.relative_to(ROOT)}:{line} ({mine}) imports {target} ({theirs})")
+                upward.append(
+                    f"{path.relative_to(ROOT)}:{line} ({mine}) imports {target} ({theirs})"
+                )
     assert not upward, "imports pointing up:\n" + "\n".join(upward)
 
 
@@ -148,8 +170,12 @@ def test_lower_layers_import_no_heavy_stack():
 
 @pytest.mark.parametrize(
     "statement",
-    ["import realspace", "import realspace.cli", "import realspace.stats",
-     "import realspace.sweep.plan"],
+    [
+        "import realspace",
+        "import realspace.cli",
+        "import realspace.stats",
+        "import realspace.sweep.plan",
+    ],
 )
 def test_light_imports_load_no_heavy_stack(statement):
     """What `realspace --help` and the planner load: no torch, Ray, Prefect or MLflow

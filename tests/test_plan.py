@@ -3,10 +3,10 @@ import os
 import subprocess
 import sys
 
-from realspace.sweep.config import parse_config
-from realspace.sweep.plan import pack_shards, plan_runs, run_key
 from realspace.spec import RunSpec
+from realspace.sweep.config import parse_config
 from realspace.sweep.memory import bytes_per_network
+from realspace.sweep.plan import pack_shards, plan_runs, run_key
 
 DOC = {
     "name": "p",

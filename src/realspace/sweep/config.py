@@ -135,9 +135,7 @@ class SweepConfig(Strict):
         str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
     ]
     targets: Annotated[list[Target], Field(min_length=1)]
-    parametrizations: Annotated[list[Parametrization], Field(min_length=1)] = list(
-        PARAMETRIZATIONS
-    )
+    parametrizations: Annotated[list[Parametrization], Field(min_length=1)] = list(PARAMETRIZATIONS)
     widths: Annotated[list[PositiveInt], Field(min_length=1)]
     seeds: PositiveInt | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] = 8
     input_dim: PositiveInt = 1

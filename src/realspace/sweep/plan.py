@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from .. import SCIENCE_VERSION
 from ..spec import RunSpec, cell_of, target_label
-from .memory import networks_per_shard
 from .config import SweepConfig
+from .memory import networks_per_shard
 
 __all__ = [
     "PlannedRun",
