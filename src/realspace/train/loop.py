@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from . import optim
-from .fused import fused_available, fused_mse_objective
-from .model import gaussian_objective, in_chunks, mse_objective, mse_objective_1d
+from .kernels import choose_objective
+from .model import gaussian_objective
 from ..problem import PARAM_NAMES, STREAM_BATCH, init_params, make_data, rng_for, teacher_rows
 from .project import COUNTERS, project_restricted, rebalance, seed_tensor
 from ..spec import RunSpec
@@ -27,18 +27,6 @@ __all__ = ["TrainOptions", "ShardResult", "train_shard", "pick_device", "STATUS"
 STATUS = ("running", "converged", "plateau", "budget", "diverged")
 RUNNING, CONVERGED, PLATEAU, BUDGET, DIVERGED = range(5)
 HISTORY_POINTS = 200
-CPU_CHUNK_ELEMENTS = 2**18  # activations per slice of the dense objective on a CPU
-KERNELS = ("auto", "prefix", "dense", "compiled", "fused")
-
-
-def _compiled_dense():
-    global _COMPILED
-    if _COMPILED is None:
-        _COMPILED = torch.compile(mse_objective, dynamic=False)
-    return _COMPILED
-
-
-_COMPILED = None
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -163,28 +151,7 @@ def train_shard(
     device, dtype = pick_device(opt.device), opt.dtype
     spec0, M = specs[0], len(specs)
     kind, loss_kind, trainable = spec0.optimizer, spec0.loss, trainable_names(spec0)
-    if opt.kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {opt.kernel!r}")
-    if opt.kernel == "prefix" and spec0.d != 1:
-        raise ValueError("the prefix-sum kernel is for d = 1")
-    fused = opt.kernel == "fused" or (
-        opt.kernel == "auto" and device.type == "cuda" and fused_available(device, spec0.d)
-    )
-    if opt.kernel == "fused" and loss_kind == "mse" and not fused_available(device, spec0.d):
-        raise ValueError(
-            "the fused kernel needs Triton, a CUDA device (or TRITON_INTERPRET=1) and d <= 16"
-        )
-    if fused:
-        mse = fused_mse_objective
-    elif spec0.d == 1 and opt.kernel in ("auto", "prefix"):
-        mse = mse_objective_1d
-    elif opt.kernel == "compiled":
-        mse = _compiled_dense()
-    else:
-        mse = mse_objective
-    if loss_kind == "mse" and mse is mse_objective and device.type == "cpu":  # see in_chunks
-        n_act = spec0.batch_size or spec0.n_points()
-        mse = in_chunks(mse, max(1, CPU_CHUNK_ELEMENTS // (n_act * spec0.width)))
+    mse, _ = choose_objective(opt.kernel, spec0, device)
 
     start = init or [init_params(s) for s in specs]
     p = {
