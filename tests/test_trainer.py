@@ -7,6 +7,7 @@ import torch
 from realspace import in_restricted_set
 from realspace.train import (
     RunSpec,
+    RunStatus,
     TrainOptions,
     certify,
     init_params,
@@ -264,7 +265,7 @@ def test_divergence_is_isolated():
     specs[2] = base(seed=2, optimizer="gd", lr=1e6)
     specs = [dataclasses.replace(s, optimizer="gd", lr=s.lr if s.seed == 2 else 0.1) for s in specs]
     shard = train_shard(specs)
-    assert shard.status[2] == 4 and shard.diverged_step[2] >= 0
+    assert shard.status[2] == RunStatus.DIVERGED and shard.diverged_step[2] >= 0
     assert np.all(np.isfinite(shard.params["a"][2]))  # the last finite state is kept
     for m in (0, 1, 3, 4):
         solo = train_shard([specs[m]])

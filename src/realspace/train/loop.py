@@ -21,11 +21,11 @@ from .model import gaussian_objective
 from ..problem import PARAM_NAMES, STREAM_BATCH, init_params, make_data, rng_for, teacher_rows
 from .project import COUNTERS, project_restricted, rebalance, seed_tensor
 from ..spec import RunSpec
+from .state import RunStatus
 
-__all__ = ["TrainOptions", "ShardResult", "train_shard", "pick_device", "STATUS"]
+__all__ = ["TrainOptions", "ShardResult", "train_shard", "pick_device"]
 
-STATUS = ("running", "converged", "plateau", "budget", "diverged")
-RUNNING, CONVERGED, PLATEAU, BUDGET, DIVERGED = range(5)
+RUNNING, CONVERGED, PLATEAU, BUDGET, DIVERGED = RunStatus
 HISTORY_POINTS = 200
 
 
@@ -61,7 +61,7 @@ class ShardResult:
 
     specs: list[RunSpec]
     params: dict  # name -> (M, ...) float64 arrays
-    status: np.ndarray  # (M,) codes into STATUS
+    status: np.ndarray  # (M,) int codes, RunStatus values
     steps: np.ndarray  # optimizer steps taken per network
     diverged_step: np.ndarray  # step at which a network diverged, -1 otherwise
     history_step: np.ndarray  # (M, H) step of each loss sample, -1 unused
