@@ -311,6 +311,16 @@ def test_checkpoint_of_another_shard_is_refused(tmp_path):
         train_shard([base(steps=5, seed=9)], TrainOptions(checkpoint=ck))
 
 
+def test_checkpoint_with_other_fields_is_refused(tmp_path):
+    ck = tmp_path / "s.pt"
+    train_shard([base(steps=5)], TrainOptions(checkpoint=ck))
+    saved = torch.load(ck, weights_only=True)
+    saved["state"] = saved.pop("opt_state")  # the field's name before the loop state had one
+    torch.save(saved, ck)
+    with pytest.raises(ValueError, match="another version"):
+        train_shard([base(steps=5)], TrainOptions(checkpoint=ck))
+
+
 # ---------------------------------------------------------------------------
 # Certificates
 # ---------------------------------------------------------------------------
