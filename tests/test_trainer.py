@@ -7,6 +7,7 @@ import torch
 from realspace import in_restricted_set
 from realspace.train import (
     RunSpec,
+    RunStatus,
     TrainOptions,
     certify,
     init_params,
@@ -264,7 +265,7 @@ def test_divergence_is_isolated():
     specs[2] = base(seed=2, optimizer="gd", lr=1e6)
     specs = [dataclasses.replace(s, optimizer="gd", lr=s.lr if s.seed == 2 else 0.1) for s in specs]
     shard = train_shard(specs)
-    assert shard.status[2] == 4 and shard.diverged_step[2] >= 0
+    assert shard.status[2] == RunStatus.DIVERGED and shard.diverged_step[2] >= 0
     assert np.all(np.isfinite(shard.params["a"][2]))  # the last finite state is kept
     for m in (0, 1, 3, 4):
         solo = train_shard([specs[m]])
@@ -308,6 +309,16 @@ def test_checkpoint_of_another_shard_is_refused(tmp_path):
     train_shard([base(steps=5)], TrainOptions(checkpoint=ck))
     with pytest.raises(ValueError, match="different shard"):
         train_shard([base(steps=5, seed=9)], TrainOptions(checkpoint=ck))
+
+
+def test_checkpoint_with_other_fields_is_refused(tmp_path):
+    ck = tmp_path / "s.pt"
+    train_shard([base(steps=5)], TrainOptions(checkpoint=ck))
+    saved = torch.load(ck, weights_only=True)
+    saved["state"] = saved.pop("opt_state")  # the field's name before the loop state had one
+    torch.save(saved, ck)
+    with pytest.raises(ValueError, match="another version"):
+        train_shard([base(steps=5)], TrainOptions(checkpoint=ck))
 
 
 # ---------------------------------------------------------------------------

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .certify import certify
-from .loop import STATUS, ShardResult, TrainOptions, pick_device, train_shard
 from ..problem import init_params, make_data, network_from_params, teacher_net, teacher_rows
 from ..spec import RunSpec
+from .certify import certify
+from .loop import ShardResult, TrainOptions, pick_device, train_shard
 from .record import RunRecord, build_records
+from .state import RunStatus
 
 __all__ = [
     "RunSpec",
     "TrainOptions",
     "ShardResult",
     "RunRecord",
-    "STATUS",
+    "RunStatus",
     "train_shard",
     "certify",
     "build_records",

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from torch.func import grad, hessian, jvp, vmap
 
-from .loop import ShardResult, trainable_names
-from .model import gaussian_objective, mse_objective
 from ..problem import STREAM_LANCZOS, make_data, rng_for, teacher_rows
+from .loop import ShardResult
+from .model import gaussian_objective, mse_objective
+from .state import trainable_names
 
 __all__ = ["certify"]
 

@@ -9,36 +9,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import optim
-from .fused import fused_available, fused_mse_objective
-from .model import gaussian_objective, in_chunks, mse_objective, mse_objective_1d
-from ..problem import PARAM_NAMES, STREAM_BATCH, init_params, make_data, rng_for, teacher_rows
-from .project import COUNTERS, project_restricted, rebalance, seed_tensor
+from ..problem import PARAM_NAMES, init_params
 from ..spec import RunSpec
+from . import optim
+from .inputs import Problem, RunTensors, stack
+from .kernels import choose_objective
+from .project import project_restricted, rebalance
+from .state import HISTORY_POINTS, Layout, LoopState, RunStatus
 
-__all__ = ["TrainOptions", "ShardResult", "train_shard", "pick_device", "STATUS"]
-
-STATUS = ("running", "converged", "plateau", "budget", "diverged")
-RUNNING, CONVERGED, PLATEAU, BUDGET, DIVERGED = range(5)
-HISTORY_POINTS = 200
-CPU_CHUNK_ELEMENTS = 2**18  # activations per slice of the dense objective on a CPU
-KERNELS = ("auto", "prefix", "dense", "compiled", "fused")
-
-
-def _compiled_dense():
-    global _COMPILED
-    if _COMPILED is None:
-        _COMPILED = torch.compile(mse_objective, dynamic=False)
-    return _COMPILED
-
-
-_COMPILED = None
+__all__ = ["TrainOptions", "ShardResult", "train_shard", "pick_device"]
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -73,7 +58,7 @@ class ShardResult:
 
     specs: list[RunSpec]
     params: dict  # name -> (M, ...) float64 arrays
-    status: np.ndarray  # (M,) codes into STATUS
+    status: np.ndarray  # (M,) int codes, RunStatus values
     steps: np.ndarray  # optimizer steps taken per network
     diverged_step: np.ndarray  # step at which a network diverged, -1 otherwise
     history_step: np.ndarray  # (M, H) step of each loss sample, -1 unused
@@ -84,48 +69,109 @@ class ShardResult:
     device: str = "cpu"
 
 
-def trainable_names(spec: RunSpec) -> tuple[str, ...]:
-    names = ["a"]
-    if spec.bias:
-        names += ["b", "e"]
-    if spec.train_output:
-        names.append("c")
-    if spec.restricted:
-        names.append("w")
-    return tuple(names)
-
-
-def _stack(specs, fn, device, dtype):
-    return torch.as_tensor(np.stack([fn(s) for s in specs]), dtype=dtype, device=device)
-
-
-def _check_shard(specs: Sequence[RunSpec]):
+def _check_shard(specs: Sequence[RunSpec], opt: TrainOptions):
     if not specs:
         raise ValueError("a shard needs at least one run")
     keys = {s.shape_key() for s in specs}
     if len(keys) > 1:
         raise ValueError(f"a shard must hold runs of one shape; got {len(keys)} shapes: {keys}")
+    if opt.snapshot_every % max(opt.merge_every, 1):
+        raise ValueError(
+            "snapshot_every must be a multiple of merge_every (snapshots are "
+            "taken at fully projected steps)"
+        )
 
 
-class _Batches:
-    """Per-run minibatch order: a permutation per epoch from the run's own stream."""
+def _project(
+    s: LoopState, on, t: int, merge: bool, layout: Layout, runs: RunTensors, opt: TrainOptions
+) -> LoopState:
+    """Restricted runs: bring the rows ``on`` back into Omega_N (project.py) after step t."""
+    q, reseeded = project_restricted(
+        layout.views(s.theta, s.fixed),
+        on,
+        runs.D,
+        s.counts,  # counted in place
+        t,
+        runs.seeds,
+        kink_margin=opt.kink_margin,
+        merge=merge,
+        merge_angle=opt.merge_angle,
+        reseed_scale=opt.reseed_scale,
+    )
+    opt_state = s.opt_state
+    if opt_state:  # reseeded neurons start with fresh optimizer state
+        mask = {
+            k: reseeded[..., None].expand_as(q["a"])
+            if k == "a"
+            else (reseeded if k in ("b", "c") else torch.zeros_like(q[k], dtype=torch.bool))
+            for k in layout.names
+        }
+        reset = layout.flat(mask)
+        opt_state = {k: v.masked_fill(reset, 0.0) for k, v in opt_state.items()}
+    fixed = {k: q[k] for k in s.fixed}
+    return replace(s, theta=layout.flat(q), fixed=fixed, opt_state=opt_state)
 
-    def __init__(self, specs, n, device):
-        self.specs, self.n, self.device = specs, n, device
-        self.size = specs[0].batch_size
-        self.per_epoch = max(1, n // self.size) if self.size else 1
-        self.epoch, self.perm = -1, None
 
-    def indices(self, t: int) -> torch.Tensor | None:
-        if not self.size or self.size >= self.n:
-            return None
-        epoch, pos = divmod(t, self.per_epoch)
-        if epoch != self.epoch:
-            perms = [rng_for(s.seed, STREAM_BATCH, epoch).permutation(self.n) for s in self.specs]
-            self.perm = torch.as_tensor(np.stack(perms), device=self.device)
-            self.epoch = epoch
-        # sorted indices keep a d = 1 batch sorted (the loss does not depend on order)
-        return torch.sort(self.perm[:, pos * self.size : (pos + 1) * self.size], dim=1).values
+def _step(
+    s: LoopState,
+    problem: Problem,
+    runs: RunTensors,
+    layout: Layout,
+    optimizer: str,
+    restricted: bool,
+    opt: TrainOptions,
+) -> LoopState:
+    """Step s.t of every running network: stopping rules, one optimizer update, projection.
+
+    The loss history is written in place; everything else is replaced.
+    """
+    RUNNING, DIVERGED = RunStatus.RUNNING, RunStatus.DIVERGED
+    active = s.status == RUNNING
+    objective, _, grads = problem(layout.views(s.theta, s.fixed), runs.lam, s.t)
+    g = layout.flat(grads)
+    gnorm = torch.linalg.vector_norm(g, dim=1)
+
+    # loss history at each run's own stride, without a host sync: runs that record
+    # nothing now write their old value to the spare last column
+    rec = active & (s.steps % runs.every == 0)
+    slot = torch.where(rec, s.steps // runs.every, HISTORY_POINTS)
+    rows = runs.rows
+    s.hist_step[rows, slot] = torch.where(rec, s.steps, s.hist_step[rows, slot])
+    s.hist_loss[rows, slot] = torch.where(rec, objective, s.hist_loss[rows, slot])
+
+    finite = torch.isfinite(objective) & torch.isfinite(gnorm)
+    converged = active & finite & (gnorm <= runs.grad_tol)
+    improved = active & (objective < s.best * (1 - runs.rel_tol))
+    best = torch.where(improved, objective, s.best)
+    best_step = torch.where(improved, s.steps, s.best_step)
+    stalled = active & finite & (runs.patience > 0) & (s.steps - best_step >= runs.patience)
+    status = torch.where(active & ~finite, DIVERGED, s.status)
+    status = torch.where(converged, RunStatus.CONVERGED, status)
+    status = torch.where(stalled & ~converged, RunStatus.PLATEAU, status)
+    moving = status == RUNNING
+
+    new_theta, new_state = optim.step(optimizer, s.theta, g, s.opt_state, runs.hyper, s.steps + 1)
+    ok = torch.isfinite(new_theta).all(dim=1)
+    status = torch.where(moving & ~ok, DIVERGED, status)  # the last finite state is kept
+    div_step = torch.where(active & (status == DIVERGED), s.steps, s.div_step)
+    moving = moving & ok
+
+    mv = moving[:, None]
+    steps = s.steps + moving
+    s = replace(
+        s,
+        theta=torch.where(mv, new_theta, s.theta),
+        opt_state={k: torch.where(mv, new_state[k], v) for k, v in s.opt_state.items()},
+        t=s.t + 1,
+        status=torch.where(moving & (steps >= runs.budget), RunStatus.BUDGET, status),
+        steps=steps,
+        div_step=div_step,
+        best=best,
+        best_step=best_step,
+    )
+    if restricted:
+        s = _project(s, moving, s.t, s.t % opt.merge_every == 0, layout, runs, opt)
+    return s
 
 
 def _to_numpy(p: dict, restricted: bool) -> dict:
@@ -152,227 +198,70 @@ def train_shard(
     fitting targets that are not named functions (the retraining experiment).
     ``progress(step, max_steps, n_active)`` is called every few steps.
     """
-    specs = list(specs)
-    _check_shard(specs)
-    opt = options or TrainOptions()
-    if opt.snapshot_every % max(opt.merge_every, 1):
-        raise ValueError(
-            "snapshot_every must be a multiple of merge_every (snapshots are "
-            "taken at fully projected steps)"
-        )
+    specs, opt = list(specs), options or TrainOptions()
+    _check_shard(specs, opt)
     device, dtype = pick_device(opt.device), opt.dtype
-    spec0, M = specs[0], len(specs)
-    kind, loss_kind, trainable = spec0.optimizer, spec0.loss, trainable_names(spec0)
-    if opt.kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {opt.kernel!r}")
-    if opt.kernel == "prefix" and spec0.d != 1:
-        raise ValueError("the prefix-sum kernel is for d = 1")
-    fused = opt.kernel == "fused" or (
-        opt.kernel == "auto" and device.type == "cuda" and fused_available(device, spec0.d)
-    )
-    if opt.kernel == "fused" and loss_kind == "mse" and not fused_available(device, spec0.d):
-        raise ValueError(
-            "the fused kernel needs Triton, a CUDA device (or TRITON_INTERPRET=1) and d <= 16"
-        )
-    if fused:
-        mse = fused_mse_objective
-    elif spec0.d == 1 and opt.kernel in ("auto", "prefix"):
-        mse = mse_objective_1d
-    elif opt.kernel == "compiled":
-        mse = _compiled_dense()
-    else:
-        mse = mse_objective
-    if loss_kind == "mse" and mse is mse_objective and device.type == "cpu":  # see in_chunks
-        n_act = spec0.batch_size or spec0.n_points()
-        mse = in_chunks(mse, max(1, CPU_CHUNK_ELEMENTS // (n_act * spec0.width)))
+    spec0, restricted = specs[0], specs[0].restricted
+    objective, _ = choose_objective(opt.kernel, spec0, device)
 
     start = init or [init_params(s) for s in specs]
     p = {
-        k: _stack(start, lambda s, k=k: np.asarray(s[k], float), device, dtype) for k in PARAM_NAMES
+        k: stack(start, lambda s, k=k: np.asarray(s[k], float), device, dtype) for k in PARAM_NAMES
     }
-    if loss_kind == "mse":
-        data = data or [make_data(s) for s in specs]
-        X = _stack(data, lambda xy: xy[0], device, dtype)
-        Y = _stack(data, lambda xy: xy[1], device, dtype)
-        batches = _Batches(specs, X.shape[1], device)
-    else:
-        V = _stack(specs, teacher_rows, device, dtype)
-
-    # Trainable parameters live in one flat (M, P) tensor (one optimizer update, one
-    # masked select per step); the dict p holds views of it plus the frozen ones.
-    shapes = {k: p[k].shape[1:] for k in trainable}
-
-    def flat(d):
-        return torch.cat([d[k].reshape(M, -1) for k in trainable], dim=1)
-
-    def views(theta, fixed):
-        out, i = dict(fixed), 0
-        for k in trainable:
-            size = int(np.prod(shapes[k]))
-            out[k] = theta[:, i : i + size].view(M, *shapes[k])
-            i += size
-        return out
-
-    def per_run(name):
-        return torch.tensor([float(getattr(s, name)) for s in specs], dtype=dtype, device=device)
-
-    hyper = {k: per_run(k)[:, None] for k in ("lr", "momentum", "beta1", "beta2", "eps")}
-    lam, D = per_run("weight_decay"), per_run("D")
-    grad_tol, rel_tol = per_run("grad_tol"), per_run("plateau_rel_tol")
-    budget = torch.tensor([s.steps for s in specs], device=device)
-    patience = torch.tensor([s.plateau_patience for s in specs], device=device)
-    every = torch.tensor([max(1, -(-s.steps // HISTORY_POINTS)) for s in specs], device=device)
-    seeds = seed_tensor([s.seed for s in specs], device)
-
-    theta = flat(p)
-    fixed = {k: v for k, v in p.items() if k not in trainable}
-    state = optim.init_state(kind, theta)
-    status = torch.zeros(M, dtype=torch.int64, device=device)
-    steps = torch.zeros(M, dtype=torch.int64, device=device)
-    div_step = torch.full((M,), -1, dtype=torch.int64, device=device)
-    best = torch.full((M,), float("inf"), dtype=dtype, device=device)
-    best_step = torch.zeros(M, dtype=torch.int64, device=device)
-    hist_step = torch.full((M, HISTORY_POINTS + 1), -1, dtype=torch.int64, device=device)
-    hist_loss = torch.full((M, HISTORY_POINTS + 1), float("nan"), dtype=dtype, device=device)
-    counts = {k: torch.zeros(M, dtype=torch.int64, device=device) for k in COUNTERS}
-    snapshots, t0 = [], 0
-    rows = torch.arange(M, device=device)
-
-    def project(theta, fixed, on, t, merge):
-        if not spec0.restricted:
-            return theta, fixed
-        q, reseeded = project_restricted(
-            views(theta, fixed),
-            on,
-            D,
-            counts,
-            t,
-            seeds,
-            kink_margin=opt.kink_margin,
-            merge=merge,
-            merge_angle=opt.merge_angle,
-            reseed_scale=opt.reseed_scale,
-        )
-        if state:  # reseeded neurons start with fresh optimizer state
-            mask = {
-                k: reseeded[..., None].expand_as(q["a"])
-                if k == "a"
-                else (reseeded if k in ("b", "c") else torch.zeros_like(q[k], dtype=torch.bool))
-                for k in trainable
-            }
-            reset = flat(mask)
-            for k in state:
-                state[k] = state[k].masked_fill(reset, 0.0)
-        return flat(q), {k: q[k] for k in fixed}
+    problem = Problem(specs, objective, data, device, dtype)
+    runs = RunTensors.of(specs, device, dtype)
+    layout = Layout.of(spec0, p)
 
     ckpt = Path(opt.checkpoint) if opt.checkpoint else None
     fingerprint = [repr(s) for s in specs] + [str(dtype), opt.kernel]
     if ckpt and ckpt.exists():
-        saved = torch.load(ckpt, map_location=device, weights_only=True)
-        if saved["fingerprint"] != fingerprint:
-            raise ValueError(f"checkpoint {ckpt} belongs to a different shard")
-        theta, fixed, state, t0 = saved["theta"], saved["fixed"], saved["state"], int(saved["t"])
-        status, steps, div_step = saved["status"], saved["steps"], saved["div_step"]
-        best, best_step, counts = saved["best"], saved["best_step"], saved["counts"]
-        hist_step, hist_loss = saved["hist_step"], saved["hist_loss"]
+        state = LoopState.load(ckpt, fingerprint, device)
     else:
-        theta, fixed = project(
-            theta, fixed, torch.ones(M, dtype=torch.bool, device=device), 0, True
-        )
+        state = LoopState.start(layout, p, spec0.optimizer)
+        if restricted:
+            on = torch.ones(len(specs), dtype=torch.bool, device=device)
+            state = _project(state, on, 0, True, layout, runs, opt)
 
-    def save(t):
-        tmp = ckpt.with_name(ckpt.name + ".tmp")
-        torch.save(
-            dict(
-                fingerprint=fingerprint,
-                theta=theta,
-                fixed=fixed,
-                state=state,
-                t=t,
-                status=status,
-                steps=steps,
-                div_step=div_step,
-                best=best,
-                best_step=best_step,
-                counts=counts,
-                hist_step=hist_step,
-                hist_loss=hist_loss,
-            ),
-            tmp,
-        )
-        os.replace(tmp, ckpt)  # atomic: a crash leaves the previous checkpoint intact
-
-    max_steps = int(budget.max())
-    for t in range(t0, max_steps):
-        if t % 16 == 0 and progress:
-            progress(t, max_steps, int((status == RUNNING).sum()))
-        active = status == RUNNING
-        if t % 16 == 0 and not bool(active.any()):
-            break
-        p = views(theta, fixed)
-        if loss_kind == "mse":
-            idx = batches.indices(t)
-            Xb = X if idx is None else torch.gather(X, 1, idx[..., None].expand(-1, -1, X.shape[2]))
-            Yb = Y if idx is None else torch.gather(Y, 1, idx)
-            objective, _, grads = mse(p, Xb, Yb, lam)
-        else:
-            objective, _, grads = gaussian_objective(p, V, lam)
-        g = flat(grads)
-        gnorm = torch.linalg.vector_norm(g, dim=1)
-
-        # loss history, at each run's own stride (no host sync)
-        rec = active & (steps % every == 0)
-        slot = torch.where(rec, steps // every, HISTORY_POINTS)
-        hist_step[rows, slot] = torch.where(rec, steps, hist_step[rows, slot])
-        hist_loss[rows, slot] = torch.where(rec, objective, hist_loss[rows, slot])
-
-        finite = torch.isfinite(objective) & torch.isfinite(gnorm)
-        converged = active & finite & (gnorm <= grad_tol)
-        improved = active & (objective < best * (1 - rel_tol))
-        best = torch.where(improved, objective, best)
-        best_step = torch.where(improved, steps, best_step)
-        stalled = active & finite & (patience > 0) & (steps - best_step >= patience)
-        status = torch.where(active & ~finite, DIVERGED, status)
-        status = torch.where(converged, CONVERGED, status)
-        status = torch.where(stalled & ~converged, PLATEAU, status)
-        moving = status == RUNNING
-
-        new_theta, new_state = optim.step(kind, theta, g, state, hyper, steps + 1)
-        ok = torch.isfinite(new_theta).all(dim=1)
-        status = torch.where(moving & ~ok, DIVERGED, status)
-        div_step = torch.where(active & (status == DIVERGED), steps, div_step)
-        moving = moving & ok
-
-        mv = moving[:, None]
-        theta = torch.where(mv, new_theta, theta)
-        state = {k: torch.where(mv, new_state[k], state[k]) for k in state}
-        steps = steps + moving
-        status = torch.where(moving & (steps >= budget), BUDGET, status)
-        theta, fixed = project(theta, fixed, moving, t + 1, (t + 1) % opt.merge_every == 0)
-
-        if opt.snapshot_every and (t + 1) % opt.snapshot_every == 0:
-            snap = views(theta, fixed)  # a merge step: fully projected
-            snapshots.append((t + 1, _to_numpy(snap, spec0.restricted)))
-        if ckpt and opt.checkpoint_every and (t + 1) % opt.checkpoint_every == 0:
-            save(t + 1)
+    snapshots = []
+    max_steps = int(runs.budget.max())
+    for t in range(state.t, max_steps):
+        if t % 16 == 0:  # a host sync: not every step
+            if progress:
+                progress(t, max_steps, int((state.status == RunStatus.RUNNING).sum()))
+            if not bool((state.status == RunStatus.RUNNING).any()):
+                break
+        state = _step(state, problem, runs, layout, spec0.optimizer, restricted, opt)
+        if opt.snapshot_every and state.t % opt.snapshot_every == 0:
+            snap = layout.views(state.theta, state.fixed)  # a merge step: fully projected
+            snapshots.append((state.t, _to_numpy(snap, restricted)))
+        if ckpt and opt.checkpoint_every and state.t % opt.checkpoint_every == 0:
+            state.save(ckpt, fingerprint)
 
     # the end state is a recorded state: project it fully (merges included)
-    theta, fixed = project(theta, fixed, status != DIVERGED, max_steps, True)
-    p = views(theta, fixed)
-    status = torch.where(status == RUNNING, BUDGET, status)
+    state = replace(state, t=max_steps)
+    if restricted:
+        state = _project(
+            state, state.status != RunStatus.DIVERGED, max_steps, True, layout, runs, opt
+        )
+    running = state.status == RunStatus.RUNNING
+    state = replace(state, status=torch.where(running, RunStatus.BUDGET, state.status))
     if ckpt:
-        save(max_steps)
+        state.save(ckpt, fingerprint)
     if progress:
         progress(max_steps, max_steps, 0)
+    return _result(specs, state, layout, snapshots, restricted, dtype, device)
+
+
+def _result(specs, s: LoopState, layout, snapshots, restricted, dtype, device) -> ShardResult:
     return ShardResult(
         specs=specs,
-        params=_to_numpy(p, spec0.restricted),
-        status=status.cpu().numpy(),
-        steps=steps.cpu().numpy(),
-        diverged_step=div_step.cpu().numpy(),
-        history_step=hist_step[:, :HISTORY_POINTS].cpu().numpy(),
-        history_loss=hist_loss[:, :HISTORY_POINTS].to(torch.float64).cpu().numpy(),
-        counts={k: v.cpu().numpy() for k, v in counts.items()},
+        params=_to_numpy(layout.views(s.theta, s.fixed), restricted),
+        status=s.status.cpu().numpy(),
+        steps=s.steps.cpu().numpy(),
+        diverged_step=s.div_step.cpu().numpy(),
+        history_step=s.hist_step[:, :HISTORY_POINTS].cpu().numpy(),
+        history_loss=s.hist_loss[:, :HISTORY_POINTS].to(torch.float64).cpu().numpy(),
+        counts={k: v.cpu().numpy() for k, v in s.counts.items()},
         snapshots=snapshots,
         dtype=str(dtype).removeprefix("torch."),
         device=str(device),

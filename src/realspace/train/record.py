@@ -9,10 +9,11 @@ import numpy as np
 from ..canonical import canonical_form
 from ..census import degeneracy_census
 from ..nets import ShallowNet
-from ..restricted import restricted_set_margins
-from .loop import STATUS, ShardResult
 from ..problem import eval_grid, network_from_params, target_on
+from ..restricted import restricted_set_margins
 from ..spec import RunSpec
+from .loop import ShardResult
+from .state import RunStatus
 
 __all__ = ["RunRecord", "build_records"]
 
@@ -22,7 +23,7 @@ class RunRecord:
     """The end point of one run (float64 numbers; ``dtype`` says what it trained in)."""
 
     spec: RunSpec
-    status: str  # converged | plateau | budget | diverged
+    status: str  # RunStatus label: converged | plateau | budget | diverged
     steps: int
     diverged_step: int  # -1 unless diverged
     loss: float  # full-batch data loss (MSE or population loss) at the end point
@@ -88,7 +89,7 @@ def build_records(result: ShardResult, certificates: list[dict]) -> list[RunReco
         records.append(
             RunRecord(
                 spec=spec,
-                status=STATUS[int(result.status[m])],
+                status=RunStatus(int(result.status[m])).label,
                 steps=int(result.steps[m]),
                 diverged_step=int(result.diverged_step[m]),
                 loss=cert["loss"],

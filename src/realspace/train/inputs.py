@@ -1,0 +1,105 @@
+"""What a shard trains on: each run's settings as tensors over the shard, its minibatches,
+and its objective at a given step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..problem import STREAM_BATCH, make_data, rng_for, teacher_rows
+from ..spec import RunSpec
+from .project import seed_tensor
+from .state import HISTORY_POINTS
+
+__all__ = ["RunTensors", "Batches", "Problem", "stack"]
+
+
+def stack(items, fn, device, dtype):
+    return torch.as_tensor(np.stack([fn(s) for s in items]), dtype=dtype, device=device)
+
+
+@dataclass(frozen=True, eq=False)
+class RunTensors:
+    """Each run's own settings as tensors over the shard, built once."""
+
+    hyper: dict  # (M, 1) lr, momentum, beta1, beta2, eps, as optim.step takes them
+    lam: torch.Tensor  # weight decay
+    D: torch.Tensor  # half-width of the cube Q (restricted runs)
+    grad_tol: torch.Tensor
+    rel_tol: torch.Tensor  # plateau: the relative improvement that counts
+    budget: torch.Tensor  # steps
+    patience: torch.Tensor  # plateau: steps without improvement, 0 for never
+    every: torch.Tensor  # stride of the loss history
+    seeds: torch.Tensor  # mixed seeds of the reseeding draws
+    rows: torch.Tensor  # 0 .. M-1
+
+    @classmethod
+    def of(cls, specs: Sequence[RunSpec], device, dtype) -> RunTensors:
+        def floats(name):
+            return torch.tensor(
+                [float(getattr(s, name)) for s in specs], dtype=dtype, device=device
+            )
+
+        def ints(values):
+            return torch.tensor(list(values), device=device)
+
+        return cls(
+            hyper={k: floats(k)[:, None] for k in ("lr", "momentum", "beta1", "beta2", "eps")},
+            lam=floats("weight_decay"),
+            D=floats("D"),
+            grad_tol=floats("grad_tol"),
+            rel_tol=floats("plateau_rel_tol"),
+            budget=ints(s.steps for s in specs),
+            patience=ints(s.plateau_patience for s in specs),
+            every=ints(max(1, -(-s.steps // HISTORY_POINTS)) for s in specs),
+            seeds=seed_tensor([s.seed for s in specs], device),
+            rows=torch.arange(len(specs), device=device),
+        )
+
+
+class Batches:
+    """Per-run minibatch order: a permutation per epoch from the run's own stream."""
+
+    def __init__(self, specs, n, device):
+        self.specs, self.n, self.device = specs, n, device
+        self.size = specs[0].batch_size
+        self.per_epoch = max(1, n // self.size) if self.size else 1
+        self.epoch, self.perm = -1, None
+
+    def indices(self, t: int) -> torch.Tensor | None:
+        if not self.size or self.size >= self.n:
+            return None
+        epoch, pos = divmod(t, self.per_epoch)
+        if epoch != self.epoch:
+            perms = [rng_for(s.seed, STREAM_BATCH, epoch).permutation(self.n) for s in self.specs]
+            self.perm = torch.as_tensor(np.stack(perms), device=self.device)
+            self.epoch = epoch
+        # sorted indices keep a d = 1 batch sorted (the loss does not depend on order)
+        return torch.sort(self.perm[:, pos * self.size : (pos + 1) * self.size], dim=1).values
+
+
+class Problem:
+    """Each run's objective at step t: on its minibatch of (X, y), or on its teacher rows."""
+
+    def __init__(self, specs, objective: Callable, data, device, dtype):
+        self.objective = objective
+        if specs[0].loss == "mse":
+            data = data or [make_data(s) for s in specs]
+            self.X = stack(data, lambda xy: xy[0], device, dtype)
+            self.Y = stack(data, lambda xy: xy[1], device, dtype)
+            self.batches = Batches(specs, self.X.shape[1], device)
+        else:
+            self.V = stack(specs, teacher_rows, device, dtype)
+            self.batches = None
+
+    def __call__(self, p: dict, lam: torch.Tensor, t: int):
+        if self.batches is None:
+            return self.objective(p, self.V, lam)
+        X, Y, idx = self.X, self.Y, self.batches.indices(t)
+        if idx is not None:
+            X = torch.gather(X, 1, idx[..., None].expand(-1, -1, X.shape[2]))
+            Y = torch.gather(Y, 1, idx)
+        return self.objective(p, X, Y, lam)

@@ -1,0 +1,66 @@
+"""Which implementation of the objective a shard trains with.
+
+Every kernel computes the same objective and gradients (model.py states them): "dense"
+through the (M, n, N) preactivations, "prefix" by prefix sums over sorted samples
+(d = 1 only), "compiled" as torch.compile of dense, "fused" by Triton kernels that keep
+the preactivations in registers. "auto" picks the fused kernel on CUDA where it applies,
+else prefix sums in d = 1, else dense. The Gaussian population loss has one
+implementation whatever the kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ..spec import RunSpec
+from .fused import fused_available, fused_mse_objective
+from .model import gaussian_objective, in_chunks, mse_objective, mse_objective_1d
+
+__all__ = ["KERNELS", "choose_objective"]
+
+KERNELS = ("auto", "prefix", "dense", "compiled", "fused")
+CPU_CHUNK_ELEMENTS = 2**18  # activations per slice of the dense objective on a CPU
+
+_COMPILED = None
+
+
+def _compiled_dense():
+    global _COMPILED
+    if _COMPILED is None:  # one wrapper per process, so its compilations are reused
+        _COMPILED = torch.compile(mse_objective, dynamic=False)
+    return _COMPILED
+
+
+def choose_objective(kernel: str, spec: RunSpec, device: torch.device) -> tuple[Callable, str]:
+    """The objective for runs shaped like ``spec`` on ``device``, and its kernel's name.
+
+    MSE objectives take ``(p, X, y, lam)``, the Gaussian one ``(p, V, lam)``; all return
+    the per-run objective (M,), data loss (M,) and gradients. Raises ValueError for an
+    unknown kernel, "prefix" outside d = 1 and "fused" for an MSE shard where it cannot
+    run (it needs Triton, CUDA or TRITON_INTERPRET=1, and d <= 16).
+    """
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    if kernel == "prefix" and spec.d != 1:
+        raise ValueError("the prefix-sum kernel is for d = 1")
+    if spec.loss != "mse":
+        return gaussian_objective, "gaussian"
+    if kernel == "fused" and not fused_available(device, spec.d):
+        raise ValueError(
+            "the fused kernel needs Triton, a CUDA device (or TRITON_INTERPRET=1) and d <= 16"
+        )
+    # "auto" keeps the Triton interpreter to explicit requests: it is far slower on a CPU
+    if kernel == "fused" or (
+        kernel == "auto" and device.type == "cuda" and fused_available(device, spec.d)
+    ):
+        return fused_mse_objective, "fused"
+    if spec.d == 1 and kernel in ("auto", "prefix"):
+        return mse_objective_1d, "prefix"
+    if kernel == "compiled":
+        return _compiled_dense(), "compiled"
+    if device.type == "cpu":  # see in_chunks: slices that fit in cache run faster
+        n_act = spec.batch_size or spec.n_points()
+        return in_chunks(mse_objective, max(1, CPU_CHUNK_ELEMENTS // (n_act * spec.width))), "dense"
+    return mse_objective, "dense"
