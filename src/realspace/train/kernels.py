@@ -3,8 +3,8 @@
 Every kernel computes the same objective and gradients (model.py states them): "dense"
 through the (M, n, N) preactivations, "prefix" by prefix sums over sorted samples
 (d = 1 only), "compiled" as torch.compile of dense, "fused" by Triton kernels that keep
-the preactivations in registers. "auto" picks the fused kernel on CUDA where it applies,
-else prefix sums in d = 1, else dense. The Gaussian population loss has one
+the preactivations in registers. "auto" picks prefix sums in d = 1, the fused kernel on
+CUDA where it applies in d >= 2, else dense. The Gaussian population loss has one
 implementation whatever the kernel.
 """
 
@@ -51,13 +51,16 @@ def choose_objective(kernel: str, spec: RunSpec, device: torch.device) -> tuple[
         raise ValueError(
             "the fused kernel needs Triton, a CUDA device (or TRITON_INTERPRET=1) and d <= 16"
         )
-    # "auto" keeps the Triton interpreter to explicit requests: it is far slower on a CPU
-    if kernel == "fused" or (
-        kernel == "auto" and device.type == "cuda" and fused_available(device, spec.d)
-    ):
+    if kernel == "fused":
         return fused_mse_objective, "fused"
+    # "auto" in d = 1: prefix sums on any device. Measured on an H200 (bench/RESULTS.md,
+    # 1024 samples) they beat the fused kernel at W = 16 and 256 and trail it by 8 % at
+    # W = 2048. In d >= 2 the fused kernel on CUDA (not yet measured against dense there);
+    # the Triton interpreter only on explicit request: it is far slower on a CPU.
     if spec.d == 1 and kernel in ("auto", "prefix"):
         return mse_objective_1d, "prefix"
+    if kernel == "auto" and device.type == "cuda" and fused_available(device, spec.d):
+        return fused_mse_objective, "fused"
     if kernel == "compiled":
         return _compiled_dense(), "compiled"
     if device.type == "cpu":  # see in_chunks: slices that fit in cache run faster

@@ -39,9 +39,9 @@ class TrainOptions:
 
     device: str | None = None
     dtype: torch.dtype = torch.float32
-    # "auto": the fused Triton kernel on CUDA (d <= 16, Triton installed), else prefix sums in
-    # d = 1 and dense elsewhere; "prefix" (d = 1), "dense", "compiled" (torch.compile of
-    # dense), "fused": always that one
+    # "auto": prefix sums in d = 1, the fused Triton kernel on CUDA for 2 <= d <= 16 (Triton
+    # installed), else dense (kernels.choose_objective); "prefix" (d = 1), "dense",
+    # "compiled" (torch.compile of dense), "fused": always that one
     kernel: str = "auto"
     checkpoint: str | os.PathLike | None = None  # file; resumed from when it exists
     checkpoint_every: int = 0

@@ -10,10 +10,9 @@ import numpy as np
 
 from ..inverse import perturb, restricted_start, retrain_distances
 from ..nets import ShallowNet
-from .loop import TrainOptions, train_shard
-from ..problem import make_data, rng_for
-from .record import network_from_params
+from ..problem import make_data, network_from_params, rng_for
 from ..spec import RunSpec
+from .loop import TrainOptions, train_shard
 
 __all__ = ["retrain_table", "STREAM_PERTURB"]
 
