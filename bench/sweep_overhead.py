@@ -26,34 +26,24 @@ def main() -> None:
         if len(sys.argv) > 1
         else os.path.join(os.path.dirname(__file__), "..", "configs", "default.yaml")
     )
-    from realspace.flows.runtime import prefect_api, quiet_environment, ray_task_runner
-
-    from realspace.sweep.config import load_config, parse_config
+    from realspace.service import plan_sweep, run_sweep
+    from realspace.sweep.config import parse_config
     from realspace.sweep.plan import plan_runs
 
-    quiet_environment()
-    from realspace.flows.sweep import sweep_flow
-
-    cfg = load_config(config)
-    workers = cfg.execution.num_workers or os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
-        uri = f"sqlite:///{tmp}/mlruns.db"
-        with prefect_api():
-            flow = sweep_flow.with_options(task_runner=ray_task_runner(None, workers))
-            s = flow(
-                cfg.model_dump(mode="json"), uri, workers=workers, progress=False, analysis=False
-            )
+        plan = plan_sweep(config, tracking_uri=f"sqlite:///{tmp}/mlruns.db")
+        s = run_sweep(plan, progress=False, analysis=False)
+    workers = plan.workers
     wall = time.perf_counter() - T0
-    startup = s["started_at"] - T0_WALL
-    training = s["train_busy_s"] / workers
-    logging = s["logging_s"]
+    startup = s.started_at - T0_WALL
+    training = s.train_busy_s / workers
+    logging = s.logging_s
     other = wall - startup - training - logging
-    for f in s["failed_shards"][:3]:
+    for f in s.failed_shards[:3]:
         print("failed:", f)
-    n = max(1, s["trained"])
+    n = max(1, s.trained)
     print(
-        f"default sweep: {s['trained']} runs, {s['shards']} shards, {workers} workers; "
-        f"wall {wall:.1f} s"
+        f"default sweep: {s.trained} runs, {s.shards} shards, {workers} workers; wall {wall:.1f} s"
     )
     print(f"{'part':<34}{'seconds':>9}{'share':>8}")
     for name, sec in [

@@ -10,7 +10,13 @@ import time
 
 from prefect import flow
 from prefect.futures import as_completed
-from realspace.tasks.faults import fault_point
+
+from realspace.sweep.analysis import plan_analysis
+from realspace.sweep.budget import shard_budget
+from realspace.sweep.config import parse_config
+from realspace.sweep.plan import pack_shards, plan_runs, sweep_key
+from realspace.sweep.progress import SweepProgress
+from realspace.sweep.summary import Failure, SweepSummary
 from realspace.tasks.analysis import (
     analysis_unit_task,
     finished_runs_task,
@@ -18,14 +24,9 @@ from realspace.tasks.analysis import (
     log_unit_task,
     report_task,
 )
+from realspace.tasks.faults import fault_point
 from realspace.tasks.tracking import log_shard_task, open_sweep_task
 from realspace.tasks.train import train_shard_task
-
-from realspace.sweep.analysis import plan_analysis
-from realspace.sweep.budget import shard_budget
-from realspace.sweep.config import parse_config
-from realspace.sweep.plan import pack_shards, plan_runs, sweep_key
-from realspace.sweep.progress import SweepProgress
 
 
 def _submit(task, cfg, gpus_per_shard, *args):
@@ -66,7 +67,7 @@ def run_analysis(cfg, runs, tracking_uri, experiment, parent, options, gpus, pro
             try:
                 rows = fut.result()
             except Exception as err:
-                failed.append({"unit": u.name, "error": repr(err)})
+                failed.append(Failure(u.name, repr(err)))
                 continue
             log_unit_task(tracking_uri, experiment, parent, u, rows)
             fault_point("analysis")
@@ -85,8 +86,8 @@ def sweep_flow(
     progress: bool = True,
     analysis: bool = True,
     report_dir: str | None = None,
-) -> dict:
-    """Run one sweep; returns counts and timings (see ``summary`` keys)."""
+) -> SweepSummary:
+    """Run one sweep (resuming what is done); returns its counts and timings."""
     t0 = time.perf_counter()
     started_at = time.time()
     cfg = parse_config(config)
@@ -119,7 +120,7 @@ def sweep_flow(
                 records = result["records"]
                 busy += result["seconds"]
             except Exception as err:  # the shard failed every retry: report, go on
-                failed.append({"shard": shard.id, "runs": len(shard.runs), "error": repr(err)})
+                failed.append(Failure(shard.id, repr(err), runs=len(shard.runs)))
                 continue
             fault_point("trained")
             t = time.perf_counter()
@@ -148,31 +149,31 @@ def sweep_flow(
             try:
                 report = report_task(config, tracking_uri, report_dir)
             except Exception as err:  # the report never costs a sweep its results
-                failed_units.append({"unit": "report", "error": repr(err)})
+                failed_units.append(Failure("report", repr(err)))
     analysis_s = time.perf_counter() - t_analysis
-    summary = {
-        "experiment": experiment,
-        "parent_run": parent,
-        "tracking_uri": tracking_uri,
-        "runs": len(runs),
-        "skipped": len(runs) - len(pending),
-        "trained": logged,
-        "diverged": diverged,
-        "remaining": remaining,
-        "shards": len(shards),
-        "failed_shards": failed,
-        "analysis_units": units,
-        "analysis_waiting": waiting,
-        "failed_units": failed_units,
-        "analysis_s": analysis_s,
-        "report": report,
-        "wall_s": time.perf_counter() - t0,
-        "plan_s": t_plan - t0,
-        "logging_s": t_log,
-        "train_busy_s": busy,  # summed over shards, on the workers
-        "started_at": started_at,
-        "workers": workers,
-    }
+    summary = SweepSummary(
+        experiment=experiment,
+        parent_run=parent,
+        tracking_uri=tracking_uri,
+        runs=len(runs),
+        skipped=len(runs) - len(pending),
+        trained=logged,
+        diverged=diverged,
+        remaining=remaining,
+        shards=len(shards),
+        failed_shards=failed,
+        analysis_units=units,
+        analysis_waiting=waiting,
+        failed_units=failed_units,
+        report=report,
+        wall_s=time.perf_counter() - t0,
+        plan_s=t_plan - t0,
+        logging_s=t_log,
+        analysis_s=analysis_s,
+        train_busy_s=busy,
+        started_at=started_at,
+        workers=workers,
+    )
     from realspace.tracking.store import open_store
 
     open_store(tracking_uri, experiment).finish_parent(
@@ -184,7 +185,7 @@ def sweep_flow(
             "runs_diverged": diverged,
             "shards_failed": len(failed),
             "analysis_units_failed": len(failed_units),
-            "wall_seconds": summary["wall_s"],
+            "wall_seconds": summary.wall_s,
         },
         status="FAILED" if failed or failed_units else ("KILLED" if remaining else "FINISHED"),
     )

@@ -70,7 +70,7 @@ def test_flow_logs_one_finished_child_per_run(swept):
 
     uri, summary = swept
     runs = plan_runs(parse_config(DOC))
-    assert summary["trained"] == len(runs) == 16 and summary["remaining"] == 0
+    assert summary.trained == len(runs) == 16 and summary.remaining == 0
     client = MlflowClient(uri)
     parent, children, _ = _children(client, uri)
     assert parent.info.status == "FINISHED"
@@ -94,7 +94,7 @@ def test_analysis_units_are_logged_once_each_with_their_tables(swept):
     ]
     _, _, stages = _children(MlflowClient(uri), uri)
     assert sorted(c.data.tags["realspace.run_key"] for c in stages) == sorted(u.key for u in units)
-    assert summary["analysis_units"] == len(units) and summary["failed_units"] == []
+    assert summary.analysis_units == len(units) and summary.failed_units == []
 
     from realspace.tracking.load import load_stage
 
@@ -114,7 +114,7 @@ def test_the_report_is_written_and_logged_to_the_parent(swept):
     from mlflow.tracking import MlflowClient
 
     uri, summary = swept
-    folder = Path(summary["report"])
+    folder = Path(summary.report)
     for name in (
         "gap_vs_width",
         "spurious_vs_width",
@@ -176,6 +176,7 @@ def test_children_hold_the_trainers_records(swept):
 
 def test_rerun_skips_everything_and_creates_nothing(swept):
     from mlflow.tracking import MlflowClient
+
     from realspace.flows.sweep import sweep_flow
 
     uri, _ = swept
@@ -190,8 +191,6 @@ def test_rerun_skips_everything_and_creates_nothing(swept):
 
 def test_load_runs_reads_one_typed_row_per_network(swept):
     from mlflow.tracking import MlflowClient
-
-    import realspace as rs
 
     uri, _ = swept
     df = load_runs(DOC, uri)

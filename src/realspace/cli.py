@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Annotated
@@ -14,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .sweep.config import ConfigError, load_config
-from .sweep.plan import cell_of, pack_shards, plan_runs, sweep_key
+from .sweep.plan import cell_of, plan_runs, sweep_key
 from .tracking.publish import default_report_dir
 
 app = typer.Typer(
@@ -110,119 +109,89 @@ def sweep(
 ):
     """Run a sweep; a rerun resumes it (runs and analysis units already FINISHED are
     skipped). It ends with the report (see `realspace report`)."""
-    t0 = time.perf_counter()
-    cfg = _load(config)
-    uri = _uri(tracking_uri, cfg)
-    address = ray_address or cfg.execution.ray_address
-    if not dry_run:  # unreachable services: a clear error first, within seconds
-        from .tracking.store import check_ray_address
+    from .service import NotStarted, OverBudget, plan_sweep, run_sweep
 
-        _reachable(uri)
-        if address:
-            try:
-                check_ray_address(address)
-            except ConnectionError as e:
-                err.print(f"[red]error:[/red] {_safe(e)}", highlight=False)
-                raise typer.Exit(2) from None
-    runs = plan_runs(cfg)
-    from .sweep.budget import shard_budget, size_problems
-
-    workers = cfg.execution.num_workers or os.cpu_count() or 1
-    local = Path(uri.removeprefix("sqlite:///")).parent if uri.startswith("sqlite:///") else None
-    estimate, problems = size_problems(
-        runs, shard_budget(cfg, workers), cfg.execution.max_runs, local
+    try:
+        plan = plan_sweep(config, tracking_uri, ray_address)
+    except NotStarted as e:
+        _fail(e)
+    where = (
+        "Ray at " + plan.ray_address
+        if plan.ray_address
+        else ("in-process" if in_process else "local Ray")
     )
     if dry_run:
-        shards = pack_shards(runs, 2**62, cfg.execution.max_shard_size)
-        cells = Counter(cell_of(r.spec) for r in runs)
-        out.print(
-            f"sweep [bold]{cfg.name}[/bold]: {len(runs)} runs in {len(cells)} cells, "
-            f"{len(shards)} shapes; tracking {_safe(uri)}; "
-            f"{'Ray at ' + address if address else 'local Ray'}. Nothing trained.\n"
-            f"estimate: largest network {estimate['largest_network_bytes'] / 2**20:.1f} MiB "
-            f"to train, tracking store +{estimate['store_bytes'] / 2**20:.1f} MiB"
-        )
-        for p in problems:
-            err.print(f"[yellow]warning:[/yellow] {p}", highlight=False)
+        _print_plan(plan, where)
         return
-    if problems and not yes:
-        for p in problems:
-            err.print(f"[red]refused:[/red] {p}", highlight=False)
-        err.print("Nothing was started. Pass --yes to run it anyway.")
-        raise typer.Exit(2)
-
-    from .tracking.store import SweepStore
-
-    try:  # the store must open before any work starts (and the experiment exist)
-        SweepStore(uri, cfg.tracking.experiment or cfg.name)
-    except Exception as e:  # noqa: BLE001 - any failure here is the user's to see, plainly
-        err.print(f"[red]error:[/red] tracking store {_safe(uri)}: {_safe(e)}", highlight=False)
-        raise typer.Exit(2) from None
-    from realspace.flows.runtime import prefect_api, quiet_environment, ray_task_runner
-
-    from .tracking.secrets import hide_uri
-
-    quiet_environment()
-    from realspace.flows.sweep import sweep_flow
-
-    gpus = cfg.execution.gpus_per_worker
-    if gpus is None:
-        import torch
-
-        gpus = 1.0 if torch.cuda.is_available() and cfg.execution.device != "cpu" else 0.0
     err.print(
-        f"sweep [bold]{cfg.name}[/bold]: {len(runs)} runs; tracking {_safe(uri)}; "
-        f"{'Ray at ' + address if address else 'in-process' if in_process else 'local Ray'}",
+        f"sweep [bold]{plan.config.name}[/bold]: {len(plan.runs)} runs; "
+        f"tracking {plan.masked_uri}; {where}",
         highlight=False,
     )
-    with prefect_api():
-        flow = sweep_flow
-        if not in_process:
-            flow = sweep_flow.with_options(
-                task_runner=ray_task_runner(address, None if address else workers)
-            )
-        t_ready = time.perf_counter()
-        doc = cfg.model_dump(mode="json")
-        if doc["tracking"]["uri"]:
-            doc["tracking"]["uri"] = _safe(doc["tracking"]["uri"])
-        summary = flow(
-            doc,
-            hide_uri(uri),  # flow parameters are stored by Prefect: never a password
+    try:
+        summary = run_sweep(
+            plan,
             max_shards=max_shards,
-            workers=workers,
-            gpus_per_shard=gpus,
+            in_process=in_process,
             progress=not quiet,
             analysis=analysis,
-            report_dir=str(report_dir or default_report_dir(cfg)),
+            report_dir=report_dir,
+            allow_over_budget=yes,
         )
-    wall = time.perf_counter() - t0
-    _summarize(summary, wall, t_ready - t0)
-    if summary["failed_shards"] or summary["failed_units"]:
+    except OverBudget as e:
+        for p in e.problems:
+            err.print(f"[red]refused:[/red] {p}", highlight=False)
+        err.print("Nothing was started. Pass --yes to run it anyway.")
+        raise typer.Exit(2) from None
+    except NotStarted as e:
+        _fail(e)
+    _summarize(summary)
+    if summary.failed:
         raise typer.Exit(1)
 
 
-def _summarize(s: dict, wall: float, startup: float) -> None:
-    for f in s["failed_shards"]:
-        err.print(
-            f"[red]shard {f['shard']} failed[/red] ({f['runs']} runs): {_safe(f['error'])}",
-            highlight=False,
-        )
-    for f in s.get("failed_units", []):
-        err.print(f"[red]analysis {f['unit']} failed[/red]: {_safe(f['error'])}", highlight=False)
-    state = "complete" if s["remaining"] == 0 else f"{s['remaining']} runs remaining"
+def _fail(e: Exception):
+    from rich.markup import escape  # a message names keys like targets[0]: not markup
+
+    err.print(f"[red]error:[/red] {escape(_safe(e))}", highlight=False)
+    raise typer.Exit(2) from None
+
+
+def _print_plan(plan, where: str) -> None:
+    est = plan.estimate
     out.print(
-        f"[bold]done[/bold]: {s['trained']} trained, {s['skipped']} already finished, "
-        f"{s['diverged']} diverged, {len(s['failed_shards'])} shards failed; {state}. "
-        f"Wall {wall:.1f} s (start-up {startup:.1f} s, logging {s['logging_s']:.1f} s).\n"
-        f"Experiment '{s['experiment']}', parent run {s['parent_run']} in "
-        f"{_safe(s['tracking_uri'])}\n"
-        f"Look: realspace ui  (then open the experiment '{s['experiment']}')",
+        f"sweep [bold]{plan.config.name}[/bold]: {len(plan.runs)} runs in {plan.cells} cells, "
+        f"{plan.shapes} shapes; tracking {plan.masked_uri}; {where}. Nothing trained.\n"
+        f"estimate: largest network {est['largest_network_bytes'] / 2**20:.1f} MiB "
+        f"to train, tracking store +{est['store_bytes'] / 2**20:.1f} MiB",
         highlight=False,
     )
-    if s.get("report"):
+    for p in plan.problems:
+        err.print(f"[yellow]warning:[/yellow] {p}", highlight=False)
+
+
+def _summarize(s) -> None:
+    for f in s.failed_shards:
+        err.print(
+            f"[red]shard {f.name} failed[/red] ({f.runs} runs): {_safe(f.error)}",
+            highlight=False,
+        )
+    for f in s.failed_units:
+        err.print(f"[red]analysis {f.name} failed[/red]: {_safe(f.error)}", highlight=False)
+    state = "complete" if s.remaining == 0 else f"{s.remaining} runs remaining"
+    out.print(
+        f"[bold]done[/bold]: {s.trained} trained, {s.skipped} already finished, "
+        f"{s.diverged} diverged, {len(s.failed_shards)} shards failed; {state}. "
+        f"Wall {s.wall_s:.1f} s (start-up {s.startup_s:.1f} s, logging {s.logging_s:.1f} s).\n"
+        f"Experiment '{s.experiment}', parent run {s.parent_run} in "
+        f"{_safe(s.tracking_uri)}\n"
+        f"Look: realspace ui  (then open the experiment '{s.experiment}')",
+        highlight=False,
+    )
+    if s.report:
         out.print(
-            f"Analysis: {s['analysis_units']} units logged ({s['analysis_s']:.1f} s); report "
-            f"{s['report']}/report.html (also on the parent run under report/)",
+            f"Analysis: {s.analysis_units} units logged ({s.analysis_s:.1f} s); report "
+            f"{s.report}/report.html (also on the parent run under report/)",
             highlight=False,
         )
 

@@ -1,0 +1,174 @@
+"""The sweep as an application: what ``realspace sweep`` does, as two library calls.
+
+    plan = plan_sweep("configs/default.yaml")        # validate, plan, estimate; no service
+    summary = run_sweep(plan)                        # check services, train, log, analyse
+
+``run_sweep`` checks the tracking store and the Ray address first (seconds, not the
+minutes of a client's retries), refuses a sweep over its memory, disk or run budget unless
+``allow_over_budget``, opens the store, starts the Prefect API (``PREFECT_API_URL`` or a
+temporary local server) and the task runner (a local Ray, a Ray cluster, or in-process),
+runs the sweep flow and returns its typed :class:`SweepSummary`. Nothing here prints:
+the CLI formats. Every error raised before work starts is a :class:`NotStarted`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .spec import cell_of
+from .sweep.budget import shard_budget, size_problems
+from .sweep.config import ConfigError, SweepConfig, load_config, parse_config
+from .sweep.plan import PlannedRun, pack_shards, plan_runs
+from .sweep.summary import SweepSummary
+from .tracking.publish import default_report_dir
+from .tracking.secrets import hide_uri, mask
+
+__all__ = ["NotStarted", "OverBudget", "SweepPlan", "plan_sweep", "check_services", "run_sweep"]
+
+
+class NotStarted(Exception):
+    """Nothing was started: bad input or an unreachable service (the message says which;
+    credentials masked)."""
+
+
+class OverBudget(NotStarted):
+    """The sweep exceeds a memory, disk or stated run budget (``problems``, one line each)."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """A validated sweep, planned and sized, before any service is touched."""
+
+    config: SweepConfig
+    tracking_uri: str  # the real URI: print ``masked_uri`` instead
+    ray_address: str | None  # None: a local Ray (or in-process)
+    runs: list[PlannedRun]
+    workers: int
+    estimate: dict  # runs, largest_network_bytes, store_bytes (free_disk_bytes when local)
+    problems: list[str]  # budgets exceeded, one line each
+
+    @property
+    def masked_uri(self) -> str:
+        return mask(self.tracking_uri)
+
+    @property
+    def cells(self) -> int:
+        return len(Counter(cell_of(r.spec) for r in self.runs))
+
+    @property
+    def shapes(self) -> int:
+        return len(pack_shards(self.runs, 2**62, self.config.execution.max_shard_size))
+
+
+def _config(config) -> SweepConfig:
+    if isinstance(config, SweepConfig):
+        return config
+    try:
+        return parse_config(config) if isinstance(config, dict) else load_config(config)
+    except ConfigError as e:
+        raise NotStarted(str(e)) from None
+
+
+def plan_sweep(
+    config, tracking_uri: str | None = None, ray_address: str | None = None
+) -> SweepPlan:
+    """Validate ``config`` (a path, dict or SweepConfig), plan its runs and size them.
+
+    The tracking store is, in order: ``tracking_uri``, MLFLOW_TRACKING_URI, the config's
+    ``tracking.uri``, ``sqlite:///./mlruns.db``; the Ray address: ``ray_address``, else
+    the config's ``execution.ray_address``, else a local Ray.
+    """
+    from .tracking.connection import resolve_tracking_uri
+
+    cfg = _config(config)
+    uri = resolve_tracking_uri(tracking_uri, cfg.tracking.uri)
+    address = ray_address or cfg.execution.ray_address
+    runs = plan_runs(cfg)
+    workers = cfg.execution.num_workers or os.cpu_count() or 1
+    local = Path(uri.removeprefix("sqlite:///")).parent if uri.startswith("sqlite:///") else None
+    estimate, problems = size_problems(
+        runs, shard_budget(cfg, workers), cfg.execution.max_runs, local, cfg.execution.dtype
+    )
+    return SweepPlan(cfg, uri, address, runs, workers, estimate, problems)
+
+
+def check_services(plan: SweepPlan) -> None:
+    """Raise NotStarted within seconds when the tracking store or the Ray cluster cannot be
+    reached, or the store cannot be opened (its experiment is created here)."""
+    from .flows.runtime import check_ray_address
+    from .tracking.connection import check_reachable, open_store
+
+    try:
+        check_reachable(plan.tracking_uri)
+        if plan.ray_address:
+            check_ray_address(plan.ray_address)
+    except ConnectionError as e:
+        raise NotStarted(mask(str(e))) from None
+    try:
+        open_store(plan.tracking_uri, plan.config.tracking.experiment or plan.config.name)
+    except Exception as e:  # noqa: BLE001 - any failure here is the user's to see, plainly
+        raise NotStarted(f"tracking store {plan.masked_uri}: {mask(str(e))}") from None
+
+
+def _gpus_per_shard(cfg: SweepConfig) -> float:
+    if cfg.execution.gpus_per_worker is not None:
+        return cfg.execution.gpus_per_worker
+    if cfg.execution.device == "cpu":
+        return 0.0
+    import torch  # the driver asks once whether workers should reserve a GPU each
+
+    return 1.0 if torch.cuda.is_available() else 0.0
+
+
+def run_sweep(
+    plan: SweepPlan,
+    *,
+    max_shards: int | None = None,
+    in_process: bool = False,
+    progress: bool = True,
+    analysis: bool = True,
+    report_dir: str | os.PathLike | None = None,
+    allow_over_budget: bool = False,
+) -> SweepSummary:
+    """Train, log and analyse the sweep of ``plan``; a rerun resumes it (runs and analysis
+    units already FINISHED are skipped). Raises NotStarted (OverBudget for budgets) before
+    any work; after that, failures of shards and units are in the summary, not raised."""
+    t0 = time.perf_counter()
+    if plan.problems and not allow_over_budget:
+        raise OverBudget(plan.problems)
+    check_services(plan)
+
+    from .flows.runtime import prefect_api, quiet_environment, ray_task_runner
+
+    quiet_environment()
+    from .flows.sweep import sweep_flow
+
+    cfg = plan.config
+    doc = cfg.model_dump(mode="json")
+    if doc["tracking"]["uri"]:
+        doc["tracking"]["uri"] = mask(doc["tracking"]["uri"])
+    with prefect_api():
+        flow = sweep_flow
+        if not in_process:
+            workers = None if plan.ray_address else plan.workers
+            flow = sweep_flow.with_options(task_runner=ray_task_runner(plan.ray_address, workers))
+        startup = time.perf_counter() - t0
+        summary = flow(
+            doc,
+            hide_uri(plan.tracking_uri),  # flow parameters are stored by Prefect: no password
+            max_shards=max_shards,
+            workers=plan.workers,
+            gpus_per_shard=_gpus_per_shard(cfg),
+            progress=progress,
+            analysis=analysis,
+            report_dir=str(report_dir or default_report_dir(cfg)),
+        )
+    return replace(summary, wall_s=time.perf_counter() - t0, startup_s=startup)

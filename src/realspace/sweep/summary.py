@@ -1,0 +1,52 @@
+"""What one execution of a sweep did: the typed result the flow returns and the CLI prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["Failure", "SweepSummary"]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A shard or an analysis unit that failed every retry: the rest of the sweep went on."""
+
+    name: str  # shard id or analysis unit name
+    error: str  # repr of the last exception
+    runs: int = 0  # networks in a failed shard (0 for an analysis unit)
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """Counts and timings of one execution (a rerun counts only what it did itself)."""
+
+    experiment: str
+    parent_run: str
+    tracking_uri: str  # masked: never a password
+    runs: int  # planned
+    skipped: int  # already FINISHED before this execution
+    trained: int  # trained and logged now
+    diverged: int
+    remaining: int  # planned runs still not FINISHED
+    shards: int
+    failed_shards: list[Failure] = field(default_factory=list)
+    analysis_units: int = 0  # logged now
+    analysis_waiting: int = 0  # waiting for runs that are not trained yet
+    failed_units: list[Failure] = field(default_factory=list)
+    report: str | None = None  # folder of the report, when one was written
+    wall_s: float = 0.0  # from the start of the call that ran the sweep
+    startup_s: float = 0.0  # before the flow started (checks, Prefect API, task runner)
+    plan_s: float = 0.0
+    logging_s: float = 0.0
+    analysis_s: float = 0.0
+    train_busy_s: float = 0.0  # summed over shards, on the workers
+    started_at: float = 0.0  # epoch seconds
+    workers: int = 1
+
+    @property
+    def complete(self) -> bool:
+        return self.remaining == 0 and not self.failed_shards and not self.failed_units
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failed_shards or self.failed_units)
