@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .inverse import fit_slope
+from .spec import RunSpec
 
 __all__ = [
     "PROBLEM_AXES",
