@@ -115,7 +115,7 @@ def sweep(
     uri = _uri(tracking_uri, cfg)
     address = ray_address or cfg.execution.ray_address
     if not dry_run:  # unreachable services: a clear error first, within seconds
-        from .tracking.store import check_ray_address
+        from realspace.flows.runtime import check_ray_address
 
         _reachable(uri)
         if address:

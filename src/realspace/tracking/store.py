@@ -32,7 +32,6 @@ __all__ = [
     "resolve_tracking_uri",
     "git_commit",
     "check_reachable",
-    "check_ray_address",
 ]
 
 KEY_TAG = "realspace.run_key"
@@ -521,17 +520,4 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
         reason = getattr(e, "reason", None) or e
         raise ConnectionError(
             f"tracking store {mask(uri)} is not reachable: {mask(str(reason))}"
-        ) from None
-
-
-def check_ray_address(address: str, timeout: float = 10.0) -> None:
-    """Fail fast when nothing listens at a Ray cluster's HOST:PORT."""
-    import socket
-
-    host, _, port = address.rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout).close()
-    except (OSError, ValueError) as e:
-        raise ConnectionError(
-            f"no Ray cluster at {address}: {e} (start one with `ray start --head --port PORT`)"
         ) from None
