@@ -49,7 +49,7 @@ def _load(path: Path):
 
 
 def _uri(cli: str | None, cfg) -> str:
-    from .tracking.store import resolve_tracking_uri
+    from .tracking.connection import resolve_tracking_uri
 
     return resolve_tracking_uri(cli, cfg.tracking.uri)
 
@@ -57,7 +57,7 @@ def _uri(cli: str | None, cfg) -> str:
 def _reachable(uri: str) -> None:
     """Exit 2 with a clear message when the tracking store cannot be reached (seconds, not
     the minutes MLflow's client would retry)."""
-    from .tracking.store import check_reachable
+    from .tracking.connection import check_reachable
 
     try:
         check_reachable(uri)
@@ -151,7 +151,7 @@ def sweep(
         err.print("Nothing was started. Pass --yes to run it anyway.")
         raise typer.Exit(2)
 
-    from .tracking.store import SweepStore
+    from .tracking.runs import SweepStore
 
     try:  # the store must open before any work starts (and the experiment exist)
         SweepStore(uri, cfg.tracking.experiment or cfg.name)
@@ -233,7 +233,7 @@ def status(config: ConfigArg, tracking_uri: TrackingOpt = None):
     cfg = _load(config)
     uri = _uri(tracking_uri, cfg)
     runs = plan_runs(cfg)
-    from .tracking.store import SweepStore
+    from .tracking.runs import SweepStore
 
     state: dict[str, str] = {}
     _reachable(uri)
@@ -301,7 +301,7 @@ def ui(
     """Start the MLflow UI against the sweep's tracking store and print its URL."""
     import subprocess
 
-    from .tracking.store import resolve_tracking_uri
+    from .tracking.connection import artifact_root, resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri, _load(config).tracking.uri if config else None)
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -323,9 +323,8 @@ def ui(
         "--workers",
         "1",
     ]
-    if uri.startswith("sqlite:///"):
-        db = Path(uri.removeprefix("sqlite:///"))
-        cmd += ["--default-artifact-root", (db.parent / "mlartifacts").resolve().as_uri()]
+    if artifact_root(uri):  # a SQLite store: its artifacts beside it, where sweeps put them
+        cmd += ["--default-artifact-root", artifact_root(uri)]
     out.print(f"MLflow UI for {_safe(uri)}: http://{host}:{port}  (Ctrl-C to stop)")
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "DO_NOT_TRACK": "true"}
     try:

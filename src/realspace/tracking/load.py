@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 
 from ..spec import RunSpec
-from .store import KEY_TAG, STAGE_TAG, SweepStore, _local_dir
+from .artifacts import local_dir
+from .layout import KEY_TAG, STAGE_TAG
+from .runs import SweepStore
 
 __all__ = [
     "load_runs",
@@ -40,7 +42,7 @@ def _sweep(config, tracking_uri: str | None):
     """(store, parent run id, planned keys) of a config (a SweepConfig, dict or path)."""
     from ..sweep.config import SweepConfig, load_config, parse_config
     from ..sweep.plan import plan_runs, sweep_key
-    from .store import resolve_tracking_uri
+    from .connection import resolve_tracking_uri
 
     if not isinstance(config, SweepConfig):
         config = parse_config(config) if isinstance(config, dict) else load_config(config)
@@ -120,7 +122,7 @@ def spec_of(row) -> RunSpec:
 
 def read_artifact(store: SweepStore, run_id: str, artifact_uri: str, name: str) -> Path:
     """A local path to one artifact of a run (in place for local stores, else downloaded)."""
-    local = _local_dir(artifact_uri)
+    local = local_dir(artifact_uri)
     if local is not None:
         return local / name
     tmp = tempfile.mkdtemp(prefix="realspace-")
