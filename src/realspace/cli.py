@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .sweep.config import ConfigError, load_config
-from .sweep.plan import cell_of, pack_shards, plan_runs, sweep_key
+from .sweep.plan import cell_of, pack_shards, plan_runs
 from .tracking.publish import default_report_dir
 
 app = typer.Typer(
@@ -230,19 +230,16 @@ def _summarize(s: dict, wall: float, startup: float) -> None:
 @app.command()
 def status(config: ConfigArg, tracking_uri: TrackingOpt = None):
     """Done / pending / failed runs per cell (target x parametrization x width)."""
+    from .tracking.reader import SweepReader
+
     cfg = _load(config)
     uri = _uri(tracking_uri, cfg)
-    runs = plan_runs(cfg)
-    from .tracking.runs import SweepStore
-
-    state: dict[str, str] = {}
     _reachable(uri)
-    if not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists():
-        store = SweepStore(uri, cfg.tracking.experiment or cfg.name, create=False)
-        parent = store.find_parent(sweep_key(cfg))
-        for (key, st), _ in store.status_counts(parent).items():
-            if state.get(key) != "done":
-                state[key] = st
+    try:
+        reader = SweepReader(cfg, uri)
+        runs, state = reader.planned, reader.status()
+    except LookupError:  # no store file or no parent run yet: every run is pending
+        runs, state = plan_runs(cfg), {}
     table = Table(title=f"sweep {cfg.name} ({_safe(uri)})")
     for col in ("target", "parametrization", "width", "done", "pending", "failed"):
         table.add_column(
@@ -276,16 +273,18 @@ def report(
 ):
     """Write report.md and report.html (statistics, figures, claim verdicts) of a sweep's
     finished runs and log them to its parent run."""
-    from .tracking.publish import publish_report
+    from .tracking.publish import publish
+    from .tracking.reader import SweepReader
 
     cfg = _load(config)
     uri = _uri(tracking_uri, cfg)
     _reachable(uri)
     try:
-        rep = publish_report(cfg, uri, out_dir or default_report_dir(cfg), log=log)
-    except LookupError as e:
+        reader = SweepReader(cfg, uri)
+    except LookupError as e:  # no store, or this sweep never ran in it
         err.print(f"[red]error:[/red] {_safe(e)}", highlight=False)
         raise typer.Exit(2) from None
+    rep = publish(reader, out_dir or default_report_dir(cfg), log=log)
     for v in rep.verdicts:
         out.print(f"claim {v['claim']}: [bold]{v['verdict']}[/bold]  {v['statement']}")
     out.print(f"report: {rep.folder / 'report.html'}", highlight=False)

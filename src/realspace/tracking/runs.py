@@ -8,7 +8,6 @@ sweep be killed at any point and resumed.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,21 +155,6 @@ class SweepStore:
             if finished:
                 done[key] = finished[0]
         return Reconciled(done, deleted)
-
-    def status_counts(self, parent_id: str | None) -> Counter:
-        """Counter of (key, 'done' | 'failed' | 'running')."""
-        counts: Counter = Counter()
-        if parent_id is None:
-            return counts
-        for key, runs in self.children(parent_id).items():
-            statuses = {s for _, s in runs}
-            state = (
-                "done"
-                if "FINISHED" in statuses
-                else ("running" if "RUNNING" in statuses else "failed")
-            )
-            counts[(key, state)] += 1
-        return counts
 
     def delete_unfinished(self, parent_id: str, tag: str, value: str) -> set[str]:
         """Delete the children with ``tag`` = ``value`` that are not FINISHED (left by an
