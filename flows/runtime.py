@@ -1,5 +1,6 @@
 """Where flows run: the Prefect API (a server given by PREFECT_API_URL, or a temporary
-local one) and the task runner (a local Ray, a Ray cluster, or in-process)."""
+local one) and the task runner (a local Ray, a Ray cluster, or in-process), and a
+fail-fast check that a Ray cluster is there before a sweep starts."""
 
 from __future__ import annotations
 
@@ -91,6 +92,20 @@ def worker_env() -> dict:
         "REALSPACE_FAULT_MARK",
     ]
     return {k: os.environ[k] for k in keys if k in os.environ}
+
+
+def check_ray_address(address: str, timeout: float = 10.0) -> None:
+    """Fail fast when nothing listens at a Ray cluster's HOST:PORT (Ray itself would wait
+    for minutes before giving up)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout).close()
+    except (OSError, ValueError) as e:
+        raise ConnectionError(
+            f"no Ray cluster at {address}: {e} (start one with `ray start --head --port PORT`)"
+        ) from None
 
 
 def ray_task_runner(address: str | None, num_cpus: int | None = None):

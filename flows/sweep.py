@@ -174,7 +174,7 @@ def sweep_flow(
         started_at=started_at,
         workers=workers,
     )
-    from realspace.tracking.store import open_store
+    from realspace.tracking.connection import open_store
 
     open_store(tracking_uri, experiment).finish_parent(
         parent,

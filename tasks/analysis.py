@@ -9,18 +9,17 @@ from prefect.cache_policies import NO_CACHE
 @task(name="finished-runs", cache_policy=NO_CACHE, persist_result=False)
 def finished_runs_task(tracking_uri: str, experiment: str, parent: str) -> dict:
     """{run key: run id} of every FINISHED child (training runs and analysis units)."""
-    from realspace.tracking.store import open_store
+    from realspace.tracking.connection import open_store
 
-    return open_store(tracking_uri, experiment).reconcile(parent)[1]
+    return open_store(tracking_uri, experiment).reconcile(parent).done
 
 
 @task(name="load-end-points", cache_policy=NO_CACHE, persist_result=False)
 def load_end_points_task(tracking_uri: str, experiment: str, run_ids: list[str]) -> list[dict]:
     """The raw end-point parameters of finished runs (their params.npz)."""
-    from realspace.tracking.load import load_params_by_id
-    from realspace.tracking.store import open_store
+    from realspace.tracking.connection import open_store
 
-    return load_params_by_id(open_store(tracking_uri, experiment), run_ids)
+    return open_store(tracking_uri, experiment).end_points(run_ids)
 
 
 @task(name="analysis-unit", cache_policy=NO_CACHE, persist_result=False)
@@ -47,7 +46,7 @@ def analysis_unit_task(stage: str, inputs: dict, params: list[dict], options: di
 )
 def log_unit_task(tracking_uri: str, experiment: str, parent: str, unit, rows: list[dict]) -> str:
     """Log one unit as a child run (FINISHED only once its table is written)."""
-    from realspace.tracking.store import open_store
+    from realspace.tracking.connection import open_store
 
     params = {k: v for k, v in unit.inputs.items() if k != "spec"}
     if unit.members:

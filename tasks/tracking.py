@@ -12,12 +12,11 @@ def open_sweep_task(tracking_uri: str, experiment: str, sweep_key: str, name: st
 
     Returns {"parent": run id, "done": {run key: run id}} from one query of the sweep.
     """
-    from realspace.tracking.store import open_store
+    from realspace.tracking.connection import open_store
 
     store = open_store(tracking_uri, experiment)
     parent = store.parent_run(sweep_key, name)
-    _, done = store.reconcile(parent)
-    return {"parent": parent, "done": done}
+    return {"parent": parent, "done": store.reconcile(parent).done}
 
 
 # Logging retries with backoff (a tracking server that is away for a while); it is
@@ -37,8 +36,7 @@ def log_shard_task(
 ) -> list[str]:
     """Log every record of a shard as a child run (FINISHED only once complete)."""
     from realspace.tasks.faults import fault_point
-
-    from realspace.tracking.store import open_store
+    from realspace.tracking.connection import open_store
 
     store = open_store(tracking_uri, experiment)
     return store.log_shard(

@@ -115,7 +115,7 @@ def test_kuberay_manifest():
 
 
 def test_realspace_reads_the_variables_the_recipes_set():
-    from realspace.tracking.store import resolve_tracking_uri
+    from realspace.tracking.connection import resolve_tracking_uri
 
     runtime = (ROOT / "flows" / "runtime.py").read_text()
     assert "PREFECT_API_URL" in runtime

@@ -247,7 +247,7 @@ def test_embedded_and_cluster_give_the_same_keys_and_losses(cluster_sweep, mlflo
 
 
 def _log_many(uri: str, parent: str, worker: int, record) -> int:
-    from realspace.tracking.store import SweepStore
+    from realspace.tracking.runs import SweepStore
 
     store = SweepStore(uri, "concurrency-check")
     for i in range(6):
@@ -259,7 +259,7 @@ def test_eight_concurrent_loggers_lose_nothing(mlflow_server):
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    from realspace.tracking.store import SweepStore
+    from realspace.tracking.runs import SweepStore
     from realspace.train import RunSpec, train_and_record
 
     record = train_and_record([RunSpec(width=3, steps=5, n_samples=16)])[0]

@@ -14,7 +14,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from realspace.sweep.config import parse_config  # noqa: E402
 from realspace.sweep.plan import plan_runs  # noqa: E402
-from realspace.tracking.load import load_runs  # noqa: E402
+from realspace.tracking import SweepReader, load_runs  # noqa: E402
 from realspace.train import train_and_record  # noqa: E402
 
 DOC = {
@@ -96,16 +96,15 @@ def test_analysis_units_are_logged_once_each_with_their_tables(swept):
     assert sorted(c.data.tags["realspace.run_key"] for c in stages) == sorted(u.key for u in units)
     assert summary.analysis_units == len(units) and summary.failed_units == []
 
-    from realspace.tracking.load import load_stage
-
-    path = load_stage(DOC, "pathology", uri)
+    reader = SweepReader(DOC, uri)
+    path = reader.stage("pathology")
     assert len(path) == 6 * 5
     p1b = [r for r in path if r["family"] == "P1b"]
     assert all(r["r_half_raw"] == pytest.approx(np.sqrt(2), rel=1e-9) for r in p1b)
-    retrain = load_stage(DOC, "retrain", uri)
+    retrain = reader.stage("retrain")
     assert len(retrain) == 4 * 2 and {r["kind"] for r in retrain} == {"add", "scale"}
     assert all(r["d_W"] == pytest.approx(0.01, rel=1e-9) for r in retrain)
-    pairs = load_stage(DOC, "seed_pairs", uri)
+    pairs = reader.stage("seed_pairs")
     assert len(pairs) == 8  # one pair per cell of two seeds
 
 
@@ -210,3 +209,24 @@ def test_load_runs_reads_one_typed_row_per_network(swept):
     by_key = {r.key: r.spec for r in runs}
     assert specs_of(df.iloc[:4]) == [by_key[k] for k in df["run_key"][:4]]
     assert (df["steps"] == 60).all() and (df["steps_taken"] <= 60).all()  # budget vs taken
+
+
+def test_the_report_reads_the_store_once(swept, tmp_path, monkeypatch):
+    """publish_report reads through one SweepReader: one query for the parent, one for its
+    children (not one per stage and per frame)."""
+    from mlflow.tracking import MlflowClient
+
+    from realspace.tracking.publish import publish_report
+
+    uri, _ = swept
+    queries = []
+    search = MlflowClient.search_runs
+
+    def counted(self, *args, **kwargs):
+        queries.append(args[1] if len(args) > 1 else kwargs.get("filter_string"))
+        return search(self, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "search_runs", counted)
+    report = publish_report(DOC, uri, out_dir=tmp_path, log=False)
+    assert len(queries) == 2, queries
+    assert (tmp_path / "report.md").exists() and report.verdicts

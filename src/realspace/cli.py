@@ -1,4 +1,9 @@
-"""The ``realspace`` command: sweep, status, report, ui."""
+"""The ``realspace`` command: sweep, status, report, ui.
+
+It parses arguments and formats results; the work is done by the library
+(``realspace.service`` for a sweep, ``realspace.tracking`` for reading one back). Those
+are imported inside the commands, so that ``realspace --help`` loads typer and rich alone.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +16,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
-
-from .sweep.config import ConfigError, load_config
-from .sweep.plan import cell_of, plan_runs, sweep_key
-from .tracking.publish import default_report_dir
 
 app = typer.Typer(
     add_completion=False,
@@ -40,15 +41,16 @@ ReportDirOpt = Annotated[
 
 
 def _load(path: Path):
+    from .sweep.config import ConfigError, load_config
+
     try:
         return load_config(path)
     except ConfigError as e:
-        err.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
-        raise typer.Exit(2) from None
+        _fail(e)
 
 
 def _uri(cli: str | None, cfg) -> str:
-    from .tracking.store import resolve_tracking_uri
+    from .tracking.connection import resolve_tracking_uri
 
     return resolve_tracking_uri(cli, cfg.tracking.uri)
 
@@ -56,13 +58,12 @@ def _uri(cli: str | None, cfg) -> str:
 def _reachable(uri: str) -> None:
     """Exit 2 with a clear message when the tracking store cannot be reached (seconds, not
     the minutes MLflow's client would retry)."""
-    from .tracking.store import check_reachable
+    from .tracking.connection import check_reachable
 
     try:
         check_reachable(uri)
     except ConnectionError as e:
-        err.print(f"[red]error:[/red] {_safe(e)}", highlight=False)
-        raise typer.Exit(2) from None
+        _fail(e)
 
 
 def _safe(text) -> str:
@@ -199,19 +200,18 @@ def _summarize(s) -> None:
 @app.command()
 def status(config: ConfigArg, tracking_uri: TrackingOpt = None):
     """Done / pending / failed runs per cell (target x parametrization x width)."""
+    from .spec import cell_of
+    from .sweep.plan import plan_runs
+    from .tracking.reader import SweepReader
+
     cfg = _load(config)
     uri = _uri(tracking_uri, cfg)
-    runs = plan_runs(cfg)
-    from .tracking.store import SweepStore
-
-    state: dict[str, str] = {}
     _reachable(uri)
-    if not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists():
-        store = SweepStore(uri, cfg.tracking.experiment or cfg.name, create=False)
-        parent = store.find_parent(sweep_key(cfg))
-        for (key, st), _ in store.status_counts(parent).items():
-            if state.get(key) != "done":
-                state[key] = st
+    try:
+        reader = SweepReader(cfg, uri)
+        runs, state = reader.planned, reader.status()
+    except LookupError:  # no store file or no parent run yet: every run is pending
+        runs, state = plan_runs(cfg), {}
     table = Table(title=f"sweep {cfg.name} ({_safe(uri)})")
     for col in ("target", "parametrization", "width", "done", "pending", "failed"):
         table.add_column(
@@ -245,16 +245,17 @@ def report(
 ):
     """Write report.md and report.html (statistics, figures, claim verdicts) of a sweep's
     finished runs and log them to its parent run."""
-    from .tracking.publish import publish_report
+    from .tracking.publish import default_report_dir, publish
+    from .tracking.reader import SweepReader
 
     cfg = _load(config)
     uri = _uri(tracking_uri, cfg)
     _reachable(uri)
     try:
-        rep = publish_report(cfg, uri, out_dir or default_report_dir(cfg), log=log)
-    except LookupError as e:
-        err.print(f"[red]error:[/red] {_safe(e)}", highlight=False)
-        raise typer.Exit(2) from None
+        reader = SweepReader(cfg, uri)
+    except LookupError as e:  # no store, or this sweep never ran in it
+        _fail(e)
+    rep = publish(reader, out_dir or default_report_dir(cfg), log=log)
     for v in rep.verdicts:
         out.print(f"claim {v['claim']}: [bold]{v['verdict']}[/bold]  {v['statement']}")
     out.print(f"report: {rep.folder / 'report.html'}", highlight=False)
@@ -270,7 +271,7 @@ def ui(
     """Start the MLflow UI against the sweep's tracking store and print its URL."""
     import subprocess
 
-    from .tracking.store import resolve_tracking_uri
+    from .tracking.connection import artifact_root, resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri, _load(config).tracking.uri if config else None)
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -292,9 +293,8 @@ def ui(
         "--workers",
         "1",
     ]
-    if uri.startswith("sqlite:///"):
-        db = Path(uri.removeprefix("sqlite:///"))
-        cmd += ["--default-artifact-root", (db.parent / "mlartifacts").resolve().as_uri()]
+    if artifact_root(uri):  # a SQLite store: its artifacts beside it, where sweeps put them
+        cmd += ["--default-artifact-root", artifact_root(uri)]
     out.print(f"MLflow UI for {_safe(uri)}: http://{host}:{port}  (Ctrl-C to stop)")
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "DO_NOT_TRACK": "true"}
     try:

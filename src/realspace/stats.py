@@ -1,6 +1,6 @@
 """Statistics of a sweep's end points (pandas in, pandas out; no tracking store here).
 
-The input is a frame with one row per network, as ``realspace.load_runs`` returns it:
+The input is a frame with one row per network, as ``realspace.tracking.load_runs`` returns it:
 RunSpec columns (``target_label``, ``parametrization``, ``width``, ``seed``,
 ``weight_decay``, ...) and the end-point metrics (``loss``, ``objective``,
 ``certified``, ``census_*``).

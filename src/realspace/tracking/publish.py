@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["publish_report", "default_report_dir"]
+__all__ = ["publish", "publish_report", "default_report_dir"]
 
 
 def default_report_dir(cfg) -> Path:
@@ -14,39 +14,40 @@ def default_report_dir(cfg) -> Path:
 
 def publish_report(config, tracking_uri: str | None = None, out_dir=None, log: bool = True):
     """Build the report of ``config``'s sweep into ``out_dir`` and (with ``log``) attach it
-    to the sweep's parent run with the per-cell metrics. Returns the Report."""
-    from ..report import build_report, pick_gallery
-    from ..stats import reference_frame, with_problems
-    from ..sweep.config import SweepConfig, load_config, parse_config
-    from ..sweep.plan import plan_runs
-    from .load import _sweep, load_params, load_runs, load_stage
+    to the sweep's parent run with the per-cell metrics. Returns the Report. Raises
+    LookupError when the store or the sweep's parent run does not exist."""
+    from .reader import SweepReader
 
-    if not isinstance(config, SweepConfig):
-        config = parse_config(config) if isinstance(config, dict) else load_config(config)
-    store, parent, _ = _sweep(config, tracking_uri)
-    runs = load_runs(config, tracking_uri)
-    stages = {
-        s: load_stage(config, s, tracking_uri) for s in ("pathology", "seed_pairs", "retrain")
-    }
+    return publish(SweepReader(config, tracking_uri), out_dir, log)
+
+
+def publish(reader, out_dir=None, log: bool = True):
+    """``publish_report`` from an open SweepReader: everything is read through it, so
+    the store is opened, the sweep planned and its children listed once."""
+    from ..report import build_report, pick_gallery
+    from ..stats import gap_values, reference_frame, with_problems
+    from ..sweep.analysis import STAGES
+
+    cfg = reader.config
+    runs = reader.runs()
+    stages = {s: reader.stage(s) for s in STAGES}
     gallery_params, reference = {}, None
     if len(runs):
         framed = with_problems(runs)
-        reference = reference_frame(framed, samples=config.analysis.convex_samples)
-        from ..stats import gap_values
-
+        reference = reference_frame(framed, samples=cfg.analysis.convex_samples)
         picks = pick_gallery(gap_values(framed, reference))
         if len(picks):
-            gallery_params = dict(zip(picks["run_id"], load_params(store, picks), strict=True))
+            gallery_params = dict(zip(picks["run_id"], reader.params(picks), strict=True))
     report = build_report(
         runs,
         stages,
-        out_dir or default_report_dir(config),
-        config.analysis.gap_eps,
-        f"realspace report: sweep {config.name}",
-        planned=len(plan_runs(config)),
+        out_dir or default_report_dir(cfg),
+        cfg.analysis.gap_eps,
+        f"realspace report: sweep {cfg.name}",
+        planned=len(reader.planned),
         gallery_params=gallery_params,
         reference=reference,
     )
     if log:
-        store.log_report(parent, report.folder, report.metrics)
+        reader.store.log_report(reader.parent, report.folder, report.metrics)
     return report

@@ -1,0 +1,162 @@
+"""Where a sweep's runs are kept, and the way in.
+
+This module owns:
+
+- the tracking URI: ``--tracking-uri``, else MLFLOW_TRACKING_URI, else the config's, else
+  the embedded store (``mlruns.db``, SQLite, in the working directory);
+- opening an MlflowClient and the sweep's experiment on it (created on first use, with
+  its artifacts beside the SQLite database when the store is one);
+- ``check_reachable``: a fail-fast health check, answering in seconds where MLflow's own
+  client would retry for minutes;
+- the per-process cache of open stores (one per URI and experiment, reused by every
+  task that runs in the driver).
+
+What a store writes is ``layout``'s and ``runs``' business; nothing here knows about runs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .runs import SweepStore
+
+__all__ = [
+    "Connection",
+    "artifact_root",
+    "check_reachable",
+    "connect",
+    "default_tracking_uri",
+    "open_store",
+    "resolve_tracking_uri",
+    "sqlite_path",
+    "store_exists",
+]
+
+SQLITE = "sqlite:///"
+
+
+def default_tracking_uri(cwd: str | os.PathLike | None = None) -> str:
+    """The embedded store: ``mlruns.db`` (SQLite) in the working directory."""
+    return f"{SQLITE}{Path(cwd or os.getcwd()).resolve() / 'mlruns.db'}"
+
+
+def resolve_tracking_uri(cli: str | None = None, config: str | None = None) -> str:
+    """--tracking-uri, else MLFLOW_TRACKING_URI, else the config's, else the embedded store."""
+    return cli or os.environ.get("MLFLOW_TRACKING_URI") or config or default_tracking_uri()
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI; None for any other store."""
+    return Path(uri.removeprefix(SQLITE)) if uri.startswith(SQLITE) else None
+
+
+def artifact_root(uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts: for a SQLite store, ``mlartifacts``
+    beside the database, not in the current directory of whoever happens to log first;
+    for any other store None (the server decides)."""
+    db = sqlite_path(uri)
+    return (db.parent / "mlartifacts").resolve().as_uri() if db is not None else None
+
+
+def store_exists(uri: str) -> bool:
+    """False when the URI names a SQLite file that is not there. Opening one would create
+    an empty database, so readers ask first. Any other store counts as existing (only a
+    connection could tell)."""
+    db = sqlite_path(uri)
+    return db is None or db.exists()
+
+
+@dataclass(frozen=True)
+class Connection:
+    """An MlflowClient on one store and the id of one experiment in it (None: opened
+    without ``create`` and the experiment does not exist yet, so nothing was logged)."""
+
+    uri: str
+    client: Any  # mlflow.tracking.MlflowClient, imported only when a store is opened
+    experiment_id: str | None
+
+
+def connect(uri: str, experiment: str, create: bool = True) -> Connection:
+    """Open the store and the experiment (with ``create``, creating it when missing).
+
+    A deleted experiment is an error rather than silently restored or shadowed: its name
+    is still taken in MLflow, and its runs would be invisible to every query here.
+    """
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None and not create:
+        exp_id = None
+    elif exp is None:
+        exp_id = client.create_experiment(experiment, artifact_location=artifact_root(uri))
+    elif exp.lifecycle_stage != "active":
+        raise ValueError(
+            f"experiment {experiment!r} is deleted in {uri}; "
+            "restore it or choose another sweep name"
+        )
+    else:
+        exp_id = exp.experiment_id
+    return Connection(uri, client, exp_id)
+
+
+# One store per (URI, experiment) in a process: the sweep flow's tasks all run in the
+# driver and would otherwise open a client (and look the experiment up) once per shard.
+_OPEN: dict[tuple[str, str], SweepStore] = {}
+
+
+def open_store(uri: str, experiment: str) -> SweepStore:
+    """The process's SweepStore of ``experiment`` (created if missing) in the store at
+    ``uri``. A masked URI (see ``secrets.hide_uri``) is resolved to the real one first."""
+    from .runs import SweepStore  # runs builds on this module: imported on first use
+    from .secrets import reveal_uri
+
+    uri = reveal_uri(uri)
+    key = (uri, experiment)
+    if key not in _OPEN:
+        _OPEN[key] = SweepStore(uri, experiment)
+    return _OPEN[key]
+
+
+def check_reachable(uri: str, timeout: float = 10.0) -> None:
+    """Fail fast, before any work, when the tracking store cannot be reached: an HTTP
+    server must answer (any status), a database host accept a TCP connection, a SQLite
+    file's folder exist. Raises ConnectionError naming the (masked) URI.
+
+    MLflow's own client retries an unreachable server for minutes; this check answers
+    within ``timeout`` seconds.
+    """
+    import socket
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlparse
+
+    from .secrets import mask
+
+    parsed = urlparse(uri)
+    scheme = parsed.scheme.split("+")[0]
+    try:
+        if scheme in ("http", "https"):
+            port = parsed.port or (443 if scheme == "https" else 80)
+            base = f"{parsed.scheme}://{parsed.hostname}:{port}"
+            try:
+                urllib.request.urlopen(base + "/health", timeout=timeout).close()
+            except urllib.error.HTTPError:
+                pass  # it answered: reachable (authentication is MLflow's business)
+        elif scheme in ("postgresql", "mysql", "mssql"):
+            default = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}[scheme]
+            socket.create_connection((parsed.hostname, parsed.port or default), timeout).close()
+        elif scheme == "sqlite":
+            # the file itself may be missing (the first sweep creates it), its folder not
+            folder = Path(uri.removeprefix(SQLITE)).parent
+            if not folder.is_dir():
+                raise OSError(f"folder {folder} does not exist")
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "reason", None) or e
+        raise ConnectionError(
+            f"tracking store {mask(uri)} is not reachable: {mask(str(reason))}"
+        ) from None

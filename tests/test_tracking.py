@@ -1,0 +1,106 @@
+"""The tracking layer on its own (no flow): reconciling a parent's children after a crash,
+and reading a sweep back through one SweepReader."""
+
+import os
+
+import pytest
+
+os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+
+from realspace.sweep.config import parse_config  # noqa: E402
+from realspace.sweep.plan import plan_runs, sweep_key  # noqa: E402
+from realspace.tracking import SweepReader, load_runs  # noqa: E402
+from realspace.tracking.layout import KEY_TAG, PARENT_TAG  # noqa: E402
+from realspace.tracking.runs import Reconciled, SweepStore  # noqa: E402
+
+DOC = {
+    "name": "reader-check",
+    "targets": [{"name": "sin"}],
+    "parametrizations": ["unrestricted"],
+    "widths": [2],
+    "seeds": 3,
+    "optimizer": {"steps": 20, "lr": 0.02},
+    "data": {"n_samples": 16},
+}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A sweep of three planned runs: the first logged (FINISHED), the second left
+    RUNNING and the third FAILED by an "interrupted" attempt."""
+    from realspace.train import train_and_record
+
+    cfg = parse_config(DOC)
+    uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlruns.db'}"
+    runs = plan_runs(cfg)
+    st = SweepStore(uri, cfg.name)
+    parent = st.parent_run(sweep_key(cfg), cfg.name)
+    [record] = train_and_record([runs[0].spec])
+    st.log_shard(parent, "shard-0", [runs[0].key], [record])
+    for run, status in zip(runs[1:], ("RUNNING", "FAILED"), strict=True):
+        child = st.client.create_run(
+            st.experiment_id, tags={PARENT_TAG: parent, KEY_TAG: run.key}
+        ).info.run_id
+        if status != "RUNNING":
+            st.client.set_terminated(child, status)
+    return uri, st, parent, runs
+
+
+def test_the_reader_reports_each_planned_run(store):
+    uri, _, _, runs = store
+    reader = SweepReader(DOC, uri)
+    assert [r.key for r in reader.planned] == [r.key for r in runs]
+    assert reader.status() == {
+        runs[0].key: "done",
+        runs[1].key: "running",
+        runs[2].key: "failed",
+    }
+    df = reader.runs()
+    assert list(df["run_key"]) == [runs[0].key]  # FINISHED only
+    assert load_runs(DOC, uri).equals(df)
+    [by_row] = reader.params(df)
+    [by_id] = reader.params_by_id(list(df["run_id"]))
+    assert sorted(by_row) == ["a", "b", "c", "e", "w"]
+    assert all((by_row[k] == by_id[k]).all() for k in by_row)
+
+
+def test_the_reader_lists_the_children_once(store, monkeypatch):
+    """Every answer comes from one query of the parent's children (and one for the
+    parent), however many questions are asked."""
+    from mlflow.tracking import MlflowClient
+
+    uri, _, _, _ = store
+    calls = []
+    search = MlflowClient.search_runs
+
+    def counted(self, *args, **kwargs):
+        calls.append(args[1] if len(args) > 1 else kwargs.get("filter_string"))
+        return search(self, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "search_runs", counted)
+    reader = SweepReader(DOC, uri)
+    reader.status()
+    df = reader.runs()
+    reader.stage("pathology")
+    reader.params_by_id(list(df["run_id"]))
+    assert len(calls) == 2, calls
+
+
+def test_reconcile_keeps_the_finished_and_deletes_the_rest(store):
+    _, st, parent, runs = store
+    first = st.reconcile(parent)
+    assert isinstance(first, Reconciled) and first.deleted == 2
+    assert list(first.done) == [runs[0].key]
+    again = st.reconcile(parent)  # nothing left to clean
+    assert again == Reconciled(first.done, 0)
+    assert SweepReader(DOC, st.uri).status()[runs[1].key] == "pending"
+
+
+def test_a_missing_store_is_reported_not_created(tmp_path):
+    db = tmp_path / "mlruns.db"
+    with pytest.raises(LookupError, match="no tracking store at .*run the sweep first"):
+        SweepReader(DOC, f"sqlite:///{db}")
+    assert not db.exists()
+    SweepStore(f"sqlite:///{db}", "another-sweep")  # a store, without this sweep in it
+    with pytest.raises(LookupError, match="'reader-check' has no runs"):
+        load_runs(DOC, f"sqlite:///{db}")
