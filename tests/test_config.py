@@ -107,7 +107,8 @@ def test_analysis_settings_are_validated_and_never_change_the_sweep_key():
 
 
 def test_a_target_may_set_its_own_weight_decay():
-    from realspace.sweep.plan import plan_runs, target_label
+    from realspace.spec import target_label
+    from realspace.sweep.plan import plan_runs
 
     cfg = parse_config(
         {**GOOD, "seeds": 1, "targets": [{"name": "sin"}, {"name": "sin", "weight_decay": 0.01}]}

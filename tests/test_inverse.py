@@ -1,4 +1,5 @@
-"""Inverse-stability experiments against the pathology numbers of docs/science.md and closed forms."""
+"""Inverse-stability experiments against closed forms and the pathology numbers
+of docs/science.md."""
 
 import numpy as np
 import pytest

@@ -36,7 +36,6 @@ from .targets import (
 )
 
 
-
 def __getattr__(name: str):
     # One place for the version: pyproject.toml, read from the installed metadata on first
     # use (importlib.metadata costs a sixth of a second, which every CLI call would pay).
@@ -48,6 +47,7 @@ def __getattr__(name: str):
         except PackageNotFoundError:  # a source tree on sys.path without an install
             return "0+unknown"
     raise AttributeError(f"module 'realspace' has no attribute {name!r}")
+
 
 # Bumped whenever a change alters what a run computes; it enters every run key.
 SCIENCE_VERSION = "1"

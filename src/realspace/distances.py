@@ -13,6 +13,10 @@
 Every value is returned as a :class:`Distance`, a float that says whether it is
 exact, a lower bound or an upper bound.
 
+Why one module of about 350 lines: the two halves are the numerator and denominator of
+every inverse-stability ratio r = d_P / d_W^alpha and share the ``Distance`` type and its
+exactness labels; a reader checking a ratio's label needs both side by side.
+
 The math: docs/science.md#distances.
 """
 

@@ -28,6 +28,10 @@ Three references, the best that applies to a cell (docs/science.md, "Statistics"
 
 Every number here is float64.
 
+Why one module of about 300 lines: the reformulation, the pattern enumeration it rests on
+and the network rebuilt from its solution (whose objective is checked against the
+solver's) are one derivation; split, each part would need the others' conventions.
+
 The math: docs/science.md#global-optimum-references.
 """
 

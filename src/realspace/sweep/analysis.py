@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 
 from .. import SCIENCE_VERSION
 from ..pathologies import PATHOLOGIES
+from ..spec import cell_of
 from .config import SweepConfig
-from .plan import PlannedRun, _digest, cell_of
+from .plan import PlannedRun, _digest
 
 __all__ = ["StageUnit", "plan_analysis", "compute_unit", "STAGES"]
 

@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from .. import SCIENCE_VERSION
-from ..spec import RunSpec, cell_of, target_label
+from ..spec import RunSpec
 from .config import SweepConfig
 from .memory import networks_per_shard
 
@@ -25,8 +25,6 @@ __all__ = [
     "pack_shards",
     "run_key",
     "sweep_key",
-    "target_label",
-    "cell_of",
 ]
 
 
