@@ -85,14 +85,14 @@ def run(nodes: int, doc: dict) -> dict:
             wall = time.perf_counter() - t0
     finally:
         stop_cluster(ray_tmp)
-    train_wall = wall - s["plan_s"]
+    train_wall = wall - s.plan_s
     return {
         "nodes": nodes,
         "wall_s": wall,
-        "busy_s": s["train_busy_s"],
-        "shards": s["shards"],
-        "runs": s["trained"],
-        "overhead_per_shard_s": (train_wall * 2 - s["train_busy_s"]) / max(1, s["shards"]),
+        "busy_s": s.train_busy_s,
+        "shards": s.shards,
+        "runs": s.trained,
+        "overhead_per_shard_s": (train_wall * 2 - s.train_busy_s) / max(1, s.shards),
     }
 
 

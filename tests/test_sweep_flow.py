@@ -182,7 +182,7 @@ def test_rerun_skips_everything_and_creates_nothing(swept):
     client = MlflowClient(uri)
     _, _, before = _children(client, uri)
     again = sweep_flow(DOC, uri, progress=False, analysis=True, report_dir=None)
-    assert again["trained"] == 0 and again["skipped"] == 16 and again["analysis_units"] == 0
+    assert again.trained == 0 and again.skipped == 16 and again.analysis_units == 0
     _, train, stages = _children(client, uri)
     assert len(train) == 16
     assert sorted(c.info.run_id for c in stages) == sorted(c.info.run_id for c in before)
