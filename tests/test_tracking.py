@@ -104,3 +104,33 @@ def test_a_missing_store_is_reported_not_created(tmp_path):
     SweepStore(f"sqlite:///{db}", "another-sweep")  # a store, without this sweep in it
     with pytest.raises(LookupError, match="'reader-check' has no runs"):
         load_runs(DOC, f"sqlite:///{db}")
+
+
+def test_status_read_with_sql_matches_the_client(store, tmp_path):
+    """The read-only SQL path of `realspace status` against MLflow's client on one store:
+    the same state for every planned run (done, running, failed), and a deleted child is
+    not counted (MLflow's default search sees active runs only)."""
+    from realspace.tracking.reader import sweep_status
+    from realspace.tracking.sqlite_status import child_statuses
+
+    uri, st, parent, runs = store
+    assert sweep_status(DOC, uri) == SweepReader(DOC, uri).status()
+    db = uri.removeprefix("sqlite:///")
+    assert child_statuses(db, DOC["name"], sweep_key(parse_config(DOC))) is not None  # known
+    # a deleted FINISHED duplicate of the third run changes nothing (other tests of this
+    # module may have reconciled the store, so its state is read first)
+    before = sweep_status(DOC, uri)[runs[2].key]
+    assert before != "done"
+    extra = st.client.create_run(
+        st.experiment_id, tags={PARENT_TAG: parent, KEY_TAG: runs[2].key}
+    ).info.run_id
+    st.client.set_terminated(extra, "FINISHED")
+    st.client.delete_run(extra)
+    assert sweep_status(DOC, uri)[runs[2].key] == before
+    assert sweep_status(DOC, uri) == SweepReader(DOC, uri).status()
+    # nothing there yet: every run pending, and no file created
+    missing = tmp_path / "none" / "mlruns.db"
+    assert set(sweep_status(DOC, f"sqlite:///{missing}").values()) == {"pending"}
+    assert not missing.exists()
+    other = {**DOC, "name": "never-ran"}
+    assert set(sweep_status(other, uri).values()) == {"pending"}

@@ -203,16 +203,12 @@ def status(config: ConfigArg, tracking_uri: TrackingOpt = None):
     """Done / pending / failed runs per cell (target x parametrization x width)."""
     from .spec import cell_of
     from .sweep.plan import plan_runs
-    from .tracking.reader import SweepReader
+    from .tracking.reader import sweep_status
 
     cfg = _load(config)
     uri = _uri(tracking_uri, cfg)
     _reachable(uri)
-    try:
-        reader = SweepReader(cfg, uri)
-        runs, state = reader.planned, reader.status()
-    except LookupError:  # no store file or no parent run yet: every run is pending
-        runs, state = plan_runs(cfg), {}
+    runs, state = plan_runs(cfg), sweep_status(cfg, uri)
     table = Table(title=f"sweep {cfg.name} ({_safe(uri)})")
     for col in ("target", "parametrization", "width", "done", "pending", "failed"):
         table.add_column(

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from ..sweep.config import SweepConfig
 
-__all__ = ["SweepReader", "as_config", "load_runs"]
+__all__ = ["SweepReader", "as_config", "load_runs", "run_state", "sweep_status"]
 
 _SPEC_FIELDS = frozenset(RunSpec.__dataclass_fields__)
 
@@ -86,23 +86,13 @@ class SweepReader:
         return out
 
     def status(self) -> dict[str, str]:
-        """Every planned run key -> "done" (a FINISHED child), "running" (else a RUNNING
-        one), "failed" (only FAILED or KILLED ones) or "pending" (no child)."""
+        """Every planned run key -> its ``run_state``."""
         seen: dict[str, set[str]] = {}
         for run in self.children:
             key = run.data.tags.get(KEY_TAG)
             if key:
                 seen.setdefault(key, set()).add(run.info.status)
-        out = {}
-        for planned in self.planned:
-            statuses = seen.get(planned.key)
-            if not statuses:
-                out[planned.key] = "pending"
-            elif "FINISHED" in statuses:
-                out[planned.key] = "done"
-            else:
-                out[planned.key] = "running" if "RUNNING" in statuses else "failed"
-        return out
+        return {r.key: run_state(seen.get(r.key, set())) for r in self.planned}
 
     def runs(self, planned_only: bool = True) -> pd.DataFrame:
         """The trained networks: one row per FINISHED training child.
@@ -180,3 +170,41 @@ def load_runs(config, tracking_uri: str | None = None, planned_only: bool = True
     """The trained networks of a sweep as a DataFrame, one row per FINISHED child run
     (see ``SweepReader.runs``). ``config``: a YAML path, dict or SweepConfig."""
     return SweepReader(config, tracking_uri).runs(planned_only)
+
+
+def run_state(statuses: set[str]) -> str:
+    """One planned run's state from the statuses of its child runs: "done" (a FINISHED
+    child), "running" (else a RUNNING one), "failed" (only FAILED or KILLED ones) or
+    "pending" (no child)."""
+    if not statuses:
+        return "pending"
+    if "FINISHED" in statuses:
+        return "done"
+    return "running" if "RUNNING" in statuses else "failed"
+
+
+def sweep_status(config, tracking_uri: str | None = None) -> dict[str, str]:
+    """Every planned run key -> its ``run_state``; every run "pending" when the store or
+    the sweep does not exist yet. An embedded (SQLite) store is read with read-only SQL
+    (``sqlite_status``: a tenth of a second instead of MLflow's five), any other store,
+    or an unknown schema, through a ``SweepReader``."""
+    from ..sweep.plan import plan_runs, sweep_key
+    from .connection import sqlite_path
+    from .secrets import reveal_uri
+    from .sqlite_status import child_statuses
+
+    cfg = as_config(config)
+    uri = reveal_uri(resolve_tracking_uri(tracking_uri, cfg.tracking.uri))
+    planned = plan_runs(cfg)
+    try:
+        db = sqlite_path(uri)
+        seen = (
+            child_statuses(db, cfg.tracking.experiment or cfg.name, sweep_key(cfg))
+            if db is not None
+            else None
+        )
+        if seen is None:
+            return SweepReader(cfg, uri).status()
+    except LookupError:  # no store, no experiment or no parent yet: nothing has run
+        return {r.key: "pending" for r in planned}
+    return {r.key: run_state(seen.get(r.key, set())) for r in planned}
