@@ -1,4 +1,7 @@
-"""The vectorized trainer: many shallow networks of one shape trained as stacked tensors."""
+"""The vectorized trainer: many shallow networks of one shape trained as stacked tensors.
+
+The math: docs/science.md#training.
+"""
 
 from __future__ import annotations
 

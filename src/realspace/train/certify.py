@@ -12,6 +12,8 @@ exactly there (rho'' = 0). The Gaussian closed form has removable singularities 
 its autograd graph where two weight vectors are parallel (at the teacher itself),
 so its Hessian is taken by central differences of the exact closed-form gradient
 (step 1e-5, error O(1e-10)).
+
+The math: docs/science.md#training.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ up to d = 16 are unrolled at compile time. Accumulation is float32.
 on CUDA; with TRITON_INTERPRET=1 set before Triton is imported it runs on the CPU
 (slowly), which is how the tests check it against the float64 reference where no GPU is
 present.
+
+The math: docs/science.md#training.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """The Triton kernels of ``fused.py`` (imported on first use: Triton is an optional
-dependency). The math is stated there."""
+dependency). The math is stated there.
+
+The math: docs/science.md#training.
+"""
 
 import triton
 import triton.language as tl

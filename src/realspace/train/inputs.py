@@ -1,5 +1,8 @@
 """What a shard trains on: each run's settings as tensors over the shard, its minibatches,
-and its objective at a given step."""
+and its objective at a given step.
+
+The math: docs/science.md#training.
+"""
 
 from __future__ import annotations
 

@@ -6,6 +6,8 @@ through the (M, n, N) preactivations, "prefix" by prefix sums over sorted sample
 the preactivations in registers. "auto" picks prefix sums in d = 1, the fused kernel on
 CUDA where it applies in d >= 2, else dense. The Gaussian population loss has one
 implementation whatever the kernel.
+
+The math: docs/science.md#training.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 float32 by default (stated in every record), float64 on request. Each network has
 its own hyperparameters, step budget, stopping rule and status; a finished or
 diverged network stops changing while the others go on.
+
+The math: docs/science.md#training.
 """
 
 from __future__ import annotations

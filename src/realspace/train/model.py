@@ -21,6 +21,8 @@ their position among the samples.
 
 Gaussian teacher-student (bias-free, c = 1): J = L(W) + (lam / 2)(N + sum ||w_i||^2)
 with L and dL/dW in closed form through the arc-cosine kernel (see targets.py).
+
+The math: docs/science.md#targets-and-losses.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ only its own gradient, state and hyperparameters (tensors of shape (M,)).
 - sgd:  v = mu v + g;  p -= lr v                      (PyTorch's SGD with momentum)
 - adam: m = b1 m + (1-b1) g;  s = b2 s + (1-b2) g^2;
         p -= lr (m / (1 - b1^t)) / (sqrt(s / (1 - b2^t)) + eps)   (t: the network's own step)
+
+The math: docs/science.md#training.
 """
 
 from __future__ import annotations

@@ -26,6 +26,8 @@ After every optimizer step of a restricted run:
 Folds and rebalancing are exact; kink clamps, merges and reseeds move the
 realization by O(kink_margin), O(merge_angle) and O(reseed_scale^2) respectively,
 and are counted per run.
+
+The math: docs/science.md#training.
 """
 
 from __future__ import annotations

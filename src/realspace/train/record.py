@@ -1,4 +1,7 @@
-"""Per-run records: everything a trained network leaves behind, ready to log."""
+"""Per-run records: everything a trained network leaves behind, ready to log.
+
+The math: docs/science.md#training.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """Retraining from a trained network toward a nearby target (the third inverse-stability
 experiment): start at Gamma, fit g with d_W(R(Gamma), g) = delta, measure how far the
-parameters travel."""
+parameters travel.
+
+The math: docs/science.md#inverse-stability-experiments.
+"""
 
 from __future__ import annotations
 

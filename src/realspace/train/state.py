@@ -5,6 +5,8 @@ The state is also the checkpoint: ``LoopState.save`` writes its fields and
 second list to keep in step. Trainable parameters live in one flat (M, P) tensor (one
 optimizer update, one masked select per step); ``Layout`` says where each named
 parameter sits in it.
+
+The math: docs/science.md#training.
 """
 
 from __future__ import annotations
