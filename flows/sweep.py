@@ -97,7 +97,9 @@ def sweep_flow(
     opened = open_sweep_task(tracking_uri, experiment, sweep_key(cfg), cfg.name)
     parent, done = opened["parent"], opened["done"]
     pending = [r for r in runs if r.key not in done]
-    shards = pack_shards(pending, shard_budget(cfg, workers), cfg.execution.max_shard_size)
+    shards = pack_shards(
+        pending, shard_budget(cfg, workers), cfg.execution.max_shard_size, cfg.execution.dtype
+    )
     if max_shards is not None:
         shards = shards[:max_shards]
     options = {

@@ -107,6 +107,10 @@ def imports(module: str, path: Path) -> list[tuple[str, int]]:
                     continue
             else:
                 name = node.module
+                # from realspace import service: the name may be a module; _resolve keeps
+                # the longest prefix that is one
+                found += [(f"{name}.{a.name}", node.lineno) for a in node.names]
+                continue
             found.append((name, node.lineno))
     return found
 
@@ -189,10 +193,22 @@ def test_light_imports_load_no_heavy_stack(statement):
     assert out.stdout.strip() == "[]", (statement, out.stdout, out.stderr)
 
 
+def test_import_realspace_loads_numpy_alone():
+    """The package root (the science core's facade) loads no scipy, pandas, cvxpy or
+    matplotlib either: they load where first used."""
+    code = (
+        "import realspace, sys; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'scipy', 'pandas', 'cvxpy', 'matplotlib', 'pydantic', 'torch', 'mlflow'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
 def test_the_contract_catches_an_upward_import(tmp_path):
     """The checker itself: a core module importing the trainer is reported."""
     fake = tmp_path / "bad.py"
-    fake.write_text("def f():\n    from .train import loop\n")
-    found = [t for t, _ in imports("realspace.bad", fake)]
-    assert found == ["realspace.train"]
-    assert RANK[layer_of(_resolve(found[0]))] > RANK[layer_of("realspace.bad")]
+    fake.write_text("def f():\n    from .train import loop\n    from realspace import cli\n")
+    found = sorted(_resolve(t) for t, _ in imports("realspace.bad", fake))
+    assert found == ["realspace.cli", "realspace.train"]
+    assert all(RANK[layer_of(t)] > RANK[layer_of("realspace.bad")] for t in found)

@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape  # text from users and errors (keys like targets[0]) is no markup
 from rich.table import Table
 
 app = typer.Typer(
@@ -142,7 +143,7 @@ def sweep(
         )
     except OverBudget as e:
         for p in e.problems:
-            err.print(f"[red]refused:[/red] {p}", highlight=False)
+            err.print(f"[red]refused:[/red] {escape(p)}", highlight=False)
         err.print("Nothing was started. Pass --yes to run it anyway.")
         raise typer.Exit(2) from None
     except NotStarted as e:
@@ -153,8 +154,6 @@ def sweep(
 
 
 def _fail(e: Exception):
-    from rich.markup import escape  # a message names keys like targets[0]: not markup
-
     err.print(f"[red]error:[/red] {escape(_safe(e))}", highlight=False)
     raise typer.Exit(2) from None
 
@@ -169,17 +168,20 @@ def _print_plan(plan, where: str) -> None:
         highlight=False,
     )
     for p in plan.problems:
-        err.print(f"[yellow]warning:[/yellow] {p}", highlight=False)
+        err.print(f"[yellow]warning:[/yellow] {escape(p)}", highlight=False)
 
 
 def _summarize(s) -> None:
     for f in s.failed_shards:
         err.print(
-            f"[red]shard {f.name} failed[/red] ({f.runs} runs): {_safe(f.error)}",
+            f"[red]shard {escape(f.name)} failed[/red] ({f.runs} runs): {escape(_safe(f.error))}",
             highlight=False,
         )
     for f in s.failed_units:
-        err.print(f"[red]analysis {f.name} failed[/red]: {_safe(f.error)}", highlight=False)
+        err.print(
+            f"[red]analysis {escape(f.name)} failed[/red]: {escape(_safe(f.error))}",
+            highlight=False,
+        )
     state = "complete" if s.remaining == 0 else f"{s.remaining} runs remaining"
     out.print(
         f"[bold]done[/bold]: {s.trained} trained, {s.skipped} already finished, "
@@ -208,7 +210,11 @@ def status(config: ConfigArg, tracking_uri: TrackingOpt = None):
     cfg = _load(config)
     uri = _uri(tracking_uri, cfg)
     _reachable(uri)
-    runs, state = plan_runs(cfg), sweep_status(cfg, uri)
+    try:
+        runs = plan_runs(cfg)
+    except ValueError as e:  # a run the spec refuses (a target's parameters)
+        _fail(e)
+    state = sweep_status(cfg, uri)
     table = Table(title=f"sweep {cfg.name} ({_safe(uri)})")
     for col in ("target", "parametrization", "width", "done", "pending", "failed"):
         table.add_column(

@@ -4,9 +4,10 @@
     summary = run_sweep(plan)                        # check services, train, log, analyse
 
 ``run_sweep`` checks the tracking store and the Ray address first (seconds, not the
-minutes of a client's retries), refuses a sweep over its memory, disk or run budget unless
-``allow_over_budget``, opens the store, starts the Prefect API (``PREFECT_API_URL`` or a
-temporary local server) and the task runner (a local Ray, a Ray cluster, or in-process),
+minutes of a client's retries), then refuses a sweep over its memory, disk or run budget
+unless ``allow_over_budget``, then opens the store (creating the sweep's experiment),
+starts the Prefect API (``PREFECT_API_URL`` or a temporary local server) and the task
+runner (a local Ray, a Ray cluster, or in-process),
 runs the sweep flow and returns its typed :class:`SweepSummary`. Nothing here prints:
 the CLI formats. Every error raised before work starts is a :class:`NotStarted`.
 """
@@ -27,7 +28,15 @@ from .sweep.summary import SweepSummary
 from .tracking.publish import default_report_dir
 from .tracking.secrets import hide_uri, mask
 
-__all__ = ["NotStarted", "OverBudget", "SweepPlan", "plan_sweep", "check_services", "run_sweep"]
+__all__ = [
+    "NotStarted",
+    "OverBudget",
+    "SweepPlan",
+    "plan_sweep",
+    "check_services",
+    "open_tracking_store",
+    "run_sweep",
+]
 
 
 class NotStarted(Exception):
@@ -91,20 +100,24 @@ def plan_sweep(
     cfg = _config(config)
     uri = resolve_tracking_uri(tracking_uri, cfg.tracking.uri)
     address = ray_address or cfg.execution.ray_address
-    runs = plan_runs(cfg)
     workers = cfg.execution.num_workers or os.cpu_count() or 1
     local = Path(uri.removeprefix("sqlite:///")).parent if uri.startswith("sqlite:///") else None
+    try:  # a run the spec refuses (a target's parameters), a device that is not there
+        runs = plan_runs(cfg)
+        budget = shard_budget(cfg, workers)
+    except (ValueError, RuntimeError) as e:
+        raise NotStarted(mask(str(e))) from None
     estimate, problems = size_problems(
-        runs, shard_budget(cfg, workers), cfg.execution.max_runs, local, cfg.execution.dtype
+        runs, budget, cfg.execution.max_runs, local, cfg.execution.dtype
     )
     return SweepPlan(cfg, uri, address, runs, workers, estimate, problems)
 
 
 def check_services(plan: SweepPlan) -> None:
     """Raise NotStarted within seconds when the tracking store or the Ray cluster cannot be
-    reached, or the store cannot be opened (its experiment is created here)."""
+    reached (a client's own retries would take minutes)."""
     from .flows.runtime import check_ray_address
-    from .tracking.connection import check_reachable, open_store
+    from .tracking.connection import check_reachable
 
     try:
         check_reachable(plan.tracking_uri)
@@ -112,6 +125,12 @@ def check_services(plan: SweepPlan) -> None:
             check_ray_address(plan.ray_address)
     except ConnectionError as e:
         raise NotStarted(mask(str(e))) from None
+
+
+def open_tracking_store(plan: SweepPlan) -> None:
+    """Open the store and create the sweep's experiment; NotStarted when that fails."""
+    from .tracking.connection import open_store
+
     try:
         open_store(plan.tracking_uri, plan.config.tracking.experiment or plan.config.name)
     except Exception as e:  # noqa: BLE001 - any failure here is the user's to see, plainly
@@ -142,9 +161,10 @@ def run_sweep(
     units already FINISHED are skipped). Raises NotStarted (OverBudget for budgets) before
     any work; after that, failures of shards and units are in the summary, not raised."""
     t0 = time.perf_counter()
+    check_services(plan)
     if plan.problems and not allow_over_budget:
         raise OverBudget(plan.problems)
-    check_services(plan)
+    open_tracking_store(plan)  # only now: a refused sweep leaves no experiment behind
 
     from .flows.runtime import prefect_api, quiet_environment, ray_task_runner
 

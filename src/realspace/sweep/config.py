@@ -176,7 +176,7 @@ class SweepConfig(Strict):
                     "; give this target `parametrizations: [unrestricted]`"
                     if "restricted" in (t.parametrizations or self.parametrizations)
                     else ""
-                )
+                ) + ("; set optimizer.batch_size: 0" if self.optimizer.batch_size else "")
                 raise ValueError(f"targets[{i}] ({t.name}): " + "; ".join(sorted(broken)) + hint)
         return self
 
