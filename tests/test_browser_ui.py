@@ -6,6 +6,7 @@ which makes a missing browser a failure.
 """
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -94,7 +95,7 @@ def ui(finished_sweep):
         CLI + ["ui", str(cfg), "--port", str(port)],
         cwd=tmp,
         env=quiet_env(),
-        stdout=subprocess.DEVNULL,
+        stdout=open(tmp / "ui.out", "w"),  # noqa: SIM115 - the process holds it until killed
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
@@ -162,9 +163,13 @@ def _wait_for(driver, *texts, timeout=60):
 def test_the_ui_shows_the_sweep_its_runs_and_the_report(finished_sweep, ui, browser):
     tmp, _, exp_id, parent, child = finished_sweep
     shots = Path(os.environ.get("REALSPACE_SCREENSHOTS", tmp))
-    # the experiment page lists the sweep's parent run
-    browser.get(f"{ui}/#/experiments/{exp_id}")
-    _wait_for(browser, "browser-check", parent.info.run_name)
+    # the page `realspace ui CONFIG` prints is the experiment's runs table (MLflow 3 would
+    # otherwise open its GenAI overview), listing the sweep's parent run
+    [page] = re.findall(r"http://\S+", (tmp / "ui.out").read_text())
+    assert page.startswith(ui) and f"/experiments/{exp_id}/runs?" in page, page
+    browser.get(page)
+    body = _wait_for(browser, "browser-check", parent.info.run_name, "matching runs")
+    assert "Traces: 0" not in body
     browser.save_screenshot(str(shots / "experiment.png"))
     # a child run page shows the network's params
     browser.get(f"{ui}/#/experiments/{exp_id}/runs/{child.info.run_id}")

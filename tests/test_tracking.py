@@ -134,3 +134,13 @@ def test_status_read_with_sql_matches_the_client(store, tmp_path):
     assert not missing.exists()
     other = {**DOC, "name": "never-ran"}
     assert set(sweep_status(other, uri).values()) == {"pending"}
+
+
+def test_the_experiment_opens_on_its_runs_in_the_ui(store):
+    """MLflow 3's UI opens an untagged experiment on its traces overview ("Traces: 0");
+    a sweep's experiment carries the tag that makes the runs table its landing page."""
+    from realspace.tracking.layout import EXPERIMENT_KIND
+
+    _, st, _, _ = store
+    exp = st.client.get_experiment(st.experiment_id)
+    assert exp.tags.get(EXPERIMENT_KIND[0]) == EXPERIMENT_KIND[1]

@@ -148,7 +148,7 @@ def sweep(
         raise typer.Exit(2) from None
     except NotStarted as e:
         _fail(e)
-    _summarize(summary)
+    _summarize(summary, config)
     if summary.failed:
         raise typer.Exit(1)
 
@@ -171,7 +171,7 @@ def _print_plan(plan, where: str) -> None:
         err.print(f"[yellow]warning:[/yellow] {escape(p)}", highlight=False)
 
 
-def _summarize(s) -> None:
+def _summarize(s, config) -> None:
     for f in s.failed_shards:
         err.print(
             f"[red]shard {escape(f.name)} failed[/red] ({f.runs} runs): {escape(_safe(f.error))}",
@@ -189,7 +189,7 @@ def _summarize(s) -> None:
         f"Wall {s.wall_s:.1f} s (start-up {s.startup_s:.1f} s, logging {s.logging_s:.1f} s).\n"
         f"Experiment '{s.experiment}', parent run {s.parent_run} in "
         f"{_safe(s.tracking_uri)}\n"
-        f"Look: realspace ui  (then open the experiment '{s.experiment}')",
+        f"Look: realspace ui {escape(str(config))}  (the experiment '{s.experiment}')",
         highlight=False,
     )
     if s.report:
@@ -274,9 +274,16 @@ def ui(
     """Start the MLflow UI against the sweep's tracking store and print its URL."""
     import subprocess
 
-    from .tracking.connection import artifact_root, resolve_tracking_uri
+    from .tracking.connection import artifact_root, connect, resolve_tracking_uri, store_exists
+    from .tracking.layout import experiment_url
 
-    uri = resolve_tracking_uri(tracking_uri, _load(config).tracking.uri if config else None)
+    cfg = _load(config) if config else None
+    uri = resolve_tracking_uri(tracking_uri, cfg.tracking.uri if cfg else None)
+    page = base = f"http://{host}:{port}"
+    if cfg is not None and store_exists(uri):  # the sweep's own page, once it has one
+        _reachable(uri)  # a server that is away: said now, not after a client's retries
+        exp = connect(uri, cfg.tracking.experiment or cfg.name, create=False).experiment_id
+        page = experiment_url(base, exp) if exp is not None else base
     if host not in ("127.0.0.1", "localhost", "::1"):
         err.print(
             f"[yellow]warning:[/yellow] binding {host}: the UI is reachable from other "
@@ -298,7 +305,7 @@ def ui(
     ]
     if artifact_root(uri):  # a SQLite store: its artifacts beside it, where sweeps put them
         cmd += ["--default-artifact-root", artifact_root(uri)]
-    out.print(f"MLflow UI for {_safe(uri)}: http://{host}:{port}  (Ctrl-C to stop)")
+    out.print(f"MLflow UI for {_safe(uri)}: {page}  (Ctrl-C to stop)", highlight=False)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "DO_NOT_TRACK": "true"}
     try:
         subprocess.run(cmd, env=env, check=False)

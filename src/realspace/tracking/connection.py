@@ -84,16 +84,24 @@ def connect(uri: str, experiment: str, create: bool = True) -> Connection:
     """Open the store and the experiment (with ``create``, creating it when missing).
 
     A deleted experiment is an error rather than silently restored or shadowed: its name
-    is still taken in MLflow, and its runs would be invisible to every query here.
+    is still taken in MLflow, and its runs would be invisible to every query here. With
+    ``create`` the experiment is tagged so that the UI opens it on its runs (an experiment
+    made by an older version gets the tag then); without, nothing is written.
     """
     from mlflow.tracking import MlflowClient
+
+    from .layout import EXPERIMENT_KIND
 
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None and not create:
         exp_id = None
     elif exp is None:
-        exp_id = client.create_experiment(experiment, artifact_location=artifact_root(uri))
+        exp_id = client.create_experiment(
+            experiment,
+            artifact_location=artifact_root(uri),
+            tags={EXPERIMENT_KIND[0]: EXPERIMENT_KIND[1]},
+        )
     elif exp.lifecycle_stage != "active":
         raise ValueError(
             f"experiment {experiment!r} is deleted in {uri}; "
@@ -101,6 +109,8 @@ def connect(uri: str, experiment: str, create: bool = True) -> Connection:
         )
     else:
         exp_id = exp.experiment_id
+        if create and exp.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:
+            client.set_experiment_tag(exp_id, *EXPERIMENT_KIND)
     return Connection(uri, client, exp_id)
 
 

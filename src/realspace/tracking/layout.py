@@ -56,6 +56,17 @@ SHARD_TAG = "realspace.shard"  # training children: the shard that trained them
 NODE_TAG = "realspace.node"  # training children: the Ray node that trained them
 VERSION_TAG = "realspace.version"
 COMMIT_TAG = "realspace.git_commit"
+# MLflow 3's UI treats experiments as GenAI apps (a traces overview) unless told otherwise:
+# the experiment's kind says what it holds, and a link names the machine-learning view
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+
+def experiment_url(base_url: str, experiment_id: str) -> str:
+    """The MLflow UI page of a sweep's experiment: its runs table (without the workflow
+    parameter MLflow 3.17 opens the GenAI overview, "Traces: 0")."""
+    page = f"/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    return base_url.rstrip("/") + page
+
 
 # end-point numbers logged as metrics (with the census_* and proj_* counts); the rest of a
 # record's summary (margins, kink distance, ...) is in its record.json
