@@ -3,9 +3,10 @@
 The sweep's own planner and packer choose the runs and shards; each shard is trained,
 certified and recorded by ``train_and_record`` on CUDA with the kernel ``auto`` picks
 (realspace/train/kernels.py: prefix sums in d = 1, the whole default sweep; the numbers of
-2026-11-27 in bench/RESULTS.md were taken when auto still chose the fused kernel). Prints per-shard and total time and the end-point losses'
-summary, and, when given ``--reference FILE`` (a JSON of run key -> objective written by a
-CPU run with ``--write FILE``), the largest relative difference to it.
+2026-11-27 in bench/RESULTS.md were taken when auto still chose the fused kernel). Prints
+per-shard and total time and the end-point losses' summary, and, when given
+``--reference FILE`` (a JSON of run key -> objective written by a CPU run with
+``--write FILE``), the largest relative difference to it.
 
     python bench/gpu_default.py configs/default.yaml [--device cuda] [--write F | --reference F]
 """
