@@ -211,22 +211,12 @@ def test_load_runs_reads_one_typed_row_per_network(swept):
     assert (df["steps"] == 60).all() and (df["steps_taken"] <= 60).all()  # budget vs taken
 
 
-def test_the_report_reads_the_store_once(swept, tmp_path, monkeypatch):
+def test_the_report_reads_the_store_once(swept, tmp_path, search_queries):
     """publish_report reads through one SweepReader: one query for the parent, one for its
     children (not one per stage and per frame)."""
-    from mlflow.tracking import MlflowClient
-
     from realspace.tracking.publish import publish_report
 
     uri, _ = swept
-    queries = []
-    search = MlflowClient.search_runs
-
-    def counted(self, *args, **kwargs):
-        queries.append(args[1] if len(args) > 1 else kwargs.get("filter_string"))
-        return search(self, *args, **kwargs)
-
-    monkeypatch.setattr(MlflowClient, "search_runs", counted)
     report = publish_report(DOC, uri, out_dir=tmp_path, log=False)
-    assert len(queries) == 2, queries
+    assert len(search_queries) == 2, search_queries
     assert (tmp_path / "report.md").exists() and report.verdicts

@@ -214,7 +214,7 @@ def status(config: ConfigArg, tracking_uri: TrackingOpt = None):
         runs = plan_runs(cfg)
     except ValueError as e:  # a run the spec refuses (a target's parameters)
         _fail(e)
-    state = sweep_status(cfg, uri)
+    state = sweep_status(cfg, uri, planned=runs)
     table = Table(title=f"sweep {cfg.name} ({_safe(uri)})")
     for col in ("target", "parametrization", "width", "done", "pending", "failed"):
         table.add_column(

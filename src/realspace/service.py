@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .spec import cell_of
 from .sweep.budget import shard_budget, size_problems
-from .sweep.config import ConfigError, SweepConfig, load_config, parse_config
+from .sweep.config import ConfigError, SweepConfig, as_config
 from .sweep.plan import PlannedRun, pack_shards, plan_runs
 from .sweep.summary import SweepSummary
 from .tracking.publish import default_report_dir
@@ -78,10 +78,8 @@ class SweepPlan:
 
 
 def _config(config) -> SweepConfig:
-    if isinstance(config, SweepConfig):
-        return config
     try:
-        return parse_config(config) if isinstance(config, dict) else load_config(config)
+        return as_config(config)
     except ConfigError as e:
         raise NotStarted(str(e)) from None
 

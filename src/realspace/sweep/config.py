@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..inverse import PERTURBATIONS
 from ..spec import OPTIMIZERS, PARAMETRIZATIONS, SAMPLINGS, TARGET_NAMES, problem_conflicts
 
-__all__ = ["SweepConfig", "ConfigError", "load_config", "parse_config"]
+__all__ = ["SweepConfig", "ConfigError", "load_config", "parse_config", "as_config"]
 
 Parametrization = Literal[PARAMETRIZATIONS]
 OptimizerKind = Literal[OPTIMIZERS]
@@ -224,3 +224,11 @@ def load_config(path: str | Path) -> SweepConfig:
             f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}"
         ) from None
     return parse_config(data, str(path))
+
+
+def as_config(config) -> SweepConfig:
+    """A SweepConfig from a SweepConfig, a parsed document (dict) or a YAML path; raises
+    ConfigError for anything invalid."""
+    if isinstance(config, SweepConfig):
+        return config
+    return parse_config(config) if isinstance(config, dict) else load_config(config)

@@ -21,20 +21,10 @@ from .runs import SweepStore
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..sweep.config import SweepConfig
 
-__all__ = ["SweepReader", "as_config", "load_runs", "run_state", "sweep_status"]
+__all__ = ["SweepReader", "load_runs", "run_state", "sweep_status"]
 
 _SPEC_FIELDS = frozenset(RunSpec.__dataclass_fields__)
-
-
-def as_config(config) -> SweepConfig:
-    """A SweepConfig from a SweepConfig, a parsed document (dict) or a YAML path."""
-    from ..sweep.config import SweepConfig, load_config, parse_config
-
-    if isinstance(config, SweepConfig):
-        return config
-    return parse_config(config) if isinstance(config, dict) else load_config(config)
 
 
 class SweepReader:
@@ -48,6 +38,7 @@ class SweepReader:
         """``config``: the sweep (path, dict or SweepConfig); ``tracking_uri``: as for
         ``realspace sweep`` (--tracking-uri, else MLFLOW_TRACKING_URI, else the config's,
         else ./mlruns.db); a masked URI is resolved to the real one."""
+        from ..sweep.config import as_config  # pydantic loads with the first reader
         from ..sweep.plan import plan_runs, sweep_key
         from .secrets import reveal_uri
 
@@ -183,11 +174,13 @@ def run_state(statuses: set[str]) -> str:
     return "running" if "RUNNING" in statuses else "failed"
 
 
-def sweep_status(config, tracking_uri: str | None = None) -> dict[str, str]:
+def sweep_status(config, tracking_uri: str | None = None, planned=None) -> dict[str, str]:
     """Every planned run key -> its ``run_state``; every run "pending" when the store or
     the sweep does not exist yet. An embedded (SQLite) store is read with read-only SQL
     (``sqlite_status``: a tenth of a second instead of MLflow's five), any other store,
-    or an unknown schema, through a ``SweepReader``."""
+    or an unknown schema, through a ``SweepReader``. ``planned``: the config's planned
+    runs when the caller has them already (planning a large sweep takes seconds)."""
+    from ..sweep.config import as_config
     from ..sweep.plan import plan_runs, sweep_key
     from .connection import sqlite_path
     from .secrets import reveal_uri
@@ -195,7 +188,7 @@ def sweep_status(config, tracking_uri: str | None = None) -> dict[str, str]:
 
     cfg = as_config(config)
     uri = reveal_uri(resolve_tracking_uri(tracking_uri, cfg.tracking.uri))
-    planned = plan_runs(cfg)
+    planned = plan_runs(cfg) if planned is None else planned
     try:
         db = sqlite_path(uri)
         seen = (
