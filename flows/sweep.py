@@ -1,5 +1,6 @@
-"""The sweep flow: plan -> skip what is done -> train shards on workers -> log ->
-analysis stages (planned and resumed the same way) -> report -> summary.
+"""The sweep flow: plan -> open the sweep's cell runs, skip what their tables hold ->
+train shards on workers, which write their tables into the cell runs -> close each cell
+once complete -> analysis stages (planned and resumed the same way) -> report -> summary.
 
 No science here: every step calls realspace (planning, training, tracking).
 """
@@ -14,19 +15,20 @@ from prefect.futures import as_completed
 from realspace.sweep.analysis import plan_analysis
 from realspace.sweep.budget import shard_budget
 from realspace.sweep.config import parse_config
-from realspace.sweep.plan import pack_shards, plan_runs, sweep_key
+from realspace.sweep.plan import cell_key, pack_shards, plan_runs, sweep_key
 from realspace.sweep.progress import SweepProgress
 from realspace.sweep.summary import Failure, SweepSummary
 from realspace.tasks.analysis import (
     analysis_unit_task,
-    finished_runs_task,
     load_end_points_task,
     log_unit_task,
     report_task,
 )
 from realspace.tasks.faults import fault_point
-from realspace.tasks.tracking import log_shard_task, open_sweep_task
+from realspace.tasks.tracking import close_cell_task, open_sweep_task
 from realspace.tasks.train import train_shard_task
+from realspace.tracking.layout import cell_names
+from realspace.tracking.tables import Piece, piece_name
 
 
 def _submit(task, cfg, gpus_per_shard, *args):
@@ -39,13 +41,13 @@ def _submit(task, cfg, gpus_per_shard, *args):
     return task.submit(*args)
 
 
-def run_analysis(cfg, runs, tracking_uri, experiment, parent, options, gpus, progress):
-    """Compute and log every analysis unit not finished yet whose inputs are all trained.
-    Returns (units logged, units waiting for runs, failed units)."""
+def run_analysis(cfg, runs, uri, experiment, parent, pieces, units_done, options, gpus, progress):
+    """Compute and log every analysis unit not finished yet whose inputs are all trained
+    (``pieces``: run key -> its piece, of every trained network; ``units_done``: the
+    units FINISHED before). Returns (units logged, units waiting for runs, failed units)."""
     units = plan_analysis(cfg, runs)
-    finished = finished_runs_task(tracking_uri, experiment, parent)
-    todo = [u for u in units if u.key not in finished]
-    ready = [u for u in todo if all(m in finished for m in u.members)]
+    todo = [u for u in units if u.key not in units_done]
+    ready = [u for u in todo if all(m in pieces for m in u.members)]
     failed, logged = [], 0
     with SweepProgress(
         total=len(units),
@@ -56,9 +58,10 @@ def run_analysis(cfg, runs, tracking_uri, experiment, parent, options, gpus, pro
     ) as bar:
         futures = {}
         for u in ready:
+            members = list(u.members)
             params = (
-                load_end_points_task(tracking_uri, experiment, [finished[m] for m in u.members])
-                if u.members
+                load_end_points_task(uri, experiment, [pieces[m] for m in members], members)
+                if members
                 else []
             )
             futures[_submit(analysis_unit_task, cfg, gpus, u.stage, u.inputs, params, options)] = u
@@ -69,7 +72,7 @@ def run_analysis(cfg, runs, tracking_uri, experiment, parent, options, gpus, pro
             except Exception as err:
                 failed.append(Failure(u.name, repr(err)))
                 continue
-            log_unit_task(tracking_uri, experiment, parent, u, rows)
+            log_unit_task(uri, experiment, parent, u, rows)
             fault_point("analysis")
             logged += 1
             bar.advance(1)
@@ -94,9 +97,22 @@ def sweep_flow(
     experiment = cfg.tracking.experiment or cfg.name
     runs = plan_runs(cfg)
     fault_point("plan")
-    opened = open_sweep_task(tracking_uri, experiment, sweep_key(cfg), cfg.name)
-    parent, done = opened["parent"], opened["done"]
-    pending = [r for r in runs if r.key not in done]
+    members: dict[str, list[str]] = {}  # cell key -> its run keys
+    specs = {}
+    cell = {}  # run key -> cell key
+    for r in runs:
+        cell[r.key] = k = cell_key(r.spec)
+        members.setdefault(k, []).append(r.key)
+        specs.setdefault(k, r.spec)
+    names = cell_names(specs)
+    wanted = {k: (names[k], specs[k], len(keys)) for k, keys in members.items()}
+    t = time.perf_counter()
+    opened = open_sweep_task(tracking_uri, experiment, sweep_key(cfg), cfg.name, wanted)
+    t_log = time.perf_counter() - t
+    parent, cells, pieces = opened["parent"], opened["cells"], opened["pieces"]
+    network_runs = cfg.tracking.wants_network_runs(len(runs))
+    pending = [r for r in runs if r.key not in pieces]
+    left = {k: sum(key not in pieces for key in keys) for k, keys in members.items()}
     shards = pack_shards(
         pending, shard_budget(cfg, workers), cfg.execution.max_shard_size, cfg.execution.dtype
     )
@@ -106,46 +122,67 @@ def sweep_flow(
         "device": cfg.execution.device,
         "dtype": cfg.execution.dtype,
         "threads": cfg.execution.cpus_per_worker,
+        "tracking_uri": tracking_uri,
     }
     t_plan = time.perf_counter()
 
-    failed, logged, diverged, t_log, busy = [], 0, 0, 0.0, 0.0
+    def close(keys):
+        """Close the cells of ``keys`` that are complete now (and not FINISHED)."""
+        nonlocal t_log
+        t = time.perf_counter()
+        for k in sorted({cell[key] for key in keys}):
+            if left[k] == 0 and cells[k].status != "FINISHED":
+                close_cell_task(tracking_uri, experiment, cells[k], members[k], network_runs)
+        t_log += time.perf_counter() - t
+
+    close(pieces)  # cells completed by an execution that died before closing them
+    failed, logged, diverged, busy, t_write, written = [], 0, 0, 0.0, 0.0, 0
     with SweepProgress(total=len(runs), done=len(runs) - len(pending), enabled=progress) as bar:
         futures = {}
         for shard in shards:
-            specs = [r.spec.to_dict() for r in shard.runs]
-            futures[_submit(train_shard_task, cfg, gpus_per_shard, specs, options)] = shard
+            keys = [r.key for r in shard.runs]
+            dest = {key: {"cell": cell[key], **_where(cells[cell[key]])} for key in keys}
+            todo = [r.spec.to_dict() for r in shard.runs]
+            args = (shard.id, todo, keys, options, dest)
+            futures[_submit(train_shard_task, cfg, gpus_per_shard, *args)] = shard
         for fut in as_completed(list(futures)):
             shard = futures[fut]
             try:
                 result = fut.result()
-                records = result["records"]
-                busy += result["seconds"]
             except Exception as err:  # the shard failed every retry: report, go on
                 failed.append(Failure(shard.id, repr(err), runs=len(shard.runs)))
                 continue
-            fault_point("trained")
-            t = time.perf_counter()
-            log_shard_task(
-                tracking_uri,
-                experiment,
-                parent,
-                shard.id,
-                [r.key for r in shard.runs],
-                records,
-                node=result.get("node"),
-            )
-            t_log += time.perf_counter() - t
-            logged += len(records)
-            diverged += sum(r.status == "diverged" for r in records)
-            bar.advance(len(records))
+            busy += result["seconds"]
+            t_write += result["write_seconds"]
+            written += result["bytes"]
+            keys = result["keys"]
+            by_cell: dict[str, list[str]] = {}
+            for key in keys:
+                by_cell.setdefault(cell[key], []).append(key)
+            for k, ks in by_cell.items():
+                piece = Piece(cells[k].run_id, cells[k].artifact_uri, piece_name(ks))
+                pieces.update(dict.fromkeys(ks, piece))
+                left[k] -= len(ks)
+            logged += len(keys)
+            diverged += result["diverged"]
+            bar.advance(len(keys))
+            close(keys)
 
     remaining = len(pending) - logged
     t_analysis = time.perf_counter()
     units, waiting, failed_units, report = 0, 0, [], None
     if analysis:
         units, waiting, failed_units = run_analysis(
-            cfg, runs, tracking_uri, experiment, parent, options, gpus_per_shard, progress
+            cfg,
+            runs,
+            tracking_uri,
+            experiment,
+            parent,
+            pieces,
+            opened["units"],
+            options,
+            gpus_per_shard,
+            progress,
         )
         if cfg.analysis.report:
             try:
@@ -171,6 +208,8 @@ def sweep_flow(
         wall_s=time.perf_counter() - t0,
         plan_s=t_plan - t0,
         logging_s=t_log,
+        write_s=t_write,
+        written_bytes=written,
         analysis_s=analysis_s,
         train_busy_s=busy,
         started_at=started_at,
@@ -181,6 +220,7 @@ def sweep_flow(
     open_store(tracking_uri, experiment).finish_parent(
         parent,
         {
+            "cells_total": len(members),
             "runs_total": len(runs),
             "runs_trained": logged,
             "runs_remaining": remaining,
@@ -192,3 +232,8 @@ def sweep_flow(
         status="FAILED" if failed or failed_units else ("KILLED" if remaining else "FINISHED"),
     )
     return summary
+
+
+def _where(cell) -> dict:
+    """What a worker needs to write into a cell run."""
+    return {"run_id": cell.run_id, "artifact_uri": cell.artifact_uri}

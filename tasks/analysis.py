@@ -6,20 +6,14 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 
-@task(name="finished-runs", cache_policy=NO_CACHE, persist_result=False)
-def finished_runs_task(tracking_uri: str, experiment: str, parent: str) -> dict:
-    """{run key: run id} of every FINISHED child (training runs and analysis units)."""
-    from realspace.tracking.connection import open_store
-
-    return open_store(tracking_uri, experiment).reconcile(parent).done
-
-
 @task(name="load-end-points", cache_policy=NO_CACHE, persist_result=False)
-def load_end_points_task(tracking_uri: str, experiment: str, run_ids: list[str]) -> list[dict]:
-    """The raw end-point parameters of finished runs (their params.npz)."""
+def load_end_points_task(
+    tracking_uri: str, experiment: str, pieces: list, keys: list[str]
+) -> list[dict]:
+    """The raw end points of trained networks, by run key, from their pieces' arrays."""
     from realspace.tracking.connection import open_store
 
-    return open_store(tracking_uri, experiment).end_points(run_ids)
+    return open_store(tracking_uri, experiment).end_points(pieces, keys)
 
 
 @task(name="analysis-unit", cache_policy=NO_CACHE, persist_result=False)

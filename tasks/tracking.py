@@ -1,44 +1,45 @@
-"""Tracking-store tasks: thin wrappers over realspace.tracking (they run in the driver)."""
+"""Tracking-store tasks that run in the driver: a thin wrapper over realspace.tracking.
+The networks' tables are written by the workers (tasks/train.py), not here."""
 
 from __future__ import annotations
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+# Store calls retry with backoff (a tracking server that is away for a while); each is
+# idempotent, so a retry never duplicates a run.
+STORE_RETRIES = {"retries": 4, "retry_delay_seconds": [2, 8, 30, 60]}
 
-@task(name="open-sweep", cache_policy=NO_CACHE, persist_result=False)
-def open_sweep_task(tracking_uri: str, experiment: str, sweep_key: str, name: str) -> dict:
-    """Find or create the sweep's parent run; clean children left unfinished by a crash.
 
-    Returns {"parent": run id, "done": {run key: run id}} from one query of the sweep.
+@task(name="open-sweep", cache_policy=NO_CACHE, persist_result=False, **STORE_RETRIES)
+def open_sweep_task(
+    tracking_uri: str, experiment: str, sweep_key: str, name: str, cells: dict
+) -> dict:
+    """Find or create the sweep's parent run and its cell runs (``cells``: cell key ->
+    (name, spec, seeds)), delete analysis units left unfinished by a crash, and read
+    which networks are in the cells' tables.
+
+    Returns {"parent": run id, "cells": {cell key: CellRun}, "pieces": {run key: Piece},
+    "units": {unit key: run id}}.
     """
     from realspace.tracking.connection import open_store
 
     store = open_store(tracking_uri, experiment)
     parent = store.parent_run(sweep_key, name)
-    return {"parent": parent, "done": store.reconcile(parent).done}
+    units = store.reconcile(parent).done
+    opened = store.open_cells(parent, cells)
+    pieces = {}
+    for cell in opened.values():
+        pieces.update(store.pieces(cell))
+    return {"parent": parent, "cells": opened, "pieces": pieces, "units": units}
 
 
-# Logging retries with backoff (a tracking server that is away for a while); it is
-# idempotent, so a retry never duplicates a run.
-LOG_RETRIES = {"retries": 4, "retry_delay_seconds": [2, 8, 30, 60]}
-
-
-@task(name="log-shard", cache_policy=NO_CACHE, persist_result=False, **LOG_RETRIES)
-def log_shard_task(
-    tracking_uri: str,
-    experiment: str,
-    parent: str,
-    shard_id: str,
-    keys: list[str],
-    records: list,
-    node: str | None = None,
-) -> list[str]:
-    """Log every record of a shard as a child run (FINISHED only once complete)."""
-    from realspace.tasks.faults import fault_point
+@task(name="close-cell", cache_policy=NO_CACHE, persist_result=False, **STORE_RETRIES)
+def close_cell_task(
+    tracking_uri: str, experiment: str, cell, keys: list[str], network_runs: bool
+) -> dict:
+    """Close one cell whose networks are all in its tables: metrics, networks.html, a
+    run per network with ``network_runs``, then FINISHED. Returns its metrics."""
     from realspace.tracking.connection import open_store
 
-    store = open_store(tracking_uri, experiment)
-    return store.log_shard(
-        parent, shard_id, keys, records, node=node, after_each=lambda: fault_point("logging")
-    )
+    return open_store(tracking_uri, experiment).close_cell(cell, keys, network_runs)

@@ -1,9 +1,16 @@
-"""Training a shard on a worker: a thin wrapper over realspace.train."""
+"""Training a shard on a worker, and writing its tables where it trained: a thin wrapper
+over realspace.train and realspace.tracking.tables."""
 
 from __future__ import annotations
 
+import time
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+
+# Writing a piece retries with backoff (a tracking server that is away for a while)
+# before the task fails; a piece is named by its networks, so a retry never duplicates.
+WRITE_DELAYS = (2, 8, 30, 60)
 
 
 # A shard that raises is retried twice with backoff (a run's result depends only on its
@@ -15,31 +22,88 @@ from prefect.cache_policies import NO_CACHE
     retries=2,
     retry_delay_seconds=[5, 30],
 )
-def train_shard_task(specs: list[dict], options: dict) -> dict:
-    """Train, certify and record one shard: {"records": [RunRecord], "seconds": busy time,
-    "node": the Ray node id or None}.
+def train_shard_task(
+    shard_id: str, specs: list[dict], keys: list[str], options: dict, cells: dict
+) -> dict:
+    """Train, certify and record one shard, and write its networks into their cell runs'
+    tables (one piece per cell). ``cells``: run key -> {"cell", "run_id",
+    "artifact_uri"} of its cell run; ``options``: device, dtype ("float32" | "float64"),
+    threads (torch intra-op threads), tracking_uri.
 
-    ``options``: device, dtype ("float32" | "float64"), threads (torch intra-op threads).
-    Resume is by run key in the tracking store, not by Prefect's cache (NO_CACHE).
+    Returns {"keys": run keys written, "diverged": how many diverged, "seconds": busy
+    time, "write_seconds": of which writing, "bytes": written, "node": the Ray node id}.
+    Resume is by the tables in the tracking store, not by Prefect's cache (NO_CACHE).
     """
-    import time
-
     import torch
 
+    from realspace.tasks.faults import fault_point
     from realspace.train import RunSpec, TrainOptions, train_and_record
 
     if options.get("threads"):
         torch.set_num_threads(max(1, int(options["threads"])))
     device = None if options.get("device", "auto") == "auto" else options["device"]
     dtype = torch.float64 if options.get("dtype") == "float64" else torch.float32
-    from realspace.tasks.faults import fault_point
 
     start = time.perf_counter()
     fault_point("train", detail=specs[0].get("parametrization", ""))
     records = train_and_record(
         [RunSpec.from_dict(s) for s in specs], TrainOptions(device=device, dtype=dtype)
     )
-    return {"records": records, "seconds": time.perf_counter() - start, "node": _node_id()}
+    fault_point("trained")
+    node = _node_id()
+    t_write = time.perf_counter()
+    written = _write_pieces(options["tracking_uri"], shard_id, keys, records, cells, node)
+    end = time.perf_counter()
+    return {
+        "keys": list(keys),
+        "diverged": sum(r.status == "diverged" for r in records),
+        "seconds": end - start,
+        "write_seconds": end - t_write,
+        "bytes": written,
+        "node": node,
+    }
+
+
+def _write_pieces(uri, shard_id, keys, records, cells, node) -> int:
+    """One piece per cell of the shard; a remote store's write is retried on failure
+    (WRITE_DELAYS)."""
+    from realspace.tasks.faults import fault_point
+    from realspace.tracking.artifacts import local_dir
+    from realspace.tracking.secrets import reveal_uri
+    from realspace.tracking.tables import piece_arrays, piece_name, piece_rows, put_piece
+
+    client = []
+
+    def client_factory():  # one client per shard, made only for a remote store
+        if not client:
+            from mlflow.tracking import MlflowClient
+
+            client.append(MlflowClient(reveal_uri(uri)))
+        return client[0]
+
+    by_cell: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        by_cell.setdefault(cells[key]["cell"], []).append(i)
+    written = 0
+    for idx in by_cell.values():
+        ks, recs = [keys[i] for i in idx], [records[i] for i in idx]
+        dest = cells[ks[0]]
+        rows, arrays = piece_rows(ks, recs, shard_id, node), piece_arrays(ks, recs)
+        # a local folder either takes the write or not (a full disk): no point waiting
+        remote = local_dir(dest["artifact_uri"]) is None
+        for delay in (*(WRITE_DELAYS if remote else ()), None):
+            try:
+                name = piece_name(ks)
+                written += put_piece(
+                    client_factory, dest["run_id"], dest["artifact_uri"], name, rows, arrays
+                )
+                break
+            except Exception:
+                if delay is None:
+                    raise
+                time.sleep(delay)
+        fault_point("logging")
+    return written
 
 
 def _node_id() -> str | None:

@@ -1,5 +1,5 @@
 """The sweep flow end to end (in-process task runner, temporary Prefect API), read back
-through MlflowClient and compared with the trainer's own records; its analysis stages
+through MlflowClient and pyarrow and compared with the trainer's own records; its analysis stages
 and the report it ends with."""
 
 import os
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sweepstate import sweep_state
 
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -54,28 +55,30 @@ def swept(harness, tmp_path_factory):
 
 
 def _children(client, uri):
-    exp = client.get_experiment_by_name("tiny")
-    parent = client.search_runs([exp.experiment_id], "tags.`realspace.sweep_key` != ''")
-    assert len(parent) == 1
-    kids = client.search_runs(
-        [exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parent[0].info.run_id}'"
-    )
-    train = [c for c in kids if "realspace.stage" not in c.data.tags]
-    stages = [c for c in kids if "realspace.stage" in c.data.tags]
-    return parent[0], train, stages
+    state = sweep_state(uri, "tiny")
+    return state.parent, state.cells, state.units
 
 
-def test_flow_logs_one_finished_child_per_run(swept):
+def test_flow_writes_every_network_once_into_its_cell(swept):
     from mlflow.tracking import MlflowClient
 
     uri, summary = swept
     runs = plan_runs(parse_config(DOC))
     assert summary.trained == len(runs) == 16 and summary.remaining == 0
-    client = MlflowClient(uri)
-    parent, children, _ = _children(client, uri)
-    assert parent.info.status == "FINISHED"
-    assert sorted(c.data.tags["realspace.run_key"] for c in children) == sorted(r.key for r in runs)
-    assert {c.info.status for c in children} == {"FINISHED"}
+    state = sweep_state(uri, "tiny")
+    assert state.parent.info.status == "FINISHED"
+    # 2 targets x 2 parametrizations x 2 widths; each cell's 2 seeds in its table
+    assert len(state.cells) == 8 and {c.info.status for c in state.cells} == {"FINISHED"}
+    assert sorted(state.keys) == sorted(r.key for r in runs)  # each once
+    for c in state.cells:
+        assert c.data.metrics["networks"] == 2 and "networks.html" in {
+            f.path for f in MlflowClient(uri).list_artifacts(c.info.run_id)
+        }
+    # a small sweep (at most 64 networks) also has a run per network, under its cell
+    assert sorted(n.data.tags["realspace.run_key"] for n in state.networks) == sorted(
+        r.key for r in runs
+    )
+    assert {n.info.status for n in state.networks} == {"FINISHED"}
 
 
 def test_analysis_units_are_logged_once_each_with_their_tables(swept):
@@ -142,55 +145,56 @@ def test_the_report_is_written_and_logged_to_the_parent(swept):
     assert steps == {2, 3}
 
 
-def test_children_hold_the_trainers_records(swept):
+def test_tables_hold_the_trainers_records(swept):
+    """Each network's row, end point and loss curve in its cell's table and arrays, and
+    its own run, against the same runs trained again alone."""
     from mlflow.tracking import MlflowClient
 
     uri, _ = swept
     client = MlflowClient(uri)
-    exp = client.get_experiment_by_name("tiny")
-    by_key = {
-        c.data.tags["realspace.run_key"]: c
-        for c in client.search_runs([exp.experiment_id], "tags.`realspace.run_key` != ''")
-    }
+    state = sweep_state(uri, "tiny")
+    rows = {r["run_key"]: r for r in state.rows}
+    nets = {n.data.tags["realspace.run_key"]: n for n in state.networks}
+    reader = SweepReader(DOC, uri)
     runs = plan_runs(parse_config(DOC))[::3]  # trained alone: a run never depends on its shard
     records = [train_and_record([r.spec])[0] for r in runs]
-    for run, rec in zip(runs, records, strict=True):
-        child = by_key[run.key]
+    ends = reader.params_by_key([r.key for r in runs])
+    for run, rec, end in zip(runs, records, ends, strict=True):
+        row, child = rows[run.key], nets[run.key]
         spec = rec.spec
+        assert (row["width"], row["seed"]) == (spec.width, spec.seed)
+        assert row["parametrization"] == spec.parametrization
+        assert row["loss"] == pytest.approx(rec.loss, rel=1e-4)
+        assert row["certified"] == rec.certified and row["run_status"] == rec.status
+        np.testing.assert_allclose(end["a"], rec.params["a"], rtol=1e-5, atol=1e-7)
         assert child.data.params["width"] == str(spec.width)
         assert child.data.params["seed"] == str(spec.seed)
-        assert child.data.params["parametrization"] == spec.parametrization
         assert child.data.tags["target"].startswith(spec.target)
-        assert child.data.metrics["loss"] == pytest.approx(rec.loss, rel=1e-4)
+        assert child.data.metrics["loss"] == row["loss"]
         history = client.get_metric_history(child.info.run_id, "train_objective")
         assert 0 < len(history) <= 200
         folder = Path(client.download_artifacts(child.info.run_id, ""))
-        params = np.load(folder / "params.npz")
-        np.testing.assert_allclose(params["a"], rec.params["a"], rtol=1e-5, atol=1e-7)
-        np.testing.assert_allclose(params["canonical_c"], rec.canonical.c, rtol=1e-5, atol=1e-7)
-        real = np.load(folder / "realization.npz")
-        np.testing.assert_allclose(real["f"], rec.network(real["x"]), rtol=1e-9, atol=1e-12)
-        assert (folder / "record.json").read_text().count(run.key) == 1
+        with np.load(folder / "end_point.npz") as z:
+            np.testing.assert_array_equal(z["c"], end["c"])
+        assert (folder / "realization.svg").read_text().startswith("<svg")
 
 
 def test_rerun_skips_everything_and_creates_nothing(swept):
-    from mlflow.tracking import MlflowClient
 
     from realspace.flows.sweep import sweep_flow
 
     uri, _ = swept
-    client = MlflowClient(uri)
-    _, _, before = _children(client, uri)
+    before = sweep_state(uri, "tiny")
     again = sweep_flow(DOC, uri, progress=False, analysis=True, report_dir=None)
     assert again.trained == 0 and again.skipped == 16 and again.analysis_units == 0
-    _, train, stages = _children(client, uri)
-    assert len(train) == 16
-    assert sorted(c.info.run_id for c in stages) == sorted(c.info.run_id for c in before)
+    after = sweep_state(uri, "tiny")
+    assert sorted(after.keys) == sorted(before.keys) and after.pieces == before.pieces
+    for kind in ("cells", "units", "networks"):
+        ids = [sorted(r.info.run_id for r in getattr(s, kind)) for s in (before, after)]
+        assert ids[0] == ids[1], kind
 
 
 def test_load_runs_reads_one_typed_row_per_network(swept):
-    from mlflow.tracking import MlflowClient
-
     uri, _ = swept
     df = load_runs(DOC, uri)
     runs = plan_runs(parse_config(DOC))
@@ -200,10 +204,10 @@ def test_load_runs_reads_one_typed_row_per_network(swept):
         "unrestricted",
         "restricted",
     }
-    row = df.iloc[0]
-    child = MlflowClient(uri).get_run(row["run_id"])
-    assert row["loss"] == child.data.metrics["loss"]
-    assert row["run_key"] == child.data.tags["realspace.run_key"]
+    rows = {r["run_key"]: r for r in sweep_state(uri, "tiny").rows}
+    for _, row in df.iterrows():
+        assert row["loss"] == rows[row["run_key"]]["loss"]
+        assert row["objective"] == rows[row["run_key"]]["objective"]
     from realspace.stats import specs_of
 
     by_key = {r.key: r.spec for r in runs}

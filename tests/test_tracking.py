@@ -1,33 +1,55 @@
-"""The tracking layer on its own (no flow): reconciling a parent's children after a crash,
-and reading a sweep back through one SweepReader."""
+"""The tracking layer on its own (no flow): cell runs and their tables written, read back
+through one SweepReader and through read-only SQL, a table cut short, analysis units
+reconciled after a crash, a cell closed, a store of the old layout refused."""
 
 import os
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
 
 from realspace.sweep.config import parse_config  # noqa: E402
-from realspace.sweep.plan import plan_runs, sweep_key  # noqa: E402
+from realspace.sweep.plan import cell_key, plan_runs, sweep_key  # noqa: E402
 from realspace.tracking import SweepReader, load_runs  # noqa: E402
-from realspace.tracking.layout import KEY_TAG, PARENT_TAG  # noqa: E402
-from realspace.tracking.runs import Reconciled, SweepStore  # noqa: E402
+from realspace.tracking.layout import KEY_TAG, PARENT_TAG, SWEEP_TAG  # noqa: E402
+from realspace.tracking.runs import OldLayout, Reconciled, SweepStore  # noqa: E402
+from realspace.tracking.tables import (  # noqa: E402
+    SHARDS,
+    piece_arrays,
+    piece_name,
+    piece_rows,
+    put_piece,
+)
 
 DOC = {
     "name": "reader-check",
     "targets": [{"name": "sin"}],
     "parametrizations": ["unrestricted"],
     "widths": [2],
-    "seeds": 3,
+    "seeds": 4,
     "optimizer": {"steps": 20, "lr": 0.02},
     "data": {"n_samples": 16},
 }
 
 
+def _write(st, cell, runs, records, shard="shard-0"):
+    keys = [r.key for r in runs]
+    return put_piece(
+        lambda: st.client,
+        cell.run_id,
+        cell.artifact_uri,
+        piece_name(keys),
+        piece_rows(keys, records, shard, None),
+        piece_arrays(keys, records),
+    )
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """A sweep of three planned runs: the first logged (FINISHED), the second left
-    RUNNING and the third FAILED by an "interrupted" attempt."""
+    """A sweep of four planned runs in one cell: the first two written as one piece, the
+    third's piece cut short (a crash mid-write), the fourth never trained; and two
+    analysis units left RUNNING and FAILED by an "interrupted" attempt."""
     from realspace.train import train_and_record
 
     cfg = parse_config(DOC)
@@ -35,55 +57,129 @@ def store(tmp_path_factory):
     runs = plan_runs(cfg)
     st = SweepStore(uri, cfg.name)
     parent = st.parent_run(sweep_key(cfg), cfg.name)
-    [record] = train_and_record([runs[0].spec])
-    st.log_shard(parent, "shard-0", [runs[0].key], [record])
-    for run, status in zip(runs[1:], ("RUNNING", "FAILED"), strict=True):
+    key = cell_key(runs[0].spec)
+    [cell] = st.open_cells(parent, {key: ("sin-u-w2", runs[0].spec, 4)}).values()
+    records = train_and_record([r.spec for r in runs[:3]])
+    _write(st, cell, runs[:2], records[:2])
+    _write(st, cell, runs[2:3], records[2:3])
+    cut = st.pieces(cell)[runs[2].key]
+    table = st.cell_table(cell)  # before the cut: all three
+    assert len(table) == 3
+    path = cell.artifact_uri.removeprefix("file://") + f"/{SHARDS}/{cut.name}.parquet"
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: len(data) // 2])
+    for unit, status in (("unit-a", "RUNNING"), ("unit-b", "FAILED")):
         child = st.client.create_run(
-            st.experiment_id, tags={PARENT_TAG: parent, KEY_TAG: run.key}
+            st.experiment_id, tags={PARENT_TAG: parent, KEY_TAG: unit, "realspace.stage": "x"}
         ).info.run_id
         if status != "RUNNING":
             st.client.set_terminated(child, status)
-    return uri, st, parent, runs
+    return uri, st, parent, runs, records, cell
 
 
 def test_the_reader_reports_each_planned_run(store):
-    uri, _, _, runs = store
+    uri, _, _, runs, records, _ = store
     reader = SweepReader(DOC, uri)
     assert [r.key for r in reader.planned] == [r.key for r in runs]
+    # the piece cut short does not count: its network will be trained again
     assert reader.status() == {
         runs[0].key: "done",
-        runs[1].key: "running",
-        runs[2].key: "failed",
+        runs[1].key: "done",
+        runs[2].key: "pending",
+        runs[3].key: "pending",
     }
     df = reader.runs()
-    assert list(df["run_key"]) == [runs[0].key]  # FINISHED only
+    assert sorted(df["run_key"]) == sorted(r.key for r in runs[:2])
     assert load_runs(DOC, uri).equals(df)
-    [by_row] = reader.params(df)
-    [by_id] = reader.params_by_id(list(df["run_id"]))
-    assert sorted(by_row) == ["a", "b", "c", "e", "w"]
-    assert all((by_row[k] == by_id[k]).all() for k in by_row)
+    assert df["width"].dtype.kind == "i" and df["certified"].dtype == bool
+    by_key = {r.key: rec for r, rec in zip(runs, records, strict=False)}
+    for (_, row), end in zip(df.iterrows(), reader.params(df), strict=True):
+        rec = by_key[row["run_key"]]
+        assert row["loss"] == rec.loss and row["objective"] == rec.objective
+        assert row["census_effective_width"] == rec.census["effective_width"]
+        assert row["target_params"] == {} and row["seed"] == rec.spec.seed
+        for k in "abcew":  # float64 end points, exactly as trained
+            np.testing.assert_array_equal(end[k], rec.params[k])
+    [again] = reader.params_by_key([df["run_key"][1]])
+    assert all((again[k] == reader.params(df)[1][k]).all() for k in again)
 
 
 def test_the_reader_lists_the_children_once(store, search_queries):
     """Every answer comes from one query of the parent's children (and one for the
     parent), however many questions are asked."""
-    uri, _, _, _ = store
+    uri, *_ = store
     reader = SweepReader(DOC, uri)
     reader.status()
     df = reader.runs()
     reader.stage("pathology")
-    reader.params_by_id(list(df["run_id"]))
+    reader.params_by_key(list(df["run_key"]))
     assert len(search_queries) == 2, search_queries
 
 
-def test_reconcile_keeps_the_finished_and_deletes_the_rest(store):
-    _, st, parent, runs = store
+def test_status_read_with_sql_matches_the_client(store, tmp_path):
+    """The read-only SQL path of `realspace status` against MLflow's client on one store,
+    and nothing there yet: every run pending, no file created."""
+    from realspace.tracking.reader import sweep_status
+    from realspace.tracking.sqlite_status import done_keys
+
+    uri, _, _, runs, _, _ = store
+    db = uri.removeprefix("sqlite:///")
+    assert done_keys(db, DOC["name"], sweep_key(parse_config(DOC)), uri) == {
+        runs[0].key,
+        runs[1].key,
+    }
+    assert sweep_status(DOC, uri) == SweepReader(DOC, uri).status()
+    missing = tmp_path / "none" / "mlruns.db"
+    assert set(sweep_status(DOC, f"sqlite:///{missing}").values()) == {"pending"}
+    assert not missing.exists()
+    other = {**DOC, "name": "never-ran"}
+    assert set(sweep_status(other, uri).values()) == {"pending"}
+
+
+def test_reconcile_keeps_the_finished_units_and_deletes_the_rest(store):
+    _, st, parent, *_ = store
     first = st.reconcile(parent)
-    assert isinstance(first, Reconciled) and first.deleted == 2
-    assert list(first.done) == [runs[0].key]
-    again = st.reconcile(parent)  # nothing left to clean
-    assert again == Reconciled(first.done, 0)
-    assert SweepReader(DOC, st.uri).status()[runs[1].key] == "pending"
+    assert isinstance(first, Reconciled) and first.deleted == 2 and first.done == {}
+    assert st.reconcile(parent) == Reconciled({}, 0)  # nothing left to clean
+
+
+def test_a_cell_closes_only_when_complete_then_holds_its_view(store):
+    """close_cell refuses a cell with networks missing; once they are in: metrics from
+    the table, networks.html with every network's realization drawn, a run per network
+    on request (children of the cell), FINISHED."""
+    from mlflow.tracking import MlflowClient
+
+    from realspace.train import train_and_record
+
+    uri, st, parent, runs, records, cell = store
+    keys = [r.key for r in runs]
+    with pytest.raises(RuntimeError, match="2 networks not in its tables"):
+        st.close_cell(cell, keys, network_runs=False)
+    rest = train_and_record([r.spec for r in runs[2:]])
+    _write(st, cell, runs[2:], rest, shard="shard-1")  # the rerun's piece
+    found = st.close_cell(cell, keys, network_runs=True)
+    objectives = [rec.objective for rec in records[:2] + rest]
+    assert found["networks"] == 4 and found["objective_min"] == min(objectives)
+    assert found["objective_median"] == pytest.approx(np.median(objectives), rel=1e-12)
+    client = MlflowClient(uri)
+    run = client.get_run(cell.run_id)
+    assert run.info.status == "FINISHED" and run.data.metrics["networks"] == 4
+    assert run.data.params["seeds"] == "4" and "seed" not in run.data.params
+    page = client.download_artifacts(cell.run_id, "networks.html")
+    text = open(page).read()
+    assert text.count("<svg") == 4 and all(k in text for k in keys)
+    nets = client.search_runs([st.experiment_id], f"tags.`{PARENT_TAG}` = '{cell.run_id}'")
+    assert sorted(n.data.tags[KEY_TAG] for n in nets) == sorted(keys)
+    assert {n.info.status for n in nets} == {"FINISHED"}
+    assert {f.path for f in client.list_artifacts(nets[0].info.run_id)} == {
+        "end_point.npz",
+        "realization.svg",
+    }
+    assert SweepReader(DOC, uri).status() == {k: "done" for k in keys}
+    # closing again (a rerun after a crash part-way) adds no run
+    st.close_cell(cell, keys, network_runs=True)
+    again = client.search_runs([st.experiment_id], f"tags.`{PARENT_TAG}` = '{cell.run_id}'")
+    assert len(again) == 4
 
 
 def test_a_missing_store_is_reported_not_created(tmp_path):
@@ -96,34 +192,24 @@ def test_a_missing_store_is_reported_not_created(tmp_path):
         load_runs(DOC, f"sqlite:///{db}")
 
 
-def test_status_read_with_sql_matches_the_client(store, tmp_path):
-    """The read-only SQL path of `realspace status` against MLflow's client on one store:
-    the same state for every planned run (done, running, failed), and a deleted child is
-    not counted (MLflow's default search sees active runs only)."""
+def test_a_sweep_of_the_old_layout_is_refused_not_misread(tmp_path):
+    """A parent run written by realspace 0.1 (a run per network, no layout tag): every
+    way in names the layout and changes nothing."""
     from realspace.tracking.reader import sweep_status
-    from realspace.tracking.sqlite_status import child_statuses
 
-    uri, st, parent, runs = store
-    assert sweep_status(DOC, uri) == SweepReader(DOC, uri).status()
-    db = uri.removeprefix("sqlite:///")
-    assert child_statuses(db, DOC["name"], sweep_key(parse_config(DOC))) is not None  # known
-    # a deleted FINISHED duplicate of the third run changes nothing (other tests of this
-    # module may have reconciled the store, so its state is read first)
-    before = sweep_status(DOC, uri)[runs[2].key]
-    assert before != "done"
-    extra = st.client.create_run(
-        st.experiment_id, tags={PARENT_TAG: parent, KEY_TAG: runs[2].key}
-    ).info.run_id
-    st.client.set_terminated(extra, "FINISHED")
-    st.client.delete_run(extra)
-    assert sweep_status(DOC, uri)[runs[2].key] == before
-    assert sweep_status(DOC, uri) == SweepReader(DOC, uri).status()
-    # nothing there yet: every run pending, and no file created
-    missing = tmp_path / "none" / "mlruns.db"
-    assert set(sweep_status(DOC, f"sqlite:///{missing}").values()) == {"pending"}
-    assert not missing.exists()
-    other = {**DOC, "name": "never-ran"}
-    assert set(sweep_status(other, uri).values()) == {"pending"}
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    key = sweep_key(parse_config(DOC))
+    st = SweepStore(uri, DOC["name"])
+    old = st.client.create_run(st.experiment_id, tags={SWEEP_TAG: key}).info.run_id
+    for read in (
+        lambda: SweepReader(DOC, uri),
+        lambda: sweep_status(DOC, uri),
+        lambda: st.parent_run(key, DOC["name"]),
+    ):
+        with pytest.raises(OldLayout, match="tracking layout 1 .*does not migrate"):
+            read()
+    assert len(st.client.search_runs([st.experiment_id], "")) == 1
+    assert st.client.get_run(old).info.status == "RUNNING"
 
 
 def test_the_experiment_opens_on_its_runs_in_the_ui(store):
@@ -131,6 +217,6 @@ def test_the_experiment_opens_on_its_runs_in_the_ui(store):
     a sweep's experiment carries the tag that makes the runs table its landing page."""
     from realspace.tracking.layout import EXPERIMENT_KIND
 
-    _, st, _, _ = store
+    _, st, *_ = store
     exp = st.client.get_experiment(st.experiment_id)
     assert exp.tags.get(EXPERIMENT_KIND[0]) == EXPERIMENT_KIND[1]

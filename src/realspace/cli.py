@@ -202,7 +202,7 @@ def _summarize(s, config) -> None:
 
 @app.command()
 def status(config: ConfigArg, tracking_uri: TrackingOpt = None):
-    """Done / pending / failed runs per cell (target x parametrization x width)."""
+    """Done / pending networks per cell (target x parametrization x width)."""
     from .spec import cell_of
     from .sweep.plan import plan_runs
     from .tracking.reader import sweep_status
@@ -212,29 +212,21 @@ def status(config: ConfigArg, tracking_uri: TrackingOpt = None):
     _reachable(uri)
     try:
         runs = plan_runs(cfg)
-    except ValueError as e:  # a run the spec refuses (a target's parameters)
+        state = sweep_status(cfg, uri, planned=runs)
+    except (ValueError, LookupError) as e:  # a run the spec refuses; a store of another layout
         _fail(e)
-    state = sweep_status(cfg, uri, planned=runs)
     table = Table(title=f"sweep {cfg.name} ({_safe(uri)})")
-    for col in ("target", "parametrization", "width", "done", "pending", "failed"):
-        table.add_column(
-            col, justify="right" if col in ("width", "done", "pending", "failed") else "left"
-        )
+    for col in ("target", "parametrization", "width", "done", "pending"):
+        table.add_column(col, justify="right" if col in ("width", "done", "pending") else "left")
     cells: dict[tuple, Counter] = {}
     for r in runs:
-        s = state.get(r.key, "pending")
-        cells.setdefault(cell_of(r.spec), Counter())["pending" if s == "running" else s] += 1
+        cells.setdefault(cell_of(r.spec), Counter())[state.get(r.key, "pending")] += 1
     totals = Counter()
     for cell, c in cells.items():
         totals.update(c)
-        table.add_row(
-            cell[0], cell[1], str(cell[2]), str(c["done"]), str(c["pending"]), str(c["failed"])
-        )
+        table.add_row(cell[0], cell[1], str(cell[2]), str(c["done"]), str(c["pending"]))
     out.print(table)
-    out.print(
-        f"total: {totals['done']} done, {totals['pending']} pending, "
-        f"{totals['failed']} failed of {len(runs)}"
-    )
+    out.print(f"total: {totals['done']} done, {totals['pending']} pending of {len(runs)}")
 
 
 @app.command()

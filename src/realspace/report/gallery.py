@@ -28,13 +28,13 @@ def pick_gallery(df: pd.DataFrame) -> pd.DataFrame:
 def gallery_items(df: pd.DataFrame, params: dict[str, dict], limit: int = 6) -> list[dict]:
     """Gallery panels (dicts with x, f, target, kinks, title) for the rows of ``df``
     (load_runs rows with ``problem`` and ``gap``, d = 1 MSE) whose end points ``params``
-    holds by run id; at most ``limit``."""
+    holds by run key; at most ``limit``."""
     items = []
     for _, row in df.iterrows():
-        if row["run_id"] not in params or len(items) >= limit:
+        if row["run_key"] not in params or len(items) >= limit:
             continue
         spec = stats.specs_of(row.to_frame().T)[0]
-        net = network_from_params(params[row["run_id"]], spec.restricted)
+        net = network_from_params(params[row["run_key"]], spec.restricted)
         x = eval_grid(1, spec.D)
         a, b = net.a[:, 0], net.b
         live = (a != 0) & (net.c != 0)

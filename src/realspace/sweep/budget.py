@@ -27,14 +27,13 @@ def shard_budget(cfg, workers: int) -> int:
 
 
 def stored_bytes_per_run(spec) -> int:
-    """Bytes one run adds to the tracking store: params.npz (raw and canonical parameters,
-    200-point history), realization.npz (evaluation grid: 1001 points in d = 1, 101^2 in
-    d = 2; none above), record.json and the metric rows (about 12 kB)."""
+    """Bytes one network adds to the tracking store: its end point in its piece's arrays
+    (float64, compressed: about 8 bytes a parameter), its loss curve (up to 200 points,
+    compressed: about 600 bytes), its row of the cell's table (about 500 bytes) and its
+    share of networks.html (about 300 bytes). A run per network (tracking.network_runs)
+    adds about 50 kB each, not counted here."""
     P = spec.width * (spec.d + 3) + spec.d + 1
-    params = 2 * 8 * P + 2 * 8 * 200
-    grid = {1: 1001, 2: 101 * 101}.get(spec.d, 0) if spec.loss == "mse" else 0
-    realization = 8 * grid * (spec.d + 1 + spec.d + 1)
-    return params + realization + 12_000
+    return 8 * P + 1400
 
 
 def _gib(b: float) -> str:

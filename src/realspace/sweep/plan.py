@@ -21,6 +21,7 @@ from .memory import networks_per_shard
 __all__ = [
     "PlannedRun",
     "Shard",
+    "cell_key",
     "plan_runs",
     "pack_shards",
     "run_key",
@@ -36,6 +37,13 @@ def _digest(obj) -> str:
 def run_key(spec: RunSpec) -> str:
     """Stable identity of one run: hash of its resolved spec and the science version."""
     return _digest({"science_version": SCIENCE_VERSION, "run": spec.to_dict()})[:24]
+
+
+def cell_key(spec: RunSpec) -> str:
+    """Identity of a run's tracking cell: the networks of a sweep that differ only by seed
+    (target, parametrization, width and grid point: one MLflow run holds them)."""
+    science = {k: v for k, v in spec.to_dict().items() if k != "seed"}
+    return _digest({"science_version": SCIENCE_VERSION, "cell": science})[:16]
 
 
 def sweep_key(cfg: SweepConfig) -> str:

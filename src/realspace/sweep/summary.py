@@ -24,10 +24,10 @@ class SweepSummary:
     parent_run: str
     tracking_uri: str  # masked: never a password
     runs: int  # planned
-    skipped: int  # already FINISHED before this execution
-    trained: int  # trained and logged now
+    skipped: int  # already in the store before this execution
+    trained: int  # trained and written now
     diverged: int
-    remaining: int  # planned runs still not FINISHED
+    remaining: int  # planned runs still not in the store
     shards: int
     failed_shards: list[Failure] = field(default_factory=list)
     analysis_units: int = 0  # logged now
@@ -37,9 +37,11 @@ class SweepSummary:
     wall_s: float = 0.0  # from the start of the call that ran the sweep
     startup_s: float = 0.0  # before the flow started (checks, Prefect API, task runner)
     plan_s: float = 0.0
-    logging_s: float = 0.0
+    logging_s: float = 0.0  # the driver's tracking calls (opening, closing cells)
+    write_s: float = 0.0  # the workers' writes of their tables, summed over shards
+    written_bytes: int = 0  # of those tables and arrays
     analysis_s: float = 0.0
-    train_busy_s: float = 0.0  # summed over shards, on the workers
+    train_busy_s: float = 0.0  # summed over shards, on the workers (writes included)
     started_at: float = 0.0  # epoch seconds
     workers: int = 1
 

@@ -3,8 +3,11 @@
 - ``connection``: the tracking URI, opening the store and the sweep's experiment, a
   fail-fast reachability check, the per-process cache of open stores;
 - ``layout``: what each run of a sweep is called and holds (tags, params, metrics);
-- ``artifacts``: the artifact files (their format, atomic writes, reading them back);
-- ``runs``: ``SweepStore``, which finds, creates, reconciles and logs the runs;
+- ``tables``: the networks' rows and end points, a piece (a shard's networks of one cell)
+  at a time, written by the workers into the cell runs;
+- ``artifacts``: atomic writes, an analysis unit's table, the way to a run's artifacts;
+- ``views``: what the UI shows of a cell (``networks.html``, realizations as SVG);
+- ``runs``: ``SweepStore``, which finds, creates, reconciles and closes the runs;
 - ``reader``: ``SweepReader``, a sweep read back in bulk (``load_runs``: its runs as a
   DataFrame);
 - ``publish``: the report, built from a reader and logged to the parent run;

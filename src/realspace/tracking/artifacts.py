@@ -1,12 +1,8 @@
-"""The artifact files of a sweep's runs: what they hold, how they are written, how they
-are read back.
+"""Artifact files of a sweep's runs: how they are written and read back.
 
-A training run's folder holds
-  - ``realization.npz``: x, f, grad and target on the evaluation grid (when there is one);
-  - ``params.npz``: the end-point parameters (a, b, c, e, w), their canonical form
-    (``canonical_*``) and the loss curve (``history_step``, ``history_loss``);
-  - ``record.json``: run key, spec, summary, census and projections.
-An analysis unit's folder holds ``table.json``: its rows.
+The networks' tables and arrays are ``tables``' business; here: the atomic write every
+file goes through, the one file of an analysis unit (``table.json``: its rows), and the
+way to a run's artifact folder, local or remote.
 
 Every file is written atomically (a temporary sibling, then a rename), so a reader, or a
 sweep resumed after a crash, never sees half a file. A local artifact store (file:// or a
@@ -18,33 +14,21 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-import numpy as np
-
 __all__ = [
-    "PARAMS",
-    "REALIZATION",
-    "RECORD",
     "TABLE",
     "atomic_write",
     "local_dir",
     "put_files",
     "read_artifact",
-    "read_end_points",
     "read_table",
-    "record_files",
     "table_files",
 ]
 
-REALIZATION = "realization.npz"
-PARAMS = "params.npz"
-RECORD = "record.json"
 TABLE = "table.json"
-
-END_POINT_KEYS = ("a", "b", "c", "e", "w")  # the raw parameters in params.npz
 
 # a file's content, as a function that writes it into an open binary file
 Writer = Callable[[BinaryIO], None]
@@ -75,43 +59,6 @@ def _text(text: str) -> Writer:
     return lambda fh: fh.write(text.encode())
 
 
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o))
-
-
-def record_files(key: str, record) -> dict[str, Writer]:
-    """The artifact files of one training run (a ``train.record`` Record) by name."""
-    files: dict[str, Writer] = {}
-    if record.eval_x is not None:
-        files[REALIZATION] = lambda fh: np.savez(
-            fh, x=record.eval_x, f=record.eval_f, grad=record.eval_grad, target=record.eval_target
-        )
-    can = record.canonical
-    arrays = {
-        **{k: np.asarray(v) for k, v in record.params.items()},
-        **{
-            f"canonical_{k}": np.asarray(v)
-            for k, v in dict(a=can.a, b=can.b, c=can.c, e=can.e, w=can.linear).items()
-        },
-        "history_step": record.history_step,
-        "history_loss": record.history_loss,
-    }
-    files[PARAMS] = lambda fh: np.savez(fh, **arrays)
-    doc = {
-        "run_key": key,
-        "spec": record.spec.to_dict(),
-        "summary": record.summary(),
-        "census": record.census,
-        "projections": record.projections,
-    }
-    files[RECORD] = _text(json.dumps(doc, indent=1, default=_json_default))
-    return files
-
-
 def table_files(rows: list[dict]) -> dict[str, Writer]:
     """The artifact file of one analysis unit: its rows as ``table.json``."""
     return {TABLE: _text(json.dumps(rows, indent=1))}
@@ -140,16 +87,6 @@ def read_artifact(client, run_id: str, artifact_uri: str, name: str) -> Path:
         return local / name
     tmp = tempfile.mkdtemp(prefix="realspace-")
     return Path(client.download_artifacts(run_id, name, tmp))
-
-
-def read_end_points(client, runs: Iterable[tuple[str, str]]) -> list[dict]:
-    """The raw end-point parameters (a, b, c, e, w of params.npz) of each (run id,
-    artifact URI)."""
-    out = []
-    for run_id, uri in runs:
-        with np.load(read_artifact(client, run_id, uri, PARAMS)) as z:
-            out.append({k: z[k] for k in END_POINT_KEYS})
-    return out
 
 
 def read_table(client, run_id: str, artifact_uri: str) -> list[dict]:

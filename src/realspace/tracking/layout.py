@@ -1,16 +1,24 @@
 """The MLflow layout of a sweep: which runs exist, what they are called and what they hold.
 
-- one experiment per sweep name (``connection`` opens it);
-- one parent run per sweep, found again by the tag ``realspace.sweep_key``; at the end
-  it holds the sweep's totals as metrics, and the report under ``report/``;
-- one child run per network (tag ``mlflow.parentRunId``), identified by the tag
-  ``realspace.run_key``, with params (the RunSpec's flat form), tags, metrics (end-point
-  numbers and the subsampled loss curve) and artifacts (see ``artifacts``);
+- one experiment per sweep name (``connection`` opens it), tagged so that MLflow's UI
+  opens it on its runs;
+- one parent run per sweep, found again by the tag ``realspace.sweep_key`` and tagged
+  with the layout version (``realspace.layout``); at the end it holds the sweep's totals
+  as metrics, and the report under ``report/`` with per-cell metrics charted by width;
+- one *cell run* per cell (the networks that differ only by seed), a child of the parent
+  tagged ``realspace.cell``: the cell's spec as params, its networks' tables and arrays
+  under ``shards/`` (``tables``), and once every network of the cell is in: aggregates
+  as metrics and ``networks.html``, the cell's table with each network's realization
+  (``views``), then FINISHED;
+- on request (``tracking.network_runs``; by default for sweeps of at most
+  64 networks) one run per network, a child of its cell run, with
+  the spec as params, the end-point numbers and loss curve as metrics, and its end point
+  and realization as artifacts; written when the cell closes, FINISHED last;
 - one child run per analysis unit, tagged ``realspace.stage``, with its inputs as params,
-  per numeric column the median as a metric, and its rows as ``table.json``;
-- a child becomes FINISHED only after all of its data is written (one batched call for
-  params, tags and metrics, then the artifact files), so FINISHED means complete and
-  anything else is left over from an interrupted attempt.
+  per numeric column the median as a metric, and its rows as ``table.json``.
+
+Which networks are trained is told by the cells' tables alone (``tables``); every run
+becomes FINISHED only after all of its data is written, so FINISHED means complete.
 
 This module says what goes into each run (names, tags, params, metrics), without a
 client; ``runs.SweepStore`` finds, creates and writes the runs.
@@ -30,7 +38,10 @@ from .. import __version__
 from ..spec import target_label
 
 __all__ = [
+    "CELL_TAG",
     "KEY_TAG",
+    "LAYOUT",
+    "LAYOUT_TAG",
     "PARENT_TAG",
     "SHARD_TAG",
     "STAGE_TAG",
@@ -40,9 +51,11 @@ __all__ = [
     "now_ms",
     "parent_tags",
     "provenance_tags",
-    "record_metrics",
-    "record_params",
-    "record_run",
+    "cell_metrics",
+    "cell_params",
+    "cell_run",
+    "network_metrics",
+    "network_run",
     "stage_metrics",
     "stage_params",
     "stage_tags",
@@ -52,8 +65,11 @@ KEY_TAG = "realspace.run_key"
 SWEEP_TAG = "realspace.sweep_key"
 PARENT_TAG = "mlflow.parentRunId"
 STAGE_TAG = "realspace.stage"  # analysis children (pathology | seed_pairs | retrain)
-SHARD_TAG = "realspace.shard"  # training children: the shard that trained them
-NODE_TAG = "realspace.node"  # training children: the Ray node that trained them
+SHARD_TAG = "realspace.shard"  # network runs: the shard that trained them
+NODE_TAG = "realspace.node"  # network runs: the Ray node that trained them
+CELL_TAG = "realspace.cell"  # cell runs: the cell key (``sweep.plan.cell_key``)
+LAYOUT_TAG = "realspace.layout"  # parent runs: how the sweep is laid out
+LAYOUT = "2"  # 1 (realspace 0.1): a run per network, through the driver; 2: cell runs
 VERSION_TAG = "realspace.version"
 COMMIT_TAG = "realspace.git_commit"
 # MLflow 3's UI treats experiments as GenAI apps (a traces overview) unless told otherwise:
@@ -127,52 +143,107 @@ def metrics(items: Iterable[tuple[str, float, int]], now: int | None = None) -> 
 
 
 def parent_tags(sweep_key: str, extra: dict | None = None) -> dict[str, str]:
-    """A parent run's tags: the sweep key it is found by, provenance, any ``extra``."""
-    return {SWEEP_TAG: sweep_key, **provenance_tags(), **(extra or {})}
+    """A parent run's tags: the sweep key it is found by, the layout, provenance, any
+    ``extra``."""
+    return {SWEEP_TAG: sweep_key, LAYOUT_TAG: LAYOUT, **provenance_tags(), **(extra or {})}
 
 
-# -- training children ------------------------------------------------------------------
-def record_run(parent_id: str, key: str, shard_id: str, record, node: str | None = None):
-    """(run name, tags) of a training child, e.g. ``sin-u-w16-s0``."""
-    spec = record.spec
-    tags = {
+# -- cell runs ----------------------------------------------------------------------
+def cell_run(parent_id: str, key: str, spec, name: str) -> dict[str, str]:
+    """A cell run's tags (its name is chosen by ``cell_names``)."""
+    return {
         PARENT_TAG: parent_id,
-        KEY_TAG: key,
-        SHARD_TAG: shard_id,
+        CELL_TAG: key,
+        "target": target_label(spec),
         "parametrization": spec.parametrization,
         "width": str(spec.width),
-        "seed": str(spec.seed),
-        "target": target_label(spec),
-        "status": record.status,
-        "certified": str(record.certified),
-        "dtype": record.dtype,
-        "device": record.device,
         **provenance_tags(),
     }
-    if node:
-        tags[NODE_TAG] = node
-    name = f"{tags['target']}-{spec.parametrization[0]}-w{spec.width}-s{spec.seed}"
+
+
+def cell_names(specs: dict[str, object]) -> dict[str, str]:
+    """Cell key -> run name, e.g. ``sin-r-w16``; the optimizer, learning rate and step
+    budget are added where two cells would otherwise share a name."""
+    base = {k: f"{target_label(s)}-{s.parametrization[0]}-w{s.width}" for k, s in specs.items()}
+    seen: dict[str, int] = {}
+    for name in base.values():
+        seen[name] = seen.get(name, 0) + 1
+    out = {}
+    for k, s in specs.items():
+        name = base[k]
+        if seen[name] > 1:
+            name += f"-{s.optimizer}-lr{s.lr:g}-{s.steps}st"
+        out[k] = name
+    return out
+
+
+def cell_params(spec, seeds: int) -> dict[str, str]:
+    """A cell run's params: its spec's flat form without the seed, and how many seeds."""
+    flat = {k: v for k, v in spec.flat().items() if k != "seed"}
+    return {**flat, "seeds": str(seeds)}
+
+
+CELL_QUANTILES = {"objective": ("min", "median", "p90"), "loss": ("median",)}
+
+
+def cell_metrics(df) -> list[tuple[str, float, int]]:
+    """A closed cell's metrics from its table: how many networks (and how many
+    diverged, certified), the objective's min / median / p90 and the median loss over
+    the networks that did not diverge, the median gradient norm, the census means."""
+    ok = df[df["run_status"] != "diverged"]
+    out = [
+        ("networks", len(df), 0),
+        ("diverged", int((df["run_status"] == "diverged").sum()), 0),
+        ("certified", int(df["certified"].astype(bool).sum()), 0),
+    ]
+    stat = {"min": np.min, "median": np.median, "p90": lambda v: np.quantile(v, 0.9)}
+    for col, names in CELL_QUANTILES.items():
+        vals = ok[col].to_numpy(float)
+        vals = vals[np.isfinite(vals)]
+        if len(vals):
+            out += [(f"{col}_{n}", float(stat[n](vals)), 0) for n in names]
+    if len(ok):
+        out.append(("grad_norm_median", float(np.nanmedian(ok["grad_norm"])), 0))
+    out += [(f"{c}_mean", float(df[c].mean()), 0) for c in df if c.startswith("census_")]
+    return out
+
+
+# -- network runs -----------------------------------------------------------------------
+def network_run(cell_id: str, row) -> tuple[str, dict[str, str]]:
+    """(run name, tags) of a network run, e.g. ``sin-u-w16-s0``."""
+    tags = {
+        PARENT_TAG: cell_id,
+        KEY_TAG: row["run_key"],
+        SHARD_TAG: row["shard"],
+        "parametrization": row["parametrization"],
+        "width": str(row["width"]),
+        "seed": str(row["seed"]),
+        "target": row["target_label"],
+        "status": row["run_status"],
+        "certified": str(bool(row["certified"])),
+        "dtype": row["dtype"],
+        "device": row["device"],
+        **provenance_tags(),
+    }
+    if row.get("node"):
+        tags[NODE_TAG] = row["node"]
+    name = f"{tags['target']}-{row['parametrization'][0]}-w{row['width']}-s{row['seed']}"
     return name, tags
 
 
-def record_params(record) -> dict[str, str]:
-    """A training child's params: its spec's flat form (``RunSpec.from_flat`` reads it)."""
-    return record.spec.flat()
-
-
-def record_metrics(record) -> list[tuple[str, float, int]]:
-    """A training child's metrics as (name, value, step): the end-point numbers at step
-    0, and the loss curve ``train_objective`` at <= CURVE_POINTS of its steps (the full
-    curve of <= 200 points is in params.npz)."""
-    out = [
-        (k, v, 0)
-        for k, v in record.summary().items()
-        if k in METRIC_KEYS or k.startswith(("census_", "proj_"))
-    ]
-    keep = np.flatnonzero(np.isfinite(record.history_loss))
+def network_metrics(row, curve: dict) -> list[tuple[str, float, int]]:
+    """A network run's metrics as (name, value, step): the end-point numbers at step 0,
+    and the loss curve ``train_objective`` at <= CURVE_POINTS of its steps."""
+    out = []
+    for k, v in row.items():
+        name = "steps" if k == "steps_taken" else k
+        if name in METRIC_KEYS or k.startswith(("census_", "proj_")):
+            out.append((name, float(v), 0))
+    steps, loss = curve["history_step"], curve["history_loss"]
+    keep = np.flatnonzero(np.isfinite(loss))
     if len(keep) > CURVE_POINTS:
         keep = keep[np.unique(np.linspace(0, len(keep) - 1, CURVE_POINTS).astype(int))]
-    out += [("train_objective", record.history_loss[i], record.history_step[i]) for i in keep]
+    out += [("train_objective", float(loss[i]), int(steps[i])) for i in keep]
     return out
 
 

@@ -37,7 +37,7 @@ def publish(reader, out_dir=None, log: bool = True):
         reference = reference_frame(framed, samples=cfg.analysis.convex_samples)
         picks = pick_gallery(gap_values(framed, reference))
         if len(picks):
-            gallery_params = dict(zip(picks["run_id"], reader.params(picks), strict=True))
+            gallery_params = dict(zip(picks["run_key"], reader.params(picks), strict=True))
     report = build_report(
         runs,
         stages,

@@ -1,10 +1,11 @@
 """Reading a sweep back from its tracking store, in bulk.
 
 A ``SweepReader`` is opened once per (config, tracking URI): it resolves the URI, finds
-the sweep's parent run and plans the sweep once, and lists the parent's children in one
-paged query, kept for every question asked of it afterwards (the status of each planned
-run, the runs as a DataFrame, an analysis stage's rows, end-point parameters). Opening
-it changes nothing in the store: a missing SQLite file is reported, not created.
+the sweep's parent run and plans the sweep once, lists the parent's children (cell runs
+and analysis units) in one paged query and reads the cells' tables once, kept for every
+question asked of it afterwards (the status of each planned run, the networks as a
+DataFrame, an analysis stage's rows, end points). Opening it changes nothing in the
+store: a missing SQLite file is reported, not created.
 """
 
 from __future__ import annotations
@@ -13,18 +14,19 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from ..spec import RunSpec
-from .artifacts import read_end_points, read_table
+from .artifacts import read_table as read_unit_table
 from .connection import resolve_tracking_uri, store_exists
-from .layout import KEY_TAG, STAGE_TAG
+from .layout import STAGE_TAG
 from .runs import SweepStore
+from .tables import Piece, list_pieces, read_table
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-__all__ = ["SweepReader", "load_runs", "run_state", "sweep_status"]
+__all__ = ["SweepReader", "load_runs", "sweep_status"]
 
-_SPEC_FIELDS = frozenset(RunSpec.__dataclass_fields__)
+_SPEC_FIELDS = tuple(RunSpec.__dataclass_fields__)
 
 
 class SweepReader:
@@ -58,78 +60,57 @@ class SweepReader:
 
     @cached_property
     def children(self) -> list:
-        """Every active child of the parent (MLflow Runs, any status), in one paged
-        query on first use; every other answer is read from this list."""
+        """Every active child of the parent (MLflow Runs: cells and analysis units, any
+        status), in one paged query on first use."""
         return self.store.child_runs(self.parent)
 
-    def _finished(self, stage: str | None) -> list:
-        """The FINISHED children of an analysis stage, or with None the FINISHED training
-        children (a run key and no stage tag), in the store's order."""
-        out = []
-        for run in self.children:
-            tags = run.data.tags
-            if run.info.status != "FINISHED":
-                continue
-            if stage is None and KEY_TAG in tags and not tags.get(STAGE_TAG):
-                out.append(run)
-            elif stage is not None and tags.get(STAGE_TAG) == stage:
-                out.append(run)
-        return out
+    @cached_property
+    def cells(self) -> dict:
+        """cell key -> CellRun of every cell run of the sweep."""
+        return self.store.cells(self.parent, self.children)
+
+    @cached_property
+    def table(self) -> pd.DataFrame:
+        """Every network in the cells' tables, one row per run key (planned or not), in
+        the store's order, with its ``piece``; read once."""
+        import pandas as pd
+
+        frames = []
+        client = self.store.client
+        for cell in self.cells.values():
+            for piece in list_pieces(client, cell.run_id, cell.artifact_uri):
+                try:
+                    df = read_table(client, piece)
+                except Exception:  # noqa: BLE001 - a table cut short: the piece is not there
+                    continue
+                frames.append(df.assign(cell_run=cell.run_id, cell_uri=cell.artifact_uri))
+        if not frames:
+            return pd.DataFrame(columns=["run_key"])
+        return pd.concat(frames, ignore_index=True).drop_duplicates("run_key")
 
     def status(self) -> dict[str, str]:
-        """Every planned run key -> its ``run_state``."""
-        seen: dict[str, set[str]] = {}
-        for run in self.children:
-            key = run.data.tags.get(KEY_TAG)
-            if key:
-                seen.setdefault(key, set()).add(run.info.status)
-        return {r.key: run_state(seen.get(r.key, set())) for r in self.planned}
+        """Every planned run key -> "done" (in a cell's table) or "pending"."""
+        done = set(self.table["run_key"])
+        return {r.key: "done" if r.key in done else "pending" for r in self.planned}
 
     def runs(self, planned_only: bool = True) -> pd.DataFrame:
-        """The trained networks: one row per FINISHED training child.
+        """The trained networks: one row per network in the cells' tables.
 
-        Columns: ``run_id``, ``run_key``, ``artifact_uri``, ``target_label``,
-        ``run_status`` (converged | plateau | budget | diverged), every RunSpec field
-        logged (typed; ``target_params`` a dict, last), and the end-point metrics
-        (``loss``, ``objective``, ``grad_norm``, ``min_eig``, ``certified``, ``census_*``,
-        ``steps_taken``, ...). Rows sorted by target, parametrization, width, seed.
+        Columns: ``run_key``, every RunSpec field (typed; ``target_params`` a dict),
+        ``target_label``, ``run_status`` (converged | plateau | budget | diverged), the
+        end-point numbers (``loss``, ``objective``, ``grad_norm``, ``min_eig``,
+        ``certified``, ``census_*``, ``margin_*``, ``proj_*``, ``steps_taken``, ...),
+        ``shard``, ``node``, and where the row is kept (``piece``, ``cell_run``,
+        ``cell_uri``). Rows sorted by target, parametrization, width, seed.
         ``planned_only`` keeps the runs the config plans now (a sweep's store may hold
         runs of earlier versions of its config).
         """
-        import pandas as pd
-
-        planned = {r.key for r in self.planned}
-        rows = []
-        for run in self._finished(None):
-            tags, params = run.data.tags, run.data.params
-            if planned_only and tags[KEY_TAG] not in planned:
-                continue
-            typed = RunSpec.from_flat(params).to_dict()
-            # the fields in the order the store lists them, target_params last
-            spec = {k: typed[k] for k in params if k in typed and k != "target_params"}
-            spec["target_params"] = typed["target_params"]
-            rows.append(
-                {
-                    "run_id": run.info.run_id,
-                    "run_key": tags[KEY_TAG],
-                    "artifact_uri": run.info.artifact_uri,
-                    "target_label": tags.get("target", spec.get("target")),
-                    "run_status": tags.get("status"),
-                    **spec,
-                    # a metric named like a spec field (``steps``: the steps taken, against
-                    # the budget) is renamed ``<name>_taken`` rather than overwrite the spec
-                    **{
-                        (f"{k}_taken" if k in _SPEC_FIELDS else k): v
-                        for k, v in run.data.metrics.items()
-                        if k != "train_objective"
-                    },
-                }
-            )
-        df = pd.DataFrame(rows)
+        df = self.table
+        if planned_only:
+            df = df[df["run_key"].isin({r.key for r in self.planned})]
         if not len(df):
-            return df
-        if "certified" in df:
-            df["certified"] = df["certified"].astype(bool)
+            return df.reset_index(drop=True)
+        df = df.astype({"certified": bool})
         order = ["target_label", "parametrization", "width", "seed"]
         return df.sort_values(order).reset_index(drop=True)
 
@@ -137,24 +118,25 @@ class SweepReader:
         """The rows of every FINISHED unit of an analysis stage (pathology | seed_pairs |
         retrain), each with its unit's ``run_id``."""
         rows = []
-        for run in self._finished(name):
-            table = read_table(self.store.client, run.info.run_id, run.info.artifact_uri)
+        for run in self.children:
+            if run.info.status != "FINISHED" or run.data.tags.get(STAGE_TAG) != name:
+                continue
+            table = read_unit_table(self.store.client, run.info.run_id, run.info.artifact_uri)
             rows += [dict(r, run_id=run.info.run_id) for r in table]
         return rows
 
     def params(self, rows: pd.DataFrame) -> list[dict]:
-        """The raw end-point parameters (a, b, c, e, w of params.npz) of each row of a
-        ``runs()`` frame."""
-        pairs = zip(rows["run_id"], rows["artifact_uri"], strict=True)
-        return read_end_points(self.store.client, pairs)
+        """The raw end points (a, b, c, e, w) of each row of a ``runs()`` frame."""
+        pieces = [
+            Piece(r, u, p)
+            for r, u, p in zip(rows["cell_run"], rows["cell_uri"], rows["piece"], strict=True)
+        ]
+        return self.store.end_points(pieces, list(rows["run_key"]))
 
-    def params_by_id(self, run_ids: list[str]) -> list[dict]:
-        """The raw end-point parameters of runs given by id (children of this sweep, or
-        any run of the store)."""
-        uris = {r.info.run_id: r.info.artifact_uri for r in self.children}
-        client = self.store.client
-        pairs = [(i, uris.get(i) or client.get_run(i).info.artifact_uri) for i in run_ids]
-        return read_end_points(client, pairs)
+    def params_by_key(self, keys: list[str]) -> list[dict]:
+        """The raw end points of networks of this sweep given by run key."""
+        rows = self.table.set_index("run_key", drop=False).loc[list(keys)]
+        return self.params(rows)
 
 
 def load_runs(config, tracking_uri: str | None = None, planned_only: bool = True):
@@ -163,41 +145,31 @@ def load_runs(config, tracking_uri: str | None = None, planned_only: bool = True
     return SweepReader(config, tracking_uri).runs(planned_only)
 
 
-def run_state(statuses: set[str]) -> str:
-    """One planned run's state from the statuses of its child runs: "done" (a FINISHED
-    child), "running" (else a RUNNING one), "failed" (only FAILED or KILLED ones) or
-    "pending" (no child)."""
-    if not statuses:
-        return "pending"
-    if "FINISHED" in statuses:
-        return "done"
-    return "running" if "RUNNING" in statuses else "failed"
-
-
 def sweep_status(config, tracking_uri: str | None = None, planned=None) -> dict[str, str]:
-    """Every planned run key -> its ``run_state``; every run "pending" when the store or
-    the sweep does not exist yet. An embedded (SQLite) store is read with read-only SQL
-    (``sqlite_status``: a tenth of a second instead of MLflow's five), any other store,
-    or an unknown schema, through a ``SweepReader``. ``planned``: the config's planned
-    runs when the caller has them already (planning a large sweep takes seconds)."""
+    """Every planned run key -> "done" or "pending"; every run "pending" when the store
+    or the sweep does not exist yet. An embedded (SQLite) store with local artifacts is
+    read with read-only SQL and the tables' key columns (``sqlite_status``: a fraction of
+    a second instead of MLflow's five), any other store through a ``SweepReader``.
+    ``planned``: the config's planned runs when the caller has them already (planning a
+    large sweep takes seconds). Raises OldLayout for a sweep of another layout."""
     from ..sweep.config import as_config
     from ..sweep.plan import plan_runs, sweep_key
     from .connection import sqlite_path
+    from .runs import OldLayout
     from .secrets import reveal_uri
-    from .sqlite_status import child_statuses
+    from .sqlite_status import done_keys
 
     cfg = as_config(config)
     uri = reveal_uri(resolve_tracking_uri(tracking_uri, cfg.tracking.uri))
     planned = plan_runs(cfg) if planned is None else planned
     try:
         db = sqlite_path(uri)
-        seen = (
-            child_statuses(db, cfg.tracking.experiment or cfg.name, sweep_key(cfg))
-            if db is not None
-            else None
-        )
-        if seen is None:
+        name = cfg.tracking.experiment or cfg.name
+        done = done_keys(db, name, sweep_key(cfg), uri) if db is not None else None
+        if done is None:
             return SweepReader(cfg, uri).status()
+    except OldLayout:
+        raise
     except LookupError:  # no store, no experiment or no parent yet: nothing has run
         return {r.key: "pending" for r in planned}
-    return {r.key: run_state(seen.get(r.key, set())) for r in planned}
+    return {r.key: "done" if r.key in done else "pending" for r in planned}

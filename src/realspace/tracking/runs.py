@@ -1,9 +1,11 @@
-"""A sweep's runs in a tracking store: finding the parent, listing and reconciling the
-children, logging new ones (each as ``layout`` describes it, FINISHED last).
+"""A sweep's runs in a tracking store: finding the parent, opening its cell runs, telling
+which networks are trained (from the cells' tables), closing a cell once all its
+networks are in, logging analysis units (each as ``layout`` describes it, FINISHED last).
 
-Every write is idempotent at the level of a run: a child that is FINISHED is complete
-and never logged again, and one that is not is deleted and redone. That is what lets a
-sweep be killed at any point and resumed.
+Every write is idempotent: a table piece is named by its networks and written
+atomically, a run that is FINISHED is complete and never written again, and a run that
+is not is deleted and redone. That is what lets a sweep be killed at any point and
+resumed.
 """
 
 from __future__ import annotations
@@ -11,24 +13,60 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .artifacts import put_files, read_end_points, record_files, table_files
+from .. import __version__
+from .artifacts import put_files, table_files
 from .connection import connect
 from .layout import (
+    CELL_TAG,
     KEY_TAG,
+    LAYOUT,
+    LAYOUT_TAG,
     PARENT_TAG,
-    SHARD_TAG,
     SWEEP_TAG,
+    cell_metrics,
+    cell_params,
+    cell_run,
     metrics,
+    network_metrics,
+    network_run,
     parent_tags,
-    record_metrics,
-    record_params,
-    record_run,
     stage_metrics,
     stage_params,
     stage_tags,
 )
+from .tables import Piece, list_pieces, read_arrays, read_keys, read_table
 
-__all__ = ["Reconciled", "SweepStore"]
+__all__ = ["CellRun", "OldLayout", "Reconciled", "SweepStore", "check_layout"]
+
+NETWORKS_HTML = "networks.html"
+
+
+class OldLayout(LookupError):
+    """The sweep's parent run was written in another tracking layout."""
+
+
+def check_layout(tags: dict, sweep_key: str, uri: str) -> None:
+    """Refuse a parent run written in another layout (never misread it)."""
+    found = tags.get(LAYOUT_TAG, "1")
+    if found != LAYOUT:
+        raise OldLayout(
+            f"sweep {sweep_key} in {uri} was written in tracking layout {found} (realspace "
+            f"0.1: a run per network); realspace {__version__} reads and writes layout "
+            f"{LAYOUT} (a run per cell with tables) and does not migrate: run the sweep into "
+            "a new store (--tracking-uri) or experiment (tracking.experiment)"
+        )
+
+
+@dataclass(frozen=True)
+class CellRun:
+    """One cell's MLflow run: its cell key, run id, artifact URI, name and status."""
+
+    key: str
+    run_id: str
+    artifact_uri: str
+    name: str
+    status: str
+
 
 PAGE = 50000  # runs per search query (MLflow's maximum)
 BATCH = 1000  # metrics per log_batch call (MLflow's maximum)
@@ -77,13 +115,16 @@ class SweepStore:
 
     # -- parent ----------------------------------------------------------------
     def _parent(self, sweep_key: str):
-        """The sweep's parent run (the oldest, should there be several), or None."""
+        """The sweep's parent run (the oldest, should there be several), or None; raises
+        OldLayout when it was written in another layout."""
         found = self.client.search_runs(
             [self.experiment_id],
             f"tags.`{SWEEP_TAG}` = '{sweep_key}'",
             max_results=1,
             order_by=["attributes.start_time ASC"],
         )
+        if found:
+            check_layout(found[0].data.tags, sweep_key, self.uri)
         return found[0] if found else None
 
     def find_parent(self, sweep_key: str) -> str | None:
@@ -129,7 +170,8 @@ class SweepStore:
         return self._search(query)
 
     def children(self, parent_id: str) -> dict[str, list[tuple[str, str]]]:
-        """run key -> [(run id, status)] of every active child, in one paged query."""
+        """run key -> [(run id, status)] of every active child with a run key (analysis
+        units), in one paged query."""
         out: dict[str, list[tuple[str, str]]] = {}
         for run in self.child_runs(parent_id):
             key = run.data.tags.get(KEY_TAG)
@@ -138,10 +180,10 @@ class SweepStore:
         return out
 
     def reconcile(self, parent_id: str) -> Reconciled:
-        """Keep one FINISHED child per run key, delete every other child.
+        """Keep one FINISHED analysis unit per run key, delete every other one.
 
-        Children left RUNNING, FAILED or KILLED by a crash are deleted (their runs will
-        be trained again); if a key has several FINISHED children (which realspace never
+        Units left RUNNING, FAILED or KILLED by a crash are deleted (they will be
+        computed again); if a key has several FINISHED runs (which realspace never
         creates, but a user might), the oldest is kept and the others are deleted.
         """
         done: dict[str, str] = {}
@@ -170,49 +212,123 @@ class SweepStore:
                 self.client.delete_run(run.info.run_id)
         return done
 
-    def end_points(self, run_ids: list[str]) -> list[dict]:
-        """The raw end-point parameters (a, b, c, e, w of params.npz) of runs by id."""
-        pairs = [(r, self.client.get_run(r).info.artifact_uri) for r in run_ids]
-        return read_end_points(self.client, pairs)
+    # -- cells -----------------------------------------------------------------------
+    def cells(self, parent_id: str, runs: list | None = None) -> dict[str, CellRun]:
+        """cell key -> CellRun of every active cell run of the parent (the oldest, should
+        there be several); ``runs``: the parent's children when listed already."""
+        out: dict[str, CellRun] = {}
+        children = self.child_runs(parent_id) if runs is None else runs
+        for run in sorted(children, key=lambda r: r.info.start_time):
+            key = run.data.tags.get(CELL_TAG)
+            if key and key not in out:
+                info = run.info
+                out[key] = CellRun(key, info.run_id, info.artifact_uri, info.run_name, info.status)
+        return out
 
-    def log_record(
-        self, parent_id: str, key: str, shard_id: str, record, node: str | None = None
-    ) -> str:
-        """Create one child run with all of a record's data, then mark it FINISHED."""
+    def open_cells(
+        self, parent_id: str, wanted: dict[str, tuple[str, object, int]]
+    ) -> dict[str, CellRun]:
+        """The cell runs of ``wanted`` (cell key -> (name, spec, seeds)), created where
+        missing (RUNNING, with the cell's spec as params)."""
         from mlflow.entities import Param
 
-        name, tags = record_run(parent_id, key, shard_id, record, node)
-        run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
-        run_id = run.info.run_id
-        self.client.log_batch(
-            run_id,
-            metrics=metrics(record_metrics(record)),
-            params=[Param(k, v) for k, v in record_params(record).items()],
-        )
-        put_files(self.client, run_id, run.info.artifact_uri, record_files(key, record))
-        self.client.set_terminated(run_id, "FINISHED")
-        return run_id
+        have = self.cells(parent_id)
+        for key, (name, spec, seeds) in wanted.items():
+            if key in have:
+                continue
+            tags = cell_run(parent_id, key, spec, name)
+            run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+            params = [Param(k, v) for k, v in cell_params(spec, seeds).items()]
+            self.client.log_batch(run.info.run_id, params=params)
+            have[key] = CellRun(key, run.info.run_id, run.info.artifact_uri, name, "RUNNING")
+        return have
 
-    def log_shard(
-        self,
-        parent_id: str,
-        shard_id: str,
-        keys: list[str],
-        records: list,
-        node=None,
-        after_each=None,
-    ) -> list[str]:
-        """Log a shard's records, idempotently: a retry after a failure part-way (a
-        tracking server that went away) skips the runs already FINISHED and redoes the
-        rest, so no run is ever logged twice. ``after_each()`` is called after each run."""
-        done = self.delete_unfinished(parent_id, SHARD_TAG, shard_id)
-        ids = []
-        for key, rec in zip(keys, records, strict=True):
-            if key not in done:
-                ids.append(self.log_record(parent_id, key, shard_id, rec, node=node))
-                if after_each:
-                    after_each()
-        return ids
+    def pieces(self, cell: CellRun) -> dict[str, Piece]:
+        """run key -> the piece holding it, of every network in the cell's tables (a key
+        in two pieces, which realspace never writes, counts once: the first by name)."""
+        out: dict[str, Piece] = {}
+        for piece in list_pieces(self.client, cell.run_id, cell.artifact_uri):
+            for key in read_keys(self.client, piece) or ():
+                out.setdefault(key, piece)
+        return out
+
+    def cell_table(self, cell: CellRun, keys=None):
+        """The rows of a cell's networks (of ``keys`` only, when given), one per run key."""
+        import pandas as pd
+
+        pieces = sorted(set(self.pieces(cell).values()), key=lambda p: p.name)
+        frames = [read_table(self.client, p) for p in pieces]
+        if not frames:
+            return pd.DataFrame()
+        df = pd.concat(frames, ignore_index=True).drop_duplicates("run_key")
+        return df[df["run_key"].isin(set(keys))] if keys is not None else df
+
+    def close_cell(self, cell: CellRun, keys: list[str], network_runs: bool) -> dict:
+        """Once every network of ``keys`` is in the cell's tables: its metrics, its
+        ``networks.html``, with ``network_runs`` a run per network, then FINISHED.
+        Idempotent: a rerun after a crash part-way redoes what is not FINISHED. Returns
+        the metrics logged."""
+        df = self.cell_table(cell, keys)
+        missing = set(keys) - set(df["run_key"]) if len(df) else set(keys)
+        if missing:
+            raise RuntimeError(f"cell {cell.name}: {len(missing)} networks not in its tables")
+        arrays = {}
+        for piece in sorted(set(df["piece"])):
+            arrays.update(read_arrays(self.client, Piece(cell.run_id, cell.artifact_uri, piece)))
+        from .views import cell_html
+
+        page = cell_html(cell.name, df, arrays)
+        files = {NETWORKS_HTML: lambda fh: fh.write(page.encode())}
+        put_files(self.client, cell.run_id, cell.artifact_uri, files)
+        if network_runs:
+            self._network_runs(cell, df, arrays)
+        found = cell_metrics(df)
+        batch = metrics(found)
+        for i in range(0, len(batch), BATCH):
+            self.client.log_batch(cell.run_id, metrics=batch[i : i + BATCH])
+        self.client.set_terminated(cell.run_id, "FINISHED")
+        return {name: value for name, value, _ in found}
+
+    def _network_runs(self, cell: CellRun, df, arrays: dict) -> None:
+        """A run per network of the cell (children of the cell run), skipping those
+        FINISHED by an earlier attempt."""
+        import numpy as np
+        from mlflow.entities import Param
+
+        from ..spec import RunSpec
+        from .views import realization_svg
+
+        done = self.delete_unfinished(cell.run_id, PARENT_TAG, cell.run_id)
+        for _, row in df.iterrows():
+            key = row["run_key"]
+            if key in done:
+                continue
+            name, tags = network_run(cell.run_id, row)
+            run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+            spec = RunSpec.from_row(row)
+            end = arrays[key]
+            self.client.log_batch(
+                run.info.run_id,
+                metrics=metrics(network_metrics(row, end)),
+                params=[Param(k, v) for k, v in spec.flat().items()],
+            )
+            svg = realization_svg(spec, end)
+            files = {"end_point.npz": lambda fh, e=end: np.savez(fh, **e)}
+            if svg:
+                files["realization.svg"] = lambda fh, t=svg: fh.write(t.encode())
+            put_files(self.client, run.info.run_id, run.info.artifact_uri, files)
+            self.client.set_terminated(run.info.run_id, "FINISHED")
+
+    def end_points(self, pieces: list[Piece], keys: list[str]) -> list[dict]:
+        """The raw end points (a, b, c, e, w) of networks by run key; ``pieces``: the
+        piece of each key (each piece read once)."""
+        read: dict[Piece, dict] = {}
+        out = []
+        for piece, key in zip(pieces, keys, strict=True):
+            if piece not in read:
+                read[piece] = read_arrays(self.client, piece)
+            out.append({k: read[piece][key][k] for k in ("a", "b", "c", "e", "w")})
+        return out
 
     def log_stage(
         self, parent_id: str, key: str, stage: str, name: str, rows: list[dict], params: dict

@@ -1,13 +1,15 @@
-"""The status of a sweep's runs, read straight from an embedded (SQLite) tracking store.
+"""Which networks of a sweep are trained, read straight from an embedded (SQLite) store.
 
-``realspace status`` asks one question, often: which run keys have a FINISHED, RUNNING or
-other child run. Through MLflow's client the answer costs about 5 s here before the first
-query (importing MLflow about 3 s, opening the store runs its schema checks about 2 s);
-read-only SQL on the same file answers in a tenth of a second and never writes to it.
+``realspace status`` asks one question, often: which run keys are in the sweep's cell
+tables. Through MLflow's client the answer costs about 5 s here before the first query
+(importing MLflow about 3 s, opening the store runs its schema checks about 2 s);
+read-only SQL on the same file finds the parent and its cell runs in a hundredth of a
+second, and the tables' ``run_key`` columns are read from the local artifact folders.
 
 The tables read (``experiments``, ``runs``, ``tags``) are MLflow's own, so the schema
-revision they were read at is pinned: a store at any other revision returns None and the
-caller asks MLflow's client instead (tests compare both paths on one store).
+revision they were read at is pinned: a store at any other revision, or with artifacts
+that are not local files, returns None and the caller asks MLflow's client instead
+(tests compare both paths on one store).
 """
 
 from __future__ import annotations
@@ -15,37 +17,42 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from .layout import KEY_TAG, PARENT_TAG, SWEEP_TAG
+from .layout import CELL_TAG, LAYOUT_TAG, PARENT_TAG, SWEEP_TAG
 
-__all__ = ["KNOWN_SCHEMAS", "child_statuses"]
+__all__ = ["KNOWN_SCHEMAS", "done_keys"]
 
 # alembic revisions of MLflow's tracking schema whose runs/tags/experiments tables this
 # module reads (MLflow 3.17.2)
 KNOWN_SCHEMAS = frozenset({"dc11669786a5"})
 
 _PARENT = """
-SELECT r.run_uuid FROM runs r
+SELECT r.run_uuid, l.value FROM runs r
 JOIN experiments e ON e.experiment_id = r.experiment_id
 JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = ? AND t.value = ?
+LEFT JOIN tags l ON l.run_uuid = r.run_uuid AND l.key = ?
 WHERE e.name = ? AND e.lifecycle_stage = 'active' AND r.lifecycle_stage = 'active'
 ORDER BY r.start_time ASC LIMIT 1
 """
-_CHILDREN = """
-SELECT k.value, r.status FROM runs r
+_CELLS = """
+SELECT r.artifact_uri FROM runs r
 JOIN tags p ON p.run_uuid = r.run_uuid AND p.key = ? AND p.value = ?
-JOIN tags k ON k.run_uuid = r.run_uuid AND k.key = ?
+JOIN tags c ON c.run_uuid = r.run_uuid AND c.key = ?
 WHERE r.lifecycle_stage = 'active'
 """
 
 
-def child_statuses(db: Path, experiment: str, sweep_key: str) -> dict[str, set[str]] | None:
-    """Run key -> the statuses of its active child runs (MLflow's FINISHED, RUNNING,
-    FAILED, KILLED, ...) under the sweep's parent run, the earliest run tagged with
-    ``sweep_key`` in ``experiment``, as the client's search finds it.
+def done_keys(db: Path, experiment: str, sweep_key: str, uri: str) -> set[str] | None:
+    """The run keys in the cell tables of the sweep's parent run (the earliest run tagged
+    with ``sweep_key`` in ``experiment``, as the client's search finds it).
 
-    Returns None when the file's schema revision is not one this module knows; raises
-    LookupError when the file, the experiment or the parent run does not exist.
+    Returns None when the file's schema revision is not one this module knows, or a cell's
+    artifacts are not local; raises LookupError when the file, the experiment or the
+    parent run does not exist, OldLayout when the sweep has another layout.
     """
+    from .artifacts import local_dir
+    from .runs import check_layout
+    from .tables import SHARDS
+
     if not Path(db).is_file():
         raise LookupError(f"no tracking store at {db}; run the sweep first")
     # mode=ro: a status query never creates, migrates or locks the store for writing;
@@ -58,12 +65,22 @@ def child_statuses(db: Path, experiment: str, sweep_key: str) -> dict[str, set[s
             return None
         if revision not in KNOWN_SCHEMAS:
             return None
-        found = con.execute(_PARENT, (SWEEP_TAG, sweep_key, experiment)).fetchone()
+        found = con.execute(_PARENT, (SWEEP_TAG, sweep_key, LAYOUT_TAG, experiment)).fetchone()
         if found is None:
             raise LookupError(f"sweep {sweep_key} has no runs in {db}; run it first")
-        out: dict[str, set[str]] = {}
-        for key, status in con.execute(_CHILDREN, (PARENT_TAG, found[0], KEY_TAG)):
-            out.setdefault(key, set()).add(status)
-        return out
+        check_layout({LAYOUT_TAG: found[1]} if found[1] else {}, sweep_key, uri)
+        folders = [local_dir(u) for (u,) in con.execute(_CELLS, (PARENT_TAG, found[0], CELL_TAG))]
     finally:
         con.close()
+    if any(f is None for f in folders):
+        return None
+    import pyarrow.parquet as pq
+
+    done: set[str] = set()
+    for folder in folders:
+        for path in (folder / SHARDS).glob("*.parquet"):
+            try:
+                done.update(pq.read_table(path, columns=["run_key"])["run_key"].to_pylist())
+            except Exception:  # noqa: BLE001 - a table cut short: the piece is not there
+                continue
+    return done

@@ -1,0 +1,112 @@
+"""What MLflow's UI shows of a cell: its networks as an HTML table (``networks.html``,
+which the artifact viewer previews) with each network's realization drawn inline, and
+one network's realization as an SVG image.
+
+Realizations are recomputed from the stored end points (they are functions of them):
+nothing on an evaluation grid is stored.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+
+from ..problem import network_from_params, target_on
+from ..spec import RunSpec
+
+__all__ = ["cell_html", "realization_svg"]
+
+POINTS = 101  # samples of a drawn realization
+MAX_ROWS = 2000  # rows of networks.html (best objective first); the rest are in the tables
+MAX_DRAWN = 200  # realizations drawn in networks.html
+COLUMNS = (
+    "seed",
+    "run_status",
+    "objective",
+    "loss",
+    "grad_norm",
+    "min_eig",
+    "certified",
+    "near_kink",
+    "steps_taken",
+    "census_dead",
+    "census_affine",
+    "census_duplicate",
+    "census_effective_width",
+    "run_key",
+)
+
+
+def _curve(spec: RunSpec, params: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(x, realization, target) on POINTS points of [-D, D] for a 1-D MSE run, else None."""
+    if spec.d != 1 or spec.loss != "mse":
+        return None
+    x = np.linspace(-spec.D, spec.D, POINTS)[:, None]
+    f = network_from_params(params, spec.restricted)(x)
+    return x[:, 0], f, target_on(spec, x)
+
+
+def _polyline(x, y, lo, hi, w, h, colour, dash=""):
+    span = (hi - lo) or 1.0
+    px = (x - x[0]) / ((x[-1] - x[0]) or 1.0) * w
+    py = h - (np.clip(y, lo, hi) - lo) / span * h
+    pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(px, py, strict=True))
+    extra = f' stroke-dasharray="{dash}"' if dash else ""
+    return f'<polyline fill="none" stroke="{colour}" stroke-width="1.2"{extra} points="{pts}"/>'
+
+
+def realization_svg(spec: RunSpec, params: dict, w: int = 160, h: int = 48) -> str:
+    """The realization (solid) against the noiseless target (dashed) on [-D, D], as an
+    inline SVG image; empty for runs without a 1-D realization."""
+    curve = _curve(spec, params)
+    if curve is None:
+        return ""
+    x, f, g = curve
+    finite = np.concatenate([f[np.isfinite(f)], g])
+    lo, hi = float(finite.min()), float(finite.max())
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+        f'viewBox="0 0 {w} {h}">'
+        + _polyline(x, g, lo, hi, w, h, "#999", "3,2")
+        + _polyline(x, f, lo, hi, w, h, "#1f77b4")
+        + "</svg>"
+    )
+
+
+def _cell(v) -> str:
+    if isinstance(v, bool | np.bool_):
+        return "yes" if v else "no"
+    if isinstance(v, float | np.floating):
+        return f"{v:.4g}"
+    return html.escape(str(v))
+
+
+def cell_html(title: str, df, params: dict[str, dict]) -> str:
+    """``networks.html`` of a cell: its networks sorted by objective (at most MAX_ROWS),
+    with the realization of the first MAX_DRAWN drawn against the target. ``params``:
+    run key -> end point (a, b, c, e, w)."""
+    df = df.sort_values("objective", na_position="last")
+    cols = [c for c in COLUMNS if c in df]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["realization", *cols])
+    body = []
+    for i, (_, row) in enumerate(df.head(MAX_ROWS).iterrows()):
+        svg = ""
+        if i < MAX_DRAWN and row["run_key"] in params:
+            svg = realization_svg(RunSpec.from_row(row), params[row["run_key"]])
+        cells = "".join(f"<td>{_cell(row[c])}</td>" for c in cols)
+        body.append(f"<tr><td>{svg}</td>{cells}</tr>")
+    more = len(df) - min(len(df), MAX_ROWS)
+    note = f"<p>{more} more networks in the tables under shards/.</p>" if more else ""
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>"
+        "body{font:13px sans-serif}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}"
+        "</style></head><body>"
+        f"<h3>{html.escape(title)}: {len(df)} networks</h3>"
+        "<p>Sorted by objective. Realization (blue) against the noiseless target "
+        "(dashed) on [-D, D]. Every network's row, end point and loss curve: "
+        "shards/*.parquet and shards/*.npz.</p>"
+        f"<table><tr>{head}</tr>{''.join(body)}</table>{note}</body></html>"
+    )
