@@ -1,24 +1,35 @@
-"""A sweep of many tiny networks on the embedded store: what tracking costs at scale.
+"""A sweep of many tiny networks: what tracking costs at scale, on the embedded store and
+on an MLflow server backed by PostgreSQL, side by side.
 
-    python bench/tracking_scale.py [--networks 20000] [--steps 50] [--keep DIR]
+    python bench/tracking_scale.py [--networks 20000] [--steps 50] [--store sqlite|server|both]
+                                   [--keep DIR]
 
-Builds a sweep of tiny nets in a fresh folder (target sin, widths 4 and 8, both
-parametrizations, networks / 4 seeds, Adam for --steps steps, 64 samples; no analysis,
-no report), runs it with ``realspace.service`` (plan_sweep, run_sweep) on the embedded
-SQLite store in that folder (a local Ray, a temporary Prefect API), and prints: wall time
-and networks/s end to end, start-up (to the flow's first line), training (the workers'
-busy time / workers), logging (driver time writing runs), the share of wall spent on
-anything but training, the store's growth (mlruns.db + mlartifacts, against an empty
-store) and files per network. It then times ``realspace status`` and ``realspace report
---no-log`` on that store as subprocesses, and prints the tracking layer's targets, stated
-for 20,000 networks, beside the measured values (at other sizes: indicative only).
+Builds a sweep of tiny nets (target sin, widths 4 and 8, both parametrizations,
+networks / 4 seeds, Adam for --steps steps, 64 samples; no analysis, no report) and runs
+it with ``realspace.service`` (plan_sweep, run_sweep; a local Ray with 2 workers, a
+temporary Prefect API) into a fresh folder:
+
+- ``sqlite``: the embedded store (mlruns.db and mlartifacts in that folder);
+- ``server``: ``mlflow server`` on loopback, its backend a fresh PostgreSQL database
+  (127.0.0.1:5432, user postgres), its artifacts proxied into that folder: the workers
+  upload their tables through the server.
+
+Per store it prints: wall time and networks/s end to end, start-up (to the flow's first
+line), training (the workers' busy time less their writes, / workers), tracking in the
+driver (opening the sweep, closing cells) and on the workers (writing tables), the share
+of wall spent on anything but training, each writing process's rate (networks/s while
+writing), the store's growth per network and files per network, and ``realspace status``
+and ``realspace report --no-log`` timed as subprocesses on that store. Then the targets,
+stated for 20,000 networks, beside the embedded store's values.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -28,8 +39,9 @@ from pathlib import Path
 import yaml
 
 NAME = "tracking-scale"
+PG = "postgresql+psycopg2://postgres@127.0.0.1:5432/"
 TARGETS = [  # (what, key, comparison, limit): the redesign's targets at 20,000 networks
-    ("orchestration + logging share of wall", "overhead_share", "<", 0.20),
+    ("orchestration + tracking share of wall", "overhead_share", "<", 0.20),
     ("networks/s end to end", "rate", ">=", 500.0),
     ("store growth per network (bytes)", "bytes_per_net", "<=", 5000.0),
     ("realspace status (s)", "status_s", "<", 3.0),
@@ -38,20 +50,18 @@ TARGETS = [  # (what, key, comparison, limit): the redesign's targets at 20,000 
 PASSES = {"<": float.__lt__, "<=": float.__le__, ">=": float.__ge__}  # NaN fails all
 
 
-def store_size(folder: Path) -> tuple[int, int, int]:
-    """(database bytes, artifact bytes, files) of the embedded store in ``folder``: file
-    sizes, without directory entries or block rounding."""
-    db = [p for p in folder.glob("mlruns.db*") if p.is_file()]
-    art = [p for p in (folder / "mlartifacts").rglob("*") if p.is_file()]
-    size = [sum(p.stat().st_size for p in paths) for paths in (db, art)]
-    return size[0], size[1], len(db) + len(art)
+def folder_size(folder: Path) -> tuple[int, int]:
+    """(bytes, files) under ``folder``: file sizes, without directory entries."""
+    files = [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+    return sum(p.stat().st_size for p in files), len(files)
 
 
-def cli_seconds(folder: Path, expect: str, *args: str) -> float:
-    """Wall seconds of ``realspace ARGS`` run in ``folder`` (its default store); NaN when
-    it fails or its output lacks ``expect`` (it read some other store)."""
+def cli_seconds(folder: Path, uri: str, expect: str, *args: str) -> float:
+    """Wall seconds of ``realspace ARGS --tracking-uri URI`` run in ``folder``; NaN when
+    it fails or its output lacks ``expect``."""
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    cmd, t = [sys.executable, "-m", "realspace.cli", *args], time.perf_counter()
+    cmd = [sys.executable, "-m", "realspace.cli", *args, "--tracking-uri", uri]
+    t = time.perf_counter()
     done = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - t
     if done.returncode != 0 or expect not in done.stdout:
@@ -60,9 +70,69 @@ def cli_seconds(folder: Path, expect: str, *args: str) -> float:
     return seconds
 
 
-def measure(folder: Path, networks: int, steps: int) -> dict:
+def _pg(sql: str) -> None:
+    import psycopg2
+
+    con = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+    con.autocommit = True
+    try:
+        con.cursor().execute(sql)
+    finally:
+        con.close()
+
+
+def _pg_bytes(db: str) -> int:
+    import psycopg2
+
+    con = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname=db)
+    try:
+        cur = con.cursor()
+        cur.execute("SELECT pg_database_size(current_database())")
+        return int(cur.fetchone()[0])
+    finally:
+        con.close()
+
+
+@contextlib.contextmanager
+def mlflow_server(folder: Path):
+    """``mlflow server`` on a free loopback port over a fresh PostgreSQL database, its
+    artifacts proxied into ``folder / 'art'``; yields (URI, database name)."""
+    db = f"rs_bench_{os.getpid()}"
+    _pg(f"CREATE DATABASE {db}")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(folder / "mlflow-server.log", "w")  # noqa: SIM115 - closed below
+    mlflow = Path(sys.executable).with_name("mlflow")
+    proc = subprocess.Popen(
+        [str(mlflow), "server", "--backend-store-uri", PG + db, "--artifacts-destination",
+         str(folder / "art"), "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+        cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "MLFLOW_ENABLE_TELEMETRY": "false"},
+    )  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        import urllib.request
+
+        deadline = time.time() + 180
+        while True:
+            try:
+                urllib.request.urlopen(uri + "/health", timeout=2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"mlflow server did not start: see {log.name}") from None
+                time.sleep(0.5)
+        yield uri, db
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=60)
+        log.close()
+        _pg(f"DROP DATABASE IF EXISTS {db}")
+
+
+def measure(folder: Path, networks: int, steps: int, store: str) -> dict:
     from realspace.service import plan_sweep, run_sweep
-    from realspace.tracking.connection import connect
 
     doc = {
         "name": NAME,
@@ -72,23 +142,31 @@ def measure(folder: Path, networks: int, steps: int) -> dict:
         "seeds": max(1, networks // 4),
         "data": {"n_samples": 64},
         "optimizer": {"kind": "adam", "steps": steps},
+        "execution": {"num_workers": 2},
         "analysis": {"report": False},
     }
     config = folder / "sweep.yaml"
     config.write_text(yaml.safe_dump(doc, sort_keys=False))
-    t0, t0_epoch = time.perf_counter(), time.time()
-    plan = plan_sweep(config, tracking_uri=f"sqlite:///{folder / 'mlruns.db'}")
-    s = run_sweep(plan, progress=False, analysis=False)
-    wall = time.perf_counter() - t0
-    for f in s.failed_shards:
-        print("failed shard:", f)
-    db, art, files = store_size(folder)
-    empty = folder / "empty"  # the same experiment in a store with nothing logged
-    empty.mkdir()
-    connect(f"sqlite:///{empty / 'mlruns.db'}", NAME)
-    base_db, _, base_files = store_size(empty)
-    n = max(1, s.trained)
+    server = mlflow_server(folder) if store == "server" else contextlib.nullcontext()
+    with server as found:
+        uri = found[0] if found else f"sqlite:///{folder / 'mlruns.db'}"
+        t0, t0_epoch = time.perf_counter(), time.time()
+        plan = plan_sweep(config, tracking_uri=uri)
+        s = run_sweep(plan, progress=False, analysis=False)
+        wall = time.perf_counter() - t0
+        for f in s.failed_shards:
+            print("failed shard:", f)
+        n = max(1, s.trained)
+        if found:
+            db_bytes = _pg_bytes(found[1])
+            art, files = folder_size(folder / "art")
+        else:
+            db_bytes = (folder / "mlruns.db").stat().st_size
+            art, files = folder_size(folder / "mlartifacts")
+        status_s = cli_seconds(folder, uri, f"total: {s.trained} done", "status", config.name)
+        report_s = cli_seconds(folder, uri, "report.html", "report", config.name, "--no-log")
     training = (s.train_busy_s - s.write_s) / s.workers  # the workers' writes are tracking
+    rates = sorted(w[0] / w[1] for w in s.writers.values() if w[1] > 0)
     return {
         "networks": s.trained,
         "wall": wall,
@@ -100,24 +178,47 @@ def measure(folder: Path, networks: int, steps: int) -> dict:
         "write": s.write_s / s.workers,
         "log_ms": 1000 * (s.logging_s + s.write_s) / n,
         "overhead_share": (wall - training) / wall,
-        "growth": db - base_db + art,
-        "bytes_per_net": (db - base_db + art) / n,
-        "db_per_net": (db - base_db) / n,
+        "writers": " / ".join(f"{r:.0f}" for r in rates),
+        "bytes_per_net": (db_bytes + art) / n,  # includes the empty database's own size
+        "db_per_net": db_bytes / n,
         "estimate_per_net": plan.estimate["store_bytes"] / max(1, len(plan.runs)),
-        "files_per_net": (files - base_files) / n,
-        "status_s": cli_seconds(folder, f"total: {s.trained} done", "status", config.name),
-        "report_s": cli_seconds(folder, "report.html", "report", config.name, "--no-log"),
+        "files_per_net": files / n,
+        "status_s": status_s,
+        "report_s": report_s,
     }
+
+
+ROWS = [  # (label, key, format)
+    ("networks", "networks", "{}"),
+    ("wall (s)", "wall", "{:.1f}"),
+    ("networks/s end to end", "rate", "{:.1f}"),
+    ("start-up (s)", "startup", "{:.1f}"),
+    ("training, less writes (busy / workers) (s)", "training", "{:.1f}"),
+    ("tracking in the driver (s)", "logging", "{:.1f}"),
+    ("table writes (busy / workers) (s)", "write", "{:.1f}"),
+    ("tracking per network, driver + workers (ms)", "log_ms", "{:.2f}"),
+    ("orchestration + tracking share of wall", "overhead_share", "{:.0%}"),
+    ("write rate per worker (networks/s)", "writers", "{}"),
+    ("store growth per network (bytes)", "bytes_per_net", "{:.0f}"),
+    ("  of which the database (bytes)", "db_per_net", "{:.0f}"),
+    ("  planner's estimate per network (bytes)", "estimate_per_net", "{:.0f}"),
+    ("files per network", "files_per_net", "{:.3f}"),
+    ("realspace status (s)", "status_s", "{:.1f}"),
+    ("realspace report --no-log (s)", "report_s", "{:.1f}"),
+]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--networks", type=int, default=20000)
     ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--store", choices=["sqlite", "server", "both"], default="sqlite")
     ap.add_argument("--keep", type=Path, help="run in this (new or empty) folder and keep it")
+    ap.add_argument("--one", nargs=2, metavar=("STORE", "FOLDER"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     # a fresh local Ray, never a cluster someone else started on this machine
     os.environ.setdefault("RAY_ADDRESS", "local")
+    stores = ["sqlite", "server"] if args.store == "both" else [args.store]
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
         if any(args.keep.iterdir()):
@@ -125,31 +226,29 @@ def main() -> None:
         where = contextlib.nullcontext(str(args.keep))
     else:
         where = tempfile.TemporaryDirectory(prefix="tracking-scale-")
+    if args.one:  # one store, in this process: the parent reads the JSON it prints
+        m = measure(Path(args.one[1]), args.networks, args.steps, args.one[0])
+        print("RESULT " + json.dumps(m))
+        return
+    found = {}
     with where as folder:
-        m = measure(Path(folder).resolve(), args.networks, args.steps)
+        for store in stores:  # each in a fresh process: nothing of one run in the other
+            sub = Path(folder).resolve() / store
+            sub.mkdir()
+            cmd = [sys.executable, __file__, "--networks", str(args.networks), "--steps",
+                   str(args.steps), "--one", store, str(sub)]  # fmt: skip
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
+            if done.returncode != 0 or not lines:
+                sys.exit(f"{store} run failed ({done.returncode}):\n{done.stderr[-3000:]}")
+            found[store] = json.loads(lines[-1].removeprefix("RESULT "))
 
     print(f"tracking scale: sin, widths 4 8, both parametrizations, adam {args.steps} steps")
-    rows = [
-        ("networks", f"{m['networks']}"),
-        ("wall (s)", f"{m['wall']:.1f}"),
-        ("networks/s end to end", f"{m['rate']:.1f}"),
-        ("start-up (s)", f"{m['startup']:.1f}"),
-        (f"training (busy / {m['workers']} workers) (s)", f"{m['training']:.1f}"),
-        ("tracking in the driver (s)", f"{m['logging']:.1f}"),
-        (f"table writes (busy / {m['workers']} workers) (s)", f"{m['write']:.1f}"),
-        ("tracking per network, driver + workers (ms)", f"{m['log_ms']:.2f}"),
-        ("orchestration + logging share of wall", f"{m['overhead_share']:.0%}"),
-        ("store growth (MB)", f"{m['growth'] / 1e6:.2f}"),
-        ("store growth per network (bytes)", f"{m['bytes_per_net']:.0f}"),
-        ("  of which mlruns.db (bytes)", f"{m['db_per_net']:.0f}"),
-        ("  planner's estimate per network (bytes)", f"{m['estimate_per_net']:.0f}"),
-        ("files per network", f"{m['files_per_net']:.2f}"),
-        ("realspace status (s)", f"{m['status_s']:.1f}"),
-        ("realspace report --no-log (s)", f"{m['report_s']:.1f}"),
-    ]
-    for label, value in rows:
-        print(f"{label:<46}{value:>12}")
-    print(f"\ntargets (stated for 20,000 networks; this run: {m['networks']})")
+    print(f"{'':<46}" + "".join(f"{s:>14}" for s in stores))
+    for label, key, fmt in ROWS:
+        print(f"{label:<46}" + "".join(f"{fmt.format(found[s][key]):>14}" for s in stores))
+    m = found[stores[0]]
+    print(f"\ntargets (stated for 20,000 networks; this run: {m['networks']}, {stores[0]})")
     for label, key, op, limit in TARGETS:
         verdict = "PASS" if PASSES[op](float(m[key]), limit) else "FAIL"
         print(f"{label:<42}{m[key]:>12.3g}  {op:>2} {limit:<8g} {verdict}")

@@ -137,6 +137,7 @@ def sweep_flow(
 
     close(pieces)  # cells completed by an execution that died before closing them
     failed, logged, diverged, busy, t_write, written = [], 0, 0, 0.0, 0.0, 0
+    writers: dict[str, list] = {}
     with SweepProgress(total=len(runs), done=len(runs) - len(pending), enabled=progress) as bar:
         futures = {}
         for shard in shards:
@@ -156,6 +157,12 @@ def sweep_flow(
             t_write += result["write_seconds"]
             written += result["bytes"]
             keys = result["keys"]
+            w = writers.setdefault(result["writer"], [0, 0.0, 0])
+            w[0], w[1], w[2] = (
+                w[0] + len(keys),
+                w[1] + result["write_seconds"],
+                w[2] + result["bytes"],
+            )
             by_cell: dict[str, list[str]] = {}
             for key in keys:
                 by_cell.setdefault(cell[key], []).append(key)
@@ -210,6 +217,7 @@ def sweep_flow(
         logging_s=t_log,
         write_s=t_write,
         written_bytes=written,
+        writers=writers,
         analysis_s=analysis_s,
         train_busy_s=busy,
         started_at=started_at,

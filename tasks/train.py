@@ -3,6 +3,8 @@ over realspace.train and realspace.tracking.tables."""
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 
 from prefect import task
@@ -31,7 +33,8 @@ def train_shard_task(
     threads (torch intra-op threads), tracking_uri.
 
     Returns {"keys": run keys written, "diverged": how many diverged, "seconds": busy
-    time, "write_seconds": of which writing, "bytes": written, "node": the Ray node id}.
+    time, "write_seconds": of which writing, "bytes": written, "node": the Ray node id,
+    "writer": the process that wrote (host:pid)}.
     Resume is by the tables in the tracking store, not by Prefect's cache (NO_CACHE).
     """
     import torch
@@ -51,8 +54,9 @@ def train_shard_task(
     )
     fault_point("trained")
     node = _node_id()
+    client = _client(options["tracking_uri"], cells)  # a process's first: imports MLflow
     t_write = time.perf_counter()
-    written = _write_pieces(options["tracking_uri"], shard_id, keys, records, cells, node)
+    written = _write_pieces(client, shard_id, keys, records, cells, node)
     end = time.perf_counter()
     return {
         "keys": list(keys),
@@ -61,25 +65,29 @@ def train_shard_task(
         "write_seconds": end - t_write,
         "bytes": written,
         "node": node,
+        "writer": f"{socket.gethostname()}:{os.getpid()}",
     }
 
 
-def _write_pieces(uri, shard_id, keys, records, cells, node) -> int:
+def _client(uri: str, cells: dict):
+    """An MlflowClient when some cell's artifacts are remote (uploaded through it), else
+    None: a local artifact store is written in place and the worker never imports MLflow."""
+    from realspace.tracking.artifacts import local_dir
+    from realspace.tracking.secrets import reveal_uri
+
+    if all(local_dir(c["artifact_uri"]) is not None for c in cells.values()):
+        return None
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(reveal_uri(uri))
+
+
+def _write_pieces(client, shard_id, keys, records, cells, node) -> int:
     """One piece per cell of the shard; a remote store's write is retried on failure
     (WRITE_DELAYS)."""
     from realspace.tasks.faults import fault_point
     from realspace.tracking.artifacts import local_dir
-    from realspace.tracking.secrets import reveal_uri
     from realspace.tracking.tables import piece_arrays, piece_name, piece_rows, put_piece
-
-    client = []
-
-    def client_factory():  # one client per shard, made only for a remote store
-        if not client:
-            from mlflow.tracking import MlflowClient
-
-            client.append(MlflowClient(reveal_uri(uri)))
-        return client[0]
 
     by_cell: dict[str, list[int]] = {}
     for i, key in enumerate(keys):
@@ -95,7 +103,7 @@ def _write_pieces(uri, shard_id, keys, records, cells, node) -> int:
             try:
                 name = piece_name(ks)
                 written += put_piece(
-                    client_factory, dest["run_id"], dest["artifact_uri"], name, rows, arrays
+                    client, dest["run_id"], dest["artifact_uri"], name, rows, arrays
                 )
                 break
             except Exception:

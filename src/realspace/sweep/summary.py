@@ -40,6 +40,8 @@ class SweepSummary:
     logging_s: float = 0.0  # the driver's tracking calls (opening, closing cells)
     write_s: float = 0.0  # the workers' writes of their tables, summed over shards
     written_bytes: int = 0  # of those tables and arrays
+    # per writing process (host:pid): [networks, seconds writing, bytes]
+    writers: dict[str, list] = field(default_factory=dict)
     analysis_s: float = 0.0
     train_busy_s: float = 0.0  # summed over shards, on the workers (writes included)
     started_at: float = 0.0  # epoch seconds

@@ -121,11 +121,11 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def put_piece(
-    client_factory, run_id: str, artifact_uri: str, name: str, rows: list[dict], arrays: dict
+    client, run_id: str, artifact_uri: str, name: str, rows: list[dict], arrays: dict
 ) -> int:
     """Write one piece into a cell run's ``shards/`` folder: the arrays, then the table.
-    In place for a local artifact store, else uploaded with ``log_artifact`` through
-    ``client_factory()`` (an MlflowClient, made only when needed). Returns bytes written."""
+    In place for a local artifact store (``client`` unused, may be None), else uploaded
+    with ``client.log_artifact``. Returns bytes written."""
     files = [(f"{name}.npz", _npz_bytes(arrays)), (f"{name}.parquet", _parquet_bytes(rows))]
     local = local_dir(artifact_uri)
     if local is not None:
@@ -134,7 +134,6 @@ def put_piece(
         for fname, data in files:
             atomic_write(folder / fname, lambda fh, data=data: fh.write(data))
     else:
-        client = client_factory()
         with tempfile.TemporaryDirectory() as tmp:
             for fname, data in files:
                 path = Path(tmp) / fname

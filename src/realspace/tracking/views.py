@@ -56,21 +56,34 @@ def _polyline(x, y, lo, hi, w, h, colour, dash=""):
     return f'<polyline fill="none" stroke="{colour}" stroke-width="1.2"{extra} points="{pts}"/>'
 
 
-def realization_svg(spec: RunSpec, params: dict, w: int = 160, h: int = 48) -> str:
+def _range(g: np.ndarray) -> tuple[float, float]:
+    """The drawn y-range: the target's, widened by a quarter on each side (a realization
+    outside it is clipped at the border)."""
+    lo, hi = float(g.min()), float(g.max())
+    pad = 0.25 * ((hi - lo) or 1.0)
+    return lo - pad, hi + pad
+
+
+def realization_svg(
+    spec: RunSpec, params: dict, w: int = 160, h: int = 48, target_ref: str | None = None
+) -> str:
     """The realization (solid) against the noiseless target (dashed) on [-D, D], as an
-    inline SVG image; empty for runs without a 1-D realization."""
+    inline SVG image; empty for runs without a 1-D realization. With ``target_ref`` the
+    target is drawn by reference to the element of that id (``cell_html`` defines it once
+    per cell) instead of again."""
     curve = _curve(spec, params)
     if curve is None:
         return ""
     x, f, g = curve
-    finite = np.concatenate([f[np.isfinite(f)], g])
-    lo, hi = float(finite.min()), float(finite.max())
+    lo, hi = _range(g)
+    target = (
+        f'<use href="#{target_ref}"/>'
+        if target_ref
+        else _polyline(x, g, lo, hi, w, h, "#999", "3,2")
+    )
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
-        f'viewBox="0 0 {w} {h}">'
-        + _polyline(x, g, lo, hi, w, h, "#999", "3,2")
-        + _polyline(x, f, lo, hi, w, h, "#1f77b4")
-        + "</svg>"
+        f'viewBox="0 0 {w} {h}">' + target + _polyline(x, f, lo, hi, w, h, "#1f77b4") + "</svg>"
     )
 
 
@@ -88,12 +101,25 @@ def cell_html(title: str, df, params: dict[str, dict]) -> str:
     run key -> end point (a, b, c, e, w)."""
     df = df.sort_values("objective", na_position="last")
     cols = [c for c in COLUMNS if c in df]
+    defs, ref = "", None
+    if len(df):  # every network of a cell has the same target: drawn once, used by id
+        spec = RunSpec.from_row(df.iloc[0])
+        if spec.d == 1 and spec.loss == "mse":
+            x = np.linspace(-spec.D, spec.D, POINTS)
+            g = target_on(spec, x[:, None])
+            line = _polyline(x, g, *_range(g), 160, 48, "#999", "3,2")
+            ref = "target"
+            defs = (
+                '<svg width="0" height="0" style="position:absolute"><defs>'
+                + line.replace("<polyline ", f'<polyline id="{ref}" ', 1)
+                + "</defs></svg>"
+            )
     head = "".join(f"<th>{html.escape(c)}</th>" for c in ["realization", *cols])
     body = []
     for i, (_, row) in enumerate(df.head(MAX_ROWS).iterrows()):
         svg = ""
         if i < MAX_DRAWN and row["run_key"] in params:
-            svg = realization_svg(RunSpec.from_row(row), params[row["run_key"]])
+            svg = realization_svg(RunSpec.from_row(row), params[row["run_key"]], target_ref=ref)
         cells = "".join(f"<td>{_cell(row[c])}</td>" for c in cols)
         body.append(f"<tr><td>{svg}</td>{cells}</tr>")
     more = len(df) - min(len(df), MAX_ROWS)
@@ -103,7 +129,7 @@ def cell_html(title: str, df, params: dict[str, dict]) -> str:
         f"<title>{html.escape(title)}</title><style>"
         "body{font:13px sans-serif}table{border-collapse:collapse}"
         "td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}"
-        "</style></head><body>"
+        "</style></head><body>" + defs + ""
         f"<h3>{html.escape(title)}: {len(df)} networks</h3>"
         "<p>Sorted by objective. Realization (blue) against the noiseless target "
         "(dashed) on [-D, D]. Every network's row, end point and loss curve: "
