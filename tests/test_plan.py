@@ -6,7 +6,7 @@ import sys
 from realspace.spec import RunSpec
 from realspace.sweep.config import parse_config
 from realspace.sweep.memory import bytes_per_network
-from realspace.sweep.plan import pack_shards, plan_runs, run_key
+from realspace.sweep.plan import cell_key, pack_shards, plan_runs, run_key
 
 DOC = {
     "name": "p",
@@ -29,6 +29,25 @@ def test_plan_is_the_product_of_the_axes_with_unique_keys():
     runs = plan_runs(parse_config(DOC))
     assert len(runs) == 2 * 2 * 3 * 2 * 2 * 4
     assert len({r.key for r in runs}) == len(runs)
+
+
+def test_planned_keys_are_the_run_keys_of_fully_built_specs():
+    """The planner fills each seed into a key template and copies the spec per seed;
+    both must agree with a spec built (and validated) from scratch and hashed alone."""
+    for run in plan_runs(parse_config({**DOC, "seeds": [0, 3, 11, 250]})):
+        fresh = RunSpec.from_dict(run.spec.to_dict())
+        assert fresh == run.spec and run_key(fresh) == run.key
+
+
+def test_cells_group_the_seeds_of_one_grid_point():
+    runs = plan_runs(parse_config(DOC))
+    cells = {}
+    for r in runs:
+        cells.setdefault(cell_key(r.spec), []).append(r.spec)
+    assert len(cells) == len(runs) // 4  # every axis but the seed
+    for specs in cells.values():
+        assert sorted(s.seed for s in specs) == [0, 1, 2, 3]
+        assert len({RunSpec.from_dict({**s.to_dict(), "seed": 0}) for s in specs}) == 1
 
 
 def test_keys_are_stable_across_processes_and_hash_seeds():
