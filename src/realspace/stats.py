@@ -193,8 +193,10 @@ def census_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def specs_of(df: pd.DataFrame) -> list:
-    """The RunSpec of each row."""
-    return [RunSpec.from_row(row) for _, row in df.iterrows()]
+    """The RunSpec of each row (read column-wise: a row at a time costs a millisecond,
+    20 s on a sweep of 20,000 networks)."""
+    fields = [f for f in RunSpec.__dataclass_fields__ if f in df]
+    return [RunSpec.from_dict(r) for r in df[fields].to_dict("records")]
 
 
 def reference_frame(df: pd.DataFrame, samples: int = 2000) -> pd.DataFrame:

@@ -74,13 +74,10 @@ def done_keys(db: Path, experiment: str, sweep_key: str, uri: str) -> set[str] |
         con.close()
     if any(f is None for f in folders):
         return None
-    import pyarrow.parquet as pq
+    from .tables import read_key_column
 
     done: set[str] = set()
     for folder in folders:
         for path in (folder / SHARDS).glob("*.parquet"):
-            try:
-                done.update(pq.read_table(path, columns=["run_key"])["run_key"].to_pylist())
-            except Exception:  # noqa: BLE001 - a table cut short: the piece is not there
-                continue
+            done.update(read_key_column(path) or ())
     return done
