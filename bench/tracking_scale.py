@@ -173,6 +173,8 @@ def measure(folder: Path, networks: int, steps: int, store: str) -> dict:
         "rate": s.trained / wall,
         "startup": s.started_at - t0_epoch,  # to the flow's first line, planning included
         "training": training,
+        "span": s.train_span_s,
+        "first": s.first_shard_at - t0_epoch,
         "workers": s.workers,
         "logging": s.logging_s,
         "write": s.write_s / s.workers,
@@ -194,6 +196,8 @@ ROWS = [  # (label, key, format)
     ("networks/s end to end", "rate", "{:.1f}"),
     ("start-up (s)", "startup", "{:.1f}"),
     ("training, less writes (busy / workers) (s)", "training", "{:.1f}"),
+    ("first shard started at (s)", "first", "{:.1f}"),
+    ("first shard start to last shard end (s)", "span", "{:.1f}"),
     ("tracking in the driver (s)", "logging", "{:.1f}"),
     ("table writes (busy / workers) (s)", "write", "{:.1f}"),
     ("tracking per network, driver + workers (ms)", "log_ms", "{:.2f}"),

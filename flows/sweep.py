@@ -138,6 +138,7 @@ def sweep_flow(
     close(pieces)  # cells completed by an execution that died before closing them
     failed, logged, diverged, busy, t_write, written = [], 0, 0, 0.0, 0.0, 0
     writers: dict[str, list] = {}
+    spans: list[tuple[float, float]] = []
     with SweepProgress(total=len(runs), done=len(runs) - len(pending), enabled=progress) as bar:
         futures = {}
         for shard in shards:
@@ -154,6 +155,7 @@ def sweep_flow(
                 failed.append(Failure(shard.id, repr(err), runs=len(shard.runs)))
                 continue
             busy += result["seconds"]
+            spans.append(result["span"])
             t_write += result["write_seconds"]
             written += result["bytes"]
             keys = result["keys"]
@@ -218,6 +220,8 @@ def sweep_flow(
         write_s=t_write,
         written_bytes=written,
         writers=writers,
+        train_span_s=max(e for _, e in spans) - min(s for s, _ in spans) if spans else 0.0,
+        first_shard_at=min((s for s, _ in spans), default=0.0),
         analysis_s=analysis_s,
         train_busy_s=busy,
         started_at=started_at,

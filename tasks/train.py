@@ -34,7 +34,7 @@ def train_shard_task(
 
     Returns {"keys": run keys written, "diverged": how many diverged, "seconds": busy
     time, "write_seconds": of which writing, "bytes": written, "node": the Ray node id,
-    "writer": the process that wrote (host:pid)}.
+    "writer": the process that wrote (host:pid), "span": (start, end) epoch seconds}.
     Resume is by the tables in the tracking store, not by Prefect's cache (NO_CACHE).
     """
     import torch
@@ -47,7 +47,7 @@ def train_shard_task(
     device = None if options.get("device", "auto") == "auto" else options["device"]
     dtype = torch.float64 if options.get("dtype") == "float64" else torch.float32
 
-    start = time.perf_counter()
+    start, started_at = time.perf_counter(), time.time()
     fault_point("train", detail=specs[0].get("parametrization", ""))
     records = train_and_record(
         [RunSpec.from_dict(s) for s in specs], TrainOptions(device=device, dtype=dtype)
@@ -66,6 +66,7 @@ def train_shard_task(
         "bytes": written,
         "node": node,
         "writer": f"{socket.gethostname()}:{os.getpid()}",
+        "span": (started_at, time.time()),
     }
 
 

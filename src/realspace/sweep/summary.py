@@ -44,6 +44,8 @@ class SweepSummary:
     writers: dict[str, list] = field(default_factory=dict)
     analysis_s: float = 0.0
     train_busy_s: float = 0.0  # summed over shards, on the workers (writes included)
+    train_span_s: float = 0.0  # from the first shard's start to the last one's end
+    first_shard_at: float = 0.0  # epoch seconds a worker started the first shard
     started_at: float = 0.0  # epoch seconds
     workers: int = 1
 
