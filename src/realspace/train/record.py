@@ -88,6 +88,7 @@ def build_records(result: ShardResult, certificates: list[dict]) -> list[RunReco
         net = network_from_params(params, spec.restricted)
         cert = certificates[m]
         grid = eval_grid(spec.d, spec.D) if spec.loss == "mse" else None
+        canonical = canonical_form(net, spec.D)
         keep = result.history_step[m] >= 0
         records.append(
             RunRecord(
@@ -104,7 +105,7 @@ def build_records(result: ShardResult, certificates: list[dict]) -> list[RunReco
                 near_kink=cert["near_kink"],
                 min_kink_distance=cert["min_kink_distance"],
                 params=params,
-                canonical=canonical_form(net, spec.D),
+                canonical=canonical,
                 margins=restricted_set_margins(net, spec.D),
                 history_step=result.history_step[m][keep],
                 history_loss=result.history_loss[m][keep],
@@ -113,7 +114,7 @@ def build_records(result: ShardResult, certificates: list[dict]) -> list[RunReco
                 eval_f=None if grid is None else net(grid),
                 eval_grad=None if grid is None else net.gradient(grid),
                 eval_target=None if grid is None else target_on(spec, grid),
-                census=degeneracy_census(net, spec.D),
+                census=degeneracy_census(net, spec.D, canonical=canonical),
                 dtype=result.dtype,
                 device=result.device,
             )
