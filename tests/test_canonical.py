@@ -96,3 +96,90 @@ def test_width_too_small_is_refused():
     net = ShallowNet([[1.0], [2.0]], [0.1, 0.5], [1.0, 1.0])
     with pytest.raises(ValueError, match="needs width 2"):
         canonical_form(net, 1.0, width=1)
+
+
+# ---------------------------------------------------------------------------
+# The numpy fast path of the merge step against scipy (the reference it replaced)
+# ---------------------------------------------------------------------------
+def scipy_chord_distances(u):
+    from scipy.spatial.distance import pdist, squareform
+
+    return squareform(pdist(u))
+
+
+def scipy_merge_groups(close):
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    return connected_components(coo_matrix(close), directed=False)
+
+
+def chain_net(rng, d, links, step=0.6e-9):
+    """Neurons whose normalised (a, b) turn by ``step`` (under the merge angle 1e-9) one
+    after another: only the chain's ends are farther apart than the angle, so they merge
+    into one group through the middle ones. Mixed with generic neurons and shuffled."""
+    base = random_net(rng, 1, d)
+    v = np.append(base.a[0], base.b[0])
+    v /= np.linalg.norm(v)
+    turn = rng.standard_normal(d + 1)
+    turn -= (turn @ v) * v
+    turn /= np.linalg.norm(turn)
+    chain = [np.cos(k * step) * v + np.sin(k * step) * turn for k in range(links)]
+    chain = [rng.uniform(0.5, 2.0) * (1 if k % 2 else -1) * u for k, u in enumerate(chain)]
+    rest = random_net(rng, int(rng.integers(0, 6)), d)
+    ab = np.vstack([np.array(chain), np.column_stack([rest.a, rest.b])])
+    c = rng.standard_normal(ab.shape[0])
+    order = rng.permutation(ab.shape[0])
+    return ShallowNet(ab[order, :d], ab[order, d], c[order], 0.3), rest.width
+
+
+def test_merge_groups_agree_with_scipy_on_random_relations():
+    from realspace.canonical import _merge_groups
+
+    rng = np.random.default_rng(11)
+    for k in range(600):
+        n = int(rng.integers(1, 90))  # both sides of the dense-closure limit
+        p = rng.choice([0.0, 0.5 / n, 2.0 / n, 0.3])
+        close = rng.random((n, n)) < p
+        close |= close.T
+        np.fill_diagonal(close, True)
+        groups, label = _merge_groups(close)
+        ref_groups, ref_label = scipy_merge_groups(close)
+        assert groups == ref_groups and np.array_equal(label, ref_label), k
+
+
+def test_chord_distances_equal_pdist():
+    from realspace.canonical import _chord_distances
+
+    rng = np.random.default_rng(12)
+    for n, k in [(1, 2), (5, 2), (17, 3), (64, 4), (300, 4)]:  # the last one goes to pdist
+        u = rng.standard_normal((n, k))
+        u[n // 2] = u[0] * (1 + 1e-12)
+        assert np.array_equal(_chord_distances(u), scipy_chord_distances(u))
+
+
+@pytest.mark.parametrize("kind", ["random", "planted", "chains"])
+def test_canonical_fast_path_equals_the_scipy_path(monkeypatch, kind):
+    import realspace.canonical as canonical
+
+    rng = np.random.default_rng({"random": 21, "planted": 22, "chains": 23}[kind])
+    nets, rest = [], []
+    for k in range(150):
+        d = int(rng.integers(1, 4))
+        if kind == "chains":
+            net, n_rest = chain_net(rng, d, int(rng.integers(3, 7)))
+            nets.append(net)
+            rest.append(n_rest)
+            continue
+        net = random_net(rng, int(rng.integers(1, 40)), d, restricted=bool(k % 2))
+        nets.append(plant_degenerate(rng, net) if kind == "planted" else net)
+    fast = [canonical_form(net, 1.0) for net in nets]
+    with monkeypatch.context() as m:
+        m.setattr(canonical, "_chord_distances", scipy_chord_distances)
+        m.setattr(canonical, "_merge_groups", scipy_merge_groups)
+        slow = [canonical_form(net, 1.0) for net in nets]
+    for k, (f, s) in enumerate(zip(fast, slow, strict=True)):
+        for name in ("a", "b", "c", "e", "w"):
+            np.testing.assert_array_equal(getattr(f, name), getattr(s, name), err_msg=f"{k} {name}")
+    if kind == "chains":  # each chain merged into (at most) one neuron through its links
+        assert all(np.count_nonzero(f.c) <= r + 1 for f, r in zip(fast, rest, strict=True))

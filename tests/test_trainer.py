@@ -396,6 +396,32 @@ def test_record_contents():
     assert s["status"] == "budget" and s["steps"] == 250 and "margin_min_kink_margin" in s
 
 
+def test_eval_grid_fields_are_computed_when_read_and_equal_the_eager_ones():
+    import pickle
+
+    from realspace.problem import eval_grid, target_on
+
+    specs = [base(steps=20, seed=s) for s in range(2)] + [base(steps=20, seed=2, d=2)]
+    recs = train_and_record(specs[:2]) + train_and_record(specs[2:])
+    for rec in recs:
+        unread = pickle.loads(pickle.dumps(rec))  # as a worker sends it: no arrays yet
+        assert not any(k.startswith("_eval") for k in vars(unread))
+        net, x = rec.network, eval_grid(rec.spec.d, rec.spec.D)
+        for r in (rec, unread):
+            np.testing.assert_array_equal(r.eval_x, x)
+            np.testing.assert_array_equal(r.eval_f, net(x))
+            np.testing.assert_array_equal(r.eval_grad, net.gradient(x))
+            np.testing.assert_array_equal(r.eval_target, target_on(rec.spec, x))
+    # one grid and one target array for the runs that share them, neither writable
+    assert recs[0].eval_x is recs[1].eval_x and recs[0].eval_target is recs[1].eval_target
+    assert not recs[0].eval_x.flags.writeable and not recs[0].eval_target.flags.writeable
+    # values given to the constructor are kept as given
+    given = dataclasses.replace(recs[0], eval_f=np.zeros(3), eval_x=None)
+    assert given.eval_x is None and given.eval_f.tolist() == [0.0, 0.0, 0.0]
+    gauss = train_and_record([gaussian_spec(width=2, steps=5, d=2)])[0]
+    assert gauss.eval_x is None and gauss.eval_f is None and gauss.eval_target is None
+
+
 @pytest.mark.parametrize(
     "kw, match",
     [

@@ -105,12 +105,8 @@ def canonical_form(
     if gamma.size:
         u = np.column_stack([a_hat, b_hat])
         u /= np.linalg.norm(u, axis=1, keepdims=True)
-        from scipy.sparse import coo_matrix  # see matching.py: scipy is loaded where used
-        from scipy.sparse.csgraph import connected_components
-        from scipy.spatial.distance import pdist, squareform
-
-        close = squareform(pdist(u)) <= 2.0 * np.sin(tol / 2.0)
-        n_groups, label = connected_components(coo_matrix(close), directed=False)
+        close = _chord_distances(u) <= 2.0 * np.sin(tol / 2.0)
+        n_groups, label = _merge_groups(close)
         weight = np.abs(gamma) + 1e-300
         gamma = np.bincount(label, weights=gamma, minlength=n_groups)
         mean = np.zeros((n_groups, d + 1))
@@ -126,5 +122,62 @@ def canonical_form(
     order = np.lexsort(np.column_stack([a_hat, b_hat]).T[::-1])
     a_hat, b_hat, gamma = a_hat[order], b_hat[order], gamma[order]
     t = np.sqrt(np.abs(gamma))
-    canon = ShallowNet(t[:, None] * a_hat, t * b_hat, np.sign(gamma) * t, e, w)
-    return canon.padded(width)
+    # padded to the width here (as ShallowNet.padded would): one network built, not two
+    n = gamma.size
+    a, b, c = np.zeros((width, d)), np.zeros(width), np.zeros(width)
+    a[:n], b[:n], c[:n] = t[:, None] * a_hat, t * b_hat, np.sign(gamma) * t
+    return ShallowNet(a, b, c, e, w)
+
+
+# Below these sizes the pairwise work is done in numpy: for the few neurons of a typical
+# network, scipy's pdist and sparse-graph machinery cost ~1 ms of call overhead per
+# network, far more than the arithmetic.
+_BROADCAST_MAX = 1 << 18  # entries of the (N, N, d + 1) difference array
+_CLOSURE_MAX = 64  # neurons for the dense transitive closure (O(N^3 log N))
+
+
+def _chord_distances(u: np.ndarray) -> np.ndarray:
+    """Euclidean distances ||u_i - u_j|| between the rows of u (N, k), shape (N, N).
+
+    Summed coordinate by coordinate in order, as scipy's pdist does, so the threshold
+    decisions match it; large inputs go to pdist itself (no (N, N, k) array).
+    """
+    n, k = u.shape
+    if n * n * k > _BROADCAST_MAX:
+        from scipy.spatial.distance import pdist, squareform  # loaded where used
+
+        return squareform(pdist(u))
+    diff = u[:, None, :] - u[None, :, :]
+    sq = diff[..., 0] * diff[..., 0]
+    for j in range(1, k):
+        sq += diff[..., j] * diff[..., j]
+    return np.sqrt(sq)
+
+
+def _merge_groups(close: np.ndarray) -> tuple[int, np.ndarray]:
+    """Connected components of the symmetric boolean relation ``close`` (N, N).
+
+    Returns (number of groups, label (N,)), labels numbered by each group's smallest
+    member (the order of scipy's connected_components). Merges are rare at trained end
+    points, so a relation with no off-diagonal entry returns at once; small N takes the
+    transitive closure by repeated boolean squaring, large N scipy's graph search.
+    """
+    n = close.shape[0]
+    off = close.copy()
+    np.fill_diagonal(off, False)
+    if not off.any():
+        return n, np.arange(n)
+    if n > _CLOSURE_MAX:
+        from scipy.sparse import coo_matrix  # loaded where used
+        from scipy.sparse.csgraph import connected_components
+
+        return connected_components(coo_matrix(off), directed=False)
+    # reach after k squarings: paths of length <= 2^k; int32 counts cannot overflow here
+    reach = (off | np.eye(n, dtype=bool)).astype(np.int32)
+    while True:
+        nxt = ((reach @ reach) > 0).astype(np.int32)
+        if np.array_equal(nxt, reach):
+            break
+        reach = nxt
+    roots, label = np.unique(reach.argmax(axis=1), return_inverse=True)
+    return roots.size, label

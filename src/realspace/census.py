@@ -14,16 +14,21 @@ from .restricted import hyperplane_angles, live_neurons
 __all__ = ["degeneracy_census"]
 
 
-def degeneracy_census(net: ShallowNet, D: float, angle_tol: float = 1e-6) -> dict:
+def degeneracy_census(
+    net: ShallowNet, D: float, angle_tol: float = 1e-6, canonical: ShallowNet | None = None
+) -> dict:
     """Shares of the N neurons that are dead on Q, affine on Q, duplicates (positively
     collinear (a, b) with another neuron whose kink meets Q) and opposites (negatively
     collinear); the imbalance |log(|c_i| / ||(a_i, b_i)||)| (mean and max over live
     neurons with c_i != 0); the effective width (live neurons of the canonical form).
 
     ``angle_tol`` judges collinearity; float32-trained networks need it well above
-    float64 rounding.
+    float64 rounding. ``canonical``: ``canonical_form(net, D)`` when the caller has it
+    already (a record keeps it anyway); computed here otherwise.
     """
     N = net.width
+    if canonical is None:
+        canonical = canonical_form(net, D)
     kind = classify_neurons(net, D)
     live = live_neurons(net)
     inside = kind["inside"] & live
@@ -47,5 +52,5 @@ def degeneracy_census(net: ShallowNet, D: float, angle_tol: float = 1e-6) -> dic
         "opposite": share(opp),
         "imbalance_mean": float(imbalance.mean()),
         "imbalance_max": float(imbalance.max()),
-        "effective_width": int(np.count_nonzero(live_neurons(canonical_form(net, D)))),
+        "effective_width": int(np.count_nonzero(live_neurons(canonical))),
     }

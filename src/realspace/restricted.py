@@ -38,18 +38,23 @@ def hyperplane_angles(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndar
     from chord lengths, 2 arcsin(|u_i -+ u_j| / 2), which keeps small angles
     accurate where arccos of a dot product would lose half the digits.
     """
+    # Called per network on a handful of neurons: np.clip and np.linalg.norm would cost
+    # more in argument handling than in arithmetic, so their ufunc forms are spelled out
+    # (the same operations, the same numbers).
     v = np.column_stack([a, b])
-    u = v / np.linalg.norm(v, axis=1, keepdims=True)
-    gram = np.clip(u @ u.T, -1.0, 1.0)
+    u = v / np.sqrt((v * v).sum(axis=1, keepdims=True))
+    gram = np.minimum(np.maximum(u @ u.T, -1.0), 1.0)
     diff = np.sqrt(np.maximum(2.0 - 2.0 * gram, 0.0))
     summ = np.sqrt(np.maximum(2.0 + 2.0 * gram, 0.0))
     # The Gram route loses half the digits for nearly (anti)parallel pairs: redo those
     # from explicit differences, which are exact to rounding.
     for chord, sign in ((diff, -1.0), (summ, 1.0)):
         i, j = np.nonzero(chord < 1e-3)
-        chord[i, j] = np.linalg.norm(u[i] + sign * u[j], axis=1)
-    same = 2.0 * np.arcsin(np.clip(diff / 2.0, 0.0, 1.0))
-    opposite = 2.0 * np.arcsin(np.clip(summ / 2.0, 0.0, 1.0))
+        if i.size:
+            e = u[i] + sign * u[j]
+            chord[i, j] = np.sqrt((e * e).sum(axis=1))
+    same = 2.0 * np.arcsin(np.minimum(np.maximum(diff / 2.0, 0.0), 1.0))
+    opposite = 2.0 * np.arcsin(np.minimum(np.maximum(summ / 2.0, 0.0), 1.0))
     return same, opposite
 
 

@@ -5,7 +5,8 @@ The math: docs/science.md#training.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -19,6 +20,65 @@ from .loop import ShardResult
 from .state import RunStatus
 
 __all__ = ["RunRecord", "build_records"]
+
+
+_DEFERRED = object()  # an eval-grid field not given to the constructor: computed when read
+
+
+class _OnGrid:
+    """A RunRecord field on the evaluation grid, computed (with its siblings) on first read.
+
+    Building a shard's records on a worker does not pay for the 1001-point (d = 1) or
+    101^2-point (d = 2) realization; whoever reads it (artifact writing) does, once per
+    record. Given to the constructor, the value is stored as it is. An unread field is
+    absent from the instance's __dict__, so a pickled record carries no placeholder.
+    """
+
+    def __set_name__(self, owner, name):
+        self.key = "_" + name
+
+    def __get__(self, record, owner=None):
+        if record is None:
+            return _DEFERRED  # the dataclass default
+        try:
+            return record.__dict__[self.key]
+        except KeyError:
+            record._realize()
+            return record.__dict__[self.key]
+
+    def __set__(self, record, value):
+        if value is _DEFERRED:
+            record.__dict__.pop(self.key, None)
+        else:
+            record.__dict__[self.key] = value
+
+
+@lru_cache(maxsize=16)
+def _grid(d: int, D: float) -> np.ndarray | None:
+    """eval_grid(d, D), read-only: records of one grid share the array."""
+    x = eval_grid(d, D)
+    if x is not None:
+        x.setflags(write=False)
+    return x
+
+
+_TARGETS: dict = {}  # (target, params, teacher, d, D) -> the target on that grid
+_TARGETS_MAX = 64
+
+
+def _target(spec: RunSpec, x: np.ndarray) -> np.ndarray:
+    """target_on(spec, x); on the shared grid, shared (read-only) by runs of one target."""
+    if x is not _grid(spec.d, spec.D):
+        return target_on(spec, x)
+    key = (spec.target, spec.target_params, spec.teacher_width, spec.teacher_seed, spec.d, spec.D)
+    y = _TARGETS.get(key)
+    if y is None:
+        if len(_TARGETS) >= _TARGETS_MAX:
+            _TARGETS.clear()
+        y = target_on(spec, x)
+        y.setflags(write=False)
+        _TARGETS[key] = y
+    return y
 
 
 @dataclass
@@ -43,10 +103,12 @@ class RunRecord:
     history_step: np.ndarray
     history_loss: np.ndarray
     projections: dict  # folded / kink / merge / reseed counts (restricted runs)
-    eval_x: np.ndarray | None
-    eval_f: np.ndarray | None
-    eval_grad: np.ndarray | None
-    eval_target: np.ndarray | None  # the noiseless target on the grid
+    # keyword-only from here: the eval-grid fields have a default (computed when read)
+    _: KW_ONLY
+    eval_x: np.ndarray | None = _OnGrid()  # eval_grid(d, D), None without one (or not MSE)
+    eval_f: np.ndarray | None = _OnGrid()  # the realization f(eval_x) (n,)
+    eval_grad: np.ndarray | None = _OnGrid()  # its gradient (n, d)
+    eval_target: np.ndarray | None = _OnGrid()  # the noiseless target on the grid
     census: dict  # degeneracy census of the raw end point
     dtype: str
     device: str
@@ -54,6 +116,24 @@ class RunRecord:
     @property
     def network(self) -> ShallowNet:
         return network_from_params(self.params, self.spec.restricted)
+
+    def _realize(self) -> None:
+        """Fill the eval-grid fields not given to the constructor.
+
+        The grid and the target are shared, read-only, by every record of one grid and
+        target (``_grid``, ``_target``); f and its gradient are this network's own.
+        """
+        spec, have = self.spec, self.__dict__
+        if "_eval_x" not in have:
+            have["_eval_x"] = _grid(spec.d, spec.D) if spec.loss == "mse" else None
+        x = have["_eval_x"]
+        net = None if x is None else self.network
+        if "_eval_f" not in have:
+            have["_eval_f"] = None if x is None else net(x)
+        if "_eval_grad" not in have:
+            have["_eval_grad"] = None if x is None else net.gradient(x)
+        if "_eval_target" not in have:
+            have["_eval_target"] = None if x is None else _target(spec, x)
 
     def summary(self) -> dict:
         """Scalars of the record (JSON-ready)."""
@@ -82,12 +162,17 @@ class RunRecord:
 
 
 def build_records(result: ShardResult, certificates: list[dict]) -> list[RunRecord]:
+    """One record per network of ``result``; ``certificates`` from ``certify(result)``.
+
+    The canonical form is computed once and handed to the census; the eval-grid fields
+    are left to be computed when first read (see ``_OnGrid``).
+    """
     records = []
     for m, spec in enumerate(result.specs):
         params = {k: v[m] for k, v in result.params.items()}
         net = network_from_params(params, spec.restricted)
         cert = certificates[m]
-        grid = eval_grid(spec.d, spec.D) if spec.loss == "mse" else None
+        canonical = canonical_form(net, spec.D)
         keep = result.history_step[m] >= 0
         records.append(
             RunRecord(
@@ -104,16 +189,12 @@ def build_records(result: ShardResult, certificates: list[dict]) -> list[RunReco
                 near_kink=cert["near_kink"],
                 min_kink_distance=cert["min_kink_distance"],
                 params=params,
-                canonical=canonical_form(net, spec.D),
+                canonical=canonical,
                 margins=restricted_set_margins(net, spec.D),
                 history_step=result.history_step[m][keep],
                 history_loss=result.history_loss[m][keep],
                 projections={k: int(v[m]) for k, v in result.counts.items()},
-                eval_x=grid,
-                eval_f=None if grid is None else net(grid),
-                eval_grad=None if grid is None else net.gradient(grid),
-                eval_target=None if grid is None else target_on(spec, grid),
-                census=degeneracy_census(net, spec.D),
+                census=degeneracy_census(net, spec.D, canonical=canonical),
                 dtype=result.dtype,
                 device=result.device,
             )
