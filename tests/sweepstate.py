@@ -1,5 +1,7 @@
 """A sweep's state read straight from its tracking store with MLflow's client and
-pyarrow, independently of realspace's reader: the truth the flow tests compare with."""
+pyarrow, independently of realspace's reader: the truth the flow tests compare with; and
+the invariants the fault and integration tests check on it (``check_consistent`` at any
+moment, ``check_complete`` at the end)."""
 
 from __future__ import annotations
 
