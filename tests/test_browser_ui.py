@@ -69,12 +69,12 @@ def finished_sweep(tmp_path_factory):
     exp = client.get_experiment_by_name("browser-check")
     runs = client.search_runs([exp.experiment_id])
     parent = next(r for r in runs if "realspace.sweep_key" in r.data.tags)
-    child = next(
-        r
-        for r in runs
-        if "realspace.run_key" in r.data.tags and "realspace.stage" not in r.data.tags
-    )
-    return tmp, cfg, exp.experiment_id, parent, child
+    pid = parent.info.run_id
+    cell = next(r for r in runs if "realspace.cell" in r.data.tags)
+    assert cell.data.tags["mlflow.parentRunId"] == pid and cell.info.status == "FINISHED"
+    # 4 networks (at most 64): each is also a run, a child of its cell
+    network = next(r for r in runs if r.data.tags.get("mlflow.parentRunId") == cell.info.run_id)
+    return tmp, cfg, exp.experiment_id, parent, cell, network
 
 
 def _only_on_loopback(port: int) -> None:
@@ -160,8 +160,21 @@ def _wait_for(driver, *texts, timeout=60):
         time.sleep(0.5)
 
 
+def _wait_for_element(driver, tag, timeout=60):
+    """Wait until the page holds an element ``tag``; return the first."""
+    deadline = time.time() + timeout
+    while True:
+        found = driver.find_elements("tag name", tag)
+        if found:
+            return found[0]
+        if time.time() > deadline:
+            body = driver.find_element("tag name", "body").text
+            raise AssertionError(f"page never held a <{tag}>; it showed:\n{body[:3000]}")
+        time.sleep(0.5)
+
+
 def test_the_ui_shows_the_sweep_its_runs_and_the_report(finished_sweep, ui, browser):
-    tmp, _, exp_id, parent, child = finished_sweep
+    tmp, _, exp_id, parent, cell, network = finished_sweep
     shots = Path(os.environ.get("REALSPACE_SCREENSHOTS", tmp))
     # the page `realspace ui CONFIG` prints is the experiment's runs table (MLflow 3 would
     # otherwise open its GenAI overview), listing the sweep's parent run
@@ -171,19 +184,43 @@ def test_the_ui_shows_the_sweep_its_runs_and_the_report(finished_sweep, ui, brow
     body = _wait_for(browser, "browser-check", parent.info.run_name, "matching runs")
     assert "Traces: 0" not in body
     browser.save_screenshot(str(shots / "experiment.png"))
-    # a child run page shows the network's params
-    browser.get(f"{ui}/#/experiments/{exp_id}/runs/{child.info.run_id}")
-    params = child.data.params
+    # a cell run page (a child of the parent, with its networks' runs as children) shows
+    # the cell's params
+    browser.get(f"{ui}/#/experiments/{exp_id}/runs/{cell.info.run_id}")
     _wait_for(
         browser,
-        child.info.run_name,
+        cell.info.run_name,
         "Parameters",
         "parametrization",
-        params["parametrization"],
+        cell.data.params["parametrization"],
+        "seeds",
         "Parent run",
         parent.info.run_name,
+        "Child runs",
+        network.info.run_name,
     )
-    browser.save_screenshot(str(shots / "child.png"))
+    browser.save_screenshot(str(shots / "cell.png"))
+    # its artifacts: the tables, and networks.html previewed (the networks, realizations)
+    browser.get(f"{ui}/#/experiments/{exp_id}/runs/{cell.info.run_id}/artifacts/networks.html")
+    _wait_for(browser, "networks.html", "shards")
+    frame = _wait_for_element(browser, "iframe")
+    browser.switch_to.frame(frame)
+    _wait_for(browser, f"{cell.info.run_name}: 2 networks", "objective")
+    assert len(browser.find_elements("css selector", "svg")) == 2  # each realization drawn
+    browser.switch_to.default_content()
+    browser.save_screenshot(str(shots / "cell-artifacts.png"))
+    # a network run page (a child of its cell) shows the network's params
+    browser.get(f"{ui}/#/experiments/{exp_id}/runs/{network.info.run_id}")
+    _wait_for(
+        browser,
+        network.info.run_name,
+        "Parameters",
+        "n_samples",
+        network.data.params["n_samples"],
+        "Parent run",
+        cell.info.run_name,
+    )
+    browser.save_screenshot(str(shots / "network.png"))
     # the parent's artifacts hold the report
     browser.get(f"{ui}/#/experiments/{exp_id}/runs/{parent.info.run_id}/artifacts/report")
     _wait_for(browser, "report.html", "report.md", "gap_vs_width.png")

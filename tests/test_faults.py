@@ -1,8 +1,9 @@
 """Faults injected into real sweeps (tasks/faults.py): the driver SIGKILLed at five points,
 a Ray worker killed mid-shard, a shard that fails every retry, the tracking server away
-for 20 s, divergent runs. Each test checks the final experiment exactly: one FINISHED
-child per run key, no duplicates, nothing trained twice, nothing FINISHED with data
-missing."""
+for 20 s, divergent runs. Each test checks the final experiment exactly: every planned
+network once in its cell's tables (no duplicates), every cell, analysis unit and network
+run FINISHED once, nothing trained twice (a network in the tables keeps its table, row and
+file), nothing FINISHED with data missing."""
 
 import os
 import signal
@@ -10,11 +11,13 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import pytest
 import yaml
 from procs import CLI, free_port, kill_matching, quiet_env, start_mlflow
+from sweepstate import check_complete, check_consistent, sweep_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -55,75 +58,102 @@ def _sweep(cfg: Path, cwd: Path, *args, fault=None, timeout=600, **env):
     return subprocess.CompletedProcess(proc.args, code, out.read_text(), err.read_text())
 
 
-def _state(uri: str, name: str):
-    """(FINISHED children by key, all active children) of the sweep."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(name)
-    if exp is None:
-        return {}, []
-    runs = client.search_runs(
-        [exp.experiment_id], "tags.`realspace.run_key` != ''", max_results=10000
-    )
-    finished = {}
-    for r in runs:
-        if r.info.status == "FINISHED":
-            key = r.data.tags["realspace.run_key"]
-            assert key not in finished, f"two FINISHED children for {key}"
-            finished[key] = r
-    return finished, runs
-
-
-def _check_complete(uri: str, doc: dict, tmp: Path):
+def _plan(doc: dict):
+    """(planned runs, planned analysis units) of a sweep."""
     from realspace.sweep.analysis import plan_analysis
     from realspace.sweep.config import parse_config
     from realspace.sweep.plan import plan_runs
 
     cfg = parse_config(doc)
     runs = plan_runs(cfg)
-    units = plan_analysis(cfg, runs)
-    finished, everything = _state(uri, doc["name"])
-    assert set(finished) == {r.key for r in runs} | {u.key for u in units}
-    assert len(everything) == len(finished)  # nothing left RUNNING, nothing duplicated
-    from mlflow.tracking import MlflowClient
+    return runs, plan_analysis(cfg, runs)
 
-    client = MlflowClient(uri)
-    for r in finished.values():  # FINISHED means complete: its data is all there
-        names = {f.path for f in client.list_artifacts(r.info.run_id)}
-        if "realspace.stage" in r.data.tags:
-            assert names == {"table.json"}
-        else:
-            assert {"params.npz", "record.json"} <= names and "loss" in r.data.metrics
-    return finished
+
+def _check_complete(uri: str, doc: dict, analysis: bool = True):
+    """The sweep's state, checked complete (sweepstate.check_complete)."""
+    runs, units = _plan(doc)
+    state = sweep_state(uri, doc["name"])
+    check_complete(uri, state, runs, units if analysis else ())
+    return state
+
+
+def _files(state) -> dict[tuple[str, str], tuple[int, int]]:
+    """(cell run id, table file) -> (inode, mtime) of each table of a local artifact
+    store: a table written again (even with the same content) shows a new pair."""
+    out = {}
+    for c in state.cells:
+        folder = Path(urlparse(c.info.artifact_uri).path) / "shards"
+        for name in state.pieces[c.info.run_id]:
+            if name.endswith(".parquet"):
+                st = (folder / name).stat()
+                out[(c.info.run_id, name)] = (st.st_ino, st.st_mtime_ns)
+    return out
+
+
+def _finished(runs) -> dict[str, str]:
+    """key (run key, or cell key for cells) -> run id of the FINISHED ones."""
+    tags = [(r, r.data.tags) for r in runs if r.info.status == "FINISHED"]
+    return {t.get("realspace.cell") or t["realspace.run_key"]: r.info.run_id for r, t in tags}
 
 
 def test_driver_sigkilled_at_five_points_then_a_rerun_completes(tmp_path):
     cfg = tmp_path / "f.yaml"
     cfg.write_text(yaml.safe_dump(DOC))
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
-    seen: dict[str, str] = {}  # key -> run id of every FINISHED child so far
-    # planning; mid-shard (2nd shard); trained, not logged; mid-logging (6th run);
-    # mid-analysis (after 3 units)
-    for fault in ("plan", "train:2", "trained:1", "logging:6", "analysis:3"):
+    runs, units = _plan(DOC)
+    rows: dict = {}  # run key -> (cell run, table, row) of every network in the tables so far
+    files: dict = {}  # (cell run, table) -> (inode, mtime) of every table so far
+    cells: dict = {}  # cell key -> its run id, once opened
+    done: dict = {"cells": {}, "networks": {}, "units": {}}  # FINISHED runs so far, by key
+    pieces, state = [], None
+    # planning; mid-shard (the 2nd shard training); a shard trained, nothing written; after
+    # the 5th of 16 table pieces written (of 8 shards of 2 cells: shards half written,
+    # cells being closed); mid-analysis (after 3 units)
+    for fault in ("plan", "train:2", "trained:1", "logging:5", "analysis:3"):
         res = _sweep(cfg, tmp_path, "--in-process", fault=fault)
         assert res.returncode == -signal.SIGKILL, (fault, res.returncode, res.stderr[-2000:])
-        finished, _ = _state(uri, DOC["name"])
-        for key, run_id in seen.items():  # nothing finished is ever redone
-            assert finished[key].info.run_id == run_id, (fault, key)
-        seen.update({k: r.info.run_id for k, r in finished.items()})
-    assert 10 <= len(seen) < 32 + 14  # progress was made, the sweep is not done
+        state = sweep_state(uri, DOC["name"])
+        where = check_consistent(uri, state, runs, units)  # no key twice, FINISHED complete
+        now = _files(state)
+        # nothing in the tables is trained or written again: same table, same row, same file
+        for key, placed in rows.items():
+            assert where.get(key) == placed, (fault, key)
+        for name, stat in files.items():
+            assert now.get(name) == stat, (fault, name)
+        rows.update(where)
+        files.update(now)
+        # a cell run is opened once and reused; nothing FINISHED is redone or deleted
+        opened = {c.data.tags["realspace.cell"]: c.info.run_id for c in state.cells}
+        assert all(opened.get(k) == v for k, v in cells.items()), fault
+        cells.update(opened)
+        for kind, found in done.items():
+            now_done = _finished(getattr(state, kind))
+            assert all(now_done.get(k) == v for k, v in found.items()), (fault, kind)
+            found.update(now_done)
+        pieces.append(len(now))
+        if fault == "plan":
+            assert state.parent is None  # killed before anything was opened
+        else:
+            assert state.parent.info.status == "RUNNING" and len(state.cells) == 16
+    # progress was made at each point that writes, and the sweep is not done
+    assert pieces[3] - pieces[2] >= 5 and pieces[3] < 16, pieces
+    assert len(rows) == 32 and len(done["cells"]) == 16 and len(done["networks"]) == 32
+    assert len(done["units"]) == 3 < len(units)
     res = _sweep(cfg, tmp_path, "--in-process")
     assert res.returncode == 0, res.stdout + res.stderr
-    finished = _check_complete(uri, DOC, tmp_path)
-    assert all(finished[k].info.run_id == v for k, v in seen.items())
+    assert "0 trained, 32 already finished" in res.stdout, res.stdout
+    state = _check_complete(uri, DOC)
+    assert check_consistent(uri, state, runs, units) == rows and _files(state) == files
+    for kind, found in done.items():
+        assert all(_finished(getattr(state, kind))[k] == v for k, v in found.items()), kind
     assert (tmp_path / "reports" / "faults" / "report.html").exists()
 
 
 def test_a_ray_worker_killed_mid_shard_is_retried(tmp_path):
     ray_tmp = tempfile.mkdtemp(prefix="rsflt", dir="/tmp")
+    doc = {**DOC, "name": "worker-kill"}
     cfg = tmp_path / "w.yaml"
-    cfg.write_text(yaml.safe_dump({**DOC, "name": "worker-kill"}))
+    cfg.write_text(yaml.safe_dump(doc))
     mark = tmp_path / "killed-once"
     try:
         res = _sweep(
@@ -139,31 +169,55 @@ def test_a_ray_worker_killed_mid_shard_is_retried(tmp_path):
     assert mark.exists()  # a worker did die mid-shard
     assert res.returncode == 0, res.stdout + res.stderr
     assert "32 trained" in res.stdout and "0 shards failed" in res.stdout
-    finished, everything = _state(f"sqlite:///{tmp_path / 'mlruns.db'}", "worker-kill")
-    assert len(finished) == len(everything) == 32
+    state = _check_complete(f"sqlite:///{tmp_path / 'mlruns.db'}", doc, analysis=False)
+    # each of the 8 shards wrote its 2 pieces (one per cell) once, from a Ray worker
+    assert len(_files(state)) == 16 and len({r["shard"] for r in state.rows}) == 8
+    assert all(r["node"] for r in state.rows)
 
 
 def test_a_shard_failing_every_retry_is_reported_and_the_rest_completes(tmp_path):
     doc = {**DOC, "name": "one-bad-shard", "widths": [2], "targets": [{"name": "sin"}]}
     cfg = tmp_path / "b.yaml"
     cfg.write_text(yaml.safe_dump(doc))
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    runs, _ = _plan(doc)
     # every attempt of the unrestricted shard raises (3 attempts, with backoff)
     res = _sweep(cfg, tmp_path, "--in-process", "--no-analysis", fault="train:raise@unrestricted")
     assert res.returncode == 1
     shown = " ".join(res.stderr.split())
     assert "failed" in shown and "injected fault at train" in shown, shown
     assert "2 trained" in res.stdout and "1 shards failed" in " ".join(res.stdout.split())
-    finished, everything = _state(f"sqlite:///{tmp_path / 'mlruns.db'}", "one-bad-shard")
-    assert len(finished) == len(everything) == 2  # the other shard: complete, nothing partial
-    assert {r.data.params["parametrization"] for r in finished.values()} == {"restricted"}
+    state = sweep_state(uri, doc["name"])
+    before = check_consistent(uri, state, runs)
+    good = {r.key for r in runs if r.spec.parametrization == "restricted"}
+    assert set(before) == good  # the other shard: complete, nothing partial
+    by_kind = {c.data.tags["parametrization"]: c for c in state.cells}
+    assert by_kind["restricted"].info.status == "FINISHED"
+    bad = by_kind["unrestricted"]  # open, empty, until a rerun trains its networks
+    assert bad.info.status == "RUNNING" and not state.pieces[bad.info.run_id]
+    assert sorted(n.data.tags["realspace.run_key"] for n in state.networks) == sorted(good)
+    assert {n.data.params["parametrization"] for n in state.networks} == {"restricted"}
+    assert {n.info.status for n in state.networks} == {"FINISHED"}
+    assert state.parent.info.status == "FAILED"
+    files, nets = _files(state), _finished(state.networks)
     res = _sweep(cfg, tmp_path, "--in-process", "--no-analysis")  # the rerun completes it
     assert res.returncode == 0 and "2 trained, 2 already finished" in res.stdout
+    after = _check_complete(uri, doc, analysis=False)
+    where = check_consistent(uri, after, runs)
+    assert all(where[k] == v for k, v in before.items())  # not trained again
+    assert all(_files(after)[k] == v for k, v in files.items())
+    assert all(_finished(after.networks)[k] == v for k, v in nets.items())
+    assert _finished(after.cells)[by_kind["restricted"].data.tags["realspace.cell"]] == (
+        by_kind["restricted"].info.run_id
+    )
+    assert bad.info.run_id in {c.info.run_id for c in after.cells}  # the open cell, reused
 
 
 def test_the_tracking_server_away_for_20_s_loses_nothing(tmp_path):
     port = free_port()
     backend = f"sqlite:///{tmp_path / 'server.db'}"
-    server = start_mlflow(backend, tmp_path / "art", port, tmp_path)
+    art = tmp_path / "art"
+    server = start_mlflow(backend, art, port, tmp_path)
     doc = {**DOC, "name": "outage", "optimizer": {"steps": 400, "lr": 0.02}}
     cfg = tmp_path / "o.yaml"
     cfg.write_text(yaml.safe_dump(doc))
@@ -178,35 +232,30 @@ def test_the_tracking_server_away_for_20_s_loses_nothing(tmp_path):
         start_new_session=True,
     )
     try:
-        import sqlite3
-
         deadline = time.time() + 300
-        while time.time() < deadline:  # wait until some runs are logged
-            try:
-                with sqlite3.connect(f"file:{tmp_path / 'server.db'}?mode=ro", uri=True) as con:
-                    n = con.execute(
-                        "SELECT COUNT(*) FROM runs WHERE status = 'FINISHED'"
-                    ).fetchone()[0]
-            except sqlite3.Error:
-                n = 0
-            if n >= 4:
+        while time.time() < deadline:  # until some pieces came through the server (of 16)
+            if len(list(art.rglob("shards/*.parquet"))) >= 4:
                 break
             assert sweep.poll() is None, sweep.communicate()
             time.sleep(0.3)
+        else:
+            pytest.fail("no table written through the server in time")
         os.killpg(server.pid, signal.SIGKILL)  # the server goes away ...
         server.wait()
         time.sleep(20)
-        server = start_mlflow(backend, tmp_path / "art", port, tmp_path)  # ... and comes back
+        server = start_mlflow(backend, art, port, tmp_path)  # ... and comes back
         out, err = sweep.communicate(timeout=600)
         assert sweep.returncode == 0, out + err
+        assert "32 trained" in out and "0 shards failed" in out, out
     finally:
         if sweep.poll() is None:
             os.killpg(sweep.pid, signal.SIGKILL)
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-    server = start_mlflow(backend, tmp_path / "art", port, tmp_path)
+    server = start_mlflow(backend, art, port, tmp_path)
     try:
-        _check_complete(uri, doc, tmp_path)
+        state = _check_complete(uri, doc)
+        assert all(c.info.artifact_uri.startswith("mlflow-artifacts:") for c in state.cells)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -224,11 +273,26 @@ def test_divergent_runs_are_recorded_as_diverged_with_their_step(tmp_path):
     cfg.write_text(yaml.safe_dump(doc))
     res = _sweep(cfg, tmp_path, "--in-process", "--no-analysis")
     assert res.returncode == 0, res.stdout + res.stderr
-    finished, everything = _state(f"sqlite:///{tmp_path / 'mlruns.db'}", "diverge")
-    assert len(finished) == len(everything) == 8
-    bad = [r for r in finished.values() if r.data.params["lr"] == "1000000.0"]
-    good = [r for r in finished.values() if r.data.params["lr"] == "0.01"]
-    assert {r.data.tags["status"] for r in bad} == {"diverged"}
-    assert all(0 <= r.data.metrics["diverged_step"] < 50 for r in bad)
-    assert all(r.data.tags["status"] != "diverged" for r in good)
-    assert all(np.isfinite(r.data.metrics["loss"]) for r in good)
+    assert "8 trained, 0 already finished, 4 diverged" in res.stdout, res.stdout
+    state = _check_complete(f"sqlite:///{tmp_path / 'mlruns.db'}", doc, analysis=False)
+    bad = [r for r in state.rows if r["lr"] == 1e6]
+    good = [r for r in state.rows if r["lr"] == 0.01]
+    assert len(bad) == len(good) == 4
+    assert {r["run_status"] for r in bad} == {"diverged"}
+    assert all(0 <= r["diverged_step"] < 50 for r in bad)
+    assert all(r["run_status"] != "diverged" for r in good)
+    assert all(np.isfinite(r["loss"]) for r in good)
+    # their network runs and cells say so too
+    nets = {n.data.tags["realspace.run_key"]: n for n in state.networks}
+    for r in bad:
+        net = nets[r["run_key"]]
+        assert net.data.tags["status"] == "diverged" and net.data.params["lr"] == "1000000.0"
+        assert net.data.metrics["diverged_step"] == r["diverged_step"]
+    for r in good:
+        net = nets[r["run_key"]]
+        assert net.data.tags["status"] == r["run_status"] and net.data.params["lr"] == "0.01"
+        assert net.data.metrics["loss"] == r["loss"]
+    for c in state.cells:
+        diverging = c.data.params["lr"] == "1000000.0"
+        assert c.data.metrics["diverged"] == (2 if diverging else 0)
+        assert ("objective_median" in c.data.metrics) == (not diverging)

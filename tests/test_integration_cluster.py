@@ -7,6 +7,7 @@ group, or the processes whose command line names this test's Ray directory); the
 database is created here and dropped afterwards. Nothing machine-wide is stopped.
 """
 
+import json
 import shutil
 import subprocess
 import tempfile
@@ -26,6 +27,7 @@ from procs import (
     start_server,
     stop_group,
 )
+from sweepstate import check_complete, placement, sweep_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -57,10 +59,15 @@ def database():
 
 
 @pytest.fixture(scope="module")
-def mlflow_server(database, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("mlflow")
+def server_artifacts(tmp_path_factory) -> Path:
+    """The folder where the MLflow server keeps the artifacts it receives."""
+    return tmp_path_factory.mktemp("mlflow") / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(database, server_artifacts):
     port = free_port()
-    proc = start_mlflow(database, tmp / "artifacts", port, tmp)
+    proc = start_mlflow(database, server_artifacts, port, server_artifacts.parent)
     yield f"http://127.0.0.1:{port}"
     stop_group(proc)
 
@@ -139,60 +146,67 @@ def cluster_sweep(ray_cluster, mlflow_server, prefect_server, tmp_path_factory):
     return res, cfg
 
 
-def _runs(uri: str, experiment: str):
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    runs = client.search_runs([exp.experiment_id], max_results=5000)
-    train = [
-        r
-        for r in runs
-        if "realspace.run_key" in r.data.tags and "realspace.stage" not in r.data.tags
-    ]
-    parent = [r for r in runs if "realspace.sweep_key" in r.data.tags]
-    return client, parent, train
-
-
-def test_the_sweep_uses_both_nodes_and_logs_everything_through_the_server(
-    cluster_sweep, mlflow_server
-):
+def _plan():
+    from realspace.sweep.analysis import plan_analysis
     from realspace.sweep.config import parse_config
     from realspace.sweep.plan import plan_runs
 
+    cfg = parse_config(DOC)
+    runs = plan_runs(cfg)
+    return runs, plan_analysis(cfg, runs)
+
+
+def test_the_sweep_uses_both_nodes_and_logs_everything_through_the_server(
+    cluster_sweep, mlflow_server, server_artifacts
+):
+    from mlflow.tracking import MlflowClient
+
     res, _ = cluster_sweep
-    planned = plan_runs(parse_config(DOC))
-    assert f"{len(planned)} trained" in res.stdout
-    client, parent, train = _runs(mlflow_server, "cluster-check")
-    assert len(parent) == 1 and parent[0].info.status == "FINISHED"
-    assert sorted(r.data.tags["realspace.run_key"] for r in train) == sorted(r.key for r in planned)
-    assert {r.info.status for r in train} == {"FINISHED"}
-    nodes = {r.data.tags["realspace.node"] for r in train}
+    runs, units = _plan()
+    assert f"{len(runs)} trained" in res.stdout
+    state = sweep_state(mlflow_server, "cluster-check")
+    # the parent, 16 cells, 14 units and 32 network runs FINISHED, each network once
+    check_complete(mlflow_server, state, runs, units)
+    nodes = {r["node"] for r in state.rows}
     assert len(nodes) == 2, nodes  # the shards ran on both nodes
-    # artifacts went through the server (proxied) and come back
-    run = train[0]
-    assert run.info.artifact_uri.startswith("mlflow-artifacts:")
-    folder = Path(client.download_artifacts(run.info.run_id, ""))
-    with np.load(folder / "params.npz") as z:
-        assert z["a"].shape == (int(run.data.params["width"]), 1)
-    report = {f.path for f in client.list_artifacts(parent[0].info.run_id, "report")}
+    assert {n.data.tags["realspace.node"] for n in state.networks} == nodes
+    # the workers' tables went through the server (proxied) into its artifact store ...
+    assert all(c.info.artifact_uri.startswith("mlflow-artifacts:") for c in state.cells)
+    pieces = set().union(*state.pieces.values())
+    assert len([n for n in pieces if n.endswith(".parquet")]) == 16  # 8 shards x 2 cells
+    for c in state.cells:  # mlflow-artifacts:/<experiment>/<run>/artifacts
+        folder = server_artifacts / c.info.artifact_uri.split(":", 1)[1].lstrip("/") / "shards"
+        assert {p.name for p in folder.iterdir()} == state.pieces[c.info.run_id]
+    # ... and come back
+    client = MlflowClient(mlflow_server)
+    cell = state.cells[0]
+    width = int(cell.data.params["width"])
+    npz = sorted(n for n in state.pieces[cell.info.run_id] if n.endswith(".npz"))[0]
+    with np.load(client.download_artifacts(cell.info.run_id, f"shards/{npz}")) as z:
+        assert z["a"].shape == (len(z["run_key"]), width, 1)
+    net = state.networks[0]
+    with np.load(client.download_artifacts(net.info.run_id, "end_point.npz")) as z:
+        assert z["a"].shape == (int(net.data.params["width"]), 1)
+    report = {f.path for f in client.list_artifacts(state.parent.info.run_id, "report")}
     assert "report/report.html" in report
 
 
 def test_credentials_surface_nowhere(cluster_sweep, mlflow_server, prefect_server):
-    """Not in the console, the runs' params and tags, their artifacts, the report, or the
-    flow run Prefect stores."""
+    """Not in the console, the runs' params and tags, the tables, the artifacts, the
+    report, or the flow run Prefect stores."""
     import asyncio
-    import json
+
+    from mlflow.tracking import MlflowClient
 
     res, cfg = cluster_sweep
     assert "realspace:***@" in res.stdout + res.stderr
-    client, parent, train = _runs(mlflow_server, "cluster-check")
-    texts = [res.stdout, res.stderr]
-    for run in [*parent, *train]:
+    client = MlflowClient(mlflow_server)
+    state = sweep_state(mlflow_server, "cluster-check")
+    texts = [res.stdout, res.stderr, json.dumps(state.rows, default=str)]
+    for run in [state.parent, *state.cells, *state.units, *state.networks]:
         texts += [json.dumps(run.data.params), json.dumps(run.data.tags)]
-    folder = Path(client.download_artifacts(train[0].info.run_id, ""))
-    texts += [(folder / "record.json").read_text()]
+    for run, name in ((state.cells[0], "networks.html"), (state.units[0], "table.json")):
+        texts += [Path(client.download_artifacts(run.info.run_id, name)).read_text()]
     report = cfg.parent / "reports" / "cluster-check"
     texts += [p.read_text() for p in report.glob("*.md")] + [(report / "report.html").read_text()]
 
@@ -220,9 +234,16 @@ def test_the_flow_and_its_tasks_are_in_the_prefect_server(cluster_sweep, prefect
 
     flows, tasks = asyncio.run(read())
     assert [f.state_name for f in flows] == ["Completed"]
+    assert len(tasks) < 200
     names = [t.name.rsplit("-", 1)[0] for t in tasks]
+    _, units = _plan()
+    # the workers write their tables themselves: no logging task per shard in the driver
+    assert names.count("open-sweep") == 1 and "log-shard" not in names
     assert names.count("train-shard") == 8  # one per shape: 2 parametrizations x 4 widths
-    assert names.count("log-shard") == 8 and "report" in names
+    assert names.count("close-cell") == 16  # 2 targets x 2 parametrizations x 4 widths
+    assert names.count("analysis-unit") == names.count("log-analysis-unit") == len(units)
+    assert names.count("load-end-points") == sum(bool(u.members) for u in units)
+    assert names.count("report") == 1
     assert all(t.flow_run_id == flows[0].id for t in tasks)
 
 
@@ -237,25 +258,37 @@ def test_embedded_and_cluster_give_the_same_keys_and_losses(cluster_sweep, mlflo
         timeout=600,
     )
     assert res.returncode == 0, res.stdout + res.stderr
-    _, _, embedded = _runs(f"sqlite:///{tmp_path / 'mlruns.db'}", "cluster-check")
-    _, _, cluster = _runs(mlflow_server, "cluster-check")
-    a = {r.data.tags["realspace.run_key"]: r.data.metrics["loss"] for r in embedded}
-    b = {r.data.tags["realspace.run_key"]: r.data.metrics["loss"] for r in cluster}
+    embedded = placement(sweep_state(f"sqlite:///{tmp_path / 'mlruns.db'}", "cluster-check"))
+    cluster = placement(sweep_state(mlflow_server, "cluster-check"))
+    a = {k: json.loads(v[2])["loss"] for k, v in embedded.items()}
+    b = {k: json.loads(v[2])["loss"] for k, v in cluster.items()}
     assert set(a) == set(b) and len(a) == 32
     for key in a:  # float32 training on the same CPU kind: equal to float32 rounding
         assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-9)
 
 
-def _log_many(uri: str, parent: str, worker: int, record) -> int:
-    from realspace.tracking.runs import SweepStore
+def _write_pieces(uri: str, cells: list[tuple[str, str]], worker: int, record) -> list[str]:
+    """Six pieces of one network each, alternately into two cell runs, written through
+    the server as a shard's worker writes them."""
+    from mlflow.tracking import MlflowClient
 
-    store = SweepStore(uri, "concurrency-check")
+    from realspace.tracking.tables import piece_arrays, piece_name, piece_rows, put_piece
+
+    client = MlflowClient(uri)
+    keys = []
     for i in range(6):
-        store.log_record(parent, f"w{worker}-r{i}", f"shard-{worker}", record)
-    return worker
+        key = f"w{worker}-r{i}"
+        run_id, artifact_uri = cells[i % 2]
+        rows = piece_rows([key], [record], f"shard-{worker}", None)
+        arrays = piece_arrays([key], [record])
+        put_piece(lambda: client, run_id, artifact_uri, piece_name([key]), rows, arrays)
+        keys.append(key)
+    return keys
 
 
-def test_eight_concurrent_loggers_lose_nothing(mlflow_server):
+def test_eight_concurrent_writers_lose_nothing(mlflow_server):
+    """Eight processes writing table pieces into two cell runs at once through the server
+    (as Ray workers do): every piece there and readable, each cell closes on its 24."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
@@ -265,9 +298,24 @@ def test_eight_concurrent_loggers_lose_nothing(mlflow_server):
     record = train_and_record([RunSpec(width=3, steps=5, n_samples=16)])[0]
     store = SweepStore(mlflow_server, "concurrency-check")
     parent = store.parent_run("concurrency-key", "concurrency")
+    wanted = {f"cell-{j}": (f"cell-{j}", record.spec, 24) for j in range(2)}
+    cells = list(store.open_cells(parent, wanted).values())
+    where = [(c.run_id, c.artifact_uri) for c in cells]
     with ProcessPoolExecutor(8, mp_context=mp.get_context("spawn")) as pool:
-        done = list(pool.map(_log_many, [mlflow_server] * 8, [parent] * 8, range(8), [record] * 8))
-    assert sorted(done) == list(range(8))  # no worker raised (no lock or server error)
-    children = store.children(parent)
-    assert len(children) == 48
-    assert all(len(v) == 1 and v[0][1] == "FINISHED" for v in children.values())
+        done = list(
+            pool.map(_write_pieces, [mlflow_server] * 8, [where] * 8, range(8), [record] * 8)
+        )
+    assert len(done) == 8  # no worker raised (no lock or server error)
+    keys = [k for ks in done for k in ks]
+    found = {}
+    for j, cell in enumerate(cells):
+        mine = sorted(k for k in keys if int(k[-1]) % 2 == j)  # w<worker>-r<i>: cell i % 2
+        pieces = store.pieces(cell)
+        assert sorted(pieces) == mine and len(mine) == 24
+        found.update(pieces)
+        assert store.close_cell(cell, mine, network_runs=False)["networks"] == 24
+    for end in store.end_points([found[k] for k in keys], keys):  # the arrays came through
+        assert all(np.array_equal(end[k], record.params[k]) for k in "abcew")
+    state = sweep_state(mlflow_server, "concurrency-check")
+    assert sorted(state.keys) == sorted(keys)  # each once, read back independently
+    assert {c.info.status for c in state.cells} == {"FINISHED"}

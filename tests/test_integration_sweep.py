@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from procs import CLI, kill_matching, quiet_env
+from sweepstate import check_complete, check_consistent, sweep_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -29,19 +30,29 @@ def workdir(tmp_path):
     kill_matching(ray_tmp)
 
 
-def _children(uri: str, experiment: str, deleted=False):
+def _deleted(uri: str, experiment: str) -> list:
+    """The runs a sweep deleted (left unfinished by a killed execution, then redone)."""
     from mlflow.entities import ViewType
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        return []
-    view = ViewType.DELETED_ONLY if deleted else ViewType.ACTIVE_ONLY
-    runs = client.search_runs(
-        [exp.experiment_id], "tags.`realspace.run_key` != ''", run_view_type=view, max_results=10000
-    )
-    return [r for r in runs if "realspace.stage" not in r.data.tags]  # trained networks only
+    return client.search_runs([exp.experiment_id], "", run_view_type=ViewType.DELETED_ONLY)
+
+
+def _plan(path: Path):
+    from realspace.sweep.analysis import plan_analysis
+    from realspace.sweep.config import load_config
+    from realspace.sweep.plan import plan_runs
+
+    cfg = load_config(path)
+    runs = plan_runs(cfg)
+    return runs, plan_analysis(cfg, runs)
+
+
+def _tables(folder: Path) -> dict[Path, tuple[int, int]]:
+    """(inode, mtime) of every cell table under ``folder`` (a sweep's local artifacts)."""
+    return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.rglob("shards/*.parquet")}
 
 
 def _sweep(cfg: Path, cwd: Path, ray_tmp: str, timeout: int, *extra: str):
@@ -58,21 +69,19 @@ def _sweep(cfg: Path, cwd: Path, ray_tmp: str, timeout: int, *extra: str):
     return res
 
 
-def _finished_count(db: Path) -> int:
-    """FINISHED child runs, read straight from SQLite (read-only: an MLflow client here could
-    race the sweep's own schema set-up)."""
-    import sqlite3
+def _trained_count(folder: Path) -> int:
+    """Networks in the cells' tables, read straight from the local artifact files with
+    pyarrow (an MLflow client here could race the sweep's own schema set-up); a table
+    being written (or cut short) is not counted."""
+    import pyarrow.parquet as pq
 
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
-            return con.execute(
-                "SELECT COUNT(*) FROM runs JOIN tags ON tags.run_uuid = runs.run_uuid "
-                "WHERE tags.key = 'realspace.run_key' AND runs.status = 'FINISHED'"
-            ).fetchone()[0]
-    except sqlite3.Error:  # not created yet, or locked for a moment
-        return 0
+    count = 0
+    for path in folder.rglob("shards/*.parquet"):
+        try:
+            count += pq.read_metadata(path).num_rows
+        except Exception:  # noqa: BLE001 - not (fully) there yet
+            continue
+    return count
 
 
 def _config(path: Path, name: str, widths, steps) -> Path:
@@ -104,8 +113,12 @@ def test_sweep_on_a_local_ray(workdir):
     # the analysis units ran on the Ray workers, and the report was written
     assert "Analysis: 18 units logged" in res.stdout, res.stdout
     assert (tmp / "reports" / "ray-small" / "report.html").stat().st_size > 10_000
-    children = _children(f"sqlite:///{tmp / 'mlruns.db'}", "ray-small")
-    assert len(children) == 16 and {c.info.status for c in children} == {"FINISHED"}
+    uri = f"sqlite:///{tmp / 'mlruns.db'}"
+    runs, units = _plan(cfg)
+    state = sweep_state(uri, "ray-small")
+    check_complete(uri, state, runs, units)  # 8 cells, 16 networks (each once), 18 units
+    assert len(state.cells) == 8 and len(state.networks) == 16
+    assert all(r["node"] for r in state.rows)  # trained (and written) on Ray workers
     st = subprocess.run(
         CLI + ["status", str(cfg)],
         cwd=tmp,
@@ -114,13 +127,14 @@ def test_sweep_on_a_local_ray(workdir):
         text=True,
         timeout=120,
     )
-    assert "total: 16 done, 0 pending, 0 failed of 16" in st.stdout
+    assert "total: 16 done, 0 pending of 16" in st.stdout, st.stdout
 
 
 def test_sigkill_then_rerun_completes_without_duplicates(workdir):
     tmp, ray_tmp = workdir
     cfg = _config(tmp / "k.yaml", "killed", [2, 3, 4, 5, 6, 7], 600)
     uri = f"sqlite:///{tmp / 'mlruns.db'}"
+    runs, _ = _plan(cfg)
     proc = subprocess.Popen(
         CLI + ["sweep", str(cfg), "--quiet", "--no-analysis"],
         cwd=tmp,
@@ -132,30 +146,31 @@ def test_sigkill_then_rerun_completes_without_duplicates(workdir):
     deadline = time.time() + 400
     try:
         while time.time() < deadline:
-            if _finished_count(tmp / "mlruns.db") >= 4:
+            if _trained_count(tmp) >= 4:
                 break
             assert proc.poll() is None, "the sweep ended before it could be killed"
             time.sleep(0.5)
         else:
-            pytest.fail("no run finished in time")
+            pytest.fail("no network was in a table in time")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         kill_matching(ray_tmp)
-    before = {
-        c.data.tags["realspace.run_key"]: c.info.run_id
-        for c in _children(uri, "killed")
-        if c.info.status == "FINISHED"
-    }
+    state = sweep_state(uri, "killed")
+    before = check_consistent(uri, state, runs)  # no key twice, FINISHED runs complete
+    files = _tables(tmp)
     assert 4 <= len(before) < 48
+    done = {c.info.run_id for c in state.cells if c.info.status == "FINISHED"}
+    nets = {n.info.run_id for n in state.networks if n.info.status == "FINISHED"}
 
     res = _sweep(cfg, tmp, ray_tmp, 600, "--no-analysis")
-    assert f"{len(before)} already finished" in res.stdout
-    after = _children(uri, "killed")
-    keys = [c.data.tags["realspace.run_key"] for c in after]
-    assert len(keys) == len(set(keys)) == 48
-    assert {c.info.status for c in after} == {"FINISHED"}
-    kept = {c.data.tags["realspace.run_key"]: c.info.run_id for c in after}
-    assert all(kept[k] == run_id for k, run_id in before.items())  # not trained twice
+    assert f"{48 - len(before)} trained, {len(before)} already finished" in res.stdout
+    state = sweep_state(uri, "killed")
+    after = check_complete(uri, state, runs)  # each of the 48 once, every run FINISHED
+    # not trained twice: each network keeps its table, row and file
+    assert all(after[k] == v for k, v in before.items())
+    assert all(_tables(tmp)[p] == stat for p, stat in files.items())
+    assert done <= {c.info.run_id for c in state.cells}
+    assert nets <= {n.info.run_id for n in state.networks}
     # what the rerun cleaned up was only ever unfinished
-    assert {c.info.status for c in _children(uri, "killed", deleted=True)} <= {"RUNNING"}
+    assert {r.info.status for r in _deleted(uri, "killed")} <= {"RUNNING"}
