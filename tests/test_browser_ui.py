@@ -5,6 +5,7 @@ selenium; without them the test is skipped, unless REALSPACE_REQUIRE_BROWSER=1 (
 which makes a missing browser a failure.
 """
 
+import contextlib
 import os
 import re
 import shutil
@@ -87,9 +88,10 @@ def _only_on_loopback(port: int) -> None:
             assert s.connect_ex((addr, port)) != 0, f"the UI is reachable on {addr}"
 
 
-@pytest.fixture(scope="module")
-def ui(finished_sweep):
-    tmp, cfg, *_ = finished_sweep
+@contextlib.contextmanager
+def _realspace_ui(tmp: Path, cfg: Path):
+    """`realspace ui CONFIG` started in ``tmp`` (its output in ``tmp/ui.out``); yields
+    its URL once it answers, checked to answer on loopback only."""
     port = free_port()
     proc = subprocess.Popen(
         CLI + ["ui", str(cfg), "--port", str(port)],
@@ -124,7 +126,15 @@ def ui(finished_sweep):
 
 
 @pytest.fixture(scope="module")
-def browser(ui, tmp_path_factory):
+def ui(finished_sweep):
+    tmp, cfg, *_ = finished_sweep
+    with _realspace_ui(tmp, cfg) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    _need_browser()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -206,7 +216,7 @@ def test_the_ui_shows_the_sweep_its_runs_and_the_report(finished_sweep, ui, brow
     frame = _wait_for_element(browser, "iframe")
     browser.switch_to.frame(frame)
     _wait_for(browser, f"{cell.info.run_name}: 2 networks", "objective")
-    assert len(browser.find_elements("css selector", "svg")) == 2  # each realization drawn
+    assert len(browser.find_elements("css selector", "td svg")) == 2  # each realization drawn
     browser.switch_to.default_content()
     browser.save_screenshot(str(shots / "cell-artifacts.png"))
     # a network run page (a child of its cell) shows the network's params
@@ -225,3 +235,61 @@ def test_the_ui_shows_the_sweep_its_runs_and_the_report(finished_sweep, ui, brow
     browser.get(f"{ui}/#/experiments/{exp_id}/runs/{parent.info.run_id}/artifacts/report")
     _wait_for(browser, "report.html", "report.md", "gap_vs_width.png")
     browser.save_screenshot(str(shots / "artifacts.png"))
+
+
+@pytest.mark.slow
+def test_the_ui_shows_a_sweep_of_20000_networks(tmp_path, browser):
+    """At scale: a sweep of 20,000 tiny networks (4 cells of 5,000 seeds) opens on its
+    runs (the parent and its 4 cells, not 20,000 runs), a cell's page shows its metrics,
+    and its networks.html is previewed with its rows."""
+    _need_browser()
+    cfg = tmp_path / "big.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "name": "browser-20k",
+                "targets": [{"name": "sin"}],
+                "widths": [2, 4],
+                "seeds": 5000,
+                "optimizer": {"steps": 5},
+                "data": {"n_samples": 16},
+                "analysis": {"report": False},
+            }
+        )
+    )
+    res = subprocess.run(
+        CLI + ["sweep", str(cfg), "--no-analysis", "--quiet"],
+        cwd=tmp_path,
+        env=quiet_env(RAY_ADDRESS="local"),
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert res.returncode == 0 and "20000 trained" in res.stdout, res.stdout + res.stderr
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns.db'}")
+    exp = client.get_experiment_by_name("browser-20k")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 5  # the parent and 4 cell runs: no run per network at this size
+    parent = next(r for r in runs if "realspace.sweep_key" in r.data.tags)
+    cell = next(r for r in runs if "realspace.cell" in r.data.tags)
+    with _realspace_ui(tmp_path, cfg) as url:
+        [page] = re.findall(r"http://\S+", (tmp_path / "ui.out").read_text())
+        browser.get(page)
+        body = _wait_for(browser, "browser-20k", parent.info.run_name, "matching runs")
+        assert "Traces: 0" not in body
+        browser.get(f"{url}/#/experiments/{exp.experiment_id}/runs/{cell.info.run_id}")
+        _wait_for(browser, cell.info.run_name, "Metrics", "networks", "objective_median")
+        browser.get(
+            f"{url}/#/experiments/{exp.experiment_id}/runs/{cell.info.run_id}"
+            "/artifacts/networks.html"
+        )
+        browser.switch_to.frame(_wait_for_element(browser, "iframe"))
+        _wait_for(browser, f"{cell.info.run_name}: 5000 networks", "objective", timeout=120)
+        rows = browser.find_elements("css selector", "tr")
+        assert len(rows) == 2001  # the header and the best 2,000 (the rest: in the tables)
+        assert len(browser.find_elements("css selector", "td svg")) == 200
+        browser.switch_to.default_content()
+        shots = Path(os.environ.get("REALSPACE_SCREENSHOTS", tmp_path))
+        browser.save_screenshot(str(shots / "cell-20k.png"))
