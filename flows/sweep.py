@@ -25,7 +25,7 @@ from realspace.tasks.analysis import (
     report_task,
 )
 from realspace.tasks.faults import fault_point
-from realspace.tasks.tracking import close_cell_task, open_sweep_task
+from realspace.tasks.tracking import close_cells_task, open_sweep_task
 from realspace.tasks.train import train_shard_task
 from realspace.tracking.layout import cell_names
 from realspace.tracking.tables import Piece, piece_name
@@ -130,9 +130,13 @@ def sweep_flow(
         """Close the cells of ``keys`` that are complete now (and not FINISHED)."""
         nonlocal t_log
         t = time.perf_counter()
-        for k in sorted({cell[key] for key in keys}):
-            if left[k] == 0 and cells[k].status != "FINISHED":
-                close_cell_task(tracking_uri, experiment, cells[k], members[k], network_runs)
+        complete = [
+            (cells[k], members[k])
+            for k in sorted({cell[key] for key in keys})
+            if left[k] == 0 and cells[k].status != "FINISHED"
+        ]
+        if complete:
+            close_cells_task(tracking_uri, experiment, complete, network_runs)
         t_log += time.perf_counter() - t
 
     close(pieces)  # cells completed by an execution that died before closing them

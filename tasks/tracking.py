@@ -34,12 +34,15 @@ def open_sweep_task(
     return {"parent": parent, "cells": opened, "pieces": pieces, "units": units}
 
 
-@task(name="close-cell", cache_policy=NO_CACHE, persist_result=False, **STORE_RETRIES)
-def close_cell_task(
-    tracking_uri: str, experiment: str, cell, keys: list[str], network_runs: bool
-) -> dict:
-    """Close one cell whose networks are all in its tables: metrics, networks.html, a
-    run per network with ``network_runs``, then FINISHED. Returns its metrics."""
+@task(name="close-cells", cache_policy=NO_CACHE, persist_result=False, **STORE_RETRIES)
+def close_cells_task(
+    tracking_uri: str, experiment: str, cells: list[tuple], network_runs: bool
+) -> list[dict]:
+    """Close the cells of ``cells`` ((CellRun, its run keys) pairs) whose networks are all
+    in their tables: metrics, networks.html, a run per network with ``network_runs``,
+    then FINISHED. One task for all the cells a shard completes (a task run costs the
+    Prefect API a few calls; a sweep has hundreds of cells). Returns their metrics."""
     from realspace.tracking.connection import open_store
 
-    return open_store(tracking_uri, experiment).close_cell(cell, keys, network_runs)
+    store = open_store(tracking_uri, experiment)
+    return [store.close_cell(cell, keys, network_runs) for cell, keys in cells]
