@@ -9,7 +9,17 @@ import pytest
 import torch
 from torch.func import hessian, vmap
 
-from realspace.train import RunSpec, TrainOptions, certify, init_params, teacher_net, train_shard
+from realspace.train import (
+    RunSpec,
+    TrainOptions,
+    certify,
+    init_params,
+    make_data,
+    network_from_params,
+    teacher_net,
+    train_and_record,
+    train_shard,
+)
 from realspace.train.certify import _single_mse, mse_hessian
 from realspace.train.state import trainable_names
 
@@ -123,3 +133,32 @@ def test_certificates_equal_those_with_the_torch_func_hessian():
             assert same == {k: v for k, v in o.items() if k != "min_eig"}
             decisions.append(n["certified"])
     assert any(decisions) and not all(decisions)  # both decisions were put to the test
+
+
+def test_certify_uses_the_data_it_is_handed():
+    specs = [RunSpec(target="sin", width=4, n_samples=32, steps=20, seed=s) for s in range(5)]
+    result = train_shard(specs)
+    drawn = [make_data(s) for s in specs]
+    assert certify(result, data=drawn) == certify(result)  # the trainer's own data
+    # other targets (a shard trained on handed data, as retraining does): the loss is theirs
+    other = [(x, np.cos(3 * x[:, 0])) for x, _ in drawn]
+    for m, cert in enumerate(certify(result, data=other)):
+        net = network_from_params({k: v[m] for k, v in result.params.items()}, False)
+        x, y = other[m]
+        assert cert["loss"] == pytest.approx(np.mean((net(x) - y) ** 2), rel=1e-12)
+    with pytest.raises(ValueError, match="4 data sets for 5 runs"):
+        certify(result, data=drawn[:4])
+
+
+def test_train_and_record_draws_the_data_once(monkeypatch):
+    specs = [RunSpec(target="sin", width=4, n_samples=32, steps=20, seed=s) for s in range(3)]
+    expected = certify(train_shard(specs))
+
+    def drawn_again(spec):
+        raise AssertionError("the trainer or certify drew the data again")
+
+    monkeypatch.setattr(certify_module, "make_data", drawn_again)
+    monkeypatch.setattr(importlib.import_module("realspace.train.inputs"), "make_data", drawn_again)
+    fields = ("loss", "objective", "grad_norm", "min_eig", "certified", "min_kink_distance")
+    got = [{k: getattr(r, k) for k in fields} for r in train_and_record(specs)]
+    assert got == [{k: c[k] for k in fields} for c in expected]

@@ -23,6 +23,7 @@ The math: docs/science.md#training.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -152,8 +153,9 @@ def _lanczos_min(hvp, v0: torch.Tensor, steps: int) -> torch.Tensor:
     return torch.linalg.eigvalsh(T)[:, 0]
 
 
-def _chunk(part, p, names, tol, dense_max_params, lanczos_steps, dev) -> list[dict]:
-    """Certificates of one chunk of networks; p holds their float64 parameters."""
+def _chunk(part, p, names, tol, dense_max_params, lanczos_steps, dev, data) -> list[dict]:
+    """Certificates of one chunk of networks; p holds their float64 parameters and
+    ``data`` their MSE runs' (X, y), or None to draw them again."""
     M = len(part)
     lam = torch.tensor([s.weight_decay for s in part], dtype=torch.float64, device=dev)
     shapes = [tuple(p[k].shape[1:]) for k in names]
@@ -161,9 +163,9 @@ def _chunk(part, p, names, tol, dense_max_params, lanczos_steps, dev) -> list[di
     P = theta.shape[1]
     dense = P <= dense_max_params
     if part[0].loss == "mse":
-        data = [make_data(s) for s in part]
-        X = torch.as_tensor(np.stack([d[0] for d in data]), device=dev)
-        Y = torch.as_tensor(np.stack([d[1] for d in data]), device=dev)
+        data = [make_data(s) for s in part] if data is None else data
+        X = torch.as_tensor(np.stack([d[0] for d in data]), dtype=torch.float64, device=dev)
+        Y = torch.as_tensor(np.stack([d[1] for d in data]), dtype=torch.float64, device=dev)
         obj, loss, g = mse_objective(p, X, Y, lam)
         fixed = {k: v for k, v in p.items() if k not in names}
 
@@ -231,14 +233,20 @@ def certify(
     lanczos_steps: int = 80,
     chunk: int = 64,
     device: str | None = None,
+    data: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> list[dict]:
     """Per-network certificates of ``result``'s end points (float64), ``chunk`` at a time.
 
     A network is a certified local minimum when its gradient norm is <= ``tol`` and its
-    smallest Hessian eigenvalue is >= -``tol``.
+    smallest Hessian eigenvalue is >= -``tol``. ``data`` optionally gives each MSE run's
+    (X, y) as ``train_shard`` took them (float64, sorted by x when d = 1); else they are
+    drawn again from each run's seed (``make_data``), which is what the trainer draws
+    unless it was handed other data.
     """
     dev = torch.device(device or result.device)
     names = trainable_names(result.specs[0])
+    if data is not None and len(data) != len(result.specs):
+        raise ValueError(f"certify: {len(data)} data sets for {len(result.specs)} runs")
     out = []
     for lo in range(0, len(result.specs), chunk):
         p = {
@@ -247,5 +255,6 @@ def certify(
         }
         part = result.specs[lo : lo + chunk]
         with _FUNC_LOCK:
-            out += _chunk(part, p, names, tol, dense_max_params, lanczos_steps, dev)
+            xy = None if data is None else data[lo : lo + chunk]
+            out += _chunk(part, p, names, tol, dense_max_params, lanczos_steps, dev, xy)
     return out
