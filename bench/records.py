@@ -1,9 +1,16 @@
-"""Benchmark: building a shard's records, the path before the fast path against the current one.
+"""Benchmark: building a shard's records, the path before the fast path against the current one;
+and certifying a shard, the dense MSE Hessian by torch.func against the closed form.
 
 Each shard (sin, d = 1, 64 samples, Adam, float32, one torch thread; both
-parametrizations, each width) is trained and certified once; then, interleaved and
-repeated on the same trained shard in this process:
+parametrizations, each width) is trained once; then, interleaved and repeated on the same
+trained shard in this process:
 
+  certify old  ``certify`` with the dense MSE Hessian taken by torch.func
+               (``vmap(hessian(...))`` of ``_single_mse``), the one step that changed,
+               swapped back in for the call;
+  certify new  ``certify`` as it is now (the closed-form ``mse_hessian``);
+  new, data    the same, handed the shard's training data (as ``train_and_record`` does)
+               instead of drawing it again;
   old          the record path as it was, kept below verbatim (renamed ``old_*``):
                canonical_form twice per network (the record's, and again inside the
                census), scipy's pdist / connected_components for every network, the
@@ -14,21 +21,25 @@ repeated on the same trained shard in this process:
                the realization artifact costs on top, wherever that happens.
 
 Prints CPU ms per network (this process's: on a shared machine wall time mostly measures
-the neighbours), each chunk of 25 networks timed ``--repeats`` times with the paths in
-turn and its best time counted, and the ratios old / new; ``certify`` once per shard (its
-code is unchanged). Then the parts per call. ShallowNet's construction is shared by both
-paths (its cheaper checks count on both sides, so the ratios understate the change a
-little). Before timing, every new record is checked equal to the old one to 1e-12 (all
-fields, the eval-grid arrays and the summary).
+the neighbours), the ratios old / new, then the parts per call. Records: each chunk of 25
+networks timed ``--repeats`` times with the paths in turn, its best time counted.
+Certificates: each chunk of 64 networks (certify's own chunk) timed ``--cert-repeats``
+times likewise (the old path costs about 80 ms per network at width 64). ShallowNet's
+construction is shared by both record paths (its cheaper checks count on both sides, so
+the ratios understate the change a little). Before the records are timed, every new record
+is checked equal to the old one to 1e-12 (all fields, the eval-grid arrays and the
+summary); every new certificate equals the old one but for min_eig, which agrees to 1e-10.
 
     python bench/records.py                          # 500 networks per shard, widths 8, 64
-    python bench/records.py --networks 200 --widths 8 --repeats 5
+    python bench/records.py --networks 200 --widths 8 --repeats 5 --cert-repeats 3
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import importlib
 import time
 
 import numpy as np
@@ -37,12 +48,48 @@ import torch
 from realspace.canonical import canonical_form, classify_neurons, orientation_flips
 from realspace.census import degeneracy_census
 from realspace.nets import ShallowNet, check_domain
-from realspace.problem import eval_grid, network_from_params, target_on
+from realspace.problem import eval_grid, make_data, network_from_params, target_on
 from realspace.restricted import DEFAULT_TOL, live_neurons, restricted_set_margins
 from realspace.spec import RunSpec
 from realspace.train import RunRecord, build_records, certify, train_shard
 from realspace.train.loop import ShardResult, TrainOptions
 from realspace.train.state import RunStatus
+
+# the module, not the function of the same name that realspace.train exports
+certify_module = importlib.import_module("realspace.train.certify")
+
+
+# -- the dense MSE Hessian before the closed form ------------------------------------------
+
+
+def old_mse_hessian(p, X, y, lam, names):
+    """The step of certify's dense MSE path as it was: torch.func's Hessian, batched."""
+    M = X.shape[0]
+    shapes = [tuple(p[k].shape[1:]) for k in names]
+    theta = torch.cat([p[k].reshape(M, -1) for k in names], dim=1)
+    fixed = {k: v for k, v in p.items() if k not in names}
+
+    def single(th, fx, x, yy, lm):
+        return certify_module._single_mse(th, fx, x, yy, lm, names, shapes)
+
+    return torch.func.vmap(torch.func.hessian(single))(theta, fixed, X, y, lam)
+
+
+@contextlib.contextmanager
+def torch_func_hessian():
+    """certify as it was: the dense MSE Hessian by torch.func."""
+    new = certify_module.mse_hessian
+    certify_module.mse_hessian = old_mse_hessian
+    try:
+        yield
+    finally:
+        certify_module.mse_hessian = new
+
+
+def old_certify(result, **kw):
+    with torch_func_hessian():
+        return certify(result, **kw)
+
 
 # -- the record path before the fast path: verbatim but for the names (docstrings left out) --
 
@@ -232,6 +279,7 @@ def old_build_records(result, certificates: list[dict]) -> list[RunRecord]:
 # -- measuring ---------------------------------------------------------------------------------
 
 CHUNK = 25  # networks per timed call: short calls, so a burst next door spoils few of them
+CERT_CHUNK = 64  # certify's own chunk: each timed call is one batched Hessian
 
 
 def part_of(result: ShardResult, lo: int, hi: int) -> ShardResult:
@@ -305,9 +353,36 @@ def measure(width: int, par: str, args) -> tuple:
         RunSpec(**shape, optimizer="adam", steps=args.steps, seed=s) for s in range(args.networks)
     ]
     result = train_shard(specs, TrainOptions(dtype=torch.float32))
-    t = time.process_time()
-    certs = certify(result)
-    cert_ms = 1e3 * (time.process_time() - t) / len(specs)
+    data = [make_data(s) for s in specs]
+
+    parts = [(lo, part_of(result, lo, lo + CERT_CHUNK)) for lo in range(0, len(specs), CERT_CHUNK)]
+    last = {}  # (path, first network) -> that chunk's certificates, from the last repeat
+
+    def kept(path, fn):
+        def run(item):
+            lo, part = item
+            last[path, lo] = out = fn(part, data[lo : lo + len(part.specs)])
+            return len(out)
+
+        return run
+
+    cert_ms = cpu_ms_per_item(
+        {
+            "old": kept("old", lambda part, _: old_certify(part)),
+            "new": kept("new", lambda part, _: certify(part)),
+            "new, data": kept("data", lambda part, xy: certify(part, data=xy)),
+        },
+        parts,
+        args.cert_repeats,
+    )
+    certs = {
+        path: [c for lo, _ in parts for c in last[path, lo]] for path in ("old", "new", "data")
+    }
+    for o, n, g in zip(certs["old"], certs["new"], certs["data"], strict=True):
+        assert n == g, (n, g)
+        assert abs(n["min_eig"] - o["min_eig"]) <= 1e-10, (n, o)
+        assert {**n, "min_eig": 0} == {**o, "min_eig": 0}, (n, o)
+    certs = certs["new"]
 
     old, new = old_build_records(result, certs), new_and_read(result, certs)
     for o, n in zip(old, new, strict=True):
@@ -357,24 +432,39 @@ def main():
     ap.add_argument("--widths", type=int, nargs="+", default=[8, 64])
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--cert-repeats", type=int, default=2, help="repeats of each certify chunk")
     args = ap.parse_args()
     torch.set_num_threads(1)
     # torch.func's first Hessian in a process imports torch._dynamo (seconds): not timed
-    certify(train_shard([RunSpec(width=2, steps=2, n_samples=8)], TrainOptions()))
+    old_certify(train_shard([RunSpec(width=2, steps=2, n_samples=8)], TrainOptions()))
 
     rows = [(w, par, *measure(w, par, args)) for w in args.widths for par in PARAMETRIZATIONS]
 
     print(
-        f"records of one shard ({args.networks} networks, sin d=1, {args.steps} Adam steps, "
-        f"float32, 1 thread): CPU ms per network, best of {args.repeats} per {CHUNK} networks"
+        f"certify one shard ({args.networks} networks, sin d=1, {args.steps} Adam steps, "
+        f"float32, 1 thread): CPU ms per network, best of {args.cert_repeats} per "
+        f"{CERT_CHUNK} networks"
     )
     print(
-        f"{'width':>5} {'parametrization':<15} {'certify':>8} {'old':>8} {'new':>8} {'old/new':>8}"
+        f"{'width':>5} {'parametrization':<15} {'old':>8} {'new':>8} {'old/new':>8}"
+        f" {'new, data':>10} {'old/(new, data)':>16}"
+    )
+    for width, par, cert, *_ in rows:
+        print(
+            f"{width:>5} {par:<15} {cert['old']:8.3f} {cert['new']:8.3f}"
+            f" {cert['old'] / cert['new']:8.1f} {cert['new, data']:10.3f}"
+            f" {cert['old'] / cert['new, data']:16.1f}"
+        )
+    print(
+        f"\nrecords of one shard: CPU ms per network, best of {args.repeats} per {CHUNK} networks"
+    )
+    print(
+        f"{'width':>5} {'parametrization':<15} {'old':>8} {'new':>8} {'old/new':>8}"
         f" {'new+read':>9} {'old/(new+read)':>15}"
     )
-    for width, par, cert_ms, ms, _ in rows:
+    for width, par, _, ms, _ in rows:
         print(
-            f"{width:>5} {par:<15} {cert_ms:8.3f} {ms['old']:8.3f} {ms['new']:8.3f}"
+            f"{width:>5} {par:<15} {ms['old']:8.3f} {ms['new']:8.3f}"
             f" {ms['old'] / ms['new']:8.1f} {ms['new + read']:9.3f}"
             f" {ms['old'] / ms['new + read']:15.1f}"
         )
@@ -383,7 +473,10 @@ def main():
     print(f"{'width':>5} {'parametrization':<15} " + " ".join(f"{k:>13}" for k in keys))
     for width, par, *_, us in rows:
         print(f"{width:>5} {par:<15} " + " ".join(f"{us[k]:13.1f}" for k in keys))
-    print("\nevery new record equals the old one to 1e-12 (all fields, eval grid and summary)")
+    print(
+        "\nevery new certificate equals the old one, min_eig to 1e-10; every new record equals"
+        " the old one to 1e-12 (all fields, eval grid and summary)"
+    )
 
 
 PARAMETRIZATIONS = ("unrestricted", "restricted")
