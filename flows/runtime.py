@@ -189,7 +189,7 @@ def _stop_with_this_process(pid: int) -> None:
 
 
 def worker_env() -> dict:
-    """Environment passed to Ray workers (those of a running cluster inherit nothing)."""
+    """Environment passed to the workers of a Ray cluster (they inherit nothing)."""
     keys = list(QUIET_ENV) + [
         "PREFECT_API_URL",
         "PREFECT_API_KEY",
@@ -218,14 +218,17 @@ def ray_task_runner(address: str | None, num_cpus: int | None = None):
     from prefect_ray import RayTaskRunner
 
     init = {
-        "runtime_env": {"env_vars": worker_env()},
         "include_dashboard": False,
         "log_to_driver": False,
         "configure_logging": True,
         "logging_level": "warning",
     }
     if address:
+        init["runtime_env"] = {"env_vars": worker_env()}
         return RayTaskRunner(address=address, init_kwargs=init)
+    # A local Ray's workers inherit this process's environment, worker_env() included. A
+    # runtime_env, even of env_vars alone, would make Ray start new workers for it instead
+    # of using those it prestarts: seconds more before the first task, twice the processes.
     if num_cpus:
         init["num_cpus"] = num_cpus
     init["_node_ip_address"] = "127.0.0.1"  # a local Ray listens on loopback only
