@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 
 # Side effects nobody asked for, off unless the user set them: usage statistics, telemetry,
 # Ray's auth-token file, and a Prefect start-up timeout too tight for small machines.
@@ -57,11 +58,12 @@ def starting_prefect_api(timeout: int = 120):
     with _hold_port() as port:
         url = f"http://127.0.0.1:{port}/api"
         server = _start_server(port)
+        deadline = time.monotonic() + timeout
         try:
             _stop_with_this_process(server.pid)
             os.environ["PREFECT_API_URL"] = url  # inherited by a local Ray's workers
             with temporary_settings({PREFECT_API_URL: url}):
-                yield lambda: _wait_for_server(server, url, timeout)
+                yield lambda: _wait_for_server(server, url, deadline, timeout)
         finally:
             os.environ.pop("PREFECT_API_URL", None)
             _stop_server(server)
@@ -123,26 +125,27 @@ def _start_server(port: int):
     )
 
 
-def _wait_for_server(server, url: str, timeout: float) -> str:
-    """Poll the server's health until it answers; raise if it exits or takes too long."""
-    import time
-
+def _wait_for_server(server, url: str, deadline: float, timeout: float) -> str:
+    """Poll the server's health until it answers; raise if it exits or is not up by
+    ``deadline`` (``timeout`` seconds after its launch)."""
     import httpx
 
-    deadline = time.monotonic() + timeout
     with httpx.Client() as client:
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                raise RuntimeError(
-                    f"the temporary Prefect server exited with code {server.returncode}"
-                )
+        while True:
             try:
                 if client.get(f"{url}/health").status_code == 200:
                     return url
             except httpx.TransportError:
                 pass
+            if server.poll() is not None:
+                raise RuntimeError(
+                    f"the temporary Prefect server exited with code {server.returncode}"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the temporary Prefect server did not answer within {timeout} s"
+                )
             time.sleep(0.1)
-    raise RuntimeError(f"the temporary Prefect server did not answer within {timeout} s")
 
 
 def _stop_server(server) -> None:
