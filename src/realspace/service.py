@@ -5,9 +5,9 @@
 
 ``run_sweep`` checks the tracking store and the Ray address first (seconds, not the
 minutes of a client's retries), then refuses a sweep over its memory, disk or run budget
-unless ``allow_over_budget``, then opens the store (creating the sweep's experiment),
-starts the Prefect API (``PREFECT_API_URL`` or a temporary local server) and the task
-runner (a local Ray, a Ray cluster, or in-process),
+unless ``allow_over_budget``, then opens the store (creating the sweep's experiment)
+while the Prefect API (``PREFECT_API_URL`` or a temporary local server) and the task
+runner (a local Ray, a Ray cluster, or in-process) start,
 runs the sweep flow and returns its typed :class:`SweepSummary`. Nothing here prints:
 the CLI formats. Every error raised before work starts is a :class:`NotStarted`.
 """
