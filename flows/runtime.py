@@ -1,11 +1,18 @@
 """Where flows run: the Prefect API (a server given by PREFECT_API_URL, or a temporary
 local one) and the task runner (a local Ray, a Ray cluster, or in-process), and a
-fail-fast check that a Ray cluster is there before a sweep starts."""
+fail-fast check that a Ray cluster is there before a sweep starts.
+
+Start-up is paid once per sweep, before any network trains, so its independent parts
+overlap: the temporary Prefect server (a subprocess that spends most of its ten seconds
+importing its application) is launched without waiting, a local Ray starts meanwhile,
+and only then is the server awaited (``starting_prefect_api``, ``local_ray``).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
 
 # Side effects nobody asked for, off unless the user set them: usage statistics, telemetry,
 # Ray's auth-token file, and a Prefect start-up timeout too tight for small machines.
@@ -31,24 +38,125 @@ def quiet_environment() -> None:
 def prefect_api(timeout: int = 120):
     """Yield the Prefect API URL: PREFECT_API_URL when set, else a temporary local server
     started here (and stopped on exit), so that Ray workers can share it."""
+    with starting_prefect_api(timeout) as ready:
+        yield ready()
+
+
+@contextlib.contextmanager
+def starting_prefect_api(timeout: int = 120):
+    """Like ``prefect_api``, but yield at once a function that waits until the API answers
+    and returns its URL, so that the caller can do other work while the server starts.
+
+    The URL is known (and set in PREFECT_API_URL, which a local Ray's workers inherit)
+    before the server is up: its port is held from the start (see ``_hold_port``)."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     url = PREFECT_API_URL.value()
     if url:
-        yield url
+        yield lambda: url
         return
-    from prefect.server.api.server import SubprocessASGIServer
+    with _hold_port() as port:
+        url = f"http://127.0.0.1:{port}/api"
+        server = _start_server(port)
+        deadline = time.monotonic() + timeout
+        try:
+            _stop_with_this_process(server.pid)
+            os.environ["PREFECT_API_URL"] = url  # inherited by a local Ray's workers
+            with temporary_settings({PREFECT_API_URL: url}):
+                yield lambda: _wait_for_server(server, url, deadline, timeout)
+        finally:
+            os.environ.pop("PREFECT_API_URL", None)
+            _stop_server(server)
 
-    server = SubprocessASGIServer()
-    server.start(timeout=timeout)
-    _stop_with_this_process(server.server_process.pid)
-    os.environ["PREFECT_API_URL"] = server.api_url  # inherited by a local Ray's workers
+
+@contextlib.contextmanager
+def _hold_port():
+    """A free loopback port, held until exit by a bound socket that does not listen.
+
+    Both it and the server's socket set SO_REUSEADDR, so the server can bind the port and
+    listen while it is held; anyone else binding it meanwhile (a port chooser, Prefect's
+    own included) is refused. Without the hold, the port could be taken during the
+    server's ten seconds of start-up, after Ray was already told the URL."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+def _start_server(port: int):
+    """Launch the temporary server as Prefect's own SubprocessASGIServer does (prefect
+    3.9: uvicorn on the API factory, ephemeral mode: no UI, only the services a temporary
+    server runs), without waiting for it, and without importing the server's application
+    here, which would cost this process four seconds."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import prefect
+    from prefect.settings import get_current_settings
+
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(Path(prefect.__file__).parent.parent),
+            "--factory",
+            "prefect.server.api.server:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "error",
+            "--lifespan",
+            "on",
+        ],
+        env={
+            **os.environ,
+            "PREFECT_UI_ENABLED": "0",
+            "PREFECT__SERVER_EPHEMERAL": "1",
+            "PREFECT__SERVER_FINAL": "1",
+            **get_current_settings().to_environment_variables(exclude_unset=True),
+        },
+    )
+
+
+def _wait_for_server(server, url: str, deadline: float, timeout: float) -> str:
+    """Poll the server's health until it answers; raise if it exits or is not up by
+    ``deadline`` (``timeout`` seconds after its launch)."""
+    import httpx
+
+    with httpx.Client() as client:
+        while True:
+            try:
+                if client.get(f"{url}/health").status_code == 200:
+                    return url
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None:
+                raise RuntimeError(
+                    f"the temporary Prefect server exited with code {server.returncode}"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the temporary Prefect server did not answer within {timeout} s"
+                )
+            time.sleep(0.1)
+
+
+def _stop_server(server) -> None:
+    import subprocess
+
+    server.terminate()
     try:
-        with temporary_settings({PREFECT_API_URL: server.api_url}):
-            yield server.api_url
-    finally:
-        os.environ.pop("PREFECT_API_URL", None)
-        server.stop()
+        server.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 # A watchdog that outlives nothing: when the process that started it dies (even by SIGKILL,
@@ -84,7 +192,7 @@ def _stop_with_this_process(pid: int) -> None:
 
 
 def worker_env() -> dict:
-    """Environment passed to Ray workers (those of a running cluster inherit nothing)."""
+    """Environment passed to the workers of a Ray cluster (they inherit nothing)."""
     keys = list(QUIET_ENV) + [
         "PREFECT_API_URL",
         "PREFECT_API_KEY",
@@ -113,15 +221,40 @@ def ray_task_runner(address: str | None, num_cpus: int | None = None):
     from prefect_ray import RayTaskRunner
 
     init = {
-        "runtime_env": {"env_vars": worker_env()},
         "include_dashboard": False,
         "log_to_driver": False,
         "configure_logging": True,
         "logging_level": "warning",
     }
     if address:
+        init["runtime_env"] = {"env_vars": worker_env()}
         return RayTaskRunner(address=address, init_kwargs=init)
+    # A local Ray's workers inherit this process's environment, worker_env() included. A
+    # runtime_env, even of env_vars alone, would make Ray start new workers for it instead
+    # of using those it prestarts: seconds more before the first task, twice the processes.
     if num_cpus:
         init["num_cpus"] = num_cpus
     init["_node_ip_address"] = "127.0.0.1"  # a local Ray listens on loopback only
     return RayTaskRunner(init_kwargs=init)
+
+
+@contextlib.contextmanager
+def local_ray(runner):
+    """Start the local Ray of ``runner`` (a ``ray_task_runner``) now, while the Prefect
+    server starts, instead of when the flow starts; stop it on exit.
+
+    prefect-ray's RayTaskRunner finds Ray initialized then and uses it as it is, without
+    owning it (it shuts down only a Ray it started itself), so this shuts it down. Ray
+    is started with the runner's own init kwargs, so it is the Ray the runner would have
+    started. A Ray cluster (``runner.address``), an in-process flow (``runner`` None) and
+    a Ray already initialized in this process are left to the runner, as before."""
+    import ray
+
+    if runner is None or runner.address or ray.is_initialized():
+        yield
+        return
+    ray.init(**runner.init_kwargs)
+    try:
+        yield
+    finally:
+        ray.shutdown()

@@ -5,9 +5,9 @@
 
 ``run_sweep`` checks the tracking store and the Ray address first (seconds, not the
 minutes of a client's retries), then refuses a sweep over its memory, disk or run budget
-unless ``allow_over_budget``, then opens the store (creating the sweep's experiment),
-starts the Prefect API (``PREFECT_API_URL`` or a temporary local server) and the task
-runner (a local Ray, a Ray cluster, or in-process),
+unless ``allow_over_budget``, then opens the store (creating the sweep's experiment)
+while the Prefect API (``PREFECT_API_URL`` or a temporary local server) and the task
+runner (a local Ray, a Ray cluster, or in-process) start,
 runs the sweep flow and returns its typed :class:`SweepSummary`. Nothing here prints:
 the CLI formats. Every error raised before work starts is a :class:`NotStarted`.
 """
@@ -162,31 +162,36 @@ def run_sweep(
     check_services(plan)
     if plan.problems and not allow_over_budget:
         raise OverBudget(plan.problems)
-    open_tracking_store(plan)  # only now: a refused sweep leaves no experiment behind
-
-    from .flows.runtime import prefect_api, quiet_environment, ray_task_runner
+    from .flows.runtime import local_ray, quiet_environment, ray_task_runner, starting_prefect_api
 
     quiet_environment()
-    from .flows.sweep import sweep_flow
-
     cfg = plan.config
     doc = cfg.model_dump(mode="json")
     if doc["tracking"]["uri"]:
         doc["tracking"]["uri"] = mask(doc["tracking"]["uri"])
-    with prefect_api():
-        flow = sweep_flow
+    uri = hide_uri(plan.tracking_uri)  # flow parameters are stored by Prefect: no password
+    # Start-up overlaps: the Prefect server starts in its own process while the store opens,
+    # the flow's modules load and a local Ray starts; only then is the server awaited. (The
+    # environment a local Ray's workers inherit, the API URL included, is complete first.)
+    with starting_prefect_api() as api_ready:
+        open_tracking_store(plan)  # only now: a refused sweep leaves no experiment behind
+        from .flows.sweep import sweep_flow
+
+        runner = None
         if not in_process:
-            workers = None if plan.ray_address else plan.workers
-            flow = sweep_flow.with_options(task_runner=ray_task_runner(plan.ray_address, workers))
-        startup = time.perf_counter() - t0
-        summary = flow(
-            doc,
-            hide_uri(plan.tracking_uri),  # flow parameters are stored by Prefect: no password
-            max_shards=max_shards,
-            workers=plan.workers,
-            gpus_per_shard=_gpus_per_shard(cfg),
-            progress=progress,
-            analysis=analysis,
-            report_dir=str(report_dir or default_report_dir(cfg)),
-        )
+            runner = ray_task_runner(plan.ray_address, None if plan.ray_address else plan.workers)
+        with local_ray(runner):
+            api_ready()
+            flow = sweep_flow if runner is None else sweep_flow.with_options(task_runner=runner)
+            startup = time.perf_counter() - t0
+            summary = flow(
+                doc,
+                uri,
+                max_shards=max_shards,
+                workers=plan.workers,
+                gpus_per_shard=_gpus_per_shard(cfg),
+                progress=progress,
+                analysis=analysis,
+                report_dir=str(report_dir or default_report_dir(cfg)),
+            )
     return replace(summary, wall_s=time.perf_counter() - t0, startup_s=startup)
