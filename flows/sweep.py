@@ -26,7 +26,7 @@ from realspace.tasks.analysis import (
 )
 from realspace.tasks.faults import fault_point
 from realspace.tasks.tracking import close_cells_task, open_sweep_task
-from realspace.tasks.train import train_shard_task
+from realspace.tasks.train import shard_order, train_shard_task
 from realspace.tracking.layout import cell_names
 from realspace.tracking.tables import Piece, piece_name
 
@@ -146,11 +146,8 @@ def sweep_flow(
     with SweepProgress(total=len(runs), done=len(runs) - len(pending), enabled=progress) as bar:
         futures = {}
         for shard in shards:
-            keys = [r.key for r in shard.runs]
-            dest = {key: {"cell": cell[key], **_where(cells[cell[key]])} for key in keys}
-            todo = [r.spec.to_dict() for r in shard.runs]
-            args = (shard.id, todo, keys, options, dest)
-            futures[_submit(train_shard_task, cfg, gpus_per_shard, *args)] = shard
+            order = shard_order(shard.id, shard.runs, cell, cells)
+            futures[_submit(train_shard_task, cfg, gpus_per_shard, order, options)] = shard
         for fut in as_completed(list(futures)):
             shard = futures[fut]
             try:
@@ -248,8 +245,3 @@ def sweep_flow(
         status="FAILED" if failed or failed_units else ("KILLED" if remaining else "FINISHED"),
     )
     return summary
-
-
-def _where(cell) -> dict:
-    """What a worker needs to write into a cell run."""
-    return {"run_id": cell.run_id, "artifact_uri": cell.artifact_uri}
