@@ -11,6 +11,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 
 
 def load_all(name):
@@ -92,7 +93,7 @@ def test_ray_cluster_launcher_config():
     assert port != "6379"  # Redis's port, often taken
     assert f"$RAY_HEAD_IP:{port}" in " ".join(cfg["worker_start_ray_commands"])
     assert "--gpus all" in cfg["docker"]["run_options"]
-    assert cfg["docker"]["image"].endswith(":0.1.0")
+    assert cfg["docker"]["image"].endswith(f":{VERSION}")  # the image of this release
 
 
 def test_kuberay_manifest():

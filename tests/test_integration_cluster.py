@@ -282,7 +282,7 @@ def _write_pieces(uri: str, cells: list[tuple[str, str]], worker: int, record) -
         run_id, artifact_uri = cells[i % 2]
         rows = piece_rows([key], [record], f"shard-{worker}", None)
         arrays = piece_arrays([key], [record])
-        put_piece(lambda: client, run_id, artifact_uri, piece_name([key]), rows, arrays)
+        put_piece(client, run_id, artifact_uri, piece_name([key]), rows, arrays)
         keys.append(key)
     return keys
 

@@ -5,6 +5,7 @@ processes, never with a machine-wide `ray stop`.
 """
 
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -164,7 +165,12 @@ def test_sigkill_then_rerun_completes_without_duplicates(workdir):
     nets = {n.info.run_id for n in state.networks if n.info.status == "FINISHED"}
 
     res = _sweep(cfg, tmp, ray_tmp, 600, "--no-analysis")
-    assert f"{48 - len(before)} trained, {len(before)} already finished" in res.stdout
+    # a worker of the killed driver's Ray may still finish its shard and write its pieces
+    # (complete ones: they count as trained) before it notices; never one network twice
+    found = re.search(r"(\d+) trained, (\d+) already finished", res.stdout)
+    assert found, res.stdout + res.stderr
+    trained, kept = map(int, found.groups())
+    assert trained + kept == 48 and kept >= len(before)
     state = sweep_state(uri, "killed")
     after = check_complete(uri, state, runs)  # each of the 48 once, every run FINISHED
     # not trained twice: each network keeps its table, row and file
