@@ -28,7 +28,7 @@ from realspace.tasks.faults import fault_point
 from realspace.tasks.tracking import close_cells_task, open_sweep_task
 from realspace.tasks.train import shard_order, train_shard_task
 from realspace.tracking.layout import cell_names
-from realspace.tracking.tables import Piece, piece_name
+from realspace.tracking.tables import Piece
 
 
 def _submit(task, cfg, gpus_per_shard, *args):
@@ -166,12 +166,10 @@ def sweep_flow(
                 w[1] + result["write_seconds"],
                 w[2] + result["bytes"],
             )
-            by_cell: dict[str, list[str]] = {}
-            for key in keys:
-                by_cell.setdefault(cell[key], []).append(key)
-            for k, ks in by_cell.items():
-                piece = Piece(cells[k].run_id, cells[k].artifact_uri, piece_name(ks))
-                pieces.update(dict.fromkeys(ks, piece))
+            for k, (name, ks) in result["pieces"].items():
+                pieces.update(
+                    dict.fromkeys(ks, Piece(cells[k].run_id, cells[k].artifact_uri, name))
+                )
                 left[k] -= len(ks)
             logged += len(keys)
             diverged += result["diverged"]

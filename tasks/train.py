@@ -31,7 +31,8 @@ def train_shard_task(order: str, options: dict) -> dict:
     ``options``: device, dtype ("float32" | "float64"), threads (torch intra-op threads),
     tracking_uri.
 
-    Returns {"keys": run keys written, "diverged": how many diverged, "seconds": busy
+    Returns {"keys": run keys written, "pieces": {cell key: [piece name, its run keys]},
+    "diverged": how many diverged, "seconds": busy
     time, "write_seconds": of which writing, "bytes": written, "node": the Ray node id,
     "writer": the process that wrote (host:pid), "span": (start, end) epoch seconds}.
     Resume is by the tables in the tracking store, not by Prefect's cache (NO_CACHE).
@@ -58,10 +59,11 @@ def train_shard_task(order: str, options: dict) -> dict:
     node = _node_id()
     client = _client(options["tracking_uri"], cells)  # a process's first: imports MLflow
     t_write = time.perf_counter()
-    written = _write_pieces(client, shard_id, keys, records, dest, node)
+    written, pieces = _write_pieces(client, shard_id, keys, records, dest, node)
     end = time.perf_counter()
     return {
         "keys": list(keys),
+        "pieces": pieces,
         "diverged": sum(r.status == "diverged" for r in records),
         "seconds": end - start,
         "write_seconds": end - t_write,
@@ -105,9 +107,9 @@ def _client(uri: str, cells: dict):
     return MlflowClient(reveal_uri(uri))
 
 
-def _write_pieces(client, shard_id, keys, records, cells, node) -> int:
+def _write_pieces(client, shard_id, keys, records, cells, node) -> tuple[int, dict]:
     """One piece per cell of the shard; a remote store's write is retried on failure
-    (WRITE_DELAYS)."""
+    (WRITE_DELAYS). Returns (bytes written, {cell key: [piece name, its run keys]})."""
     from realspace.tasks.faults import fault_point
     from realspace.tracking.artifacts import local_dir
     from realspace.tracking.tables import piece_arrays, piece_name, piece_rows, put_piece
@@ -115,16 +117,16 @@ def _write_pieces(client, shard_id, keys, records, cells, node) -> int:
     by_cell: dict[str, list[int]] = {}
     for i, key in enumerate(keys):
         by_cell.setdefault(cells[key]["cell"], []).append(i)
-    written = 0
-    for idx in by_cell.values():
+    written, pieces = 0, {}
+    for cell, idx in by_cell.items():
         ks, recs = [keys[i] for i in idx], [records[i] for i in idx]
         dest = cells[ks[0]]
         rows, arrays = piece_rows(ks, recs, shard_id, node), piece_arrays(ks, recs)
+        name = piece_name(ks)
         # a local folder either takes the write or not (a full disk): no point waiting
         remote = local_dir(dest["artifact_uri"]) is None
         for delay in (*(WRITE_DELAYS if remote else ()), None):
             try:
-                name = piece_name(ks)
                 written += put_piece(
                     client, dest["run_id"], dest["artifact_uri"], name, rows, arrays
                 )
@@ -133,8 +135,9 @@ def _write_pieces(client, shard_id, keys, records, cells, node) -> int:
                 if delay is None:
                     raise
                 time.sleep(delay)
+        pieces[cell] = [name, ks]
         fault_point("logging")
-    return written
+    return written, pieces
 
 
 def _node_id() -> str | None:
