@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..spec import RunSpec, target_label
-from .artifacts import atomic_write, local_dir
+from .artifacts import atomic_write, local_dir, read_artifact
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -164,11 +164,7 @@ def list_pieces(client, run_id: str, artifact_uri: str) -> list[Piece]:
 
 
 def _fetch(client, piece: Piece, suffix: str) -> Path:
-    local = local_dir(piece.artifact_uri)
-    if local is not None:
-        return local / SHARDS / f"{piece.name}{suffix}"
-    tmp = tempfile.mkdtemp(prefix="realspace-")
-    return Path(client.download_artifacts(piece.run_id, f"{SHARDS}/{piece.name}{suffix}", tmp))
+    return read_artifact(client, piece.run_id, piece.artifact_uri, f"{SHARDS}/{piece.name}{suffix}")
 
 
 def read_key_column(path: Path) -> list[str] | None:
