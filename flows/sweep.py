@@ -114,7 +114,12 @@ def sweep_flow(
     pending = [r for r in runs if r.key not in pieces]
     left = {k: sum(key not in pieces for key in keys) for k, keys in members.items()}
     shards = pack_shards(
-        pending, shard_budget(cfg, workers), cfg.execution.max_shard_size, cfg.execution.dtype
+        pending,
+        shard_budget(cfg, workers),
+        cfg.execution.max_shard_size,
+        cfg.execution.dtype,
+        workers=workers,
+        per_worker=cfg.execution.shards_per_worker,
     )
     if max_shards is not None:
         shards = shards[:max_shards]

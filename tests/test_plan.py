@@ -6,7 +6,7 @@ import sys
 from realspace.spec import RunSpec
 from realspace.sweep.config import parse_config
 from realspace.sweep.memory import bytes_per_network
-from realspace.sweep.plan import cell_key, pack_shards, plan_runs, run_key
+from realspace.sweep.plan import cell_key, network_work, pack_shards, plan_runs, run_key
 
 DOC = {
     "name": "p",
@@ -91,3 +91,44 @@ def test_shards_fit_the_budget_and_hold_one_shape():
         assert len(s.runs) <= 50
         assert len(s.runs) == 1 or len(s.runs) * bytes_per_network(s.runs[0].spec) <= budget
     assert [s.id for s in shards] == [s.id for s in pack_shards(runs, budget, max_size=50)]
+
+
+def _work(shard) -> float:
+    return sum(network_work(r.spec) for r in shard.runs)
+
+
+def test_shards_balance_the_work_and_come_largest_first():
+    """One shape is most of the work (width 256 against 2 and 8): it is split into parts
+    of about the share per_worker * workers gives each shard, the light shapes are not
+    split, and shards come in order of decreasing work (longest first)."""
+    doc = {"name": "b", "targets": [{"name": "sin"}], "widths": [2, 8, 256], "seeds": 40}
+    runs = plan_runs(parse_config(doc))
+    whole = pack_shards(runs, 2**40, per_worker=0)
+    assert len(whole) == 6  # one per (width, parametrization)
+    max_shape = max(whole, key=_work).runs[0].spec.shape_key()
+    shards = pack_shards(runs, 2**40, workers=2, per_worker=4)
+    total = sum(network_work(r.spec) for r in runs)
+    share = total / 8
+    assert sorted(r.key for s in shards for r in s.runs) == sorted(r.key for r in runs)
+    for s in shards:
+        assert len({r.spec.shape_key() for r in s.runs}) == 1
+        assert _work(s) <= 1.5 * share
+    light = [s for s in whole if _work(s) < share / 2]
+    assert light and all(any(s.runs == w.runs for s in shards) for w in light)
+    works = [_work(s) for s in shards]
+    assert works == sorted(works, reverse=True)
+    heavy = [len(s.runs) for s in shards if s.runs[0].spec.shape_key() == max_shape]
+    assert len(heavy) >= 4 and max(heavy) - min(heavy) <= 1
+    assert [s.id for s in shards] == [s.id for s in pack_shards(runs, 2**40, workers=2)]
+
+
+def test_network_work_grows_with_what_a_step_computes():
+    base = RunSpec(target="sin", width=16, seed=0)
+    double = {"steps": 2 * base.steps}
+    assert network_work(RunSpec(**{**base.to_dict(), "target_params": (), **double})) == (
+        2 * network_work(base)
+    )
+    wider = RunSpec(**{**base.to_dict(), "target_params": (), "width": 64})
+    restricted = RunSpec(**{**base.to_dict(), "target_params": (), "parametrization": "restricted"})
+    assert network_work(wider) > network_work(base)
+    assert network_work(restricted) > network_work(base)

@@ -92,6 +92,9 @@ class Execution(Strict):
     dtype: Literal["float32", "float64"] = "float32"
     memory_budget_mb: PositiveFloat | None = None  # per shard; default: from the device
     max_shard_size: PositiveInt = 4096
+    # balance: a shape with more than its share of the work is split so that the sweep
+    # is at least this many shards per worker (0: one shard per shape, up to the limits)
+    shards_per_worker: Annotated[int, Field(ge=0)] = 4
     ray_address: str | None = None  # HOST:PORT of a running cluster; None: a local Ray
     cpus_per_worker: PositiveFloat = 1.0
     gpus_per_worker: NonNegFloat | None = None  # None: 1 when CUDA is present, else 0

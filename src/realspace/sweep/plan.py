@@ -12,6 +12,7 @@ import functools
 import hashlib
 import itertools
 import json
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ __all__ = [
     "cell_key",
     "plan_runs",
     "pack_shards",
+    "network_work",
     "run_key",
     "sweep_key",
 ]
@@ -158,20 +160,54 @@ def plan_runs(cfg: SweepConfig) -> list[PlannedRun]:
     return runs
 
 
+def network_work(spec: RunSpec) -> float:
+    """Relative cost of training one network of ``spec``, for balancing shards (a model,
+    not a timing): per step, the objective over its batch (``B (d + 1) N`` for the dense
+    kernel, ``B + N log2 B`` for d = 1's prefix sums) and the update of its P parameters,
+    plus a restricted run's projection (every step O(N), a pairwise check of its neurons
+    every tenth, ``N^2 (d + 1) / 10``)."""
+    N, d = spec.width, spec.d
+    n = spec.n_points()
+    B = spec.batch_size if spec.batch_size and spec.batch_size < n else n
+    objective = B + N * max(1.0, math.log2(B)) if d == 1 else B * (d + 1) * N
+    step = objective + 4 * (N * (d + 2) + d + 1)
+    if spec.restricted:
+        step += 8 * N + N * N * (d + 1) / 10
+    return spec.steps * step
+
+
 def pack_shards(
-    runs: list[PlannedRun], budget_bytes: int, max_size: int = 4096, dtype="float32"
+    runs: list[PlannedRun],
+    budget_bytes: int,
+    max_size: int = 4096,
+    dtype="float32",
+    *,
+    workers: int = 1,
+    per_worker: int = 4,
 ) -> list[Shard]:
-    """Group runs by shape; split each group into shards that fit ``budget_bytes``."""
+    """Group runs by shape; split each group into shards that fit ``budget_bytes`` and,
+    where a group is more work than its share, into about equal parts: the sweep's work
+    (``network_work``) over ``per_worker * workers`` shards at least, so that no shard
+    holds the workers up at the end (a group under that share stays one shard: each shard
+    costs a task and a Python loop of its own). Shards come largest first, the order in
+    which they should be started (longest processing time first); ``per_worker`` 0 keeps
+    each group whole up to the limits."""
     groups: dict[tuple, list[PlannedRun]] = defaultdict(list)
     for r in runs:
         groups[r.spec.shape_key()].append(r)
+    cost = functools.lru_cache(maxsize=None)(network_work)  # seeds share a spec's cost
+    work = {shape: sum(cost(_with_seed(r.spec, 0)) for r in m) for shape, m in groups.items()}
+    share = sum(work.values()) / (per_worker * workers) if per_worker else math.inf
     shards = []
     for shape, members in groups.items():
         size = min(max_size, networks_per_shard(members[0].spec, budget_bytes, dtype))
+        parts = max(math.ceil(len(members) / size), min(len(members), round(work[shape] / share)))
         loss, d, width = shape[0], shape[1], shape[2]
-        for i in range(0, len(members), size):
-            part = tuple(members[i : i + size])
+        label = f"{loss}-d{d}-w{width}-{members[0].spec.parametrization[0]}"
+        for i in range(parts):  # sizes differ by one at most
+            part = tuple(members[i * len(members) // parts : (i + 1) * len(members) // parts])
             tag = _digest([r.key for r in part])[:8]
-            label = f"{loss}-d{d}-w{width}-{part[0].spec.parametrization[0]}"
-            shards.append(Shard(f"{label}-{i // size:04d}-{tag}", part))
-    return shards
+            shard = Shard(f"{label}-{i:04d}-{tag}", part)
+            shards.append((len(part) * work[shape] / len(members), shard))
+    shards.sort(key=lambda ws: -ws[0])  # stable: equal work keeps the plan's order
+    return [s for _, s in shards]
