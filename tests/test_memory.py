@@ -54,3 +54,31 @@ def test_packing_scales_with_budget_and_shape():
     assert networks_per_shard(big, 2 * 10**9) >= 2 * networks_per_shard(big, 10**9) - 1
     assert networks_per_shard(big, 1) == 1  # at least one network per shard
     assert bytes_per_network(big) * networks_per_shard(big, 10**9) <= 10**9
+
+
+CUDA_PROBE = """
+import ctypes, sys
+from realspace.sweep.budget import cuda_present
+found = cuda_present()
+try:
+    ctypes.CDLL("libcuda.so.1")
+    driver = True
+except OSError:
+    driver = False
+print(found, driver, "torch" in sys.modules)
+"""
+
+
+def test_cuda_is_asked_of_torch_only_where_a_driver_is():
+    """Without the CUDA driver library the planner says "no CUDA" without importing torch
+    (seconds of every sweep's start); with it, torch's own answer is used."""
+    out = subprocess.run(
+        [sys.executable, "-c", CUDA_PROBE], capture_output=True, text=True, check=True
+    ).stdout.split()
+    found, driver, imported = (w == "True" for w in out)
+    if driver:
+        import torch
+
+        assert imported and found == torch.cuda.is_available()
+    else:
+        assert not found and not imported

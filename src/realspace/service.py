@@ -17,11 +17,12 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .spec import cell_of
-from .sweep.budget import shard_budget, size_problems
+from .sweep.budget import cuda_present, shard_budget, size_problems
 from .sweep.config import ConfigError, SweepConfig, as_config
 from .sweep.plan import PlannedRun, pack_shards, plan_runs
 from .sweep.summary import SweepSummary
@@ -74,7 +75,9 @@ class SweepPlan:
 
     @property
     def shapes(self) -> int:
-        return len(pack_shards(self.runs, 2**62, self.config.execution.max_shard_size))
+        return len(
+            pack_shards(self.runs, 2**62, self.config.execution.max_shard_size, per_worker=0)
+        )
 
 
 def _config(config) -> SweepConfig:
@@ -140,9 +143,8 @@ def _gpus_per_shard(cfg: SweepConfig) -> float:
         return cfg.execution.gpus_per_worker
     if cfg.execution.device == "cpu":
         return 0.0
-    import torch  # the driver asks once whether workers should reserve a GPU each
-
-    return 1.0 if torch.cuda.is_available() else 0.0
+    # the driver asks once whether workers should reserve a GPU each
+    return 1.0 if cuda_present() else 0.0
 
 
 def run_sweep(
@@ -170,17 +172,21 @@ def run_sweep(
     if doc["tracking"]["uri"]:
         doc["tracking"]["uri"] = mask(doc["tracking"]["uri"])
     uri = hide_uri(plan.tracking_uri)  # flow parameters are stored by Prefect: no password
-    # Start-up overlaps: the Prefect server starts in its own process while the store opens,
-    # the flow's modules load and a local Ray starts; only then is the server awaited. (The
-    # environment a local Ray's workers inherit, the API URL included, is complete first.)
-    with starting_prefect_api() as api_ready:
-        open_tracking_store(plan)  # only now: a refused sweep leaves no experiment behind
+    # Start-up overlaps: the Prefect server starts in its own process while the store opens
+    # (in a thread: a new embedded store spends seconds creating its tables), the flow's
+    # modules load and a local Ray starts and warms its workers; only then are the store and
+    # the server awaited. (The environment a local Ray's workers inherit, the API URL
+    # included, is complete first.)
+    with starting_prefect_api() as api_ready, ThreadPoolExecutor(1) as pool:
+        # only now: a refused sweep leaves no experiment behind
+        store = pool.submit(open_tracking_store, plan)
         from .flows.sweep import sweep_flow
 
         runner = None
         if not in_process:
             runner = ray_task_runner(plan.ray_address, None if plan.ray_address else plan.workers)
         with local_ray(runner):
+            store.result()  # NotStarted when the store refused
             api_ready()
             flow = sweep_flow if runner is None else sweep_flow.with_options(task_runner=runner)
             startup = time.perf_counter() - t0

@@ -10,7 +10,22 @@ from pathlib import Path
 from .memory import bytes_per_network, default_budget
 from .plan import PlannedRun
 
-__all__ = ["stored_bytes_per_run", "size_problems", "shard_budget"]
+__all__ = ["stored_bytes_per_run", "size_problems", "shard_budget", "cuda_present"]
+
+
+def cuda_present() -> bool:
+    """Whether torch sees a CUDA device here. A machine without the CUDA driver library
+    has none, and is told so without importing torch (seconds at every sweep's start,
+    for a driver that trains nothing); elsewhere torch is asked."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def shard_budget(cfg, workers: int) -> int:
@@ -19,9 +34,7 @@ def shard_budget(cfg, workers: int) -> int:
         return int(cfg.execution.memory_budget_mb * 2**20)
     device = cfg.execution.device
     if device == "auto":
-        from ..train import pick_device  # asks torch whether CUDA is present
-
-        device = pick_device(None).type
+        device = "cuda" if cuda_present() else "cpu"
     share = default_budget(device)
     return share if device.startswith("cuda") else share // max(1, workers)
 
