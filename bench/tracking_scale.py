@@ -2,7 +2,7 @@
 on an MLflow server backed by PostgreSQL, side by side.
 
     python bench/tracking_scale.py [--networks 20000] [--steps 50] [--store sqlite|server|both]
-                                   [--keep DIR]
+                                   [--keep DIR] [--baseline REV]
 
 Builds a sweep of tiny nets (target sin, widths 4 and 8, both parametrizations,
 networks / 4 seeds, Adam for --steps steps, 64 samples; no analysis, no report) and runs
@@ -21,6 +21,9 @@ of wall spent on anything but training, each writing process's rate (networks/s 
 writing), the store's growth per network and files per network, and ``realspace status``
 and ``realspace report --no-log`` timed as subprocesses on that store. Then the targets,
 stated for 20,000 networks, beside the embedded store's values.
+
+``--baseline REV`` also runs the code of git revision REV (its src, flows and tasks), on
+each store before this tree's, so that before and after print side by side in one run.
 """
 
 from __future__ import annotations
@@ -48,6 +51,20 @@ TARGETS = [  # (what, key, comparison, limit): the redesign's targets at 20,000 
     ("realspace report (s)", "report_s", "<", 30.0),
 ]
 PASSES = {"<": float.__lt__, "<=": float.__le__, ">=": float.__ge__}  # NaN fails all
+
+
+def extract(rev: str, into: str) -> str:
+    """Revision ``rev``'s src, flows and tasks under ``into`` (the package's links between
+    them kept); returns its src folder, for PYTHONPATH."""
+    os.makedirs(into, exist_ok=True)
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", rev, "src", "flows", "tasks"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", into], input=archive, check=True)
+    return os.path.join(into, "src")
 
 
 def folder_size(folder: Path) -> tuple[int, int]:
@@ -218,6 +235,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--store", choices=["sqlite", "server", "both"], default="sqlite")
     ap.add_argument("--keep", type=Path, help="run in this (new or empty) folder and keep it")
+    ap.add_argument("--baseline", metavar="REV", help="also run the code of this revision")
     ap.add_argument("--one", nargs=2, metavar=("STORE", "FOLDER"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     # a fresh local Ray, never a cluster someone else started on this machine
@@ -235,24 +253,33 @@ def main() -> None:
         print("RESULT " + json.dumps(m))
         return
     found = {}
+    columns = [(s, None) for s in stores]
+    if args.baseline:
+        columns = [c for s in stores for c in ((s, args.baseline), (s, None))]
     with where as folder:
-        for store in stores:  # each in a fresh process: nothing of one run in the other
-            sub = Path(folder).resolve() / store
+        for store, rev in columns:  # each in a fresh process: nothing of one run in the other
+            name = f"{store}@{rev}" if rev else store
+            sub = Path(folder).resolve() / name
             sub.mkdir()
+            env = dict(os.environ)
+            if rev:
+                env["PYTHONPATH"] = extract(rev, str(Path(folder).resolve() / f"code-{rev}"))
             cmd = [sys.executable, __file__, "--networks", str(args.networks), "--steps",
                    str(args.steps), "--one", store, str(sub)]  # fmt: skip
-            done = subprocess.run(cmd, capture_output=True, text=True)
+            done = subprocess.run(cmd, capture_output=True, text=True, env=env)
             lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
             if done.returncode != 0 or not lines:
-                sys.exit(f"{store} run failed ({done.returncode}):\n{done.stderr[-3000:]}")
-            found[store] = json.loads(lines[-1].removeprefix("RESULT "))
+                sys.exit(f"{name} run failed ({done.returncode}):\n{done.stderr[-3000:]}")
+            found[name] = json.loads(lines[-1].removeprefix("RESULT "))
+    stores = list(found)
 
     print(f"tracking scale: sin, widths 4 8, both parametrizations, adam {args.steps} steps")
-    print(f"{'':<46}" + "".join(f"{s:>14}" for s in stores))
+    print(f"{'':<46}" + "".join(f"{s[:13]:>14}" for s in stores))
     for label, key, fmt in ROWS:
         print(f"{label:<46}" + "".join(f"{fmt.format(found[s][key]):>14}" for s in stores))
-    m = found[stores[0]]
-    print(f"\ntargets (stated for 20,000 networks; this run: {m['networks']}, {stores[0]})")
+    now = [s for s in stores if "@" not in s]
+    m = found[now[0]]
+    print(f"\ntargets (stated for 20,000 networks; this run: {m['networks']}, {now[0]})")
     for label, key, op, limit in TARGETS:
         verdict = "PASS" if PASSES[op](float(m[key]), limit) else "FAIL"
         print(f"{label:<42}{m[key]:>12.3g}  {op:>2} {limit:<8g} {verdict}")
