@@ -31,6 +31,39 @@ from realspace.tracking.layout import cell_names
 from realspace.tracking.tables import Piece
 
 
+def in_order(submit, items, window: int):
+    """Yield (future, item) as they complete, ``submit(item)`` called in the items' order
+    with at most ``window`` futures in flight. Ray starts queued tasks in no set order
+    (a shard queued early can wait until the end), so shards are handed over only as
+    slots free up, plus one queued so that a freed worker never waits on the driver;
+    the next is submitted before a result is yielded for the caller to log."""
+    items, flying = list(items), {}
+    while items and len(flying) < window:
+        item = items.pop(0)
+        flying[submit(item)] = item
+    while flying:
+        fut = next(as_completed(list(flying)))
+        done = flying.pop(fut)
+        if items:
+            item = items.pop(0)
+            flying[submit(item)] = item
+        yield fut, done
+
+
+def _slots(cfg, workers: int, gpus_per_shard: float) -> int:
+    """How many shards can train at once: Ray's CPUs (and GPUs) over a shard's request
+    when Ray runs here (a local Ray or a cluster), else ``workers``."""
+    import ray
+
+    if not ray.is_initialized():
+        return max(1, workers)
+    have = ray.cluster_resources()
+    slots = have.get("CPU", 1) / cfg.execution.cpus_per_worker
+    if gpus_per_shard:
+        slots = min(slots, have.get("GPU", 0) / gpus_per_shard)
+    return max(1, int(slots))
+
+
 def _submit(task, cfg, gpus_per_shard, *args):
     """Submit to the task runner, asking Ray for the configured resources."""
     if gpus_per_shard or cfg.execution.cpus_per_worker != 1:
@@ -149,12 +182,12 @@ def sweep_flow(
     writers: dict[str, list] = {}
     spans: list[tuple[float, float]] = []
     with SweepProgress(total=len(runs), done=len(runs) - len(pending), enabled=progress) as bar:
-        futures = {}
-        for shard in shards:
+
+        def submit(shard):
             order = shard_order(shard.id, shard.runs, cell, cells)
-            futures[_submit(train_shard_task, cfg, gpus_per_shard, order, options)] = shard
-        for fut in as_completed(list(futures)):
-            shard = futures[fut]
+            return _submit(train_shard_task, cfg, gpus_per_shard, order, options)
+
+        for fut, shard in in_order(submit, shards, _slots(cfg, workers, gpus_per_shard) + 1):
             try:
                 result = fut.result()
             except Exception as err:  # the shard failed every retry: report, go on

@@ -224,3 +224,47 @@ def test_the_report_reads_the_store_once(swept, tmp_path, search_queries):
     report = publish_report(DOC, uri, out_dir=tmp_path, log=False)
     assert len(search_queries) == 2, search_queries
     assert (tmp_path / "report.md").exists() and report.verdicts
+
+
+def test_shards_are_handed_over_in_order_a_window_at_a_time(harness):
+    """in_order submits items in their order with at most `window` in flight, yields each
+    future once, and starts them in that order (Ray would not: it starts queued tasks
+    in no set order)."""
+    import threading
+    import time
+
+    from prefect import flow, task
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from realspace.flows.sweep import in_order
+
+    started, finished, lock = [], set(), threading.Lock()
+
+    @task
+    def work(i: int, seconds: float) -> int:
+        with lock:
+            started.append(i)
+        time.sleep(seconds)
+        with lock:
+            finished.add(i)
+        return i
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))
+    def run(window: int) -> tuple[list, int]:
+        submitted, most, got = set(), 0, []
+
+        def submit(i):
+            nonlocal most
+            submitted.add(i)
+            with lock:
+                most = max(most, len(submitted - finished))  # in flight: not finished
+            return work.submit(i, 0.05 * (i % 3))
+
+        for fut, i in in_order(submit, range(8), window):
+            assert fut.result() == i
+            got.append(i)
+        return got, most
+
+    got, most = run(3)
+    assert sorted(got) == list(range(8)) and most <= 3
+    assert started == list(range(8))
