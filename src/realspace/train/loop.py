@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 from ..problem import PARAM_NAMES, init_params
+from ..restricted import MERGE_ANGLE
 from ..spec import RunSpec
-from . import optim
+from . import intrinsic, optim
 from .inputs import Problem, RunTensors, stack
 from .kernels import choose_objective
 from .project import project_restricted, rebalance
@@ -50,8 +51,11 @@ class TrainOptions:
     snapshot_every: int = 0  # keep parameter snapshots; a multiple of merge_every
     merge_every: int = 10
     kink_margin: float = 1e-3
-    merge_angle: float = 1e-6  # float32 resolves about 1e-7; wide nets have close kinks
+    merge_angle: float = MERGE_ANGLE  # the census's tolerance too; float32 resolves ~1e-7
     reseed_scale: float = 1e-2
+    # intrinsic restricted runs: merge (anti)parallel neurons during training every this
+    # many steps; 0: only in recorded states (snapshots, the end), never in the trajectory
+    intrinsic_merge_every: int = 0
 
 
 @dataclass
@@ -100,18 +104,52 @@ def _project(
         merge_angle=opt.merge_angle,
         reseed_scale=opt.reseed_scale,
     )
-    opt_state = s.opt_state
-    if opt_state:  # reseeded neurons start with fresh optimizer state
-        mask = {
-            k: reseeded[..., None].expand_as(q["a"])
-            if k == "a"
-            else (reseeded if k in ("b", "c") else torch.zeros_like(q[k], dtype=torch.bool))
-            for k in layout.names
-        }
-        reset = layout.flat(mask)
-        opt_state = {k: v.masked_fill(reset, 0.0) for k, v in opt_state.items()}
+    # reseeded neurons start with fresh optimizer state
+    opt_state = _fresh_moments(s.opt_state, reseeded, layout, q)
     fixed = {k: q[k] for k in s.fixed}
     return replace(s, theta=layout.flat(q), fixed=fixed, opt_state=opt_state)
+
+
+def _reseed_intrinsic(
+    s: LoopState, on, t: int, merge: bool, layout: Layout, runs: RunTensors, opt: TrainOptions
+) -> LoopState:
+    """Intrinsic runs: merge (when ``merge``) and reseed padding (intrinsic.py) after step
+    t; neurons whose coordinates changed start with fresh optimizer moments."""
+    q, reset = intrinsic.merge_and_reseed(
+        layout.views(s.theta, s.fixed),
+        on,
+        runs.D,
+        s.counts,  # counted in place
+        t,
+        runs.seeds,
+        merge=merge,
+        merge_angle=opt.merge_angle,
+        reseed_scale=opt.reseed_scale,
+    )
+    return replace(
+        s,
+        theta=layout.flat(q),
+        fixed={k: q[k] for k in s.fixed},
+        opt_state=_fresh_moments(s.opt_state, reset, layout, q),
+    )
+
+
+PER_NEURON = {"a": True, "b": False, "c": False, "v": True, "kappa": False, "r": False}
+
+
+def _fresh_moments(opt_state: dict, reset, layout: Layout, like: dict) -> dict:
+    """Optimizer state with the entries of the neurons ``reset`` (M, N) zeroed; the
+    per-network entries (e, w) are kept."""
+    if not opt_state:
+        return opt_state
+    mask = {
+        k: (reset[..., None].expand_as(like[k]) if PER_NEURON[k] else reset)
+        if k in PER_NEURON
+        else torch.zeros_like(like[k], dtype=torch.bool)
+        for k in layout.names
+    }
+    flat = layout.flat(mask)
+    return {k: v.masked_fill(flat, 0.0) for k, v in opt_state.items()}
 
 
 def _step(
@@ -122,15 +160,20 @@ def _step(
     optimizer: str,
     restricted: bool,
     opt: TrainOptions,
+    chart: bool = False,
 ) -> LoopState:
     """Step s.t of every running network: stopping rules, one optimizer update, projection.
 
-    The loss history is written in place; everything else is replaced.
+    ``chart``: the parameters are intrinsic coordinates (intrinsic.py); the objective is
+    that of their network and its gradient is pulled back to them. The loss history is
+    written in place; everything else is replaced.
     """
     RUNNING, DIVERGED = RunStatus.RUNNING, RunStatus.DIVERGED
     active = s.status == RUNNING
-    objective, _, grads = problem(layout.views(s.theta, s.fixed), runs.lam, s.t)
-    g = layout.flat(grads)
+    views = layout.views(s.theta, s.fixed)
+    net = intrinsic.realize(views, runs.D) if chart else views
+    objective, _, grads = problem(net, runs.lam, s.t)
+    g = layout.flat(intrinsic.pullback(views, grads, runs.D) if chart else grads)
     gnorm = torch.linalg.vector_norm(g, dim=1)
 
     # loss history at each run's own stride, without a host sync: runs that record
@@ -171,9 +214,29 @@ def _step(
         best=best,
         best_step=best_step,
     )
-    if restricted:
+    if chart:
+        every = opt.intrinsic_merge_every
+        if every and s.t % every == 0:
+            s = _reseed_intrinsic(s, moving, s.t, True, layout, runs, opt)
+    elif restricted:
         s = _project(s, moving, s.t, s.t % opt.merge_every == 0, layout, runs, opt)
     return s
+
+
+def _recorded(s: LoopState, layout: Layout, runs: RunTensors, chart: bool, opt, counts=None):
+    """A recorded state's parameters (a, b, c, e, w) as float64 arrays. Intrinsic runs:
+    the network of the coordinates, built in float64, with exact merges of (anti)parallel
+    pairs (counted in ``counts`` when given); the trajectory itself is not touched."""
+    views = layout.views(s.theta, s.fixed)
+    if not chart:
+        return _to_numpy(views, True)
+    q = {k: v.detach().to("cpu", torch.float64) for k, v in views.items()}
+    D = runs.D.detach().to("cpu", torch.float64)
+    tally = {"merge": torch.zeros(layout.M, dtype=torch.int64)}
+    p = intrinsic.merged_params(q, D, opt.merge_angle, tally)
+    if counts is not None:
+        counts["merge"] += tally["merge"].to(counts["merge"].device)
+    return {k: v.numpy().copy() for k, v in p.items()}
 
 
 def _to_numpy(p: dict, restricted: bool) -> dict:
@@ -204,6 +267,7 @@ def train_shard(
     _check_shard(specs, opt)
     device, dtype = pick_device(opt.device), opt.dtype
     spec0, restricted = specs[0], specs[0].restricted
+    chart = restricted and spec0.restricted_method == "intrinsic"
     objective, _ = choose_objective(opt.kernel, spec0, device)
 
     start = init or [init_params(s) for s in specs]
@@ -216,13 +280,25 @@ def train_shard(
 
     ckpt = Path(opt.checkpoint) if opt.checkpoint else None
     fingerprint = [repr(s) for s in specs] + [str(dtype), opt.kernel]
+    if chart:
+        coordinates = intrinsic.coordinate_names(spec0.bias, spec0.train_output)
+        chart_layout = Layout.of(spec0, intrinsic.to_coordinates(p, runs.D), coordinates)
     if ckpt and ckpt.exists():
         state = LoopState.load(ckpt, fingerprint, device)
+        layout = chart_layout if chart else layout
     else:
         state = LoopState.start(layout, p, spec0.optimizer)
         if restricted:
+            # both methods start from the same network: projected into Omega_N (kinks
+            # kept off the boundary, padding reseeded), then, for intrinsic runs, read
+            # in coordinates
             on = torch.ones(len(specs), dtype=torch.bool, device=device)
             state = _project(state, on, 0, True, layout, runs, opt)
+        if chart:
+            q = intrinsic.to_coordinates(layout.views(state.theta, state.fixed), runs.D)
+            layout = chart_layout
+            start = LoopState.start(layout, q, spec0.optimizer)
+            state = replace(start, counts=state.counts)
 
     snapshots = []
     max_steps = int(runs.budget.max())
@@ -232,16 +308,19 @@ def train_shard(
                 progress(t, max_steps, int((state.status == RunStatus.RUNNING).sum()))
             if not bool((state.status == RunStatus.RUNNING).any()):
                 break
-        state = _step(state, problem, runs, layout, spec0.optimizer, restricted, opt)
+        state = _step(state, problem, runs, layout, spec0.optimizer, restricted, opt, chart)
         if opt.snapshot_every and state.t % opt.snapshot_every == 0:
-            snap = layout.views(state.theta, state.fixed)  # a merge step: fully projected
-            snapshots.append((state.t, _to_numpy(snap, restricted)))
+            if chart:
+                snapshots.append((state.t, _recorded(state, layout, runs, True, opt)))
+            else:
+                snap = layout.views(state.theta, state.fixed)  # a merge step: fully projected
+                snapshots.append((state.t, _to_numpy(snap, restricted)))
         if ckpt and opt.checkpoint_every and state.t % opt.checkpoint_every == 0:
             state.save(ckpt, fingerprint)
 
     # the end state is a recorded state: project it fully (merges included)
     state = replace(state, t=max_steps)
-    if restricted:
+    if restricted and not chart:
         state = _project(
             state, state.status != RunStatus.DIVERGED, max_steps, True, layout, runs, opt
         )
@@ -251,13 +330,17 @@ def train_shard(
         state.save(ckpt, fingerprint)
     if progress:
         progress(max_steps, max_steps, 0)
-    return _result(specs, state, layout, snapshots, restricted, dtype, device)
+    if chart:
+        params = _recorded(state, layout, runs, True, opt, state.counts)
+    else:
+        params = _to_numpy(layout.views(state.theta, state.fixed), restricted)
+    return _result(specs, state, params, snapshots, dtype, device)
 
 
-def _result(specs, s: LoopState, layout, snapshots, restricted, dtype, device) -> ShardResult:
+def _result(specs, s: LoopState, params, snapshots, dtype, device) -> ShardResult:
     return ShardResult(
         specs=specs,
-        params=_to_numpy(layout.views(s.theta, s.fixed), restricted),
+        params=params,
         status=s.status.cpu().numpy(),
         steps=s.steps.cpu().numpy(),
         diverged_step=s.div_step.cpu().numpy(),
