@@ -253,3 +253,8 @@ def test_changed_neurons_start_with_fresh_moments_and_others_keep_theirs():
         assert float(fresh[k][1, 2].abs().sum()) == 0.0
         assert float(fresh[k].sum()) == fresh[k].numel() - (d if k == "v" else 1)
     assert bool((fresh["e"] == 1).all()) and bool((fresh["w"] == 1).all())
+
+
+def test_an_unknown_restricted_method_is_refused():
+    with pytest.raises(ValueError, match="restricted_method must be one of"):
+        RunSpec(parametrization="restricted", restricted_method="clamp")

@@ -18,8 +18,9 @@ rests on spelled out; the rules are written here, before any data is seen:
    supported when (c) fails; otherwise inconclusive. Seed pairs and retraining are
    reported as further evidence.
 4. restricted loses nothing: the share of (problem, width) pairs where the restricted
-   best objective is at least as low as the unrestricted best (relative 1e-3). Supported
-   at >= 90 %, not supported below 50 %, inconclusive between.
+   best objective is at least as low as the unrestricted best (relative 1e-3), for the
+   default restricted method (all rows when it was not trained). Supported at >= 90 %,
+   not supported below 50 %, inconclusive between; the other methods are reported.
 
 The math: docs/science.md#the-claims-and-their-verdicts.
 """
@@ -30,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..inverse import fit_slope
+from ..stats import claim4_verdict_rows
 
 __all__ = ["claim_verdicts"]
 
@@ -148,16 +150,27 @@ def _claim3(pathology: pd.DataFrame, seed_pairs: pd.DataFrame, retrain: pd.DataF
 def _claim4(claim4: pd.DataFrame) -> dict:
     if claim4.empty:
         return {"verdict": "inconclusive", "evidence": "no width trained in both parametrizations"}
-    share = float(claim4["restricted_as_good"].mean())
-    worst = claim4.loc[(claim4["best_restricted"] / claim4["best_unrestricted"]).idxmax()]
+    rows = claim4_verdict_rows(claim4)
+    share = float(rows["restricted_as_good"].mean())
+    worst = rows.loc[(rows["best_restricted"] / rows["best_unrestricted"]).idxmax()]
     verdict = "supported" if share >= 0.9 else ("not supported" if share < 0.5 else "inconclusive")
+    method = f" ({worst['method']})" if "method" in rows else ""
+    per_method = (
+        [
+            f"{m} {float(g['restricted_as_good'].mean()):.0%} of {len(g)}"
+            for m, g in claim4.groupby("method")
+        ]
+        if "method" in claim4 and claim4["method"].nunique() > 1
+        else []
+    )
     return {
         "verdict": verdict,
-        "evidence": f"restricted best <= unrestricted best at {share:.0%} of {len(claim4)} "
-        f"(problem, width) pairs; median objective ratio restricted/unrestricted "
-        f"{np.nanmedian(claim4['median_ratio']):.3g}; worst: {worst['problem']} width "
+        "evidence": f"restricted{method} best <= unrestricted best at {share:.0%} of "
+        f"{len(rows)} (problem, width) pairs; median objective ratio restricted/unrestricted "
+        f"{np.nanmedian(rows['median_ratio']):.3g}; worst: {worst['problem']} width "
         f"{int(worst['width'])} ({worst['best_restricted']:.3g} vs "
-        f"{worst['best_unrestricted']:.3g})",
+        f"{worst['best_unrestricted']:.3g})"
+        + (f". Per method: {'; '.join(per_method)}" if per_method else ""),
     }
 
 

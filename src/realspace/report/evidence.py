@@ -51,10 +51,11 @@ def collect_evidence(
     if len(df):
         ref = reference if reference is not None else stats.reference_frame(df)
         df = stats.gap_values(df, ref)
-        cells = stats.cell_stats(df, eps)
+        apart = stats.with_methods(df)  # restricted methods in cells of their own
+        cells = stats.cell_stats(apart, eps)
         rates = stats.decay_rates(cells)
         claim4 = stats.claim4_table(df)
-        census = stats.census_table(df)
+        census = stats.census_table(apart)
     else:
         cells = rates = claim4 = census = pd.DataFrame()
     pathology = pd.DataFrame(stages.get("pathology", []))

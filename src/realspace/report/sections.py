@@ -7,6 +7,8 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from ..restricted import MERGE_ANGLE
+from ..spec import DEFAULT_RESTRICTED_METHOD
 from .evidence import Evidence
 
 __all__ = ["Section", "FIGURES", "report_sections"]
@@ -74,11 +76,23 @@ def report_sections(ev: Evidence) -> list[Section]:
             None,
             "spurious_vs_width.png",
         ),
-        Section("Claim 4: restricted vs unrestricted", None, ev.claim4, None),
+        Section(
+            "Claim 4: restricted vs unrestricted",
+            "Per problem, width and restricted method (how restricted runs stay in Omega_N: "
+            "intrinsic coordinates, or projection after every step): best and median "
+            "trained objective over seeds against the unrestricted runs of the same width "
+            f"and budget. The verdict rests on the default method ({DEFAULT_RESTRICTED_METHOD})"
+            " where it was trained.",
+            ev.claim4,
+            None,
+        ),
         Section(
             "Degeneracy census",
-            "Mean shares of neurons over seeds; effective width = live "
-            "neurons of the canonical form.",
+            "Mean shares of neurons over seeds; effective width = live neurons of the "
+            "canonical form. The definitions are those of the restricted set: imbalance "
+            "|log(|c_i| / ||a_i||_2)| (R1); duplicates and opposites are pairs whose (a, b) "
+            f"lie within {MERGE_ANGLE:g} rad of parallel or antiparallel, the angle at which "
+            "the restricted trainer merges them. A network in Omega_N reads 0 in both.",
             ev.census,
             "census_vs_width.png",
         ),

@@ -81,6 +81,8 @@ def _with_seed(base: RunSpec, seed: int) -> RunSpec:
 def sweep_key(cfg: SweepConfig) -> str:
     """Identity of a sweep: its science axes (execution and tracking settings excluded)."""
     science = cfg.model_dump(mode="json", exclude={"execution", "tracking", "analysis"})
+    if not any("restricted" in (t.parametrizations or cfg.parametrizations) for t in cfg.targets):
+        del science["restricted_methods"]  # an axis of restricted runs only
     return _digest({"science_version": SCIENCE_VERSION, "sweep": science})[:24]
 
 
@@ -142,20 +144,31 @@ def plan_runs(cfg: SweepConfig) -> list[PlannedRun]:
             axis(cfg.weight_decay if t.weight_decay is None else t.weight_decay),
         )
         for par, width, kind, lr, steps, wd in grid:
-            base = RunSpec(
-                **common,
-                parametrization=par,
-                width=width,
-                optimizer=kind,
-                lr=lr,
-                steps=steps,
-                weight_decay=wd,
-            )
-            for seed, key in _seeded_keys(base, cfg.seed_list()):
-                if key not in seen:  # two targets may resolve to the same run
-                    seen.add(key)
-                    runs.append(PlannedRun(key, _with_seed(base, seed)))
+            for method in cfg.restricted_methods if par == "restricted" else [""]:
+                _add_cell(
+                    runs,
+                    seen,
+                    cfg.seed_list(),
+                    RunSpec(
+                        **common,
+                        parametrization=par,
+                        restricted_method=method,
+                        width=width,
+                        optimizer=kind,
+                        lr=lr,
+                        steps=steps,
+                        weight_decay=wd,
+                    ),
+                )
     return runs
+
+
+def _add_cell(runs: list, seen: set, seeds: list[int], base: RunSpec) -> None:
+    """Append ``base`` with every seed to ``runs``, skipping keys in ``seen``."""
+    for seed, key in _seeded_keys(base, seeds):
+        if key not in seen:  # two targets may resolve to the same run
+            seen.add(key)
+            runs.append(PlannedRun(key, _with_seed(base, seed)))
 
 
 def pack_shards(
