@@ -258,3 +258,18 @@ def test_changed_neurons_start_with_fresh_moments_and_others_keep_theirs():
 def test_an_unknown_restricted_method_is_refused():
     with pytest.raises(ValueError, match="restricted_method must be one of"):
         RunSpec(parametrization="restricted", restricted_method="clamp")
+
+
+def test_records_carry_the_canonical_forms_objective_and_membership():
+    from realspace.train import train_and_record
+
+    specs = [
+        RunSpec(target="sin", width=8, n_samples=64, steps=150, seed=s, weight_decay=wd)
+        for s, wd in ((0, 0.0), (1, 0.01))
+    ]
+    for rec in train_and_record(specs):
+        assert rec.canonical_member
+        assert rec.canonical_objective <= rec.objective * (1 + 1e-9) + 1e-12
+        if rec.spec.weight_decay == 0:
+            assert rec.canonical_objective == pytest.approx(rec.objective, rel=1e-8)
+        assert {"canonical_objective", "canonical_member"} <= set(rec.summary())

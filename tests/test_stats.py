@@ -206,3 +206,16 @@ def test_restricted_rows_without_a_method_were_projected():
     method = stats.restricted_methods(df)
     assert set(method[df["parametrization"] == "restricted"]) == {"projection"}
     assert set(method[df["parametrization"] == "unrestricted"]) == {""}
+
+
+def test_expressivity_counts_canonical_forms_in_omega_as_good_as_their_runs():
+    df = frame(lambda w, s: 0.01 * (s + 1))
+    u = df["parametrization"] == "unrestricted"
+    df["canonical_objective"] = np.where(u, df["loss"], np.nan)
+    df["canonical_member"] = u
+    df.loc[u & (df["width"] == 8) & (df["seed"] == 0), "canonical_objective"] += 1.0
+    ex = stats.expressivity_table(stats.with_problems(df)).set_index("width")
+    assert ex["runs"].tolist() == [5, 5, 5, 5]
+    assert ex["in_omega"].tolist() == [5, 5, 5, 5]
+    assert ex["as_good"].tolist() == [5, 4, 5, 5]
+    assert stats.expressivity_table(frame(lambda w, s: 0.0)).empty  # older records

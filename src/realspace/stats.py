@@ -37,6 +37,7 @@ __all__ = [
     "claim4_table",
     "claim4_verdict_rows",
     "census_table",
+    "expressivity_table",
     "best_in_cell",
     "restricted_methods",
     "with_methods",
@@ -221,6 +222,40 @@ def claim4_verdict_rows(claim4: pd.DataFrame) -> pd.DataFrame:
         return claim4
     own = claim4[claim4["method"] == DEFAULT_RESTRICTED_METHOD]
     return own if len(own) else claim4
+
+
+EXPRESSIVITY_RTOL = 1e-6  # canonical objective vs the trained one: rounding, not science
+
+
+def expressivity_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Claim 4's expressivity, per problem and width of unrestricted end points: how many
+    have a canonical form in Omega_N (``canonical_member``) whose objective on the run's
+    data is at most the run's own (relative ``EXPRESSIVITY_RTOL``; the realization is the
+    same, and a balanced form's penalty is at most the run's), and the largest relative
+    change (canonical - trained) / |trained|. Empty without the columns (older records).
+
+    Columns: problem, width, runs, in_omega, as_good, max_rel_change.
+    """
+    if "canonical_objective" not in df or "parametrization" not in df:
+        return pd.DataFrame()
+    u = df[df["parametrization"] == "unrestricted"]
+    u = u[u["canonical_objective"].notna()]
+    if u.empty:
+        return pd.DataFrame()
+    j = trained_objective(u)
+    rel = (u["canonical_objective"] - j) / j.abs().clip(lower=1e-300)
+    frame = u.assign(
+        in_omega=u["canonical_member"].astype(bool),
+        as_good=u["canonical_member"].astype(bool) & (rel <= EXPRESSIVITY_RTOL),
+        rel=rel,
+    )
+    out = frame.groupby(["problem", "width"]).agg(
+        runs=("rel", "size"),
+        in_omega=("in_omega", "sum"),
+        as_good=("as_good", "sum"),
+        max_rel_change=("rel", "max"),
+    )
+    return out.reset_index()
 
 
 def census_table(df: pd.DataFrame) -> pd.DataFrame:

@@ -147,9 +147,25 @@ def _claim3(pathology: pd.DataFrame, seed_pairs: pd.DataFrame, retrain: pd.DataF
     return {"verdict": verdict, "evidence": "; ".join(lines)}
 
 
-def _claim4(claim4: pd.DataFrame) -> dict:
+def _expressivity(express: pd.DataFrame | None) -> str:
+    """Claim 4's first question, reported beside the verdict: can Omega_N express what the
+    unrestricted runs reached?"""
+    if express is None or express.empty:
+        return ""
+    runs, good = int(express["runs"].sum()), int(express["as_good"].sum())
+    return (
+        f"Expressivity: {good} of {runs} unrestricted end points have a canonical form in "
+        f"Omega_N with an objective at most theirs (largest relative change "
+        f"{float(express['max_rel_change'].max()):.2g}). Optimization: "
+    )
+
+
+def _claim4(claim4: pd.DataFrame, express: pd.DataFrame | None = None) -> dict:
     if claim4.empty:
-        return {"verdict": "inconclusive", "evidence": "no width trained in both parametrizations"}
+        return {
+            "verdict": "inconclusive",
+            "evidence": _expressivity(express) + "no width trained in both parametrizations",
+        }
     rows = claim4_verdict_rows(claim4)
     share = float(rows["restricted_as_good"].mean())
     worst = rows.loc[(rows["best_restricted"] / rows["best_unrestricted"]).idxmax()]
@@ -165,7 +181,8 @@ def _claim4(claim4: pd.DataFrame) -> dict:
     )
     return {
         "verdict": verdict,
-        "evidence": f"restricted{method} best <= unrestricted best at {share:.0%} of "
+        "evidence": _expressivity(express)
+        + f"restricted{method} best <= unrestricted best at {share:.0%} of "
         f"{len(rows)} (problem, width) pairs; median objective ratio restricted/unrestricted "
         f"{np.nanmedian(rows['median_ratio']):.3g}; worst: {worst['problem']} width "
         f"{int(worst['width'])} ({worst['best_restricted']:.3g} vs "
@@ -183,12 +200,13 @@ def claim_verdicts(
     seed_pairs: pd.DataFrame,
     retrain: pd.DataFrame,
     eps: float,
+    expressivity: pd.DataFrame | None = None,
 ) -> list[dict]:
     """One dict per claim: number, statement, verdict, evidence.
 
     ``df``: load_runs rows with gaps (``stats.gap_values``); ``cells``, ``rates``,
     ``claim4``: ``stats.cell_stats``, ``stats.decay_rates`` and ``stats.claim4_table`` of
-    them; ``pathology``, ``seed_pairs``, ``retrain``: the analysis stages' rows. Any frame
+    them; ``expressivity``: ``stats.expressivity_table`` (claim 4's evidence, not its rule); ``pathology``, ``seed_pairs``, ``retrain``: the analysis stages' rows. Any frame
     may be empty; a claim is inconclusive when the frame it rests on is (claim 1:
     ``cells``, 2: ``df``, 3: ``pathology``, 4: ``claim4``).
     """
@@ -204,7 +222,7 @@ def claim_verdicts(
         _claim1(cells, rates, eps),
         _claim2(df, cells),
         _claim3(pathology, seed_pairs, retrain),
-        _claim4(claim4),
+        _claim4(claim4, expressivity),
     ]
     return [
         {"claim": i + 1, "statement": s, **r}

@@ -87,6 +87,16 @@ def report_sections(ev: Evidence) -> list[Section]:
             None,
         ),
         Section(
+            "Claim 4: expressivity",
+            "Per problem and width, the unrestricted end points whose canonical form (the "
+            "same realization, a restricted network) lies in Omega_N (in_omega) and has an "
+            "objective at most theirs up to a relative 1e-6 (as_good); max_rel_change: "
+            "the largest (canonical - trained) / |trained|. What Omega_N can express; the "
+            "table above is what restricted training finds.",
+            ev.expressivity,
+            None,
+        ),
+        Section(
             "Degeneracy census",
             "Mean shares of neurons over seeds; effective width = live neurons of the "
             "canonical form. The definitions are those of the restricted set: imbalance "

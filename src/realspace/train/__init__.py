@@ -45,4 +45,4 @@ def train_and_record(
     # certify needs the MSE runs' data again: drawn once here, not once per use
     data = [make_data(s) for s in specs] if specs and specs[0].loss == "mse" else None
     result = train_shard(specs, options, init=init, progress=progress, data=data)
-    return build_records(result, certify(result, tol=certify_tol, data=data))
+    return build_records(result, certify(result, tol=certify_tol, data=data), data)
