@@ -273,3 +273,16 @@ def test_records_carry_the_canonical_forms_objective_and_membership():
         if rec.spec.weight_decay == 0:
             assert rec.canonical_objective == pytest.approx(rec.objective, rel=1e-8)
         assert {"canonical_objective", "canonical_member"} <= set(rec.summary())
+
+
+def test_recorded_states_are_the_same_merged_a_few_networks_at_a_time(monkeypatch):
+    from realspace.train import loop
+
+    specs = [small(seed=s, steps=60) for s in range(5)]
+    whole = train_shard(specs, TrainOptions(merge_angle=0.05))  # wide: some merges
+    monkeypatch.setattr(loop, "RECORD_PAIRS", 2 * 8 * 8)  # two networks per slice
+    sliced = train_shard(specs, TrainOptions(merge_angle=0.05))
+    for k in whole.params:
+        np.testing.assert_array_equal(sliced.params[k], whole.params[k])
+    np.testing.assert_array_equal(sliced.counts["merge"], whole.counts["merge"])
+    assert int(whole.counts["merge"].sum()) > 0

@@ -223,6 +223,9 @@ def _step(
     return s
 
 
+RECORD_PAIRS = 2**22  # neuron pairs per slice of a recorded state's merges (float64)
+
+
 def _recorded(s: LoopState, layout: Layout, runs: RunTensors, chart: bool, opt, counts=None):
     """A recorded state's parameters (a, b, c, e, w) as float64 arrays. Intrinsic runs:
     the network of the coordinates, built in float64, with exact merges of (anti)parallel
@@ -233,10 +236,17 @@ def _recorded(s: LoopState, layout: Layout, runs: RunTensors, chart: bool, opt, 
     q = {k: v.detach().to("cpu", torch.float64) for k, v in views.items()}
     D = runs.D.detach().to("cpu", torch.float64)
     tally = {"merge": torch.zeros(layout.M, dtype=torch.int64)}
-    p = intrinsic.merged_params(q, D, opt.merge_angle, tally)
+    # a merge looks at all (M, N, N) pairs: a few networks at a time bound the memory
+    N = q["r"].shape[1]
+    rows = max(1, RECORD_PAIRS // (N * N))
+    parts = []
+    for i in range(0, layout.M, rows):
+        part = {k: v[i : i + rows] for k, v in q.items()}
+        sub = {"merge": tally["merge"][i : i + rows]}  # a view: counted in place
+        parts.append(intrinsic.merged_params(part, D[i : i + rows], opt.merge_angle, sub))
     if counts is not None:
         counts["merge"] += tally["merge"].to(counts["merge"].device)
-    return {k: v.numpy().copy() for k, v in p.items()}
+    return {k: torch.cat([p[k] for p in parts]).numpy().copy() for k in parts[0]}
 
 
 def _to_numpy(p: dict, restricted: bool) -> dict:
