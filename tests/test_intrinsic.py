@@ -7,8 +7,7 @@ import torch
 
 from realspace import in_restricted_set
 from realspace.restricted import MERGE_ANGLE, restricted_set_margins
-from realspace.train import RunSpec, TrainOptions, network_from_params, train_shard
-from realspace.train import intrinsic
+from realspace.train import RunSpec, TrainOptions, intrinsic, network_from_params, train_shard
 from realspace.train.model import mse_objective, realization
 from realspace.train.project import COUNTERS, merge_close, reseed_draws
 
@@ -212,8 +211,15 @@ def test_exactly_collinear_pairs_merge_without_moving_the_realization():
     p = planted(rng, 10, 6, 2, 0.0)
     counts = {k: torch.zeros(10, dtype=torch.int64) for k in COUNTERS}
     *_, bound = merge_close(
-        p["a"], p["b"], p["c"], p["e"], p["w"], torch.ones(10, 6, dtype=torch.bool), counts,
-        MERGE_ANGLE, torch.ones(10, dtype=F64),
+        p["a"],
+        p["b"],
+        p["c"],
+        p["e"],
+        p["w"],
+        torch.ones(10, 6, dtype=torch.bool),
+        counts,
+        MERGE_ANGLE,
+        torch.ones(10, dtype=F64),
     )
     assert float(bound.max()) <= 1e-12
     assert int(counts["merge"].sum()) == 30

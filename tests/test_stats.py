@@ -194,10 +194,16 @@ def test_claim4_keeps_restricted_methods_apart_and_rests_on_the_default():
     assert v[3]["verdict"] == "supported"
     assert f"{other} 0% of 4" in v[3]["evidence"]
     # every cell table keeps the methods apart
-    cells = stats.cell_stats(stats.with_methods(stats.gap_values(df, pd.DataFrame(
-        {"j_star": np.nan, "reference": ""}, index=df.index))), eps=1e-3)
+    cells = stats.cell_stats(
+        stats.with_methods(
+            stats.gap_values(df, pd.DataFrame({"j_star": np.nan, "reference": ""}, index=df.index))
+        ),
+        eps=1e-3,
+    )
     assert set(cells["parametrization"]) == {
-        "unrestricted", f"restricted-{DEFAULT_RESTRICTED_METHOD}", f"restricted-{other}"
+        "unrestricted",
+        f"restricted-{DEFAULT_RESTRICTED_METHOD}",
+        f"restricted-{other}",
     }
 
 

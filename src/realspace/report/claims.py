@@ -206,7 +206,8 @@ def claim_verdicts(
 
     ``df``: load_runs rows with gaps (``stats.gap_values``); ``cells``, ``rates``,
     ``claim4``: ``stats.cell_stats``, ``stats.decay_rates`` and ``stats.claim4_table`` of
-    them; ``expressivity``: ``stats.expressivity_table`` (claim 4's evidence, not its rule); ``pathology``, ``seed_pairs``, ``retrain``: the analysis stages' rows. Any frame
+    them; ``expressivity``: ``stats.expressivity_table`` (claim 4's evidence, not its
+    rule); ``pathology``, ``seed_pairs``, ``retrain``: the analysis stages' rows. Any frame
     may be empty; a claim is inconclusive when the frame it rests on is (claim 1:
     ``cells``, 2: ``df``, 3: ``pathology``, 4: ``claim4``).
     """

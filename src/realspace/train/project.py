@@ -122,8 +122,9 @@ def merge_close(
     (a, b, c, e, w, freed, survivor, bound), inputs untouched.
 
     Live (M, N) neurons i < j whose (a_i, b_i), (a_j, b_j) are within angle ``merge_angle``
-    of each other or of antiparallel (measured as in the census), in index order, become one on i's hyperplane u_i = (a_i, b_i) / ||a_i||_2 with
-    gamma = gamma_i + gamma_j (gamma = c ||a||_2), balanced; for an opposite pair
+    of each other or of antiparallel (measured as in the census), in index order, become
+    one on i's hyperplane u_i = (a_i, b_i) / ||a_i||_2 with gamma = gamma_i + gamma_j
+    (gamma = c ||a||_2), balanced; for an opposite pair
     gamma_j rho(-z) = gamma_j rho(z) - gamma_j z moves -gamma_j u_i into (w, e). ``freed``
     marks j (and i when gamma = 0), ``survivor`` the i that absorbed a neuron.
 
