@@ -244,7 +244,7 @@ def test_reseeded_neurons_move_the_realization_within_their_bound(d):
 
 
 def test_changed_neurons_start_with_fresh_moments_and_others_keep_theirs():
-    from realspace.train.loop import _fresh_moments
+    from realspace.train.omega import fresh_moments
     from realspace.train.state import Layout
 
     M, N, d = 2, 4, 3
@@ -254,7 +254,7 @@ def test_changed_neurons_start_with_fresh_moments_and_others_keep_theirs():
     state = {"m": torch.ones(M, layout.flat(q).shape[1], dtype=F64)}
     reset = torch.zeros(M, N, dtype=torch.bool)
     reset[1, 2] = True
-    fresh = layout.views(_fresh_moments(state, reset, layout, q)["m"], {})
+    fresh = layout.views(fresh_moments(state, reset, layout, q)["m"], {})
     for k in ("v", "kappa", "r"):
         assert float(fresh[k][1, 2].abs().sum()) == 0.0
         assert float(fresh[k].sum()) == fresh[k].numel() - (d if k == "v" else 1)
@@ -282,11 +282,11 @@ def test_records_carry_the_canonical_forms_objective_and_membership():
 
 
 def test_recorded_states_are_the_same_merged_a_few_networks_at_a_time(monkeypatch):
-    from realspace.train import loop
+    from realspace.train import omega
 
     specs = [small(seed=s, steps=60) for s in range(5)]
     whole = train_shard(specs, TrainOptions(merge_angle=0.05))  # wide: some merges
-    monkeypatch.setattr(loop, "RECORD_PAIRS", 2 * 8 * 8)  # two networks per slice
+    monkeypatch.setattr(omega, "RECORD_PAIRS", 2 * 8 * 8)  # two networks per slice
     sliced = train_shard(specs, TrainOptions(merge_angle=0.05))
     for k in whole.params:
         np.testing.assert_array_equal(sliced.params[k], whole.params[k])

@@ -23,7 +23,7 @@ from ..spec import RunSpec
 from . import intrinsic, optim
 from .inputs import Problem, RunTensors, stack
 from .kernels import choose_objective
-from .project import project_restricted, rebalance
+from .omega import merge_step, project_step, recorded_params, to_numpy
 from .state import HISTORY_POINTS, Layout, LoopState, RunStatus
 
 __all__ = ["TrainOptions", "ShardResult", "train_shard", "pick_device"]
@@ -86,70 +86,6 @@ def _check_shard(specs: Sequence[RunSpec], opt: TrainOptions):
             "snapshot_every must be a multiple of merge_every (snapshots are "
             "taken at fully projected steps)"
         )
-
-
-def _project(
-    s: LoopState, on, t: int, merge: bool, layout: Layout, runs: RunTensors, opt: TrainOptions
-) -> LoopState:
-    """Restricted runs: bring the rows ``on`` back into Omega_N (project.py) after step t."""
-    q, reseeded = project_restricted(
-        layout.views(s.theta, s.fixed),
-        on,
-        runs.D,
-        s.counts,  # counted in place
-        t,
-        runs.seeds,
-        kink_margin=opt.kink_margin,
-        merge=merge,
-        merge_angle=opt.merge_angle,
-        reseed_scale=opt.reseed_scale,
-    )
-    # reseeded neurons start with fresh optimizer state
-    opt_state = _fresh_moments(s.opt_state, reseeded, layout, q)
-    fixed = {k: q[k] for k in s.fixed}
-    return replace(s, theta=layout.flat(q), fixed=fixed, opt_state=opt_state)
-
-
-def _reseed_intrinsic(
-    s: LoopState, on, t: int, merge: bool, layout: Layout, runs: RunTensors, opt: TrainOptions
-) -> LoopState:
-    """Intrinsic runs: merge (when ``merge``) and reseed padding (intrinsic.py) after step
-    t; neurons whose coordinates changed start with fresh optimizer moments."""
-    q, reset = intrinsic.merge_and_reseed(
-        layout.views(s.theta, s.fixed),
-        on,
-        runs.D,
-        s.counts,  # counted in place
-        t,
-        runs.seeds,
-        merge=merge,
-        merge_angle=opt.merge_angle,
-        reseed_scale=opt.reseed_scale,
-    )
-    return replace(
-        s,
-        theta=layout.flat(q),
-        fixed={k: q[k] for k in s.fixed},
-        opt_state=_fresh_moments(s.opt_state, reset, layout, q),
-    )
-
-
-PER_NEURON = {"a": True, "b": False, "c": False, "v": True, "kappa": False, "r": False}
-
-
-def _fresh_moments(opt_state: dict, reset, layout: Layout, like: dict) -> dict:
-    """Optimizer state with the entries of the neurons ``reset`` (M, N) zeroed; the
-    per-network entries (e, w) are kept."""
-    if not opt_state:
-        return opt_state
-    mask = {
-        k: (reset[..., None].expand_as(like[k]) if PER_NEURON[k] else reset)
-        if k in PER_NEURON
-        else torch.zeros_like(like[k], dtype=torch.bool)
-        for k in layout.names
-    }
-    flat = layout.flat(mask)
-    return {k: v.masked_fill(flat, 0.0) for k, v in opt_state.items()}
 
 
 def _step(
@@ -217,45 +153,10 @@ def _step(
     if chart:
         every = opt.intrinsic_merge_every
         if every and s.t % every == 0:
-            s = _reseed_intrinsic(s, moving, s.t, True, layout, runs, opt)
+            s = merge_step(s, moving, s.t, True, layout, runs, opt)
     elif restricted:
-        s = _project(s, moving, s.t, s.t % opt.merge_every == 0, layout, runs, opt)
+        s = project_step(s, moving, s.t, s.t % opt.merge_every == 0, layout, runs, opt)
     return s
-
-
-RECORD_PAIRS = 2**22  # neuron pairs per slice of a recorded state's merges (float64)
-
-
-def _recorded(s: LoopState, layout: Layout, runs: RunTensors, chart: bool, opt, counts=None):
-    """A recorded state's parameters (a, b, c, e, w) as float64 arrays. Intrinsic runs:
-    the network of the coordinates, built in float64, with exact merges of (anti)parallel
-    pairs (counted in ``counts`` when given); the trajectory itself is not touched."""
-    views = layout.views(s.theta, s.fixed)
-    if not chart:
-        return _to_numpy(views, True)
-    q = {k: v.detach().to("cpu", torch.float64) for k, v in views.items()}
-    D = runs.D.detach().to("cpu", torch.float64)
-    tally = {"merge": torch.zeros(layout.M, dtype=torch.int64)}
-    # a merge looks at all (M, N, N) pairs: a few networks at a time bound the memory
-    N = q["r"].shape[1]
-    rows = max(1, RECORD_PAIRS // (N * N))
-    parts = []
-    for i in range(0, layout.M, rows):
-        part = {k: v[i : i + rows] for k, v in q.items()}
-        sub = {"merge": tally["merge"][i : i + rows]}  # a view: counted in place
-        parts.append(intrinsic.merged_params(part, D[i : i + rows], opt.merge_angle, sub))
-    if counts is not None:
-        counts["merge"] += tally["merge"].to(counts["merge"].device)
-    return {k: torch.cat([p[k] for p in parts]).numpy().copy() for k in parts[0]}
-
-
-def _to_numpy(p: dict, restricted: bool) -> dict:
-    """float64 copies; restricted runs are rebalanced again in float64 (an exact
-    symmetry), so that |c_i| = ||a_i|| holds to float64 rounding, not float32's."""
-    p = {k: v.detach().to("cpu", torch.float64) for k, v in p.items()}
-    if restricted:
-        p = rebalance(p, torch.ones(p["a"].shape[0], dtype=torch.bool))
-    return {k: v.numpy().copy() for k, v in p.items()}
 
 
 def train_shard(
@@ -303,7 +204,7 @@ def train_shard(
             # kept off the boundary, padding reseeded), then, for intrinsic runs, read
             # in coordinates
             on = torch.ones(len(specs), dtype=torch.bool, device=device)
-            state = _project(state, on, 0, True, layout, runs, opt)
+            state = project_step(state, on, 0, True, layout, runs, opt)
         if chart:
             q = intrinsic.to_coordinates(layout.views(state.theta, state.fixed), runs.D)
             layout = chart_layout
@@ -321,17 +222,17 @@ def train_shard(
         state = _step(state, problem, runs, layout, spec0.optimizer, restricted, opt, chart)
         if opt.snapshot_every and state.t % opt.snapshot_every == 0:
             if chart:
-                snapshots.append((state.t, _recorded(state, layout, runs, True, opt)))
+                snapshots.append((state.t, recorded_params(state, layout, runs, True, opt)))
             else:
                 snap = layout.views(state.theta, state.fixed)  # a merge step: fully projected
-                snapshots.append((state.t, _to_numpy(snap, restricted)))
+                snapshots.append((state.t, to_numpy(snap, restricted)))
         if ckpt and opt.checkpoint_every and state.t % opt.checkpoint_every == 0:
             state.save(ckpt, fingerprint)
 
     # the end state is a recorded state: project it fully (merges included)
     state = replace(state, t=max_steps)
     if restricted and not chart:
-        state = _project(
+        state = project_step(
             state, state.status != RunStatus.DIVERGED, max_steps, True, layout, runs, opt
         )
     running = state.status == RunStatus.RUNNING
@@ -341,9 +242,9 @@ def train_shard(
     if progress:
         progress(max_steps, max_steps, 0)
     if chart:
-        params = _recorded(state, layout, runs, True, opt, state.counts)
+        params = recorded_params(state, layout, runs, True, opt, state.counts)
     else:
-        params = _to_numpy(layout.views(state.theta, state.fixed), restricted)
+        params = to_numpy(layout.views(state.theta, state.fixed), restricted)
     return _result(specs, state, params, snapshots, dtype, device)
 
 
