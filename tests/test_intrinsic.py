@@ -191,9 +191,8 @@ def test_merges_move_the_realization_within_their_bound(d):
     Dt = torch.full((M,), D, dtype=F64)
     counts = {k: torch.zeros(M, dtype=torch.int64) for k in COUNTERS}
     live = torch.ones(M, N, dtype=torch.bool)
-    a, b, c, e, w, freed, survivor, bound = merge_close(
-        p["a"], p["b"], p["c"], p["e"], p["w"], live, counts, 1e-3, Dt
-    )
+    m = merge_close(p["a"], p["b"], p["c"], p["e"], p["w"], live, counts, 1e-3, Dt)
+    a, b, c, e, w, freed, survivor, bound = m.a, m.b, m.c, m.e, m.w, m.freed, m.survivor, m.bound
     assert int(counts["merge"].sum()) > 0 and int((counts["merge"] > 0).sum()) == M
     assert not bool((freed & survivor).any())
     after = {"a": a * ~freed[..., None], "b": b * ~freed, "c": c * ~freed, "e": e, "w": w}
@@ -210,7 +209,7 @@ def test_exactly_collinear_pairs_merge_without_moving_the_realization():
     rng = np.random.default_rng(5)
     p = planted(rng, 10, 6, 2, 0.0)
     counts = {k: torch.zeros(10, dtype=torch.int64) for k in COUNTERS}
-    *_, bound = merge_close(
+    bound = merge_close(
         p["a"],
         p["b"],
         p["c"],
@@ -220,7 +219,7 @@ def test_exactly_collinear_pairs_merge_without_moving_the_realization():
         counts,
         MERGE_ANGLE,
         torch.ones(10, dtype=F64),
-    )
+    ).bound
     assert float(bound.max()) <= 1e-12
     assert int(counts["merge"].sum()) == 30
 

@@ -137,10 +137,11 @@ def merged_params(q: dict, D: torch.Tensor, merge_angle: float, counts: dict) ->
     a, b, c, e, w = (p[k] for k in ("a", "b", "c", "e", "w"))
     while True:
         live = (c != 0) & (a.norm(dim=-1) > 0)
-        a, b, c, e, w, freed, _, _ = merge_close(a, b, c, e, w, live, counts, merge_angle, D)
-        if not freed.any():
+        m = merge_close(a, b, c, e, w, live, counts, merge_angle, D)
+        if not m.freed.any():
             break
-        a, b, c = a * ~freed[..., None], b * ~freed, c * ~freed
+        keep = ~m.freed
+        a, b, c, e, w = m.a * keep[..., None], m.b * keep, m.c * keep, m.e, m.w
     rows = torch.ones(a.shape[0], dtype=torch.bool, device=a.device)
     return rebalance({"a": a, "b": b, "c": c, "e": e, "w": w}, rows)
 
@@ -172,12 +173,13 @@ def merge_and_reseed(
     q = dict(q)
     survivor = torch.zeros_like(dead)
     if merge:
-        a, b, c, e, w, gone, survivor, _ = merge_close(
+        m = merge_close(
             p["a"], p["b"], p["c"], p["e"], p["w"], active & ~dead, counts, merge_angle, D
         )
-        q["r"] = torch.where(survivor, c, q["r"])
-        q["e"], q["w"] = e, w
-        dead = dead | gone
+        survivor = m.survivor
+        q["r"] = torch.where(survivor, m.c, q["r"])
+        q["e"], q["w"] = m.e, m.w
+        dead = dead | m.freed
     if dead.any():
         ra, rb, rc = reseed_draws(
             seeds, step, q["r"].shape[1], q["v"].shape[-1], D, reseed_scale, q["r"].dtype

@@ -32,6 +32,8 @@ The math: docs/science.md#training.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
@@ -41,6 +43,7 @@ __all__ = [
     "project_restricted",
     "rebalance",
     "merge_close",
+    "Merged",
     "reseed_draws",
     "COUNTERS",
     "seed_tensor",
@@ -107,6 +110,21 @@ def reseed_draws(
     return scale * direction, -scale * (direction * point).sum(-1), sign * scale
 
 
+class Merged(NamedTuple):
+    """A merge round's result: the new parameters (a (M, N, d), b, c (M, N), e (M,),
+    w (M, d)), the neurons it ``freed`` and the ``survivor`` neurons that absorbed one
+    (M, N), and the ``bound`` (M,) on how far it moved each realization on Q."""
+
+    a: torch.Tensor
+    b: torch.Tensor
+    c: torch.Tensor
+    e: torch.Tensor
+    w: torch.Tensor
+    freed: torch.Tensor
+    survivor: torch.Tensor
+    bound: torch.Tensor
+
+
 def merge_close(
     a: torch.Tensor,
     b: torch.Tensor,
@@ -117,9 +135,8 @@ def merge_close(
     counts: dict,
     merge_angle: float,
     D: torch.Tensor,
-):
-    """One round of exact merges of (anti)parallel neurons; returns
-    (a, b, c, e, w, freed, survivor, bound), inputs untouched.
+) -> Merged:
+    """One round of exact merges of (anti)parallel neurons (inputs untouched).
 
     Live (M, N) neurons i < j whose (a_i, b_i), (a_j, b_j) are within angle ``merge_angle``
     of each other or of antiparallel (measured as in the census), in index order, become
@@ -146,7 +163,7 @@ def merge_close(
     # angle 2 arcsin(chord / 2) is the one restricted.hyperplane_angles and the census use
     near = pair & (cos.abs() > np.cos(max(merge_angle, MERGE_PREFILTER)))
     if not near.any():
-        return a, b, c, e, w, freed, survivor, bound
+        return Merged(a, b, c, e, w, freed, survivor, bound)
     m_, i_, j_ = near.nonzero(as_tuple=True)
     sgn_ = torch.where(cos[m_, i_, j_] >= 0, 1.0, -1.0).to(u.dtype)
     chord = (u[m_, i_] - sgn_[:, None] * u[m_, j_]).norm(dim=-1)
@@ -172,7 +189,7 @@ def merge_close(
         if g == 0:
             freed[m, i] = True
         counts["merge"][m] += 1
-    return a, b, c, e, w, freed, survivor & ~freed, bound
+    return Merged(a, b, c, e, w, freed, survivor & ~freed, bound)
 
 
 def rebalance(p: dict, rows: torch.Tensor) -> dict:
@@ -216,10 +233,9 @@ def project_restricted(
     counts["kink"] += clamp.sum(1)
 
     if merge:
-        a, b, c, e, w, gone, _, _ = merge_close(
-            a, b, c, e, w, active & ~freed, counts, merge_angle, D
-        )
-        freed = freed | gone
+        m = merge_close(a, b, c, e, w, active & ~freed, counts, merge_angle, D)
+        a, b, c, e, w = m.a, m.b, m.c, m.e, m.w
+        freed = freed | m.freed
 
     a, b, c = a * ~freed[..., None], b * ~freed, c * ~freed
     out = rebalance({**p, "a": a, "b": b, "c": c, "e": e, "w": w}, rows)
