@@ -127,3 +127,25 @@ def test_a_stored_restricted_spec_without_a_method_was_projected():
     assert RunSpec.from_dict(stored).restricted_method == "projection"
     assert RunSpec(parametrization="restricted").restricted_method == "intrinsic"
     assert RunSpec(restricted_method="projection").restricted_method == ""
+
+
+def test_seed_pairs_and_cell_names_keep_restricted_methods_apart():
+    from realspace.sweep.analysis import plan_analysis
+    from realspace.tracking.layout import cell_names
+
+    doc = {
+        "name": "m",
+        "targets": [{"name": "sin"}],
+        "widths": [4],
+        "seeds": 3,
+        "restricted_methods": ["intrinsic", "projection"],
+        "analysis": {"retrain_seeds": 0, "pathology_max_log2": 2},
+    }
+    runs = plan_runs(parse_config(doc))
+    pairs = [u for u in plan_analysis(parse_config(doc), runs) if u.stage == "seed_pairs"]
+    assert len(pairs) == 3 and len({u.name for u in pairs}) == 3
+    by_key = {r.key: r.spec for r in runs}
+    for u in pairs:
+        assert len({by_key[k].restricted_method for k in u.members}) == 1
+    cells = {cell_key(r.spec): r.spec for r in runs}
+    assert len(set(cell_names(cells).values())) == len(cells) == 3
