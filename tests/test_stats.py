@@ -225,3 +225,21 @@ def test_expressivity_counts_canonical_forms_in_omega_as_good_as_their_runs():
     assert ex["in_omega"].tolist() == [5, 5, 5, 5]
     assert ex["as_good"].tolist() == [5, 4, 5, 5]
     assert stats.expressivity_table(frame(lambda w, s: 0.0)).empty  # older records
+
+
+def test_the_report_opens_with_the_claims_at_a_glance():
+    from realspace.report.evidence import collect_evidence
+    from realspace.report.sections import report_sections
+
+    df = frame(lambda w, s: 0.01 * (s + 1))
+    df["run_key"] = [f"k{i}" for i in range(len(df))]
+    ref = pd.DataFrame({"j_star": np.nan, "reference": ""}, index=df.index)
+    sections = report_sections(collect_evidence(df, {}, 1e-4, reference=ref))
+    glance = sections[0]
+    assert glance.heading == "Claims at a glance"
+    assert glance.table["claim"].tolist() == [1, 2, 3, 4]
+    assert set(glance.table.columns) >= {"verdict", "rests on", "section", "figure"}
+    assert "100% of 4" in glance.table.set_index("claim").loc[4, "rests on"]
+    headings = [s.heading for s in sections]
+    expected = [h for h in glance.table["section"] if not h.startswith("Inverse stability")]
+    assert all(h in headings for h in expected)

@@ -80,6 +80,8 @@ def _claim1(cells: pd.DataFrame, rates: pd.DataFrame, eps: float) -> dict:
         verdict = "inconclusive"
     return {
         "verdict": verdict,
+        "number": f"largest median gap at the widest width {max(r[3] for r in results):.2e} "
+        f"(eps {eps:g})",
         "evidence": f"{len(ok)} of {len(results)} certified problems within eps at their "
         "widest width. " + "; ".join(lines),
     }
@@ -100,7 +102,11 @@ def _claim2(df: pd.DataFrame, cells: pd.DataFrame) -> dict:
         f" opposite {shares['census_opposite'].mean():.3f}); {spurious} of {certified} "
         "certified local minima (both parametrizations) are spurious"
     )
-    return {"verdict": "supported" if degenerate.any() else "not supported", "evidence": evidence}
+    return {
+        "verdict": "supported" if degenerate.any() else "not supported",
+        "number": f"{int(degenerate.sum())} of {len(u)} unrestricted end points degenerate",
+        "evidence": evidence,
+    }
 
 
 def _claim3(pathology: pd.DataFrame, seed_pairs: pd.DataFrame, retrain: pd.DataFrame) -> dict:
@@ -144,7 +150,12 @@ def _claim3(pathology: pd.DataFrame, seed_pairs: pd.DataFrame, retrain: pd.DataF
         verdict = "not supported"
     else:
         verdict = "inconclusive"
-    return {"verdict": verdict, "evidence": "; ".join(lines)}
+    worst = max((e[1] for e in exps.values() if e[1] == e[1]), default=float("nan"))
+    return {
+        "verdict": verdict,
+        "number": f"largest r_1/2 exponent on Omega_N {worst:.2f} (bounded: <= 0.1)",
+        "evidence": "; ".join(lines),
+    }
 
 
 def _expressivity(express: pd.DataFrame | None) -> str:
@@ -181,6 +192,7 @@ def _claim4(claim4: pd.DataFrame, express: pd.DataFrame | None = None) -> dict:
     )
     return {
         "verdict": verdict,
+        "number": f"restricted{method} as good at {share:.0%} of {len(rows)} (problem, width)",
         "evidence": _expressivity(express)
         + f"restricted{method} best <= unrestricted best at {share:.0%} of "
         f"{len(rows)} (problem, width) pairs; median objective ratio restricted/unrestricted "
