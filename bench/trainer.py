@@ -9,6 +9,9 @@ second) and neuron-sample-steps/s (M * samples * W per second); on CUDA also the
 measured fp32 rate (a large matrix product, TF32 off) and each path's fraction of the
 limit it implies at 15 flops per neuron, sample and step.
 
+It also times a restricted step in each method (``restricted_method``) beside the
+unrestricted one, with the default kernel, and prints their ratio (issue 14 asks <= 1.5x).
+
     python bench/trainer.py                       # W=64, M=256, 256 samples, CPU
     python bench/trainer.py --width 256 --networks 1024 --samples 1024 --device cuda --compile
 
@@ -20,9 +23,11 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import torch
 
+from realspace.spec import RESTRICTED_METHODS
 from realspace.train import RunSpec, TrainOptions, init_params, make_data, train_shard
 
 
@@ -137,10 +142,41 @@ def main():
         print(f"{name:<26}{rate:>18.4g}{rate * per:>24.4g}{frac}")
     for kernel, rate in rates.items():
         print(f"ratio {names[kernel]} / loop: {rate / loop_rate:.1f}x")
+    restricted_cost(specs, device, args.steps)
     print(
         "(neuron-sample-steps/s = M * samples * W per second; the d = 1 path does O(n + W log n)\n"
         " work per network-step, so its figure is the dense-equivalent rate)"
     )
+
+
+def restricted_cost(specs, device, steps: int, reps: int = 3) -> None:
+    """Time per step of the same shard unrestricted and restricted (each method), default
+    kernel; the variants take turns ``reps`` times and each keeps its fastest (a shared
+    machine's noise only ever adds time). Prints each and its ratio to the unrestricted."""
+    opts = TrainOptions(device=str(device))
+    variants = [("unrestricted", "unrestricted", "")] + [
+        (f"restricted ({m})", "restricted", m) for m in RESTRICTED_METHODS
+    ]
+    shards = {
+        name: [replace(s, parametrization=par, restricted_method=method) for s in specs]
+        for name, par, method in variants
+    }
+    for shard in shards.values():
+        train_shard([replace(shard[0], steps=5)], opts)  # warm-up
+    times = {name: float("inf") for name in shards}
+    for _ in range(reps):
+        for name, shard in shards.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            train_shard(shard, opts)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times[name] = min(times[name], (time.perf_counter() - t) / steps)
+    base = times["unrestricted"]
+    print(f"{'step, default kernel':<26}{'ms/step':>18}{'/ unrestricted':>24}  (best of {reps})")
+    for name, t in times.items():
+        print(f"{name:<26}{1e3 * t:>18.3f}{t / base:>23.2f}x")
 
 
 def fp32_rate(device, size: int = 8192, reps: int = 10) -> float:

@@ -117,3 +117,17 @@ def test_a_target_may_set_its_own_weight_decay():
     assert sorted({r.spec.weight_decay for r in runs}) == [0.0, 0.01]
     assert {target_label(r.spec) for r in runs} == {"sin", "sin wd=0.01"}
     check({**GOOD, "targets": [{"name": "sin", "weight_decay": -1}]}, "targets[0].weight_decay")
+
+
+def test_restricted_methods_are_an_axis_with_a_default_and_known_names():
+    from realspace.spec import DEFAULT_RESTRICTED_METHOD
+
+    assert parse_config(GOOD).restricted_methods == [DEFAULT_RESTRICTED_METHOD]
+    both = parse_config({**GOOD, "restricted_methods": ["intrinsic", "projection"]})
+    assert both.restricted_methods == ["intrinsic", "projection"]
+    check(
+        {**GOOD, "restricted_methods": ["clamp"]},
+        "restricted_methods: unknown restricted method 'clamp'; known: intrinsic, projection",
+    )
+    check({**GOOD, "restricted_methods": []}, "restricted_methods")
+    check({**GOOD, "restricted_methods": ["intrinsic", "intrinsic"]}, "duplicate")

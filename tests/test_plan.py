@@ -132,3 +132,61 @@ def test_network_work_grows_with_what_a_step_computes():
     restricted = RunSpec(**{**base.to_dict(), "target_params": (), "parametrization": "restricted"})
     assert network_work(wider) > network_work(base)
     assert network_work(restricted) > network_work(base)
+
+
+def test_unrestricted_keys_are_those_of_before_the_restricted_method_axis():
+    """Unrestricted runs have no restricted method: their keys (pinned from before the
+    axis existed) must not change, so that their results are found again."""
+    assert run_key(RunSpec()) == "f8522908a61582d77c7efa37"
+    spec = RunSpec(target="teacher", width=64, seed=3, weight_decay=0.01)
+    assert run_key(spec) == "28f0d18884132f16d4cab96a"
+    assert cell_key(RunSpec(width=8)) == "4c373b0f24638c4d"
+    assert "restricted_method" not in RunSpec().to_dict()
+
+
+def test_restricted_runs_are_planned_once_per_method_and_keyed_by_it():
+    doc = {**DOC, "restricted_methods": ["intrinsic", "projection"]}
+    runs = plan_runs(parse_config(doc))
+    plain = plan_runs(parse_config(DOC))
+    unres = [r.key for r in runs if not r.spec.restricted]
+    assert unres == [r.key for r in plain if not r.spec.restricted]
+    res = [r for r in runs if r.spec.restricted]
+    assert len(res) == 2 * sum(r.spec.restricted for r in plain)
+    assert {r.spec.restricted_method for r in res} == {"intrinsic", "projection"}
+    assert len({r.key for r in runs}) == len(runs)
+    for r in res:
+        assert r.spec.to_dict()["restricted_method"] == r.spec.restricted_method
+        assert RunSpec.from_dict(r.spec.to_dict()) == r.spec
+    # a shard never mixes methods
+    shards = pack_shards(runs, 1 << 30)
+    assert all(len({r.spec.restricted_method for r in s.runs}) == 1 for s in shards)
+
+
+def test_a_stored_restricted_spec_without_a_method_was_projected():
+    stored = {k: v for k, v in RunSpec(parametrization="restricted").to_dict().items()}
+    del stored["restricted_method"]
+    assert RunSpec.from_dict(stored).restricted_method == "projection"
+    assert RunSpec(parametrization="restricted").restricted_method == "intrinsic"
+    assert RunSpec(restricted_method="projection").restricted_method == ""
+
+
+def test_seed_pairs_and_cell_names_keep_restricted_methods_apart():
+    from realspace.sweep.analysis import plan_analysis
+    from realspace.tracking.layout import cell_names
+
+    doc = {
+        "name": "m",
+        "targets": [{"name": "sin"}],
+        "widths": [4],
+        "seeds": 3,
+        "restricted_methods": ["intrinsic", "projection"],
+        "analysis": {"retrain_seeds": 0, "pathology_max_log2": 2},
+    }
+    runs = plan_runs(parse_config(doc))
+    pairs = [u for u in plan_analysis(parse_config(doc), runs) if u.stage == "seed_pairs"]
+    assert len(pairs) == 3 and len({u.name for u in pairs}) == 3
+    by_key = {r.key: r.spec for r in runs}
+    for u in pairs:
+        assert len({by_key[k].restricted_method for k in u.members}) == 1
+    cells = {cell_key(r.spec): r.spec for r in runs}
+    assert len(set(cell_names(cells).values())) == len(cells) == 3

@@ -171,3 +171,75 @@ def test_claim3_verdict_from_the_pathology_table():
         claim_verdicts(empty, empty, empty, empty, broken, empty, empty, 1e-4)[2]["verdict"]
         == "not supported"
     )
+
+
+def test_claim4_keeps_restricted_methods_apart_and_rests_on_the_default():
+    from realspace.spec import DEFAULT_RESTRICTED_METHOD, RESTRICTED_METHODS
+
+    other = next(m for m in RESTRICTED_METHODS if m != DEFAULT_RESTRICTED_METHOD)
+    base = frame(lambda w, s: 0.01 * (s + 1))
+    bad = base[base["parametrization"] == "restricted"].copy()
+    bad["loss"] += 1.0  # the other method loses at every width
+    bad["restricted_method"] = other
+    df = pd.concat([base.assign(restricted_method=DEFAULT_RESTRICTED_METHOD), bad])
+    df.loc[df["parametrization"] == "unrestricted", "restricted_method"] = np.nan
+    df = stats.with_problems(df)
+    c4 = stats.claim4_table(df)
+    assert len(c4) == 8 and set(c4["method"]) == {DEFAULT_RESTRICTED_METHOD, other}
+    good = c4.set_index("method")["restricted_as_good"]
+    assert good[DEFAULT_RESTRICTED_METHOD].all() and not good[other].any()
+    v = claim_verdicts(
+        df, pd.DataFrame(), pd.DataFrame(), c4, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), 1e-3
+    )
+    assert v[3]["verdict"] == "supported"
+    assert f"{other} 0% of 4" in v[3]["evidence"]
+    # every cell table keeps the methods apart
+    cells = stats.cell_stats(
+        stats.with_methods(
+            stats.gap_values(df, pd.DataFrame({"j_star": np.nan, "reference": ""}, index=df.index))
+        ),
+        eps=1e-3,
+    )
+    assert set(cells["parametrization"]) == {
+        "unrestricted",
+        f"restricted-{DEFAULT_RESTRICTED_METHOD}",
+        f"restricted-{other}",
+    }
+
+
+def test_restricted_rows_without_a_method_were_projected():
+    df = frame(lambda w, s: 0.0)
+    method = stats.restricted_methods(df)
+    assert set(method[df["parametrization"] == "restricted"]) == {"projection"}
+    assert set(method[df["parametrization"] == "unrestricted"]) == {""}
+
+
+def test_expressivity_counts_canonical_forms_in_omega_as_good_as_their_runs():
+    df = frame(lambda w, s: 0.01 * (s + 1))
+    u = df["parametrization"] == "unrestricted"
+    df["canonical_objective"] = np.where(u, df["loss"], np.nan)
+    df["canonical_member"] = u
+    df.loc[u & (df["width"] == 8) & (df["seed"] == 0), "canonical_objective"] += 1.0
+    ex = stats.expressivity_table(stats.with_problems(df)).set_index("width")
+    assert ex["runs"].tolist() == [5, 5, 5, 5]
+    assert ex["in_omega"].tolist() == [5, 5, 5, 5]
+    assert ex["as_good"].tolist() == [5, 4, 5, 5]
+    assert stats.expressivity_table(frame(lambda w, s: 0.0)).empty  # older records
+
+
+def test_the_report_opens_with_the_claims_at_a_glance():
+    from realspace.report.evidence import collect_evidence
+    from realspace.report.sections import report_sections
+
+    df = frame(lambda w, s: 0.01 * (s + 1))
+    df["run_key"] = [f"k{i}" for i in range(len(df))]
+    ref = pd.DataFrame({"j_star": np.nan, "reference": ""}, index=df.index)
+    sections = report_sections(collect_evidence(df, {}, 1e-4, reference=ref))
+    glance = sections[0]
+    assert glance.heading == "Claims at a glance"
+    assert glance.table["claim"].tolist() == [1, 2, 3, 4]
+    assert set(glance.table.columns) >= {"verdict", "rests on", "section", "figure"}
+    assert "100% of 4" in glance.table.set_index("claim").loc[4, "rests on"]
+    headings = [s.heading for s in sections]
+    expected = [h for h in glance.table["section"] if not h.startswith("Inverse stability")]
+    assert all(h in headings for h in expected)

@@ -9,22 +9,25 @@ import numpy as np
 
 from .canonical import canonical_form, classify_neurons
 from .nets import ShallowNet
-from .restricted import hyperplane_angles, live_neurons
+from .restricted import MERGE_ANGLE, hyperplane_angles, live_neurons
 
 __all__ = ["degeneracy_census"]
 
 
 def degeneracy_census(
-    net: ShallowNet, D: float, angle_tol: float = 1e-6, canonical: ShallowNet | None = None
+    net: ShallowNet, D: float, angle_tol: float = MERGE_ANGLE, canonical: ShallowNet | None = None
 ) -> dict:
-    """Shares of the N neurons that are dead on Q, affine on Q, duplicates (positively
-    collinear (a, b) with another neuron whose kink meets Q) and opposites (negatively
-    collinear); the imbalance |log(|c_i| / ||(a_i, b_i)||)| (mean and max over live
-    neurons with c_i != 0); the effective width (live neurons of the canonical form).
+    """Shares of the N neurons that are dead on Q, affine on Q, duplicates ((a, b) within
+    ``angle_tol`` of parallel to another neuron's, both kinks meeting Q) and opposites
+    (within ``angle_tol`` of antiparallel); the imbalance of R1, |log(|c_i| / ||a_i||_2)|
+    (mean and max over live neurons with c_i != 0 and a_i != 0); the effective width (live
+    neurons of the canonical form).
 
-    ``angle_tol`` judges collinearity; float32-trained networks need it well above
-    float64 rounding. ``canonical``: ``canonical_form(net, D)`` when the caller has it
-    already (a record keeps it anyway); computed here otherwise.
+    The definitions are those of the restricted set, so that a network in Omega_N reads
+    0 in every share and in the imbalance: ``angle_tol`` is the trainer's merge angle
+    (``MERGE_ANGLE``), the angle measured as there (chords of explicit differences).
+    ``canonical``: ``canonical_form(net, D)`` when the caller has it already (a record
+    keeps it anyway); computed here otherwise.
     """
     N = net.width
     if canonical is None:
@@ -41,9 +44,9 @@ def degeneracy_census(
         np.fill_diagonal(opposite, np.inf)
         dup[idx] = (same <= angle_tol).any(axis=1)
         opp[idx] = (opposite <= angle_tol).any(axis=1)
-    ab = np.linalg.norm(np.column_stack([net.a, net.b]), axis=1)
-    ok = live & (np.abs(net.c) > 0) & (ab > 0)
-    imbalance = np.abs(np.log(np.abs(net.c[ok]) / ab[ok])) if ok.any() else np.zeros(1)
+    norm = np.linalg.norm(net.a, axis=1)
+    ok = live & (np.abs(net.c) > 0) & (norm > 0)
+    imbalance = np.abs(np.log(np.abs(net.c[ok]) / norm[ok])) if ok.any() else np.zeros(1)
     share = (lambda m: float(np.count_nonzero(m & live)) / N) if N else (lambda m: 0.0)
     return {
         "dead": share(kind["dead"]),

@@ -20,9 +20,20 @@ import numpy as np
 
 from .nets import ShallowNet, check_domain
 
-__all__ = ["restricted_set_margins", "in_restricted_set", "live_neurons", "hyperplane_angles"]
+__all__ = [
+    "restricted_set_margins",
+    "in_restricted_set",
+    "live_neurons",
+    "hyperplane_angles",
+    "DEFAULT_TOL",
+    "MERGE_ANGLE",
+]
 
 DEFAULT_TOL = 1e-9
+# Two neurons whose (a, b) are within this angle (rad) of parallel or antiparallel are
+# merged by the restricted trainer and counted as duplicates / opposites by the census:
+# one tolerance for both. float32 resolves angles of about 1e-7.
+MERGE_ANGLE = 1e-6
 
 
 def live_neurons(net: ShallowNet) -> np.ndarray:

@@ -20,6 +20,8 @@ __all__ = [
     "LOSS_KINDS",
     "OPTIMIZERS",
     "PARAMETRIZATIONS",
+    "RESTRICTED_METHODS",
+    "DEFAULT_RESTRICTED_METHOD",
     "SAMPLINGS",
     "TARGET_NAMES",
     "problem_conflicts",
@@ -29,6 +31,13 @@ __all__ = [
 
 OPTIMIZERS = ("gd", "sgd", "adam")
 PARAMETRIZATIONS = ("unrestricted", "restricted")
+# how a restricted run stays in Omega_N (docs/science.md#training): "intrinsic" trains
+# coordinates whose every point is in Omega_N; "projection" steps in (a, b, c, e, w) and
+# projects back after every step. The default was chosen by measurement (bench/RESULTS.md).
+RESTRICTED_METHODS = ("intrinsic", "projection")
+DEFAULT_RESTRICTED_METHOD = "intrinsic"
+# what a restricted spec stored before the method was a field was trained with
+_LEGACY_RESTRICTED_METHOD = "projection"
 SAMPLINGS = ("grid", "uniform")
 # target name -> loss kind
 LOSS_KINDS = {**{name: "mse" for name in TARGETS}, "teacher": "mse", "gaussian": "gaussian"}
@@ -68,6 +77,11 @@ class RunSpec:
     ``batch_size`` 0 means full batch. Stopping: gradient norm <= ``grad_tol``, no
     relative improvement of ``plateau_rel_tol`` over ``plateau_patience`` steps
     (0 disables), or ``steps``.
+
+    ``restricted_method``: how a restricted run stays in Omega_N (``RESTRICTED_METHODS``;
+    empty means ``DEFAULT_RESTRICTED_METHOD``). An unrestricted run has none: the field
+    reads "" whatever was given, and ``to_dict`` leaves it out, so an unrestricted run's
+    key is the one it had before the field existed.
     """
 
     target: str = "sin"
@@ -97,10 +111,22 @@ class RunSpec:
     plateau_rel_tol: float = 1e-6
     init_scale: float = 1.0
     seed: int = 0
+    restricted_method: str = ""
 
     def __post_init__(self):
         def bad(msg):
             raise ValueError(f"RunSpec: {msg}")
+
+        # normalized, not refused: replace(spec, parametrization=...) must keep working
+        if self.parametrization != "restricted":
+            object.__setattr__(self, "restricted_method", "")
+        elif not self.restricted_method:
+            object.__setattr__(self, "restricted_method", DEFAULT_RESTRICTED_METHOD)
+        elif self.restricted_method not in RESTRICTED_METHODS:
+            bad(
+                f"restricted_method must be one of {RESTRICTED_METHODS}, "
+                f"got {self.restricted_method!r}"
+            )
 
         if self.target not in LOSS_KINDS:
             bad(f"unknown target {self.target!r}; known: {', '.join(TARGET_NAMES)}")
@@ -171,12 +197,16 @@ class RunSpec:
             self.optimizer,
             self.bias,
             self.train_output,
+            self.restricted_method,
         )
 
     def to_dict(self) -> dict:
-        """Plain JSON-ready dict (target_params as a mapping)."""
+        """Plain JSON-ready dict (target_params as a mapping); ``restricted_method`` only
+        for restricted runs (an unrestricted run's dict, hence its key, predates it)."""
         out = {name: getattr(self, name) for name in _FIELD_NAMES}
         out["target_params"] = dict(self.target_params)
+        if not self.restricted:
+            del out["restricted_method"]
         return out
 
     @classmethod
@@ -186,6 +216,12 @@ class RunSpec:
         if unknown:
             raise ValueError(f"RunSpec: unknown fields {sorted(unknown)}")
         data = dict(data)
+        method = data.pop("restricted_method", None)
+        if isinstance(method, str) and method:  # a table's missing value reads NaN
+            data["restricted_method"] = method
+        elif data.get("parametrization") == "restricted":
+            # stored before the method was a field: those runs were projected
+            data["restricted_method"] = _LEGACY_RESTRICTED_METHOD
         if isinstance(data.get("target_params"), dict):
             data["target_params"] = tuple(sorted(data["target_params"].items()))
         return cls(**data)

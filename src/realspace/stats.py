@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .inverse import fit_slope
-from .spec import RunSpec
+from .spec import DEFAULT_RESTRICTED_METHOD, RunSpec
 
 __all__ = [
     "PROBLEM_AXES",
@@ -35,8 +35,12 @@ __all__ = [
     "cell_stats",
     "decay_rates",
     "claim4_table",
+    "claim4_verdict_rows",
     "census_table",
+    "expressivity_table",
     "best_in_cell",
+    "restricted_methods",
+    "with_methods",
     "specs_of",
     "reference_frame",
     "trained_objective",
@@ -66,6 +70,27 @@ def with_problems(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def restricted_methods(df: pd.DataFrame) -> pd.Series:
+    """Each row's restricted method ("" for unrestricted rows). Restricted rows stored
+    before the method was a field (no value) were trained by projection."""
+    par = df["parametrization"] if "parametrization" in df else pd.Series("", index=df.index)
+    given = df["restricted_method"] if "restricted_method" in df else pd.Series(index=df.index)
+    given = given.where(given.map(lambda v: isinstance(v, str) and v != ""), "projection")
+    return given.where(par == "restricted", "")
+
+
+def with_methods(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose restricted rows' ``parametrization`` names their method
+    (``restricted-intrinsic``) when the frame holds more than one, so that every table
+    and figure grouped by parametrization keeps the methods apart; unchanged otherwise."""
+    method = restricted_methods(df)
+    if method[method != ""].nunique() <= 1:
+        return df
+    out = df.copy()
+    out["parametrization"] = df["parametrization"].where(method == "", "restricted-" + method)
+    return out
+
+
 def trained_objective(df: pd.DataFrame) -> pd.Series:
     """What each run minimized: the objective with weight decay, the loss without."""
     wd = df["weight_decay"] if "weight_decay" in df else 0.0
@@ -73,8 +98,10 @@ def trained_objective(df: pd.DataFrame) -> pd.Series:
 
 
 def best_in_cell(df: pd.DataFrame) -> pd.Series:
-    """The smallest trained objective in each run's cell (the fallback reference)."""
-    return trained_objective(df).groupby([df[c] for c in CELL]).transform("min")
+    """The smallest trained objective in each run's cell, restricted methods apart (the
+    fallback reference)."""
+    keys = [df[c] for c in CELL] + [restricted_methods(df)]
+    return trained_objective(df).groupby(keys).transform("min")
 
 
 def gap_values(df: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
@@ -149,39 +176,85 @@ def decay_rates(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def claim4_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Per problem and width with both parametrizations: best and median trained
-    objective of each, and whether the restricted best is at least as low (up to a
-    relative 1e-3 and an absolute 1e-9, float32 training noise).
+    """Per problem, width and restricted method, where both parametrizations were trained:
+    best and median trained objective of each, and whether the restricted best is at least
+    as low (up to a relative 1e-3 and an absolute 1e-9, float32 training noise).
 
-    Columns: problem, width, best_unrestricted, best_restricted, median_unrestricted,
-    median_restricted, restricted_as_good, median_ratio (median restricted / median
-    unrestricted); empty when no width was trained in both parametrizations. The evidence
-    for claim 4 (``realspace.report.claims``: the share of rows restricted_as_good), and
-    the report's "Claim 4" table as is.
+    Columns: problem, width, method, best_unrestricted, best_restricted,
+    median_unrestricted, median_restricted, restricted_as_good, median_ratio (median
+    restricted / median unrestricted); empty when no width was trained in both
+    parametrizations. The evidence for claim 4 (``realspace.report.claims``) and the
+    report's "Claim 4" table as is.
     """
     j = trained_objective(df)
-    g = (
-        df.assign(j=j)
-        .groupby(["problem", "width", "parametrization"])["j"]
-        .agg(["min", "median"])
-        .unstack("parametrization")
-    )
-    if "restricted" not in g.columns.get_level_values(1) or "unrestricted" not in (
-        g.columns.get_level_values(1)
-    ):
+    method = restricted_methods(df)
+    frame = df.assign(j=j, method=method)
+    u = frame[method == ""].groupby(["problem", "width"])["j"].agg(["min", "median"])
+    r = frame[method != ""].groupby(["problem", "width", "method"])["j"].agg(["min", "median"])
+    if u.empty or r.empty:
+        return pd.DataFrame()
+    out = r.reset_index().merge(u.reset_index(), on=["problem", "width"], suffixes=("_r", "_u"))
+    if out.empty:
         return pd.DataFrame()
     out = pd.DataFrame(
         {
-            "best_unrestricted": g[("min", "unrestricted")],
-            "best_restricted": g[("min", "restricted")],
-            "median_unrestricted": g[("median", "unrestricted")],
-            "median_restricted": g[("median", "restricted")],
+            "problem": out["problem"],
+            "width": out["width"],
+            "method": out["method"],
+            "best_unrestricted": out["min_u"],
+            "best_restricted": out["min_r"],
+            "median_unrestricted": out["median_u"],
+            "median_restricted": out["median_r"],
         }
     ).dropna()
     out["restricted_as_good"] = (
         out["best_restricted"] <= out["best_unrestricted"] * (1 + 1e-3) + 1e-9
     )
     out["median_ratio"] = out["median_restricted"] / out["median_unrestricted"]
+    return out.sort_values(["problem", "width", "method"]).reset_index(drop=True)
+
+
+def claim4_verdict_rows(claim4: pd.DataFrame) -> pd.DataFrame:
+    """The rows claim 4's verdict rests on: those of the default restricted method
+    (``DEFAULT_RESTRICTED_METHOD``, what a sweep trains unless told otherwise) when
+    present, else all rows."""
+    if claim4.empty or "method" not in claim4:
+        return claim4
+    own = claim4[claim4["method"] == DEFAULT_RESTRICTED_METHOD]
+    return own if len(own) else claim4
+
+
+EXPRESSIVITY_RTOL = 1e-6  # canonical objective vs the trained one: rounding, not science
+
+
+def expressivity_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Claim 4's expressivity, per problem and width of unrestricted end points: how many
+    have a canonical form in Omega_N (``canonical_member``) whose objective on the run's
+    data is at most the run's own (relative ``EXPRESSIVITY_RTOL``; the realization is the
+    same, and a balanced form's penalty is at most the run's), and the largest relative
+    change (canonical - trained) / |trained|. Empty without the columns (older records).
+
+    Columns: problem, width, runs, in_omega, as_good, max_rel_change.
+    """
+    if "canonical_objective" not in df or "parametrization" not in df:
+        return pd.DataFrame()
+    u = df[df["parametrization"] == "unrestricted"]
+    u = u[u["canonical_objective"].notna()]
+    if u.empty:
+        return pd.DataFrame()
+    j = trained_objective(u)
+    rel = (u["canonical_objective"] - j) / j.abs().clip(lower=1e-300)
+    frame = u.assign(
+        in_omega=u["canonical_member"].astype(bool),
+        as_good=u["canonical_member"].astype(bool) & (rel <= EXPRESSIVITY_RTOL),
+        rel=rel,
+    )
+    out = frame.groupby(["problem", "width"]).agg(
+        runs=("rel", "size"),
+        in_omega=("in_omega", "sum"),
+        as_good=("as_good", "sum"),
+        max_rel_change=("rel", "max"),
+    )
     return out.reset_index()
 
 

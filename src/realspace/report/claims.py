@@ -18,8 +18,9 @@ rests on spelled out; the rules are written here, before any data is seen:
    supported when (c) fails; otherwise inconclusive. Seed pairs and retraining are
    reported as further evidence.
 4. restricted loses nothing: the share of (problem, width) pairs where the restricted
-   best objective is at least as low as the unrestricted best (relative 1e-3). Supported
-   at >= 90 %, not supported below 50 %, inconclusive between.
+   best objective is at least as low as the unrestricted best (relative 1e-3), for the
+   default restricted method (all rows when it was not trained). Supported at >= 90 %,
+   not supported below 50 %, inconclusive between; the other methods are reported.
 
 The math: docs/science.md#the-claims-and-their-verdicts.
 """
@@ -30,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..inverse import fit_slope
+from ..stats import claim4_verdict_rows
 
 __all__ = ["claim_verdicts"]
 
@@ -78,6 +80,8 @@ def _claim1(cells: pd.DataFrame, rates: pd.DataFrame, eps: float) -> dict:
         verdict = "inconclusive"
     return {
         "verdict": verdict,
+        "number": f"largest median gap at the widest width {max(r[3] for r in results):.2e} "
+        f"(eps {eps:g})",
         "evidence": f"{len(ok)} of {len(results)} certified problems within eps at their "
         "widest width. " + "; ".join(lines),
     }
@@ -98,7 +102,11 @@ def _claim2(df: pd.DataFrame, cells: pd.DataFrame) -> dict:
         f" opposite {shares['census_opposite'].mean():.3f}); {spurious} of {certified} "
         "certified local minima (both parametrizations) are spurious"
     )
-    return {"verdict": "supported" if degenerate.any() else "not supported", "evidence": evidence}
+    return {
+        "verdict": "supported" if degenerate.any() else "not supported",
+        "number": f"{int(degenerate.sum())} of {len(u)} unrestricted end points degenerate",
+        "evidence": evidence,
+    }
 
 
 def _claim3(pathology: pd.DataFrame, seed_pairs: pd.DataFrame, retrain: pd.DataFrame) -> dict:
@@ -142,22 +150,56 @@ def _claim3(pathology: pd.DataFrame, seed_pairs: pd.DataFrame, retrain: pd.DataF
         verdict = "not supported"
     else:
         verdict = "inconclusive"
-    return {"verdict": verdict, "evidence": "; ".join(lines)}
-
-
-def _claim4(claim4: pd.DataFrame) -> dict:
-    if claim4.empty:
-        return {"verdict": "inconclusive", "evidence": "no width trained in both parametrizations"}
-    share = float(claim4["restricted_as_good"].mean())
-    worst = claim4.loc[(claim4["best_restricted"] / claim4["best_unrestricted"]).idxmax()]
-    verdict = "supported" if share >= 0.9 else ("not supported" if share < 0.5 else "inconclusive")
+    worst = max((e[1] for e in exps.values() if e[1] == e[1]), default=float("nan"))
     return {
         "verdict": verdict,
-        "evidence": f"restricted best <= unrestricted best at {share:.0%} of {len(claim4)} "
-        f"(problem, width) pairs; median objective ratio restricted/unrestricted "
-        f"{np.nanmedian(claim4['median_ratio']):.3g}; worst: {worst['problem']} width "
+        "number": f"largest r_1/2 exponent on Omega_N {worst:.2f} (bounded: <= 0.1)",
+        "evidence": "; ".join(lines),
+    }
+
+
+def _expressivity(express: pd.DataFrame | None) -> str:
+    """Claim 4's first question, reported beside the verdict: can Omega_N express what the
+    unrestricted runs reached?"""
+    if express is None or express.empty:
+        return ""
+    runs, good = int(express["runs"].sum()), int(express["as_good"].sum())
+    return (
+        f"Expressivity: {good} of {runs} unrestricted end points have a canonical form in "
+        f"Omega_N with an objective at most theirs (largest relative change "
+        f"{float(express['max_rel_change'].max()):.2g}). Optimization: "
+    )
+
+
+def _claim4(claim4: pd.DataFrame, express: pd.DataFrame | None = None) -> dict:
+    if claim4.empty:
+        return {
+            "verdict": "inconclusive",
+            "evidence": _expressivity(express) + "no width trained in both parametrizations",
+        }
+    rows = claim4_verdict_rows(claim4)
+    share = float(rows["restricted_as_good"].mean())
+    worst = rows.loc[(rows["best_restricted"] / rows["best_unrestricted"]).idxmax()]
+    verdict = "supported" if share >= 0.9 else ("not supported" if share < 0.5 else "inconclusive")
+    method = f" ({worst['method']})" if "method" in rows else ""
+    per_method = (
+        [
+            f"{m} {float(g['restricted_as_good'].mean()):.0%} of {len(g)}"
+            for m, g in claim4.groupby("method")
+        ]
+        if "method" in claim4 and claim4["method"].nunique() > 1
+        else []
+    )
+    return {
+        "verdict": verdict,
+        "number": f"restricted{method} as good at {share:.0%} of {len(rows)} (problem, width)",
+        "evidence": _expressivity(express)
+        + f"restricted{method} best <= unrestricted best at {share:.0%} of "
+        f"{len(rows)} (problem, width) pairs; median objective ratio restricted/unrestricted "
+        f"{np.nanmedian(rows['median_ratio']):.3g}; worst: {worst['problem']} width "
         f"{int(worst['width'])} ({worst['best_restricted']:.3g} vs "
-        f"{worst['best_unrestricted']:.3g})",
+        f"{worst['best_unrestricted']:.3g})"
+        + (f". Per method: {'; '.join(per_method)}" if per_method else ""),
     }
 
 
@@ -170,12 +212,14 @@ def claim_verdicts(
     seed_pairs: pd.DataFrame,
     retrain: pd.DataFrame,
     eps: float,
+    expressivity: pd.DataFrame | None = None,
 ) -> list[dict]:
     """One dict per claim: number, statement, verdict, evidence.
 
     ``df``: load_runs rows with gaps (``stats.gap_values``); ``cells``, ``rates``,
     ``claim4``: ``stats.cell_stats``, ``stats.decay_rates`` and ``stats.claim4_table`` of
-    them; ``pathology``, ``seed_pairs``, ``retrain``: the analysis stages' rows. Any frame
+    them; ``expressivity``: ``stats.expressivity_table`` (claim 4's evidence, not its
+    rule); ``pathology``, ``seed_pairs``, ``retrain``: the analysis stages' rows. Any frame
     may be empty; a claim is inconclusive when the frame it rests on is (claim 1:
     ``cells``, 2: ``df``, 3: ``pathology``, 4: ``claim4``).
     """
@@ -191,7 +235,7 @@ def claim_verdicts(
         _claim1(cells, rates, eps),
         _claim2(df, cells),
         _claim3(pathology, seed_pairs, retrain),
-        _claim4(claim4),
+        _claim4(claim4, expressivity),
     ]
     return [
         {"claim": i + 1, "statement": s, **r}

@@ -27,6 +27,7 @@ class Evidence:
     cells: pd.DataFrame  # stats.cell_stats: gap quantiles and minima per cell
     rates: pd.DataFrame  # stats.decay_rates: exponent p of median gap ~ width^p
     claim4: pd.DataFrame  # stats.claim4_table: restricted vs unrestricted at equal width
+    expressivity: pd.DataFrame  # stats.expressivity_table: canonical forms of unrestricted
     census: pd.DataFrame  # stats.census_table: mean degeneracy shares per cell
     pathology: pd.DataFrame  # pathology stage rows: one per (family, n)
     seed_pairs: pd.DataFrame  # seed_pairs stage rows: the closest pairs of each cell
@@ -51,16 +52,20 @@ def collect_evidence(
     if len(df):
         ref = reference if reference is not None else stats.reference_frame(df)
         df = stats.gap_values(df, ref)
-        cells = stats.cell_stats(df, eps)
+        apart = stats.with_methods(df)  # restricted methods in cells of their own
+        cells = stats.cell_stats(apart, eps)
         rates = stats.decay_rates(cells)
         claim4 = stats.claim4_table(df)
-        census = stats.census_table(df)
+        expressivity = stats.expressivity_table(df)
+        census = stats.census_table(apart)
     else:
-        cells = rates = claim4 = census = pd.DataFrame()
+        cells = rates = claim4 = census = expressivity = pd.DataFrame()
     pathology = pd.DataFrame(stages.get("pathology", []))
     seed_pairs = pd.DataFrame(stages.get("seed_pairs", []))
     retrain = pd.DataFrame(stages.get("retrain", []))
-    verdicts = claim_verdicts(df, cells, rates, claim4, pathology, seed_pairs, retrain, eps)
+    verdicts = claim_verdicts(
+        df, cells, rates, claim4, pathology, seed_pairs, retrain, eps, expressivity
+    )
     return Evidence(
         runs=df,
         eps=eps,
@@ -68,6 +73,7 @@ def collect_evidence(
         cells=cells,
         rates=rates,
         claim4=claim4,
+        expressivity=expressivity,
         census=census,
         pathology=pathology,
         seed_pairs=seed_pairs,

@@ -60,8 +60,12 @@ def plan_analysis(cfg: SweepConfig, runs: list[PlannedRun]) -> list[StageUnit]:
     for r in runs:
         s = r.spec
         if s.loss == "mse" and s.d == 1:
-            variant = (s.weight_decay, s.optimizer, s.lr, s.steps)
+            # restricted methods apart: a seed pair compares two runs of one method
+            variant = (s.weight_decay, s.optimizer, s.lr, s.steps, s.restricted_method)
             cells.setdefault((*cell_of(s), variant), []).append(r)
+
+    def _method(variant):
+        return f"-{variant[4]}" if variant[4] else ""
 
     def label(target, variant):
         wd = variant[0]
@@ -74,7 +78,7 @@ def plan_analysis(cfg: SweepConfig, runs: list[PlannedRun]) -> list[StageUnit]:
             units.append(
                 _unit(
                     "seed_pairs",
-                    f"pairs-{label(target, variant)}-{par[0]}-w{width}",
+                    f"pairs-{label(target, variant)}-{par[0]}{_method(variant)}-w{width}",
                     {
                         "closest": a.seed_pairs,
                         "D": members[0].spec.D,

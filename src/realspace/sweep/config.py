@@ -16,7 +16,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..inverse import PERTURBATIONS
-from ..spec import OPTIMIZERS, PARAMETRIZATIONS, SAMPLINGS, TARGET_NAMES, problem_conflicts
+from ..spec import (
+    DEFAULT_RESTRICTED_METHOD,
+    OPTIMIZERS,
+    PARAMETRIZATIONS,
+    RESTRICTED_METHODS,
+    SAMPLINGS,
+    TARGET_NAMES,
+    problem_conflicts,
+)
 
 __all__ = ["SweepConfig", "ConfigError", "load_config", "parse_config", "as_config"]
 
@@ -150,6 +158,9 @@ class SweepConfig(Strict):
     ]
     targets: Annotated[list[Target], Field(min_length=1)]
     parametrizations: Annotated[list[Parametrization], Field(min_length=1)] = list(PARAMETRIZATIONS)
+    # how restricted runs stay in Omega_N: an axis of the restricted runs only (each
+    # restricted point of the grid is trained once per method; unrestricted ones once)
+    restricted_methods: Annotated[list[str], Field(min_length=1)] = [DEFAULT_RESTRICTED_METHOD]
     widths: Annotated[list[PositiveInt], Field(min_length=1)]
     seeds: PositiveInt | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] = 8
     input_dim: PositiveInt = 1
@@ -168,6 +179,18 @@ class SweepConfig(Strict):
         if isinstance(v, list) and len(set(v)) != len(v):
             dup = sorted({s for s in v if v.count(s) > 1})
             raise ValueError(f"duplicate seeds {dup}")
+        return v
+
+    @field_validator("restricted_methods")
+    @classmethod
+    def _known_methods(cls, v):
+        unknown = [m for m in v if m not in RESTRICTED_METHODS]
+        if unknown:
+            raise ValueError(
+                f"unknown restricted method {unknown[0]!r}; known: {', '.join(RESTRICTED_METHODS)}"
+            )
+        if len(set(v)) != len(v):
+            raise ValueError("duplicate restricted methods")
         return v
 
     @field_validator("widths")

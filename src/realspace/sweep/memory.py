@@ -4,7 +4,9 @@ Peak memory of a training step, per network, in elements of the training dtype:
   activations  ~ 5 B N      (z, rho(z), the mask, the backpropagated (B, N) term, a gather)
   data         ~ 2 n (d+1)  (inputs and targets, plus the minibatch copy)
   parameters   ~ 7 P        (params, grads, new params, two optimizer moments, projection copy)
-  projection   ~ 3 N^2      (restricted runs: cosines and masks of all neuron pairs)
+  projection   ~ 3 N^2      (projected restricted runs: cosines and masks of all neuron pairs)
+  intrinsic    ~ 4 P        (intrinsic restricted runs: the realized network, the pulled-back
+                             gradient; their merges happen off the device, a slice at a time)
   Gaussian     ~ 8 N (N+k)  (pairwise angles and kernels, student-student and student-teacher)
 with B the batch size, n the data size, P = N (d + 2) + d + 1. A 1.5x safety factor
 covers allocator slack.
@@ -40,8 +42,10 @@ def bytes_per_network(spec: RunSpec, dtype="float32") -> int:
     n = spec.n_points()
     B = spec.batch_size if spec.batch_size and spec.batch_size < n else n
     elems = 5 * B * N + 2 * n * (d + 1) + 7 * P
-    if spec.restricted:
+    if spec.restricted and spec.restricted_method == "projection":
         elems += 3 * N * N
+    elif spec.restricted:
+        elems += 4 * P
     if spec.loss == "gaussian":
         elems += 8 * N * (N + spec.teacher_width)
     return int(SAFETY * elems * item)

@@ -83,6 +83,8 @@ def _with_seed(base: RunSpec, seed: int) -> RunSpec:
 def sweep_key(cfg: SweepConfig) -> str:
     """Identity of a sweep: its science axes (execution and tracking settings excluded)."""
     science = cfg.model_dump(mode="json", exclude={"execution", "tracking", "analysis"})
+    if not any("restricted" in (t.parametrizations or cfg.parametrizations) for t in cfg.targets):
+        del science["restricted_methods"]  # an axis of restricted runs only
     return _digest({"science_version": SCIENCE_VERSION, "sweep": science})[:24]
 
 
@@ -144,35 +146,50 @@ def plan_runs(cfg: SweepConfig) -> list[PlannedRun]:
             axis(cfg.weight_decay if t.weight_decay is None else t.weight_decay),
         )
         for par, width, kind, lr, steps, wd in grid:
-            base = RunSpec(
-                **common,
-                parametrization=par,
-                width=width,
-                optimizer=kind,
-                lr=lr,
-                steps=steps,
-                weight_decay=wd,
-            )
-            for seed, key in _seeded_keys(base, cfg.seed_list()):
-                if key not in seen:  # two targets may resolve to the same run
-                    seen.add(key)
-                    runs.append(PlannedRun(key, _with_seed(base, seed)))
+            for method in cfg.restricted_methods if par == "restricted" else [""]:
+                _add_cell(
+                    runs,
+                    seen,
+                    cfg.seed_list(),
+                    RunSpec(
+                        **common,
+                        parametrization=par,
+                        restricted_method=method,
+                        width=width,
+                        optimizer=kind,
+                        lr=lr,
+                        steps=steps,
+                        weight_decay=wd,
+                    ),
+                )
     return runs
+
+
+def _add_cell(runs: list, seen: set, seeds: list[int], base: RunSpec) -> None:
+    """Append ``base`` with every seed to ``runs``, skipping keys in ``seen``."""
+    for seed, key in _seeded_keys(base, seeds):
+        if key not in seen:  # two targets may resolve to the same run
+            seen.add(key)
+            runs.append(PlannedRun(key, _with_seed(base, seed)))
 
 
 def network_work(spec: RunSpec) -> float:
     """Relative cost of training one network of ``spec``, for balancing shards (a model,
     not a timing): per step, the objective over its batch (``B (d + 1) N`` for the dense
-    kernel, ``B + N log2 B`` for d = 1's prefix sums) and the update of its P parameters,
-    plus a restricted run's projection (every step O(N), a pairwise check of its neurons
-    every tenth, ``N^2 (d + 1) / 10``)."""
+    kernel, ``B + N log2 B`` for d = 1's prefix sums) and the update of its P parameters;
+    a restricted run adds its method's work: the map to (a, b, c) and back in intrinsic
+    coordinates (O(P)), or the projection (O(N) every step and a pairwise check of its
+    neurons every tenth, ``N^2 (d + 1) / 10``). bench/RESULTS.md has the measured ratios."""
     N, d = spec.width, spec.d
     n = spec.n_points()
     B = spec.batch_size if spec.batch_size and spec.batch_size < n else n
+    P = N * (d + 2) + d + 1
     objective = B + N * max(1.0, math.log2(B)) if d == 1 else B * (d + 1) * N
-    step = objective + 4 * (N * (d + 2) + d + 1)
-    if spec.restricted:
+    step = objective + 4 * P
+    if spec.restricted and spec.restricted_method == "projection":
         step += 8 * N + N * N * (d + 1) / 10
+    elif spec.restricted:
+        step += 2 * P
     return spec.steps * step
 
 
@@ -203,7 +220,8 @@ def pack_shards(
         size = min(max_size, networks_per_shard(members[0].spec, budget_bytes, dtype))
         parts = max(math.ceil(len(members) / size), min(len(members), round(work[shape] / share)))
         loss, d, width = shape[0], shape[1], shape[2]
-        label = f"{loss}-d{d}-w{width}-{members[0].spec.parametrization[0]}"
+        first = members[0].spec
+        label = f"{loss}-d{d}-w{width}-{first.parametrization[0]}{first.restricted_method[:1]}"
         for i in range(parts):  # sizes differ by one at most
             part = tuple(members[i * len(members) // parts : (i + 1) * len(members) // parts])
             tag = _digest([r.key for r in part])[:8]

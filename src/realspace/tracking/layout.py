@@ -163,7 +163,8 @@ def cell_run(parent_id: str, key: str, spec, name: str) -> dict[str, str]:
 
 def cell_names(specs: dict[str, object]) -> dict[str, str]:
     """Cell key -> run name, e.g. ``sin-r-w16``; the optimizer, learning rate and step
-    budget are added where two cells would otherwise share a name."""
+    budget (and a restricted run's method) are added where two cells would otherwise share
+    a name."""
     base = {k: f"{target_label(s)}-{s.parametrization[0]}-w{s.width}" for k, s in specs.items()}
     seen: dict[str, int] = {}
     for name in base.values():
@@ -173,6 +174,7 @@ def cell_names(specs: dict[str, object]) -> dict[str, str]:
         name = base[k]
         if seen[name] > 1:
             name += f"-{s.optimizer}-lr{s.lr:g}-{s.steps}st"
+            name += f"-{s.restricted_method}" if s.restricted_method else ""
         out[k] = name
     return out
 

@@ -46,7 +46,7 @@ def train_and_record(
     # certify needs the MSE runs' data again: drawn once here, not once per use
     data = _shard_data(specs) if specs and specs[0].loss == "mse" else None
     result = train_shard(specs, options, init=init, progress=progress, data=data)
-    return build_records(result, certify(result, tol=certify_tol, data=data))
+    return build_records(result, certify(result, tol=certify_tol, data=data), data)
 
 
 def _shard_data(specs: list[RunSpec]) -> list[tuple]:

@@ -18,11 +18,12 @@ import numpy as np
 import torch
 
 from ..problem import PARAM_NAMES, init_params
+from ..restricted import MERGE_ANGLE
 from ..spec import RunSpec
-from . import optim
+from . import intrinsic, optim
 from .inputs import Problem, RunTensors, stack
 from .kernels import choose_objective
-from .project import project_restricted, rebalance
+from .omega import merge_step, project_step, recorded_params, to_numpy
 from .state import HISTORY_POINTS, Layout, LoopState, RunStatus
 
 __all__ = ["TrainOptions", "ShardResult", "train_shard", "pick_device"]
@@ -50,8 +51,11 @@ class TrainOptions:
     snapshot_every: int = 0  # keep parameter snapshots; a multiple of merge_every
     merge_every: int = 10
     kink_margin: float = 1e-3
-    merge_angle: float = 1e-6  # float32 resolves about 1e-7; wide nets have close kinks
+    merge_angle: float = MERGE_ANGLE  # the census's tolerance too; float32 resolves ~1e-7
     reseed_scale: float = 1e-2
+    # intrinsic restricted runs: merge (anti)parallel neurons during training every this
+    # many steps; 0: only in recorded states (snapshots, the end), never in the trajectory
+    intrinsic_merge_every: int = 0
 
 
 @dataclass
@@ -84,36 +88,6 @@ def _check_shard(specs: Sequence[RunSpec], opt: TrainOptions):
         )
 
 
-def _project(
-    s: LoopState, on, t: int, merge: bool, layout: Layout, runs: RunTensors, opt: TrainOptions
-) -> LoopState:
-    """Restricted runs: bring the rows ``on`` back into Omega_N (project.py) after step t."""
-    q, reseeded = project_restricted(
-        layout.views(s.theta, s.fixed),
-        on,
-        runs.D,
-        s.counts,  # counted in place
-        t,
-        runs.seeds,
-        kink_margin=opt.kink_margin,
-        merge=merge,
-        merge_angle=opt.merge_angle,
-        reseed_scale=opt.reseed_scale,
-    )
-    opt_state = s.opt_state
-    if opt_state:  # reseeded neurons start with fresh optimizer state
-        mask = {
-            k: reseeded[..., None].expand_as(q["a"])
-            if k == "a"
-            else (reseeded if k in ("b", "c") else torch.zeros_like(q[k], dtype=torch.bool))
-            for k in layout.names
-        }
-        reset = layout.flat(mask)
-        opt_state = {k: v.masked_fill(reset, 0.0) for k, v in opt_state.items()}
-    fixed = {k: q[k] for k in s.fixed}
-    return replace(s, theta=layout.flat(q), fixed=fixed, opt_state=opt_state)
-
-
 def _step(
     s: LoopState,
     problem: Problem,
@@ -122,15 +96,20 @@ def _step(
     optimizer: str,
     restricted: bool,
     opt: TrainOptions,
+    chart: bool = False,
 ) -> LoopState:
     """Step s.t of every running network: stopping rules, one optimizer update, projection.
 
-    The loss history is written in place; everything else is replaced.
+    ``chart``: the parameters are intrinsic coordinates (intrinsic.py); the objective is
+    that of their network and its gradient is pulled back to them. The loss history is
+    written in place; everything else is replaced.
     """
     RUNNING, DIVERGED = RunStatus.RUNNING, RunStatus.DIVERGED
     active = s.status == RUNNING
-    objective, _, grads = problem(layout.views(s.theta, s.fixed), runs.lam, s.t)
-    g = layout.flat(grads)
+    views = layout.views(s.theta, s.fixed)
+    net = intrinsic.realize(views, runs.D) if chart else views
+    objective, _, grads = problem(net, runs.lam, s.t)
+    g = layout.flat(intrinsic.pullback(views, grads, runs.D) if chart else grads)
     gnorm = torch.linalg.vector_norm(g, dim=1)
 
     # loss history at each run's own stride, without a host sync: runs that record
@@ -171,18 +150,13 @@ def _step(
         best=best,
         best_step=best_step,
     )
-    if restricted:
-        s = _project(s, moving, s.t, s.t % opt.merge_every == 0, layout, runs, opt)
+    if chart:
+        every = opt.intrinsic_merge_every
+        if every and s.t % every == 0:
+            s = merge_step(s, moving, s.t, True, layout, runs, opt)
+    elif restricted:
+        s = project_step(s, moving, s.t, s.t % opt.merge_every == 0, layout, runs, opt)
     return s
-
-
-def _to_numpy(p: dict, restricted: bool) -> dict:
-    """float64 copies; restricted runs are rebalanced again in float64 (an exact
-    symmetry), so that |c_i| = ||a_i|| holds to float64 rounding, not float32's."""
-    p = {k: v.detach().to("cpu", torch.float64) for k, v in p.items()}
-    if restricted:
-        p = rebalance(p, torch.ones(p["a"].shape[0], dtype=torch.bool))
-    return {k: v.numpy().copy() for k, v in p.items()}
 
 
 def train_shard(
@@ -204,6 +178,7 @@ def train_shard(
     _check_shard(specs, opt)
     device, dtype = pick_device(opt.device), opt.dtype
     spec0, restricted = specs[0], specs[0].restricted
+    chart = restricted and spec0.restricted_method == "intrinsic"
     objective, _ = choose_objective(opt.kernel, spec0, device)
 
     start = init or [init_params(s) for s in specs]
@@ -216,13 +191,25 @@ def train_shard(
 
     ckpt = Path(opt.checkpoint) if opt.checkpoint else None
     fingerprint = [repr(s) for s in specs] + [str(dtype), opt.kernel]
+    if chart:
+        coordinates = intrinsic.coordinate_names(spec0.bias, spec0.train_output)
+        chart_layout = Layout.of(spec0, intrinsic.to_coordinates(p, runs.D), coordinates)
     if ckpt and ckpt.exists():
         state = LoopState.load(ckpt, fingerprint, device)
+        layout = chart_layout if chart else layout
     else:
         state = LoopState.start(layout, p, spec0.optimizer)
         if restricted:
+            # both methods start from the same network: projected into Omega_N (kinks
+            # kept off the boundary, padding reseeded), then, for intrinsic runs, read
+            # in coordinates
             on = torch.ones(len(specs), dtype=torch.bool, device=device)
-            state = _project(state, on, 0, True, layout, runs, opt)
+            state = project_step(state, on, 0, True, layout, runs, opt)
+        if chart:
+            q = intrinsic.to_coordinates(layout.views(state.theta, state.fixed), runs.D)
+            layout = chart_layout
+            start = LoopState.start(layout, q, spec0.optimizer)
+            state = replace(start, counts=state.counts)
 
     snapshots = []
     max_steps = int(runs.budget.max())
@@ -232,17 +219,20 @@ def train_shard(
                 progress(t, max_steps, int((state.status == RunStatus.RUNNING).sum()))
             if not bool((state.status == RunStatus.RUNNING).any()):
                 break
-        state = _step(state, problem, runs, layout, spec0.optimizer, restricted, opt)
+        state = _step(state, problem, runs, layout, spec0.optimizer, restricted, opt, chart)
         if opt.snapshot_every and state.t % opt.snapshot_every == 0:
-            snap = layout.views(state.theta, state.fixed)  # a merge step: fully projected
-            snapshots.append((state.t, _to_numpy(snap, restricted)))
+            if chart:
+                snapshots.append((state.t, recorded_params(state, layout, runs, True, opt)))
+            else:
+                snap = layout.views(state.theta, state.fixed)  # a merge step: fully projected
+                snapshots.append((state.t, to_numpy(snap, restricted)))
         if ckpt and opt.checkpoint_every and state.t % opt.checkpoint_every == 0:
             state.save(ckpt, fingerprint)
 
     # the end state is a recorded state: project it fully (merges included)
     state = replace(state, t=max_steps)
-    if restricted:
-        state = _project(
+    if restricted and not chart:
+        state = project_step(
             state, state.status != RunStatus.DIVERGED, max_steps, True, layout, runs, opt
         )
     running = state.status == RunStatus.RUNNING
@@ -251,13 +241,17 @@ def train_shard(
         state.save(ckpt, fingerprint)
     if progress:
         progress(max_steps, max_steps, 0)
-    return _result(specs, state, layout, snapshots, restricted, dtype, device)
+    if chart:
+        params = recorded_params(state, layout, runs, True, opt, state.counts)
+    else:
+        params = to_numpy(layout.views(state.theta, state.fixed), restricted)
+    return _result(specs, state, params, snapshots, dtype, device)
 
 
-def _result(specs, s: LoopState, layout, snapshots, restricted, dtype, device) -> ShardResult:
+def _result(specs, s: LoopState, params, snapshots, dtype, device) -> ShardResult:
     return ShardResult(
         specs=specs,
-        params=_to_numpy(layout.views(s.theta, s.fixed), restricted),
+        params=params,
         status=s.status.cpu().numpy(),
         steps=s.steps.cpu().numpy(),
         diverged_step=s.div_step.cpu().numpy(),

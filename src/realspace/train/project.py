@@ -32,12 +32,22 @@ The math: docs/science.md#training.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
 from ..problem import STREAM_RESEED
 
-__all__ = ["project_restricted", "rebalance", "COUNTERS", "seed_tensor"]
+__all__ = [
+    "project_restricted",
+    "rebalance",
+    "merge_close",
+    "Merged",
+    "reseed_draws",
+    "COUNTERS",
+    "seed_tensor",
+]
 
 
 def seed_tensor(seeds: list[int], device) -> torch.Tensor:
@@ -76,6 +86,110 @@ def _uniforms(seeds: torch.Tensor, step: int, n: int, k: int, dtype) -> torch.Te
 
 
 COUNTERS = ("folded", "kink", "merge", "reseed")
+MERGE_PREFILTER = 1e-3  # rad: float32's Gram matrix resolves angles down to about this
+
+
+def reseed_draws(
+    seeds: torch.Tensor, step: int, n: int, d: int, D: torch.Tensor, scale: float, dtype
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fresh small balanced neurons (a (M, n, d), b (M, n), c (M, n)) for every slot:
+    |c| = ||a||_2 = ``scale``, a uniform direction, the kink through a uniform point of
+    Q = [-D, D]^d, a random sign. The caller keeps the slots it frees.
+
+    Such a neuron moves f by at most |c| (D ||a||_1 + |b|) <= 2 sqrt(d) D scale^2 on Q.
+    """
+    half = (d + 1) // 2
+    u = _uniforms(seeds, step, n, 2 * half + d + 1, dtype)
+    # Box-Muller normals for the direction, uniforms for the kink's point and the sign
+    r = torch.sqrt(-2.0 * torch.log1p(-u[..., :half]))  # 1 - u in (0, 1]: finite
+    ang = 2 * np.pi * u[..., half : 2 * half]
+    direction = torch.cat([r * torch.cos(ang), r * torch.sin(ang)], dim=-1)[..., :d]
+    direction = direction / direction.norm(dim=-1, keepdim=True).clamp_min(1e-30)
+    point = (2 * u[..., 2 * half : 2 * half + d] - 1) * D[:, None, None]
+    sign = torch.where(u[..., -1] < 0.5, -1.0, 1.0).to(dtype)
+    return scale * direction, -scale * (direction * point).sum(-1), sign * scale
+
+
+class Merged(NamedTuple):
+    """A merge round's result: the new parameters (a (M, N, d), b, c (M, N), e (M,),
+    w (M, d)), the neurons it ``freed`` and the ``survivor`` neurons that absorbed one
+    (M, N), and the ``bound`` (M,) on how far it moved each realization on Q."""
+
+    a: torch.Tensor
+    b: torch.Tensor
+    c: torch.Tensor
+    e: torch.Tensor
+    w: torch.Tensor
+    freed: torch.Tensor
+    survivor: torch.Tensor
+    bound: torch.Tensor
+
+
+def merge_close(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    c: torch.Tensor,
+    e: torch.Tensor,
+    w: torch.Tensor,
+    live: torch.Tensor,
+    counts: dict,
+    merge_angle: float,
+    D: torch.Tensor,
+) -> Merged:
+    """One round of exact merges of (anti)parallel neurons (inputs untouched).
+
+    Live (M, N) neurons i < j whose (a_i, b_i), (a_j, b_j) are within angle ``merge_angle``
+    of each other or of antiparallel (measured as in the census), in index order, become
+    one on i's hyperplane u_i = (a_i, b_i) / ||a_i||_2 with gamma = gamma_i + gamma_j
+    (gamma = c ||a||_2), balanced; for an opposite pair
+    gamma_j rho(-z) = gamma_j rho(z) - gamma_j z moves -gamma_j u_i into (w, e). ``freed``
+    marks j (and i when gamma = 0), ``survivor`` the i that absorbed a neuron.
+
+    The realization moves only by replacing gamma_j rho(<u_j, x~>) with
+    gamma_j rho(<+-u_i, x~>), x~ = (x, 1): on Q by at most
+    |gamma_j| ||u_j -+ u_i||_2 sqrt(d D^2 + 1) per merge, summed into ``bound`` (M,).
+    A neuron merged into one already merged this round waits for the next round.
+    """
+    a, b, c, e, w = a.clone(), b.clone(), c.clone(), e.clone(), w.clone()
+    freed = torch.zeros_like(live)
+    survivor = torch.zeros_like(live)
+    bound = torch.zeros_like(e)
+    u = torch.cat([a, b[..., None]], dim=-1)
+    u = u / u.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(u.dtype).tiny)
+    cos = torch.bmm(u, u.transpose(1, 2))
+    pair = torch.triu(live[:, :, None] & live[:, None, :], diagonal=1)
+    # candidates from the Gram matrix (which cannot resolve small angles: 1 - cos ~ t^2/2),
+    # judged by the chord |u_i -+ u_j| of explicit differences, accurate to rounding: the
+    # angle 2 arcsin(chord / 2) is the one restricted.hyperplane_angles and the census use
+    near = pair & (cos.abs() > np.cos(max(merge_angle, MERGE_PREFILTER)))
+    if not near.any():
+        return Merged(a, b, c, e, w, freed, survivor, bound)
+    m_, i_, j_ = near.nonzero(as_tuple=True)
+    sgn_ = torch.where(cos[m_, i_, j_] >= 0, 1.0, -1.0).to(u.dtype)
+    chord = (u[m_, i_] - sgn_[:, None] * u[m_, j_]).norm(dim=-1)
+    within = 2.0 * torch.asin((chord / 2).clamp(max=1.0)) <= merge_angle
+    reach = torch.sqrt(a.shape[-1] * D**2 + 1)
+    for m, i, j in torch.stack([m_, i_, j_], 1)[within].tolist():
+        if freed[m, i] or freed[m, j]:
+            continue  # already merged this round; the next check catches it
+        ni, nj = a[m, i].norm(), a[m, j].norm()
+        a_hat, b_hat = a[m, i] / ni, b[m, i] / ni
+        g_i, g_j = c[m, i] * ni, c[m, j] * nj
+        sgn = 1.0 if cos[m, i, j] >= 0 else -1.0
+        chord = torch.cat([a[m, j] / nj - sgn * a_hat, (b[m, j] / nj - sgn * b_hat)[None]])
+        bound[m] += g_j.abs() * chord.norm() * reach[m]
+        if sgn < 0:  # gamma_j rho(-z) = gamma_j rho(z) - gamma_j z
+            w[m] -= g_j * a_hat
+            e[m] -= g_j * b_hat
+        g = g_i + g_j
+        t = g.abs().sqrt()
+        a[m, i], b[m, i], c[m, i] = t * a_hat, t * b_hat, torch.sign(g) * t
+        freed[m, j] = True
+        survivor[m, i] = True
+        if g == 0:
+            freed[m, i] = True
+        counts["merge"][m] += 1
+    return Merged(a, b, c, e, w, freed, survivor & ~freed, bound)
 
 
 def rebalance(p: dict, rows: torch.Tensor) -> dict:
@@ -119,49 +233,19 @@ def project_restricted(
     counts["kink"] += clamp.sum(1)
 
     if merge:
-        live = active & ~freed
-        u = torch.cat([a, b[..., None]], dim=-1)
-        u = u / u.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(u.dtype).tiny)
-        cos = torch.bmm(u, u.transpose(1, 2))
-        pair = torch.triu(live[:, :, None] & live[:, None, :], diagonal=1)
-        close = pair & (cos.abs() > np.cos(merge_angle))
-        if close.any():
-            for m, i, j in close.nonzero().tolist():
-                if freed[m, i] or freed[m, j]:
-                    continue  # already merged this round; the next check catches it
-                ni = a[m, i].norm()
-                a_hat, b_hat = a[m, i] / ni, b[m, i] / ni
-                g_i, g_j = c[m, i] * ni, c[m, j] * a[m, j].norm()
-                if cos[m, i, j] < 0:  # gamma_j rho(-z) = gamma_j rho(z) - gamma_j z
-                    w[m] -= g_j * a_hat
-                    e[m] -= g_j * b_hat
-                g = g_i + g_j
-                t = g.abs().sqrt()
-                a[m, i], b[m, i], c[m, i] = t * a_hat, t * b_hat, torch.sign(g) * t
-                freed[m, j] = True
-                if g == 0:
-                    freed[m, i] = True
-                counts["merge"][m] += 1
+        m = merge_close(a, b, c, e, w, active & ~freed, counts, merge_angle, D)
+        a, b, c, e, w = m.a, m.b, m.c, m.e, m.w
+        freed = freed | m.freed
 
     a, b, c = a * ~freed[..., None], b * ~freed, c * ~freed
     out = rebalance({**p, "a": a, "b": b, "c": c, "e": e, "w": w}, rows)
     # Reseed every freed neuron at once; the draws depend only on (seed, step, neuron).
-    d = a.shape[-1]
-    half = (d + 1) // 2
-    u = _uniforms(seeds, step, a.shape[1], 2 * half + d + 1, a.dtype)
-    # Box-Muller normals for the direction, uniforms for the kink's point and the sign
-    r = torch.sqrt(-2.0 * torch.log1p(-u[..., :half]))  # 1 - u in (0, 1]: finite
-    ang = 2 * np.pi * u[..., half : 2 * half]
-    direction = torch.cat([r * torch.cos(ang), r * torch.sin(ang)], dim=-1)[..., :d]
-    direction = direction / direction.norm(dim=-1, keepdim=True).clamp_min(1e-30)
-    point = (2 * u[..., 2 * half : 2 * half + d] - 1) * D[:, None, None]
-    sign = torch.where(u[..., -1] < 0.5, -1.0, 1.0).to(a.dtype)
-    t = reseed_scale
+    ra, rb, rc = reseed_draws(seeds, step, a.shape[1], a.shape[-1], D, reseed_scale, a.dtype)
     out = {
         **out,
-        "a": torch.where(freed[..., None], t * direction, out["a"]),
-        "b": torch.where(freed, -t * (direction * point).sum(-1), out["b"]),
-        "c": torch.where(freed, sign * t, out["c"]),
+        "a": torch.where(freed[..., None], ra, out["a"]),
+        "b": torch.where(freed, rb, out["b"]),
+        "c": torch.where(freed, rc, out["c"]),
     }
     counts["reseed"] += freed.sum(1)
     return out, freed

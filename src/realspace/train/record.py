@@ -13,8 +13,8 @@ import numpy as np
 from ..canonical import canonical_form
 from ..census import degeneracy_census
 from ..nets import ShallowNet
-from ..problem import eval_grid, network_from_params, target_on
-from ..restricted import restricted_set_margins
+from ..problem import eval_grid, make_data, network_from_params, target_on
+from ..restricted import in_restricted_set, restricted_set_margins
 from ..spec import RunSpec
 from .loop import ShardResult
 from .state import RunStatus
@@ -112,6 +112,10 @@ class RunRecord:
     census: dict  # degeneracy census of the raw end point
     dtype: str
     device: str
+    # claim 4's expressivity: the canonical form (a restricted network with the same
+    # realization) scored on the run's own objective, and whether it lies in Omega_N
+    canonical_objective: float = float("nan")  # NaN for the Gaussian population loss
+    canonical_member: bool = False
 
     @property
     def network(self) -> ShallowNet:
@@ -152,6 +156,8 @@ class RunRecord:
             "min_kink_distance": self.min_kink_distance,
             "dtype": self.dtype,
             "device": self.device,
+            "canonical_objective": self.canonical_objective,
+            "canonical_member": self.canonical_member,
             **{f"proj_{k}": int(v) for k, v in self.projections.items()},
             **{f"census_{k}": v for k, v in self.census.items()},
             **{
@@ -161,8 +167,24 @@ class RunRecord:
         }
 
 
-def build_records(result: ShardResult, certificates: list[dict]) -> list[RunRecord]:
-    """One record per network of ``result``; ``certificates`` from ``certify(result)``.
+def canonical_objective(canonical: ShallowNet, spec: RunSpec, xy) -> float:
+    """The run's objective (MSE on its data ``xy`` = (X, y) plus the weight-decay penalty)
+    at its canonical form: claim 4's expressivity, as the canonical form is a restricted
+    network with the run's realization (balanced, so its penalty is at most the run's).
+    NaN for the Gaussian population loss."""
+    if spec.loss != "mse":
+        return float("nan")
+    x, y = xy if xy is not None else make_data(spec)
+    loss = float(np.mean((canonical(x) - y) ** 2))
+    a, c = canonical.a, canonical.c
+    return loss + 0.5 * spec.weight_decay * float((c * c).sum() + (a * a).sum())
+
+
+def build_records(
+    result: ShardResult, certificates: list[dict], data: list | None = None
+) -> list[RunRecord]:
+    """One record per network of ``result``; ``certificates`` from ``certify(result)``;
+    ``data``: each MSE run's (X, y) when the caller has them (else drawn again).
 
     The canonical form is computed once and handed to the census; the eval-grid fields
     are left to be computed when first read (see ``_OnGrid``).
@@ -197,6 +219,10 @@ def build_records(result: ShardResult, certificates: list[dict]) -> list[RunReco
                 census=degeneracy_census(net, spec.D, canonical=canonical),
                 dtype=result.dtype,
                 device=result.device,
+                canonical_objective=canonical_objective(
+                    canonical, spec, None if data is None else data[m]
+                ),
+                canonical_member=in_restricted_set(canonical, spec.D),
             )
         )
     return records

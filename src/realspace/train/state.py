@@ -63,9 +63,11 @@ class Layout:
     M: int
 
     @classmethod
-    def of(cls, spec: RunSpec, p: dict) -> Layout:
-        names = trainable_names(spec)
-        return cls(names, {k: p[k].shape[1:] for k in names}, p["a"].shape[0])
+    def of(cls, spec: RunSpec, p: dict, names: tuple[str, ...] | None = None) -> Layout:
+        """``names``: the trained entries of ``p`` (default: ``trainable_names(spec)``)."""
+        names = names or trainable_names(spec)
+        M = next(iter(p.values())).shape[0]
+        return cls(names, {k: p[k].shape[1:] for k in names}, M)
 
     def flat(self, d: dict) -> torch.Tensor:
         """The trainable entries of ``d`` (name -> (M, ...)) as one (M, P) tensor."""
