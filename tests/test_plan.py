@@ -6,7 +6,14 @@ import sys
 from realspace.spec import RunSpec
 from realspace.sweep.config import parse_config
 from realspace.sweep.memory import bytes_per_network
-from realspace.sweep.plan import cell_key, network_work, pack_shards, plan_runs, run_key
+from realspace.sweep.plan import (
+    MIN_SPLIT,
+    cell_key,
+    network_work,
+    pack_shards,
+    plan_runs,
+    run_key,
+)
 
 DOC = {
     "name": "p",
@@ -120,6 +127,15 @@ def test_shards_balance_the_work_and_come_largest_first():
     heavy = [len(s.runs) for s in shards if s.runs[0].spec.shape_key() == max_shape]
     assert len(heavy) >= 4 and max(heavy) - min(heavy) <= 1
     assert [s.id for s in shards] == [s.id for s in pack_shards(runs, 2**40, workers=2)]
+
+
+def test_shapes_too_small_to_repay_a_task_are_not_split():
+    """Four tiny networks over 8 shares: each shape stays one shard (a shard costs a task)."""
+    doc = {"name": "t", "targets": [{"name": "sin"}], "widths": [2], "seeds": 2}
+    doc["optimizer"] = {"steps": 60}
+    runs = plan_runs(parse_config(doc))
+    assert all(network_work(r.spec) * 2 < MIN_SPLIT for r in runs)
+    assert len(pack_shards(runs, 2**40, workers=2, per_worker=4)) == 2
 
 
 def test_network_work_grows_with_what_a_step_computes():

@@ -193,6 +193,12 @@ def network_work(spec: RunSpec) -> float:
     return spec.steps * step
 
 
+# A shape is split for balance only into parts of at least this much work (about a second
+# and a half of training on one CPU core here): each shard costs a task, 0.3-0.8 s of
+# Prefect's bookkeeping on a worker, which a smaller part would not repay.
+MIN_SPLIT = 1e7
+
+
 def pack_shards(
     runs: list[PlannedRun],
     budget_bytes: int,
@@ -218,7 +224,8 @@ def pack_shards(
     shards = []
     for shape, members in groups.items():
         size = min(max_size, networks_per_shard(members[0].spec, budget_bytes, dtype))
-        parts = max(math.ceil(len(members) / size), min(len(members), round(work[shape] / share)))
+        balance = min(len(members), round(work[shape] / share), int(work[shape] // MIN_SPLIT))
+        parts = max(math.ceil(len(members) / size), balance, 1)
         loss, d, width = shape[0], shape[1], shape[2]
         first = members[0].spec
         label = f"{loss}-d{d}-w{width}-{first.parametrization[0]}{first.restricted_method[:1]}"
