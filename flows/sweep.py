@@ -7,6 +7,7 @@ No science here: every step calls realspace (planning, training, tracking).
 
 from __future__ import annotations
 
+import itertools
 import time
 
 from prefect import flow
@@ -37,15 +38,13 @@ def in_order(submit, items, window: int):
     (a shard queued early can wait until the end), so shards are handed over only as
     slots free up, plus one queued so that a freed worker never waits on the driver;
     the next is submitted before a result is yielded for the caller to log."""
-    items, flying = list(items), {}
-    while items and len(flying) < window:
-        item = items.pop(0)
+    items, flying = iter(items), {}
+    for item in itertools.islice(items, window):
         flying[submit(item)] = item
     while flying:
         fut = next(as_completed(list(flying)))
         done = flying.pop(fut)
-        if items:
-            item = items.pop(0)
+        for item in itertools.islice(items, 1):
             flying[submit(item)] = item
         yield fut, done
 
