@@ -53,20 +53,6 @@ TARGETS = [  # (what, key, comparison, limit): the redesign's targets at 20,000 
 PASSES = {"<": float.__lt__, "<=": float.__le__, ">=": float.__ge__}  # NaN fails all
 
 
-def extract(rev: str, into: str) -> str:
-    """Revision ``rev``'s src, flows and tasks under ``into`` (the package's links between
-    them kept); returns its src folder, for PYTHONPATH."""
-    os.makedirs(into, exist_ok=True)
-    root = Path(__file__).resolve().parent.parent
-    archive = subprocess.run(
-        ["git", "-C", str(root), "archive", rev, "src", "flows", "tasks"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", into], input=archive, check=True)
-    return os.path.join(into, "src")
-
-
 def folder_size(folder: Path) -> tuple[int, int]:
     """(bytes, files) under ``folder``: file sizes, without directory entries."""
     files = [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
@@ -263,7 +249,11 @@ def main() -> None:
             sub.mkdir()
             env = dict(os.environ)
             if rev:
-                env["PYTHONPATH"] = extract(rev, str(Path(folder).resolve() / f"code-{rev}"))
+                from startup import extract  # bench/startup.py: a revision's src, flows, tasks
+
+                code = Path(folder).resolve() / f"code-{rev}"
+                code.mkdir(exist_ok=True)
+                env["PYTHONPATH"] = extract(rev, str(code))
             cmd = [sys.executable, __file__, "--networks", str(args.networks), "--steps",
                    str(args.steps), "--one", store, str(sub)]  # fmt: skip
             done = subprocess.run(cmd, capture_output=True, text=True, env=env)

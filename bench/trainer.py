@@ -31,6 +31,17 @@ from realspace.spec import RESTRICTED_METHODS
 from realspace.train import RunSpec, TrainOptions, init_params, make_data, train_shard
 
 
+def timed(device, fn, *args) -> float:
+    """Seconds of fn(*args), the device's queued work included."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    fn(*args)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t
+
+
 def usual_loop(specs, steps, device):
     """One torch.nn.Module and one torch.optim.Adam per network, one after another."""
     for spec in specs:
@@ -103,13 +114,7 @@ def main():
         opts = TrainOptions(device=str(device), kernel=kernel)
         if kernel in ("compiled", "fused"):  # compile / JIT outside the timing
             train_shard(specs[:2] if kernel == "fused" else specs, opts)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        train_shard(specs, opts)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        rates[kernel] = args.networks * args.steps / (time.perf_counter() - t)
+        rates[kernel] = args.networks * args.steps / timed(device, train_shard, specs, opts)
 
     per = args.samples * args.width
     print(
@@ -166,13 +171,7 @@ def restricted_cost(specs, device, steps: int, reps: int = 3) -> None:
     times = {name: float("inf") for name in shards}
     for _ in range(reps):
         for name, shard in shards.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-            train_shard(shard, opts)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times[name] = min(times[name], (time.perf_counter() - t) / steps)
+            times[name] = min(times[name], timed(device, train_shard, shard, opts) / steps)
     base = times["unrestricted"]
     print(f"{'step, default kernel':<26}{'ms/step':>18}{'/ unrestricted':>24}  (best of {reps})")
     for name, t in times.items():
