@@ -243,3 +243,26 @@ def test_the_report_opens_with_the_claims_at_a_glance():
     headings = [s.heading for s in sections]
     expected = [h for h in glance.table["section"] if not h.startswith("Inverse stability")]
     assert all(h in headings for h in expected)
+
+
+def test_claim4_run_by_run_shares_pair_seeds():
+    n = 5
+    df = frame(lambda w, s: 0.01 * (s + 1), seeds=n)
+    # restricted seed s ends where unrestricted seed n - 1 - s does: same values, other seeds
+    res = df["parametrization"] == "restricted"
+    df.loc[res, "loss"] = 0.5 + 0.01 * (n - df.loc[res, "seed"].astype(int))
+    c4 = stats.claim4_table(stats.with_problems(df)).iloc[0]
+    assert c4["win_share"] == pytest.approx((n * (n + 1) / 2) / n**2)  # ties count
+    assert c4["paired_share"] == pytest.approx(3 / 5)  # seeds 2, 3, 4
+    assert c4["restricted_as_good"]
+    v = claim_verdicts(
+        df,
+        pd.DataFrame(),
+        pd.DataFrame(),
+        stats.claim4_table(stats.with_problems(df)),
+        pd.DataFrame(),
+        pd.DataFrame(),
+        pd.DataFrame(),
+        1e-3,
+    )
+    assert "as good as an unrestricted one in 60% of pairs (paired by seed" in v[3]["evidence"]

@@ -105,7 +105,11 @@ def report_sections(ev: Evidence) -> list[Section]:
             "intrinsic coordinates, or projection after every step): best and median "
             "trained objective over seeds against the unrestricted runs of the same width "
             f"and budget. The verdict rests on the default method ({DEFAULT_RESTRICTED_METHOD})"
-            " where it was trained.",
+            " where it was trained. Run by run: win_share, the share of (restricted, "
+            "unrestricted) run pairs where the restricted end point is as good; "
+            "paired_share, the same over the seeds trained in both (a seed draws the same "
+            "initial realization in either parametrization). Both are 1/2 where the two "
+            "parametrizations end alike, and so is the chance that one best beats the other.",
             ev.claim4,
             None,
         ),
