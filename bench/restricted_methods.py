@@ -43,6 +43,16 @@ METHODS = {
     "projection-lazy": ("restricted", "projection", {"merge_every": BIG, "kink_margin": 0.0}),
     "intrinsic": ("restricted", "intrinsic", {}),
     "intrinsic-merge10": ("restricted", "intrinsic", {"intrinsic_merge_every": 10}),
+    "intrinsic-gaps": (
+        "restricted",
+        "intrinsic",
+        {"intrinsic_merge_every": 10, "intrinsic_merge": "gaps"},
+    ),
+    "intrinsic-gaps-1e-3": (
+        "restricted",
+        "intrinsic",
+        {"intrinsic_merge_every": 10, "intrinsic_merge": "gaps", "reseed_scale": 1e-3},
+    ),
 }
 
 

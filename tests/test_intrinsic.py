@@ -291,3 +291,45 @@ def test_recorded_states_are_the_same_merged_a_few_networks_at_a_time(monkeypatc
         np.testing.assert_array_equal(sliced.params[k], whole.params[k])
     np.testing.assert_array_equal(sliced.counts["merge"], whole.counts["merge"])
     assert int(whole.counts["merge"].sum()) > 0
+
+
+def test_gap_merges_keep_the_objective_on_the_data_and_free_neurons():
+    """Kinks between the same two samples, one sign: merged without moving the
+    realization at any sample, nor the penalty lam sum |gamma| (float64)."""
+    rng = np.random.default_rng(7)
+    M, N, n = 6, 48, 30
+    q = coordinates(rng, M, N, 1, kappa_scale=1.0)
+    D = torch.full((M,), 1.5, dtype=F64)
+    xs = torch.sort(torch.tensor(rng.uniform(-1.5, 1.5, (M, n))), dim=1).values
+    live = torch.tensor(rng.uniform(size=(M, N)) > 0.1)
+    merged, freed, survivor = intrinsic.gap_merges(q, xs, D, live)
+    assert int(freed.sum()) > M and not bool((freed & ~live).any())
+    assert not bool((freed & survivor).any())
+    after = dict(merged, r=torch.where(freed, 0.0, merged["r"]))
+    f0, _ = realization(intrinsic.realize(q, D), xs[..., None])
+    f1, _ = realization(intrinsic.realize(after, D), xs[..., None])
+    assert float((f0 - f1).abs().max()) < 1e-12 * float(f0.abs().max())
+    np.testing.assert_allclose((after["r"] ** 2).sum(1), (q["r"] ** 2).sum(1), rtol=1e-12)
+    # brute force: no two neurons left live in one gap with one sign; survivors' kinks in
+    # the gap their group shared
+    t = lambda c: torch.sign(c["v"][..., 0]) * intrinsic.kink_position(c["kappa"])[0] * 1.5
+    for m in range(M):
+        keep = (live[m] & ~freed[m]).nonzero().flatten().tolist()
+        gaps = torch.searchsorted(xs[m], t(after)[m]).tolist()
+        groups = [(gaps[i], bool(after["r"][m, i] > 0)) for i in keep]
+        assert len(groups) == len(set(groups))
+        was = torch.searchsorted(xs[m], t(q)[m])
+        assert bool((torch.tensor(gaps)[survivor[m]] == was[survivor[m]]).all())
+
+
+def test_gap_merges_during_training_recycle_neurons_and_stay_in_the_set():
+    specs = [small(seed=s, width=32, steps=200, n_samples=32) for s in range(2)]
+    opts = TrainOptions(intrinsic_merge_every=10, intrinsic_merge="gaps")
+    result = train_shard(specs, opts)
+    assert bool((result.counts["merge"] > 0).all())
+    assert bool((result.counts["reseed"] >= result.counts["merge"]).all())
+    for m, spec in enumerate(specs):
+        net = network_from_params({k: v[m] for k, v in result.params.items()}, True)
+        assert in_restricted_set(net, spec.D)
+    with pytest.raises(ValueError, match="d = 1"):
+        train_shard([small(d=2, target="teacher")], opts)

@@ -38,6 +38,7 @@ class RunTensors:
     every: torch.Tensor  # stride of the loss history
     seeds: torch.Tensor  # mixed seeds of the reseeding draws
     rows: torch.Tensor  # 0 .. M-1
+    horizon: int  # the longest budget, in steps
 
     @classmethod
     def of(cls, specs: Sequence[RunSpec], device, dtype) -> RunTensors:
@@ -60,6 +61,7 @@ class RunTensors:
             every=ints(max(1, -(-s.steps // HISTORY_POINTS)) for s in specs),
             seeds=seed_tensor([s.seed for s in specs], device),
             rows=torch.arange(len(specs), device=device),
+            horizon=max(s.steps for s in specs),
         )
 
 

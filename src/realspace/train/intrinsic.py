@@ -32,6 +32,8 @@ __all__ = [
     "pullback",
     "to_coordinates",
     "merged_params",
+    "gap_merges",
+    "insertions",
     "merge_and_reseed",
 ]
 
@@ -146,6 +148,119 @@ def merged_params(q: dict, D: torch.Tensor, merge_angle: float, counts: dict) ->
     return rebalance({"a": a, "b": b, "c": c, "e": e, "w": w}, rows)
 
 
+def gap_merges(
+    q: dict, xs: torch.Tensor, D: torch.Tensor, live: torch.Tensor
+) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """d = 1: merge the live neurons whose kinks lie between the same two consecutive
+    samples and whose kink amplitudes have one sign. The objective on the data does not
+    move (up to rounding); the freed neurons can be placed elsewhere.
+
+    In d = 1 neuron i is gamma_i rho(o_i (x - t_i)), gamma_i = r_i |r_i|, orientation
+    o_i = sign(v_i), kink t_i = o_i tau_i D; with rho(-z) = rho(z) - z it is
+    gamma_i rho(x - t_i) - [o_i < 0] gamma_i (x - t_i). On samples that all lie on one side
+    of every kink of a group, sum_k gamma_k rho(x - t_k) = gamma rho(x - t) with
+    gamma = sum_k gamma_k and t = sum_k gamma_k t_k / gamma, which lies between the
+    group's kinks (one sign: a convex combination), so in the same gap. The survivor (the
+    group's first index) keeps its orientation and takes (gamma, t); the affine part takes
+    the difference of the groups' affine terms, so the realization is unchanged at every
+    sample. The penalty (lam / 2) sum (c^2 + |a|^2) = lam sum |gamma| of balanced neurons
+    is unchanged too: one sign.
+
+    ``xs`` (M, n) each network's sorted sample points, ``live`` (M, N) the neurons that
+    may merge. Returns (coordinates, freed (M, N), survivor (M, N)).
+    """
+    o = torch.sign(q["v"][..., 0])
+    tau, _ = kink_position(q["kappa"])
+    t = o * tau * D[:, None]
+    r = q["r"]
+    g = r * r.abs()
+    M, N = r.shape
+    idx = torch.arange(N, device=r.device).expand(M, N)
+    gap = torch.searchsorted(xs.contiguous(), t.contiguous())
+    # one key per (gap, sign); neurons that may not merge get keys of their own (< 0)
+    key = torch.where(live & (g != 0), 2 * gap + (g > 0).long(), -1 - idx)
+    order = torch.argsort(key, dim=1, stable=True)  # stable: a group's first index leads
+    ks = key.gather(1, order)
+    first = torch.ones_like(ks, dtype=torch.bool)
+    first[:, 1:] = ks[:, 1:] != ks[:, :-1]
+    gid = torch.empty_like(order).scatter_(1, order, first.long().cumsum(1) - 1)
+    size = torch.zeros_like(g).scatter_add_(1, gid, torch.ones_like(g))
+    member = size.gather(1, gid) > 1
+    lead = torch.empty_like(first).scatter_(1, order, first)
+    survivor, freed = member & lead, member & ~lead
+    zero = torch.zeros_like(g)
+    G = zero.scatter_add(1, gid, torch.where(member, g, zero)).gather(1, gid)
+    GT = zero.scatter_add(1, gid, torch.where(member, g * t, zero)).gather(1, gid)
+    t_new = GT / torch.where(survivor, G, torch.ones_like(G))
+    flip = o < 0
+    fm, fs = member & flip, survivor & flip
+    dw = -torch.where(fm, g, zero).sum(1) + torch.where(fs, G, zero).sum(1)
+    de = torch.where(fm, g * t, zero).sum(1) - torch.where(fs, G * t_new, zero).sum(1)
+    tau_new = (o * t_new / D[:, None]).clamp(-1.0, 1.0)
+    kappa_new = tau_new / torch.sqrt((1.0 - tau_new * tau_new).clamp_min(torch.finfo(r.dtype).tiny))
+    out = dict(q)
+    out["r"] = torch.where(survivor, torch.sign(G) * G.abs().sqrt(), r)
+    out["kappa"] = torch.where(survivor, kappa_new, q["kappa"])
+    out["w"] = q["w"] + dw[:, None]
+    out["e"] = q["e"] + de
+    return out, freed, survivor
+
+
+def insertions(
+    q: dict,
+    data: tuple[torch.Tensor, torch.Tensor],
+    D: torch.Tensor,
+    freed: torch.Tensor,
+    scale: float,
+) -> dict:
+    """d = 1 MSE: coordinates for the ``freed`` (M, N) neurons, each placed where a new
+    neuron lowers the loss fastest (the conditional-gradient step of the convex problem
+    over neurons), with amplitude |r| = ``scale``.
+
+    Adding gamma rho(x - t) to f moves the loss (1/n) sum (f - y)^2 at rate
+    (2/n) S(t), S(t) = sum_{x_i > t} res_i (x_i - t); res is f - y less its least-squares
+    affine fit (the affine part (w, e) is trained, and absorbs the rest), orthogonal to 1
+    and x, so that rho(t - x) = rho(x - t) - (x - t) has the same rate.
+    S is linear between samples: the candidates are the midpoints of consecutive
+    samples, S from suffix sums in O(n). The j-th freed neuron of a network (index
+    order) takes the j-th largest |S|, gamma of sign -sign(S); orientation +1.
+    ``data``: each network's samples (M, n), sorted, and targets (M, n).
+    """
+    xs, ys = data
+    p = realize(q, D)
+    f = (
+        (torch.relu(xs[..., None] * p["a"][:, None, :, 0] + p["b"][:, None]) * p["c"][:, None]).sum(
+            -1
+        )
+        + xs * p["w"][:, :1]
+        + p["e"][:, None]
+    )
+    res = f - ys
+    # the affine part is trained: score what it cannot absorb (res minus its least-squares
+    # affine fit); else S, largest at the ends for any affine residual, puts every
+    # neuron at the cube's edge, where it is nearly affine
+    xc = xs - xs.mean(1, keepdim=True)
+    res = res - res.mean(1, keepdim=True)
+    res = res - xc * (res * xc).sum(1, keepdim=True) / (xc * xc).sum(1, keepdim=True)
+    # S at the midpoint t_k of (x_k, x_{k+1}): suffix sums over i > k
+    p0 = res.flip(1).cumsum(1).flip(1)[:, 1:]
+    p1 = (res * xs).flip(1).cumsum(1).flip(1)[:, 1:]
+    t = 0.5 * (xs[:, 1:] + xs[:, :-1])
+    S = p1 - t * p0
+    k = min(int(freed.sum(1).max()), S.shape[1])
+    best = S.abs().topk(k, dim=1).indices  # (M, k)
+    rank = (freed.cumsum(1) - 1).clamp(0, k - 1)  # the j-th freed neuron takes the j-th gap
+    gap = best.gather(1, rank)
+    tk, sk = t.gather(1, gap), S.gather(1, gap)
+    tau = (tk / D[:, None]).clamp(-1.0, 1.0)
+    out = dict(q)
+    out["v"] = torch.where(freed[..., None], torch.ones_like(q["v"]), q["v"])
+    kappa = tau / torch.sqrt((1.0 - tau * tau).clamp_min(torch.finfo(tau.dtype).tiny))
+    out["kappa"] = torch.where(freed, kappa, q["kappa"])
+    out["r"] = torch.where(freed, -torch.sign(sk) * scale, q["r"])
+    return out
+
+
 def merge_and_reseed(
     q: dict,
     rows: torch.Tensor,
@@ -157,11 +272,16 @@ def merge_and_reseed(
     merge: bool,
     merge_angle: float,
     reseed_scale: float,
+    data: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[dict, torch.Tensor]:
-    """During training: merge (one round, when ``merge``) and reseed the neurons of
-    networks ``rows`` (M,) that are padding (r = 0 or v = 0: such a neuron has zero
-    gradient and would never move). Returns (coordinates, reset (M, N)): the neurons whose
-    coordinates changed, whose optimizer moments start afresh.
+    """During training: merge (one round, when ``merge``: of pairs within ``merge_angle``,
+    or, given ``data`` (sorted samples and targets (M, n) of a d = 1 MSE shard), of the
+    groups of ``gap_merges``) and reseed the neurons of networks ``rows`` (M,) that are
+    padding (r = 0 or v = 0: such a neuron has zero gradient and would never move) or were
+    freed: at random (``reseed_draws``), or given ``data`` where they help most
+    (``insertions``). Returns (coordinates,
+    reset (M, N)): the neurons whose coordinates changed, whose optimizer moments start
+    afresh.
 
     A survivor keeps its direction and kink (v, kappa) and takes r = c of the merged,
     balanced neuron; a reseeded one gets the coordinates of ``reseed_draws``.
@@ -172,7 +292,11 @@ def merge_and_reseed(
     counts["folded"] += (dead & (q["r"] != 0)).sum(1)
     q = dict(q)
     survivor = torch.zeros_like(dead)
-    if merge:
+    if merge and data is not None:
+        q, freed, survivor = gap_merges(q, data[0], D, active & ~dead)
+        counts["merge"] += freed.sum(1)
+        dead = dead | freed
+    elif merge:
         m = merge_close(
             p["a"], p["b"], p["c"], p["e"], p["w"], active & ~dead, counts, merge_angle, D
         )
@@ -180,7 +304,10 @@ def merge_and_reseed(
         q["r"] = torch.where(survivor, m.c, q["r"])
         q["e"], q["w"] = m.e, m.w
         dead = dead | m.freed
-    if dead.any():
+    if dead.any() and data is not None:
+        q = insertions(q, data, D, dead, reseed_scale)
+        counts["reseed"] += dead.sum(1)
+    elif dead.any():
         ra, rb, rc = reseed_draws(
             seeds, step, q["r"].shape[1], q["v"].shape[-1], D, reseed_scale, q["r"].dtype
         )

@@ -56,6 +56,13 @@ class TrainOptions:
     # intrinsic restricted runs: merge (anti)parallel neurons during training every this
     # many steps; 0: only in recorded states (snapshots, the end), never in the trajectory
     intrinsic_merge_every: int = 0
+    # what those merges join: "angle", pairs within merge_angle (moves the realization by
+    # a stated bound); "gaps" (d = 1 MSE only), neurons whose kinks share a gap between
+    # two samples, one sign: the objective on the data does not move (gap_merges)
+    intrinsic_merge: str = "angle"
+    # ... and only in this first share of the budget: a recycled neuron starts with fresh
+    # optimizer moments, and the run needs quiet steps after the last to settle
+    intrinsic_merge_until: float = 1.0
 
 
 @dataclass
@@ -152,8 +159,8 @@ def _step(
     )
     if chart:
         every = opt.intrinsic_merge_every
-        if every and s.t % every == 0:
-            s = merge_step(s, moving, s.t, True, layout, runs, opt)
+        if every and s.t % every == 0 and s.t <= opt.intrinsic_merge_until * runs.horizon:
+            s = merge_step(s, moving, s.t, True, layout, runs, opt, problem.gaps)
     elif restricted:
         s = project_step(s, moving, s.t, s.t % opt.merge_every == 0, layout, runs, opt)
     return s
@@ -186,6 +193,12 @@ def train_shard(
         k: stack(start, lambda s, k=k: np.asarray(s[k], float), device, dtype) for k in PARAM_NAMES
     }
     problem = Problem(specs, objective, data, device, dtype)
+    problem.gaps = None  # the sorted samples that gap merges compare kinks against
+    if chart and opt.intrinsic_merge == "gaps":
+        if spec0.d != 1 or spec0.loss != "mse":
+            raise ValueError("intrinsic_merge='gaps' needs d = 1 and an MSE loss")
+        xs, order = torch.sort(problem.X[..., 0], dim=1)
+        problem.gaps = (xs, problem.Y.gather(1, order))
     runs = RunTensors.of(specs, device, dtype)
     layout = Layout.of(spec0, p)
 

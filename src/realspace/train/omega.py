@@ -47,10 +47,18 @@ def project_step(
 
 
 def merge_step(
-    s: LoopState, on, t: int, merge: bool, layout: Layout, runs: RunTensors, opt: TrainOptions
+    s: LoopState,
+    on,
+    t: int,
+    merge: bool,
+    layout: Layout,
+    runs: RunTensors,
+    opt: TrainOptions,
+    data: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> LoopState:
-    """Intrinsic runs: merge (when ``merge``) and reseed padding (intrinsic.py) after step
-    t; neurons whose coordinates changed start with fresh optimizer moments."""
+    """Intrinsic runs: merge (when ``merge``; by sample gaps when ``data``, the sorted
+    samples and targets (M, n) of d = 1 runs, is given) and reseed padding (intrinsic.py)
+    after step t; neurons whose coordinates changed start with fresh optimizer moments."""
     q, reset = intrinsic.merge_and_reseed(
         layout.views(s.theta, s.fixed),
         on,
@@ -61,6 +69,7 @@ def merge_step(
         merge=merge,
         merge_angle=opt.merge_angle,
         reseed_scale=opt.reseed_scale,
+        data=data,
     )
     return replace(
         s,
