@@ -13,7 +13,8 @@ which fails even there). Three sources of pairs (docs/science.md):
 "raw" distances compare the parametrizations as they are (d_P, permutations only);
 "canonical" ones take the fibre distance on Omega_N (canonical forms, permutations and
 orientation flips). All numbers are float64 and exact in d = 1, except fibre distances
-above 8 live neurons (an upper bound, reported in the ``*_bound`` columns).
+above 64 live neurons or where the MILP stopped (an upper bound, reported in the
+``*_bound`` columns).
 
 The math: docs/science.md#inverse-stability-experiments.
 """
