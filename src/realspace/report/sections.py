@@ -35,6 +35,8 @@ CELL_TABLE = [
     "gap_max",
     "within_eps",
     "certified",
+    "spurious",
+    "undecided",
     "spurious_share",
 ]
 
@@ -95,7 +97,12 @@ def report_sections(ev: Evidence) -> list[Section]:
         Section(
             "Spurious minima",
             "Certified = gradient norm and negative curvature below tolerance "
-            "(float64); spurious = certified with gap > eps.",
+            "(float64). A certified minimum is spurious when a network of its width attains "
+            "an objective lower by more than eps: another end point of its cell (same "
+            "problem, parametrization and width), or the width's exact optimum "
+            "(teacher_realizable, convex_exact). Against a lower bound alone "
+            "(convex_lower_bound: the optimum over all widths) it is undecided, counted "
+            "apart in the table above; within eps of a lower bound it is optimal.",
             None,
             "spurious_vs_width.png",
         ),
