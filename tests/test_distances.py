@@ -169,7 +169,7 @@ def test_fibre_upper_bound_never_below_the_minimum():
         g = ShallowNet(f.a + 0.05 * rng.standard_normal(f.a.shape), f.b, f.c, f.e)
         for other in (g, random_net(rng, int(rng.integers(6, 9)), d)):
             exact = fibre_distance(f, other, 1.0, exact_width=10)
-            upper = fibre_distance(f, other, 1.0, exact_width=0)
+            upper = fibre_distance(f, other, 1.0, exact_width=0, milp_width=0)
             assert exact.exact and upper.bound == "upper"
             # brute force over flips, optimal permutations by param_distance
             gamma, phi = canonical_form(f, 1.0), canonical_form(other, 1.0)
@@ -184,15 +184,73 @@ def test_fibre_upper_bound_never_below_the_minimum():
             assert upper >= brute * (1 - 1e-14)
 
 
-@pytest.mark.parametrize("exact_width", [0, 8])
-def test_fibre_distance_vanishes_on_one_realization(exact_width):
+def _nearby_or_unrelated(rng, width, d, near):
+    """A point of Omega_N other than a canonical form (some neurons flipped) and a network
+    near it (every parameter moved by about 0.05), or an unrelated one."""
+    base = canonical_form(random_net(rng, width, d), 1.0)
+    f = flip_neurons(base, rng.integers(0, 2, base.width).astype(bool))
+    if not near:
+        return f, random_net(rng, width, d, restricted=True)
+    jiggle = 0.05 * rng.standard_normal((3, base.width, d))
+    g = ShallowNet(base.a + jiggle[0], base.b + jiggle[1, :, 0], base.c + jiggle[2, :, 0], base.e)
+    return f, g
+
+
+def test_milp_fibre_distance_equals_the_enumeration_up_to_width_8():
+    rng = np.random.default_rng(21)
+    for trial in range(60):
+        d = int(rng.integers(1, 3))
+        f, g = _nearby_or_unrelated(rng, int(rng.integers(1, 9)), d, near=trial % 2 == 0)
+        if trial % 3 == 0:  # Gamma off Omega_N: its canonical form is used
+            f = random_net(rng, f.width, d)
+        milp = fibre_distance(f, g, 1.0, exact_width=0)
+        enumerated = fibre_distance(f, g, 1.0, exact_width=8)
+        assert milp.exact and enumerated.exact
+        assert float(milp) == pytest.approx(float(enumerated), rel=1e-9, abs=1e-15)
+
+
+def _flip_free_lower_bound(f, g, D):
+    """Each neuron of g matched in whichever orientation is closer, affine parts ignored:
+    a relaxation of the fibre distance, so a lower bound on it."""
+    gamma = f if in_restricted_set(f, D) else canonical_form(f, D)
+    phi = canonical_form(g, D)
+    n = max(gamma.width, phi.width)
+    theta, rows = gamma.padded(n).neurons(), phi.padded(n).neurons()
+    flipped = rows * np.append(-np.ones(phi.dim + 1), 1.0)
+    cost = np.minimum(
+        np.abs(theta[:, None] - rows[None]).max(axis=2),
+        np.abs(theta[:, None] - flipped[None]).max(axis=2),
+    )
+    return bottleneck_assignment(cost)[0]
+
+
+def test_milp_fibre_distance_above_width_8_lies_between_the_bounds():
+    """Above 8 live neurons: exact against the enumeration where that is still affordable
+    (width 10), and between the flip-free lower bound and the orientation heuristic's
+    upper bound up to width 64."""
+    rng = np.random.default_rng(22)
+    for width, near in [(10, True), (10, False), (16, True), (24, False), (32, True), (64, True)]:
+        f, g = _nearby_or_unrelated(rng, width, 1, near)
+        milp = fibre_distance(f, g, 1.0)
+        upper = fibre_distance(f, g, 1.0, milp_width=0)
+        assert milp.exact and upper.bound == "upper"
+        assert _flip_free_lower_bound(f, g, 1.0) * (1 - 1e-12) <= milp <= upper * (1 + 1e-12)
+        if width <= 10:
+            enumerated = fibre_distance(f, g, 1.0, exact_width=width)
+            assert enumerated.exact
+            assert float(milp) == pytest.approx(float(enumerated), rel=1e-9)
+
+
+@pytest.mark.parametrize("exact_width, milp_width", [(0, 0), (0, 64), (8, 64)])
+def test_fibre_distance_vanishes_on_one_realization(exact_width, milp_width):
     rng = np.random.default_rng(4)
     for _ in range(60):
         d = int(rng.integers(1, 4))
         f = random_net(rng, int(rng.integers(1, 10)), d, 2.0)
         g = reparametrize(rng, f, 2.0)
-        assert fibre_distance(f, g, 2.0, exact_width=exact_width) <= 1e-9
-        assert fibre_distance(g, f, 2.0, exact_width=exact_width) <= 1e-9
+        kw = {"exact_width": exact_width, "milp_width": milp_width}
+        assert fibre_distance(f, g, 2.0, **kw) <= 1e-9
+        assert fibre_distance(g, f, 2.0, **kw) <= 1e-9
 
 
 def test_flip_keeps_the_realization():
@@ -217,4 +275,6 @@ def test_fibre_distance_from_a_point_of_the_set_to_a_nearby_one():
         g = ShallowNet(a, f.b, np.sign(f.c) * norm, f.e, f.w)  # rebalanced
         assert in_restricted_set(f, 1.0) and in_restricted_set(g, 1.0)
         dist = fibre_distance(f, g, 1.0)
-        assert dist.bound == "upper" and dist <= param_distance(f, g) * (1 + 1e-12)
+        assert dist.exact and dist <= param_distance(f, g) * (1 + 1e-12)
+        heuristic = fibre_distance(f, g, 1.0, milp_width=0)
+        assert heuristic.bound == "upper" and dist <= heuristic * (1 + 1e-12)

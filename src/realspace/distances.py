@@ -8,7 +8,8 @@
   parameter difference, affine parts included (exact bottleneck assignment).
 - ``fibre_distance``: distance from Gamma (f, or its canonical form when f is not in
   Omega_N) to the parametrizations of g inside Omega_N: d_P minimized also over
-  orientation flips of g's canonical neurons.
+  orientation flips of g's canonical neurons (exact by enumeration or a MILP up to
+  64 live neurons, an upper bound above).
 
 Every value is returned as a :class:`Distance`, a float that says whether it is
 exact, a lower bound or an upper bound.
@@ -27,7 +28,13 @@ import itertools
 import numpy as np
 
 from .canonical import canonical_form
-from .matching import bottleneck_assignment
+from .matching import (
+    FlipAssignment,
+    bottleneck_assignment,
+    enumerate_flips,
+    flip_objective,
+    milp_flips,
+)
 from .nets import ShallowNet, check_domain
 from .restricted import DEFAULT_TOL, in_restricted_set, live_neurons
 
@@ -300,6 +307,8 @@ def fibre_distance(
     *,
     tol: float = DEFAULT_TOL,
     exact_width: int = 8,
+    milp_width: int = 64,
+    time_limit: float = 60.0,
 ) -> Distance:
     """Distance from Gamma to the parametrizations of g's realization in Omega_N.
 
@@ -316,41 +325,48 @@ def fibre_distance(
     small per-neuron differences over the flipped neurons would then separate two
     nearby networks through their affine parts.
 
-    Exact (enumerating all 2^k flip sets) when g's canonical form has at most
-    ``exact_width`` live neurons. Above that, each neuron of g is oriented like the
-    neuron of Gamma it is matched to (flipped when their (a, b) point in opposite
-    directions), the bottleneck assignment is solved on those costs, and d_P of the
-    resulting parametrization is returned: an upper bound, labelled so.
+    With k live neurons in g's canonical form: k <= ``exact_width``, all 2^k flip sets
+    are enumerated (exact); k <= ``milp_width``, a mixed-integer linear program over flips
+    and assignments (``matching.milp_flips``, exact unless HiGHS stops at ``time_limit``
+    seconds: then the best value found, an upper bound). Wider, or when the program stops:
+    each neuron of g is oriented like the neuron of Gamma it is matched to (flipped when
+    their (a, b) point in opposite directions) and d_P of the result is returned, an upper
+    bound, labelled so.
     """
     D = check_domain(D)
     _same_dim(f, g)
     gamma = f if in_restricted_set(f, D, tol) else canonical_form(f, D, tol)
     gamma, phi = _common_width(gamma, canonical_form(g, D, tol))
-    live = np.flatnonzero(live_neurons(phi))
+    live = live_neurons(phi)
     theta, rows = gamma.neurons(), phi.neurons()
     flipped = rows.copy()
     flipped[:, : phi.dim + 1] *= -1.0
-    cost0, cost1 = _neuron_costs(theta, rows), _neuron_costs(theta, flipped)
+    cost = np.stack([_neuron_costs(theta, rows), _neuron_costs(theta, flipped)])
     shift = phi.c[:, None] * np.column_stack([phi.a, phi.b])  # affine move of each flip
     base = phi.affine() - gamma.affine()
 
-    if live.size <= exact_width:
-        best = np.inf
-        for bits in itertools.product([False, True], repeat=live.size):
-            S = live[np.array(bits, dtype=bool)] if live.size else live
-            affine = float(np.abs(base + shift[S].sum(axis=0)).max())
-            if affine >= best:
-                continue
-            cost = cost0.copy()
-            cost[:, S] = cost1[:, S]
-            value, _ = bottleneck_assignment(cost, floor=affine)
-            best = min(best, value)
-        return Distance(best, "exact", f"all {2**live.size} orientation flips")
+    k = int(live.sum())
+    if k <= exact_width:
+        found = enumerate_flips(cost, shift, base, live)
+        return Distance(found.value, "exact", found.method)
+    upper = _oriented_alike(gamma, phi, cost, shift, base)
+    if k <= milp_width:
+        found = milp_flips(cost, shift, base, live, upper, time_limit)
+        if found.optimal:
+            return Distance(found.value, "exact", found.method)
+        upper = found if found.value < upper.value else upper
+    return Distance(upper.value, "upper", upper.method)
 
+
+def _oriented_alike(gamma, phi, cost, shift, base) -> FlipAssignment:
+    """A feasible flip set: each neuron of phi oriented like its bottleneck partner in
+    gamma (flipped when their (a, b) point in opposite directions)."""
     dot = np.column_stack([gamma.a, gamma.b]) @ np.column_stack([phi.a, phi.b]).T
     opposite = dot < 0
-    _, perm = bottleneck_assignment(np.where(opposite, cost1, cost0))
-    S = np.zeros(phi.width, dtype=bool)
-    S[perm[opposite[np.arange(phi.width), perm]]] = True
-    value = param_distance(gamma, flip_neurons(phi, S))
-    return Distance(value, "upper", "partners oriented alike + bottleneck assignment")
+    _, perm = bottleneck_assignment(np.where(opposite, cost[1], cost[0]))
+    flips = np.zeros(phi.width, dtype=bool)
+    flips[perm[opposite[np.arange(phi.width), perm]]] = True
+    value, perm = flip_objective(cost, shift, base, flips)
+    return FlipAssignment(
+        value, flips, perm, False, "partners oriented alike + bottleneck assignment"
+    )

@@ -13,7 +13,8 @@ which fails even there). Three sources of pairs (docs/science.md):
 "raw" distances compare the parametrizations as they are (d_P, permutations only);
 "canonical" ones take the fibre distance on Omega_N (canonical forms, permutations and
 orientation flips). All numbers are float64 and exact in d = 1, except fibre distances
-above 8 live neurons (an upper bound, reported in the ``*_bound`` columns).
+above 64 live neurons or where the MILP stopped (an upper bound, reported in the
+``*_bound`` columns).
 
 The math: docs/science.md#inverse-stability-experiments.
 """
@@ -38,6 +39,7 @@ __all__ = [
     "restricted_start",
     "retrain_distances",
     "fit_slope",
+    "bootstrap_slope",
 ]
 
 PERTURBATIONS = ("add", "scale", "kink")
@@ -66,6 +68,30 @@ def fit_slope(x, y, tail: float = 1.0) -> float:
     if np.count_nonzero(ok) < 2 or np.ptp(np.log(x[ok])) == 0:
         return float("nan")
     return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0])
+
+
+def bootstrap_slope(x, y, groups, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """(p, lo, hi): ``fit_slope`` of all points, and the 2.5 and 97.5 percentiles of the
+    slopes refitted on ``n_boot`` bootstrap samples of the ``groups`` (whole groups drawn
+    with replacement, e.g. networks: points of one group are not independent). NaN where
+    fewer than two groups, or fewer than half of the resamples give a slope."""
+    x, y, groups = np.asarray(x, float), np.asarray(y, float), np.asarray(groups)
+    p = fit_slope(x, y)
+    labels = np.unique(groups)
+    if labels.size < 2:
+        return p, float("nan"), float("nan")
+    members = [np.flatnonzero(groups == g) for g in labels]
+    rng = np.random.default_rng(seed)
+    slopes = []
+    for _ in range(n_boot):
+        idx = np.concatenate([members[k] for k in rng.integers(0, labels.size, labels.size)])
+        slopes.append(fit_slope(x[idx], y[idx]))
+    slopes = np.array(slopes)
+    slopes = slopes[np.isfinite(slopes)]
+    if slopes.size < n_boot / 2:
+        return p, float("nan"), float("nan")
+    lo, hi = np.percentile(slopes, [2.5, 97.5])
+    return p, float(lo), float(hi)
 
 
 def pathology_table(max_log2: int = 12, D: float = 2.0, families=PATHOLOGIES) -> list[dict]:

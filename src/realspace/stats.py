@@ -13,7 +13,8 @@ width. Per cell (docs/science.md, "Statistics"):
   plus the weight-decay penalty when lam > 0), J* from ``reference_optima``; median,
   90th percentile, max, share within ``eps``; per problem and parametrization a fitted
   exponent p of median gap ~ width^p;
-- minima: share of certified local minima that are spurious (gap > eps);
+- minima: certified local minima, each judged against what a network of its width
+  attains (``minimum_verdicts``): spurious, optimal or undecided;
 - the degeneracy census (means over seeds);
 - claim 4: restricted vs unrestricted best and median objective at equal width.
 
@@ -32,6 +33,8 @@ __all__ = [
     "PROBLEM_AXES",
     "with_problems",
     "gap_values",
+    "minimum_verdicts",
+    "EXACT_AT_WIDTH",
     "cell_stats",
     "decay_rates",
     "claim4_table",
@@ -121,17 +124,54 @@ def gap_values(df: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def cell_stats(df: pd.DataFrame, eps: float) -> pd.DataFrame:
-    """Per cell: runs, gap median / p90 / max, share within eps, certified minima and the
-    spurious share among them, and the reference used (several labels joined by '+')."""
+# references whose J* is the optimum at the run's own width (attained by a network of it)
+EXACT_AT_WIDTH = ("teacher_realizable", "convex_exact")
+# references that bound the optimum at the run's width from below
+LOWER_BOUNDS = (*EXACT_AT_WIDTH, "convex_lower_bound")
+
+
+def _diverged(df: pd.DataFrame) -> pd.Series:
+    if "run_status" not in df:
+        return pd.Series(False, index=df.index)
+    return df["run_status"].eq("diverged")
+
+
+def minimum_verdicts(df: pd.DataFrame, eps: float) -> pd.Series:
+    """Per row of ``gap_values``: "" unless a certified local minimum, else
+
+    - "spurious": a network of the same cell (width, problem, parametrization) is better
+      by more than eps: another end point of the cell (not diverged), or J* where it is
+      the optimum at that width (``EXACT_AT_WIDTH``);
+    - "optimal": not spurious, and within eps of a lower bound on the width's optimum
+      (``LOWER_BOUNDS``): within eps of the optimum itself;
+    - "undecided": neither; a gap to a lower bound alone (``convex_lower_bound``, the
+      optimum over all widths) or to nothing cannot tell a spurious minimum from the
+      width's own optimum.
+    """
+    diverged = _diverged(df)
     # a diverged end point is never a certified minimum, whatever its numbers say
-    diverged = (
-        df["run_status"].eq("diverged") if "run_status" in df else pd.Series(False, index=df.index)
-    )
+    certified = df["certified"].astype(bool) & ~diverged
+    j = df["j_final"].where(np.isfinite(df["j_final"]) & ~diverged)
+    cell_best = j.groupby([df[c] for c in CELL]).transform("min")
+    exact = df["reference"].isin(EXACT_AT_WIDTH)
+    attainable = np.fmin(cell_best, df["j_star"].where(exact))
+    bounded = df["reference"].isin(LOWER_BOUNDS)
+    spurious = df["j_final"] - attainable > eps
+    optimal = ~spurious & bounded & (df["j_final"] - df["j_star"] <= eps)
+    verdict = np.where(spurious, "spurious", np.where(optimal, "optimal", "undecided"))
+    return pd.Series(np.where(certified, verdict, ""), index=df.index)
+
+
+def cell_stats(df: pd.DataFrame, eps: float) -> pd.DataFrame:
+    """Per cell: runs, gap median / p90 / max, share within eps, certified minima and
+    their verdicts (``minimum_verdicts``: ``spurious``, ``undecided``; ``spurious_share``
+    = spurious / certified), and the reference used (several labels joined by '+')."""
+    verdicts = minimum_verdicts(df, eps)
 
     def agg(g):
         gap = g["gap"]
-        cert = g["certified"].astype(bool) & ~diverged.loc[g.index]
+        v = verdicts.loc[g.index]
+        cert = v != ""
         return pd.Series(
             {
                 "runs": len(g),
@@ -145,8 +185,9 @@ def cell_stats(df: pd.DataFrame, eps: float) -> pd.DataFrame:
                 "best": g["j_final"].min(),
                 "median": g["j_final"].median(),
                 "certified": int(cert.sum()),
-                "spurious": int((cert & (gap > eps)).sum()),
-                "spurious_share": float((cert & (gap > eps)).sum() / cert.sum())
+                "spurious": int((v == "spurious").sum()),
+                "undecided": int((v == "undecided").sum()),
+                "spurious_share": float((v == "spurious").sum() / cert.sum())
                 if cert.sum()
                 else np.nan,
             }

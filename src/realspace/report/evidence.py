@@ -12,6 +12,7 @@ import pandas as pd
 from .. import stats
 from ..inverse import fit_slope
 from .claims import claim_verdicts
+from .retraining import exclusion, retrain_exponents
 
 __all__ = ["Evidence", "collect_evidence"]
 
@@ -35,6 +36,7 @@ class Evidence:
     pathology_exponents: pd.DataFrame  # per family: fitted exponents of the ratios
     seed_pair_summary: pd.DataFrame  # describe() of the seed-pair columns
     retrain_summary: pd.DataFrame  # medians per (parametrization, kind, delta)
+    retrain_exponents: pd.DataFrame  # retraining.retrain_exponents: d_P ~ d_W^p with CI
     verdicts: list[dict]  # claim_verdicts: one dict per claim
 
 
@@ -81,6 +83,7 @@ def collect_evidence(
         pathology_exponents=pathology_exponents(pathology),
         seed_pair_summary=seed_pair_summary(seed_pairs),
         retrain_summary=retrain_summary(retrain),
+        retrain_exponents=retrain_exponents(retrain),
         verdicts=verdicts,
     )
 
@@ -114,11 +117,15 @@ def seed_pair_summary(seed_pairs: pd.DataFrame) -> pd.DataFrame:
 
 
 def retrain_summary(retrain: pd.DataFrame) -> pd.DataFrame:
-    """Median d_W, d_P, r_1/2 and fit per (parametrization, perturbation kind, delta)."""
+    """Median d_W, d_P, the control's floor beside it, r_1/2 and the fit error per
+    (parametrization, perturbation kind, delta), and how many rows are controlled (enter
+    the exponent: ``retraining.exclusion``)."""
     if retrain.empty:
         return pd.DataFrame()
-    return (
-        retrain.groupby(["parametrization", "kind", "delta"])[["d_W", "d_P", "r_half", "fit_d_inf"]]
-        .median()
-        .reset_index()
-    )
+    columns = [c for c in ("d_W", "d_P", "floor", "r_half", "fit_d_inf") if c in retrain]
+    frame = retrain.assign(controlled=exclusion(retrain) == "")
+    keys = ["parametrization", "kind", "delta"]
+    out = frame.groupby(keys)[columns].median()
+    out["rows"] = frame.groupby(keys).size()
+    out["controlled"] = frame.groupby(keys)["controlled"].sum()
+    return out.reset_index()

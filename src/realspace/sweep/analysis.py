@@ -7,8 +7,9 @@ After training, a sweep runs three inverse-stability stages (docs/science.md):
 - ``retrain``: one unit per (trained unrestricted network Gamma, parametrization): every
   perturbation kind x delta, retrained from Gamma (restricted: from its canonical form).
 
-A unit's key hashes its inputs (the member runs' keys included) and the science version,
-so a rerun skips finished units exactly as it skips finished runs.
+A unit's key hashes its inputs (the member runs' keys included), the science version and
+``ANALYSIS_VERSION``, so a rerun skips finished units exactly as it skips finished runs,
+and recomputes them, without retraining a network, when the stages' computation changes.
 
 The math: docs/science.md#inverse-stability-experiments.
 """
@@ -23,9 +24,12 @@ from ..spec import cell_of
 from .config import SweepConfig
 from .plan import PlannedRun, _digest
 
-__all__ = ["StageUnit", "plan_analysis", "compute_unit", "STAGES"]
+__all__ = ["StageUnit", "plan_analysis", "compute_unit", "STAGES", "ANALYSIS_VERSION"]
 
 STAGES = ("pathology", "seed_pairs", "retrain")
+# bumped when the stages' rows change for the same inputs (2: exact fibre distances up to
+# 64 live neurons; retraining without weight decay, at width N + 1, with its control)
+ANALYSIS_VERSION = "2"
 PATHOLOGY_D = 2.0  # the fixtures' domain in docs/science.md
 
 
@@ -40,7 +44,13 @@ class StageUnit:
 
 def _unit(stage: str, name: str, inputs: dict, members=()) -> StageUnit:
     key = _digest(
-        {"science_version": SCIENCE_VERSION, "stage": stage, "inputs": inputs, "members": members}
+        {
+            "science_version": SCIENCE_VERSION,
+            "analysis_version": ANALYSIS_VERSION,
+            "stage": stage,
+            "inputs": inputs,
+            "members": members,
+        }
     )[:24]
     return StageUnit(stage, key, name, inputs, tuple(members))
 

@@ -1,0 +1,103 @@
+"""Spurious minima are judged against what a network of the same width attains."""
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from realspace import ShallowNet, stats
+from realspace.problem import make_data, teacher_net
+from realspace.spec import RunSpec, target_label
+from realspace.targets import mse
+
+
+def _row(spec: RunSpec, j: float, certified=True, status="converged") -> dict:
+    return dict(
+        **spec.to_dict(),
+        target_label=target_label(spec),
+        loss=j,
+        objective=j,
+        certified=certified,
+        run_status=status,
+    )
+
+
+def test_a_cell_at_the_widths_closed_form_optimum_has_no_spurious_minimum():
+    """A width-2 student of a width-2 teacher (no weight decay, no noise): the optimum at
+    width 2 is 0, attained by the teacher (a canonical form: restricted) and by each of its
+    reparametrizations (a permutation, positive rescalings of the neurons). Every such end
+    point is optimal."""
+    spec = RunSpec(
+        target="teacher", teacher_width=2, width=2, weight_decay=0.0, parametrization="restricted"
+    )
+    teacher = teacher_net(spec)
+    assert teacher.width == 2
+    x, y = make_data(spec)
+    t = np.array([3.0, 0.25])
+    nets = [
+        teacher,
+        ShallowNet(teacher.a[::-1], teacher.b[::-1], teacher.c[::-1], teacher.e, teacher.w),
+        ShallowNet(t[:, None] * teacher.a, t * teacher.b, teacher.c / t, teacher.e, teacher.w),
+    ]
+    rows = [_row(replace(spec, seed=s), mse(net, x, y)) for s, net in enumerate(nets)]
+    df = stats.with_problems(pd.DataFrame(rows))
+    df = stats.gap_values(df, stats.reference_frame(df))
+    assert (df["reference"] == "teacher_realizable").all()
+    assert (df["j_final"] < 1e-25).all()
+    cell = stats.cell_stats(df, eps=1e-4).iloc[0]
+    assert cell["certified"] == 3 and cell["spurious"] == 0 and cell["undecided"] == 0
+    assert (stats.minimum_verdicts(df, 1e-4) == "optimal").all()
+
+
+def _sin_cell(objectives, reference, j_star, certified=None, status=None):
+    spec = RunSpec(target="sin", width=2, weight_decay=0.01, parametrization="restricted")
+    n = len(objectives)
+    certified = certified or [True] * n
+    status = status or ["converged"] * n
+    rows = [
+        _row(replace(spec, seed=s), j, c, st)
+        for s, (j, c, st) in enumerate(zip(objectives, certified, status, strict=True))
+    ]
+    df = stats.with_problems(pd.DataFrame(rows))
+    ref = pd.DataFrame({"j_star": j_star, "reference": reference}, index=df.index)
+    return stats.gap_values(df, ref)
+
+
+def test_equal_minima_above_a_lower_bound_are_undecided_not_spurious():
+    """Three certified end points with one objective, 0.0841 above the optimum over all
+    widths (the convex program's, a lower bound at width 2): very likely the width's
+    optimum, and nothing attainable beats them."""
+    df = _sin_cell([0.3841, 0.3841, 0.3841], "convex_lower_bound", 0.3)
+    cell = stats.cell_stats(df, eps=1e-4).iloc[0]
+    assert cell["gap_median"] == cell["gap_max"]
+    assert cell["certified"] == 3 and cell["spurious"] == 0 and cell["undecided"] == 3
+    assert cell["spurious_share"] == 0.0
+
+
+def test_a_certified_minimum_above_another_end_point_of_its_cell_is_spurious():
+    """The better end point need not be certified itself; a diverged one does not count."""
+    objectives = [0.3841, 0.3841, 0.5, 0.39, 0.1]
+    certified = [True, False, True, True, False]
+    status = ["converged"] * 4 + ["diverged"]
+    df = _sin_cell(objectives, "convex_lower_bound", 0.3, certified, status)
+    verdicts = stats.minimum_verdicts(df, eps=1e-4).tolist()
+    assert verdicts == ["undecided", "", "spurious", "spurious", ""]
+    cell = stats.cell_stats(df, eps=1e-4).iloc[0]
+    assert (cell["certified"], cell["spurious"], cell["undecided"]) == (3, 2, 1)
+    # within eps of the best end point is not spurious
+    assert stats.minimum_verdicts(df, eps=0.01).tolist()[3] == "undecided"
+
+
+def test_an_exact_reference_at_the_width_makes_every_minimum_decided():
+    """With J* the optimum at that width (convex_exact), a minimum within eps of it is
+    optimal and one above it spurious, even when it is the best of its cell."""
+    df = _sin_cell([0.30005, 0.31], "convex_exact", 0.3)
+    assert stats.minimum_verdicts(df, eps=1e-4).tolist() == ["optimal", "spurious"]
+    df = _sin_cell([0.31, 0.31], "convex_exact", 0.3)
+    assert stats.minimum_verdicts(df, eps=1e-4).tolist() == ["spurious", "spurious"]
+
+
+def test_without_any_reference_the_best_minimum_is_undecided():
+    df = _sin_cell([0.31, 0.32], np.nan, np.nan)
+    assert (df["reference"] == "best_in_cell").all()
+    assert stats.minimum_verdicts(df, eps=1e-4).tolist() == ["undecided", "spurious"]
