@@ -310,9 +310,12 @@ def test_gap_merges_keep_the_objective_on_the_data_and_free_neurons():
     f1, _ = realization(intrinsic.realize(after, D), xs[..., None])
     assert float((f0 - f1).abs().max()) < 1e-12 * float(f0.abs().max())
     np.testing.assert_allclose((after["r"] ** 2).sum(1), (q["r"] ** 2).sum(1), rtol=1e-12)
+
     # brute force: no two neurons left live in one gap with one sign; survivors' kinks in
     # the gap their group shared
-    t = lambda c: torch.sign(c["v"][..., 0]) * intrinsic.kink_position(c["kappa"])[0] * 1.5
+    def t(c):
+        return torch.sign(c["v"][..., 0]) * intrinsic.kink_position(c["kappa"])[0] * 1.5
+
     for m in range(M):
         keep = (live[m] & ~freed[m]).nonzero().flatten().tolist()
         gaps = torch.searchsorted(xs[m], t(after)[m]).tolist()
