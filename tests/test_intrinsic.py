@@ -336,3 +336,47 @@ def test_gap_merges_during_training_recycle_neurons_and_stay_in_the_set():
         assert in_restricted_set(net, spec.D)
     with pytest.raises(ValueError, match="d = 1"):
         train_shard([small(d=2, target="teacher")], opts)
+
+
+def test_insertions_go_where_a_new_neuron_lowers_the_loss_fastest():
+    """Brute force over every gap: the rate of the loss in the amplitude of a new neuron
+    there, by finite differences in float64, with the affine part at its least-squares
+    optimum (as training keeps it near)."""
+    rng = np.random.default_rng(3)
+    M, N, n = 3, 5, 40
+    D = torch.full((M,), 1.0, dtype=F64)
+    xs = torch.sort(torch.tensor(rng.uniform(-1, 1, (M, n))), dim=1).values
+    ys = torch.sin(3 * xs) + 0.3 * xs
+    q = coordinates(rng, M, N, 1, kappa_scale=0.5)
+    freed = torch.zeros(M, N, dtype=torch.bool)
+    freed[:, 1] = True
+    q["r"] = torch.where(freed, 0.0, q["r"])
+    # the affine part at its least-squares optimum for the other neurons
+    f0, _ = realization(intrinsic.realize(dict(q, w=0 * q["w"], e=0 * q["e"]), D), xs[..., None])
+    A = torch.stack([xs, torch.ones_like(xs)], -1)
+    coef = torch.linalg.lstsq(A, (ys - f0)[..., None]).solution[..., 0]
+    q["w"], q["e"] = coef[:, :1], coef[:, 1]
+
+    def loss(c):
+        f, _ = realization(intrinsic.realize(c, D), xs[..., None])
+        return ((f - ys) ** 2).mean(1)
+
+    placed = intrinsic.insertions(q, (xs, ys), D, freed, 1e-4)
+    tau, _ = intrinsic.kink_position(placed["kappa"][:, 1])
+    t_placed = torch.sign(placed["v"][:, 1, 0]) * tau
+    mids = 0.5 * (xs[:, 1:] + xs[:, :-1])
+    h = 1e-4
+    for m in range(M):
+        rates = []
+        for t in mids[m].tolist():
+            c = {k: v.clone() for k, v in q.items()}
+            c["v"][m, 1, 0], c["kappa"][m, 1] = 1.0, t / np.sqrt(1 - t * t)
+            c["r"][m, 1] = np.sqrt(h)  # gamma = h
+            rates.append(float((loss(c)[m] - loss(q)[m]) / h))
+        best = int(np.argmax(np.abs(rates)))
+        assert float(t_placed[m]) == pytest.approx(float(mids[m, best]), abs=1e-12)
+        assert float(loss(placed)[m]) < float(loss(q)[m])  # its sign lowers the loss
+        net = network_from_params(
+            {k: v[m].numpy() for k, v in intrinsic.realize(placed, D).items()}, True
+        )
+        assert in_restricted_set(net, 1.0)

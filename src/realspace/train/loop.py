@@ -193,7 +193,6 @@ def train_shard(
         k: stack(start, lambda s, k=k: np.asarray(s[k], float), device, dtype) for k in PARAM_NAMES
     }
     problem = Problem(specs, objective, data, device, dtype)
-    problem.gaps = None  # the sorted samples that gap merges compare kinks against
     if chart and opt.intrinsic_merge == "gaps":
         if spec0.d != 1 or spec0.loss != "mse":
             raise ValueError("intrinsic_merge='gaps' needs d = 1 and an MSE loss")
