@@ -207,6 +207,11 @@ def _summarize(s, config) -> None:
             f"[red]analysis {escape(f.name)} failed[/red]: {escape(_safe(f.error))}",
             highlight=False,
         )
+    if s.stopped:
+        err.print(
+            f"[red]stopped:[/red] no more shards were started: {escape(_safe(s.stopped))}",
+            highlight=False,
+        )
     state = "complete" if s.remaining == 0 else f"{s.remaining} runs remaining"
     out.print(
         f"[bold]done[/bold]: {s.trained} trained, {s.skipped} already finished, "
