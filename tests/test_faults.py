@@ -396,3 +396,82 @@ def test_a_full_disk_while_tables_are_written_ends_with_a_clear_error(tmp_path):
     assert f"{len(runs) - len(before)} trained, {len(before)} already finished" in res.stdout
     after = _check_complete(uri, doc, analysis=False)
     assert all(check_consistent(uri, after, runs)[k] == v for k, v in before.items())
+
+
+def test_status_and_slow_readers_of_the_embedded_store_never_fail_a_sweep(tmp_path):
+    """While a sweep writes its SQLite store: `realspace status` over and over, the
+    reader `report` uses, and a reader that keeps the database locked for 8 s at a time
+    (a slow UI query; longer than SQLite's default 5 s wait). Writers wait it out (MLflow's
+    sessions wait up to 20 s for a lock), so the sweep completes, and every read answers."""
+    import sqlite3
+    import threading
+
+    from realspace.tracking.reader import SweepReader
+
+    doc = {**DOC, "name": "readers", "optimizer": {"steps": 600, "lr": 0.02}}
+    cfg = tmp_path / "r.yaml"
+    cfg.write_text(yaml.safe_dump(doc))
+    db = tmp_path / "mlruns.db"
+    uri = f"sqlite:///{db}"
+    sweep = subprocess.Popen(
+        CLI + ["sweep", str(cfg), "--quiet", "--in-process", "--no-analysis"],
+        cwd=tmp_path,
+        env=quiet_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    stop, held, read = threading.Event(), [], []
+
+    def lock_holder():  # twice: each hold stalls every writer of the sweep
+        while not stop.is_set() and len(held) < 2:
+            try:
+                con = sqlite3.connect(db, timeout=60)
+                con.execute("BEGIN")
+                con.execute("SELECT count(*) FROM runs").fetchone()  # a shared lock, held
+                t = time.time()
+                stop.wait(8)
+                con.rollback()
+                held.append(time.time() - t)
+            finally:
+                con.close()
+            stop.wait(2)
+
+    locker = threading.Thread(target=lock_holder)
+    statuses = []
+    try:
+        deadline = time.time() + 400
+        while not list(tmp_path.rglob("shards/*.parquet")):  # the sweep is writing
+            assert sweep.poll() is None and time.time() < deadline, sweep.communicate()
+            time.sleep(0.2)
+        locker.start()
+        while sweep.poll() is None:
+            assert time.time() < deadline, "the sweep did not end"
+            st = subprocess.run(
+                CLI + ["status", str(cfg), "--tracking-uri", uri],
+                cwd=tmp_path,
+                env=quiet_env(),
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            statuses.append(st)
+            try:
+                read.append(sum(s == "done" for s in SweepReader(doc, uri).status().values()))
+            except LookupError:  # the parent run is not there yet
+                pass
+        out, err = sweep.communicate(timeout=30)
+    finally:
+        stop.set()
+        if locker.is_alive():
+            locker.join()
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+    assert sweep.returncode == 0, out + err
+    assert "32 trained" in out, out
+    assert len(held) >= 2 and max(held) >= 7.5, held  # the database was held, more than once
+    assert len(statuses) >= 2 and all(s.returncode == 0 for s in statuses), statuses
+    assert all("of 32" in s.stdout for s in statuses)
+    assert read == sorted(read)  # what the reader saw only grew
+    _check_complete(uri, doc, analysis=False)
