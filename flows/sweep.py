@@ -28,24 +28,27 @@ from realspace.tasks.analysis import (
 from realspace.tasks.faults import fault_point
 from realspace.tasks.tracking import close_cells_task, open_sweep_task
 from realspace.tasks.train import shard_order, train_shard_task
+from realspace.tracking.artifacts import NO_SPACE
 from realspace.tracking.layout import cell_names
 from realspace.tracking.tables import Piece
 
 
-def in_order(submit, items, window: int):
+def in_order(submit, items, window: int, stop=lambda: False):
     """Yield (future, item) as they complete, ``submit(item)`` called in the items' order
     with at most ``window`` futures in flight. Ray starts queued tasks in no set order
     (a shard queued early can wait until the end), so shards are handed over only as
     slots free up, plus one queued so that a freed worker never waits on the driver;
-    the next is submitted before a result is yielded for the caller to log."""
+    the next is submitted before a result is yielded for the caller to log. Once
+    ``stop()`` is true nothing more is submitted; what is in flight is still yielded."""
     items, flying = iter(items), {}
     for item in itertools.islice(items, window):
         flying[submit(item)] = item
     while flying:
         fut = next(as_completed(list(flying)))
         done = flying.pop(fut)
-        for item in itertools.islice(items, 1):
-            flying[submit(item)] = item
+        if not stop():
+            for item in itertools.islice(items, 1):
+                flying[submit(item)] = item
         yield fut, done
 
 
@@ -178,6 +181,7 @@ def sweep_flow(
 
     close(pieces)  # cells completed by an execution that died before closing them
     failed, logged, diverged, busy, t_write, written = [], 0, 0, 0.0, 0.0, 0
+    full: list[str] = []  # a full disk's error, once seen: no more shards handed out
     writers: dict[str, list] = {}
     spans: list[tuple[float, float]] = []
     with SweepProgress(total=len(runs), done=len(runs) - len(pending), enabled=progress) as bar:
@@ -186,11 +190,15 @@ def sweep_flow(
             order = shard_order(shard.id, shard.runs, cell, cells)
             return _submit(train_shard_task, cfg, gpus_per_shard, order, options)
 
-        for fut, shard in in_order(submit, shards, _slots(cfg, workers, gpus_per_shard) + 1):
+        window = _slots(cfg, workers, gpus_per_shard) + 1
+        for fut, shard in in_order(submit, shards, window, stop=lambda: bool(full)):
             try:
                 result = fut.result()
             except Exception as err:  # the shard failed every retry: report, go on
                 failed.append(Failure(shard.id, repr(err), runs=len(shard.runs)))
+                if isinstance(err, OSError) and err.errno in NO_SPACE:
+                    # every shard would train only to fail at its write: hand out no more
+                    full.append(str(err))
                 continue
             busy += result["seconds"]
             spans.append(result["span"])
@@ -216,7 +224,7 @@ def sweep_flow(
     remaining = len(pending) - logged
     t_analysis = time.perf_counter()
     units, waiting, failed_units, report = 0, 0, [], None
-    if analysis:
+    if analysis and not full:
         units, waiting, failed_units = run_analysis(
             cfg,
             runs,
@@ -262,6 +270,7 @@ def sweep_flow(
         train_busy_s=busy,
         started_at=started_at,
         workers=workers,
+        stopped=full[0] if full else None,
     )
     from realspace.tracking.connection import open_store
 

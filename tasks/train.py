@@ -16,6 +16,15 @@ from prefect.cache_policies import NO_CACHE
 WRITE_DELAYS = (2, 8, 30, 60)
 
 
+def _retry_unless_disk_full(task, task_run, state) -> bool:
+    """A full disk is not retried: the retry would train the whole shard again (hours on
+    a large one) and fail at the same write; the driver stops handing out shards instead."""
+    from realspace.tracking.artifacts import NO_SPACE
+
+    err = state.data
+    return not (isinstance(err, OSError) and err.errno in NO_SPACE)
+
+
 # A shard that raises is retried twice with backoff (a run's result depends only on its
 # spec, so a retry reproduces it); a worker process that dies is resubmitted by Ray itself.
 @task(
@@ -24,6 +33,7 @@ WRITE_DELAYS = (2, 8, 30, 60)
     persist_result=False,
     retries=2,
     retry_delay_seconds=[5, 30],
+    retry_condition_fn=_retry_unless_disk_full,
 )
 def train_shard_task(order: str, options: dict) -> dict:
     """Train, certify and record one shard, and write its networks into their cell runs'

@@ -6,6 +6,7 @@ run FINISHED once, nothing trained twice (a network in the tables keeps its tabl
 file), nothing FINISHED with data missing."""
 
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -131,8 +132,8 @@ def test_driver_sigkilled_at_five_points_then_a_rerun_completes(tmp_path):
             assert all(now_done.get(k) == v for k, v in found.items()), (fault, kind)
             found.update(now_done)
         pieces.append(len(now))
-        if fault == "plan":
-            assert state.parent is None  # killed before anything was opened
+        if fault == "plan":  # killed before anything was opened: the parent holds the lease
+            assert state.parent is not None and not state.cells
         else:
             assert state.parent.info.status == "RUNNING" and len(state.cells) == 16
     # progress was made at each point that writes, and the sweep is not done
@@ -296,3 +297,181 @@ def test_divergent_runs_are_recorded_as_diverged_with_their_step(tmp_path):
         diverging = c.data.params["lr"] == "1000000.0"
         assert c.data.metrics["diverged"] == (2 if diverging else 0)
         assert ("objective_median" in c.data.metrics) == (not diverging)
+
+
+def _ray_workers(root: int) -> list[int]:
+    """The Ray worker processes (titled ``ray::...``) descending from process ``root``
+    (found by ancestry: a worker leads a process group of its own)."""
+    parent, title = {}, {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                parent[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+                title[int(entry.name)] = (entry / "cmdline").read_bytes().split(b"\0")[0]
+            except (OSError, IndexError, ValueError):
+                continue
+    found = []
+    for pid, name in title.items():
+        up = pid
+        while up in parent and up != root and up > 1:
+            up = parent[up]
+        if up == root and name.startswith(b"ray::"):
+            found.append(pid)
+    return found
+
+
+def test_a_full_disk_while_tables_are_written_ends_with_a_clear_error(tmp_path):
+    """Once a piece is in, the Ray worker's file-size limit (RLIMIT_FSIZE, lowered on the
+    running process: the kernel then refuses its writes as a full disk would) drops to
+    1 kB: the next shard fails at its write, unretried, no further shard is started, the
+    error names the file and what to do, nothing half-written stays, nothing FINISHED
+    lacks data, and a rerun completes the sweep."""
+    import resource
+
+    ray_tmp = tempfile.mkdtemp(prefix="rsfull", dir="/tmp")
+    doc = {
+        **DOC,
+        "name": "disk-full",
+        "targets": [{"name": "sin"}],
+        # one worker, shards of a few seconds: time to step in after the first piece
+        "optimizer": {"steps": 3000, "lr": 0.02},
+        "execution": {"num_workers": 1},
+    }
+    cfg = tmp_path / "full.yaml"
+    cfg.write_text(yaml.safe_dump(doc))
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    runs, _ = _plan(doc)
+    sweep = subprocess.Popen(
+        CLI + ["sweep", str(cfg), "--quiet", "--no-analysis"],
+        cwd=tmp_path,
+        env=quiet_env(RAY_TMPDIR=ray_tmp),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    limited: set[int] = set()
+    try:
+        deadline = time.time() + 300
+        while not list(tmp_path.rglob("shards/*.parquet")):
+            assert sweep.poll() is None and time.time() < deadline, sweep.communicate()
+            time.sleep(0.1)
+        while sweep.poll() is None:  # every worker, those Ray starts later included
+            for pid in set(_ray_workers(sweep.pid)) - limited:
+                try:
+                    resource.prlimit(pid, resource.RLIMIT_FSIZE, (1024, resource.RLIM_INFINITY))
+                    limited.add(pid)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.1)
+        out, err = sweep.communicate(timeout=30)
+    finally:
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+        kill_matching(ray_tmp)
+    assert limited, "no Ray worker was found to limit"
+    assert sweep.returncode == 1, out + err
+    shown = " ".join(err.split())
+    assert "no space to write " in shown and "File too large" in shown, shown
+    assert "rerun the sweep; it resumes" in shown and "stopped: no more shards" in shown, shown
+    # the shard that hit the limit and those already handed out (a worker's and one queued,
+    # see flows.sweep.in_order) failed; the others were never started (8 shards of 2)
+    said = re.search(
+        r"(\d+) trained, 0 already finished, 0 diverged, (\d+) shards failed; "
+        r"(\d+) runs remaining",
+        " ".join(out.split()),
+    )
+    assert said, out
+    trained, failed, remaining = map(int, said.groups())
+    assert 1 <= failed <= 3 and trained + remaining == 16 and trained // 2 + failed < 8, out
+    state = sweep_state(uri, doc["name"])
+    before = check_consistent(uri, state, runs)  # nothing FINISHED without its data
+    assert 0 < len(before) < len(runs)
+    assert {c.info.status for c in state.cells} == {"FINISHED", "RUNNING"}
+    assert state.parent.info.status == "FAILED"
+    assert not list(tmp_path.glob("mlartifacts/**/*.tmp"))  # no half-written file left
+    res = _sweep(cfg, tmp_path, "--in-process", "--no-analysis")  # room again: it resumes
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"{len(runs) - len(before)} trained, {len(before)} already finished" in res.stdout
+    after = _check_complete(uri, doc, analysis=False)
+    assert all(check_consistent(uri, after, runs)[k] == v for k, v in before.items())
+
+
+def test_status_and_slow_readers_of_the_embedded_store_never_fail_a_sweep(tmp_path):
+    """While a sweep writes its SQLite store: `realspace status` over and over, the
+    reader `report` uses, and a reader that keeps the database locked for 8 s at a time
+    (a slow UI query; longer than SQLite's default 5 s wait). Writers wait it out (MLflow's
+    sessions wait up to 20 s for a lock), so the sweep completes, and every read answers."""
+    import sqlite3
+    import threading
+
+    from realspace.tracking.reader import SweepReader
+
+    doc = {**DOC, "name": "readers", "optimizer": {"steps": 600, "lr": 0.02}}
+    cfg = tmp_path / "r.yaml"
+    cfg.write_text(yaml.safe_dump(doc))
+    db = tmp_path / "mlruns.db"
+    uri = f"sqlite:///{db}"
+    sweep = subprocess.Popen(
+        CLI + ["sweep", str(cfg), "--quiet", "--in-process", "--no-analysis"],
+        cwd=tmp_path,
+        env=quiet_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    stop, held, read = threading.Event(), [], []
+
+    def lock_holder():  # twice: each hold stalls every writer of the sweep
+        while not stop.is_set() and len(held) < 2:
+            try:
+                con = sqlite3.connect(db, timeout=60)
+                con.execute("BEGIN")
+                con.execute("SELECT count(*) FROM runs").fetchone()  # a shared lock, held
+                t = time.time()
+                stop.wait(8)
+                con.rollback()
+                held.append(time.time() - t)
+            finally:
+                con.close()
+            stop.wait(2)
+
+    locker = threading.Thread(target=lock_holder)
+    statuses = []
+    try:
+        deadline = time.time() + 400
+        while not list(tmp_path.rglob("shards/*.parquet")):  # the sweep is writing
+            assert sweep.poll() is None and time.time() < deadline, sweep.communicate()
+            time.sleep(0.2)
+        locker.start()
+        while sweep.poll() is None:
+            assert time.time() < deadline, "the sweep did not end"
+            st = subprocess.run(
+                CLI + ["status", str(cfg), "--tracking-uri", uri],
+                cwd=tmp_path,
+                env=quiet_env(),
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            statuses.append(st)
+            try:
+                read.append(sum(s == "done" for s in SweepReader(doc, uri).status().values()))
+            except LookupError:  # the parent run is not there yet
+                pass
+        out, err = sweep.communicate(timeout=30)
+    finally:
+        stop.set()
+        if locker.is_alive():
+            locker.join()
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+    assert sweep.returncode == 0, out + err
+    assert "32 trained" in out, out
+    assert len(held) >= 2 and max(held) >= 7.5, held  # the database was held, more than once
+    assert len(statuses) >= 2 and all(s.returncode == 0 for s in statuses), statuses
+    assert all("of 32" in s.stdout for s in statuses)
+    assert read == sorted(read)  # what the reader saw only grew
+    _check_complete(uri, doc, analysis=False)

@@ -269,3 +269,34 @@ def test_shards_are_handed_over_in_order_a_window_at_a_time(harness):
     got, most = run(3)
     assert sorted(got) == list(range(8)) and most <= 3
     assert order == list(range(8)) and sorted(started) == list(range(8))
+
+
+def test_once_told_to_stop_in_order_submits_nothing_more_and_yields_what_flies(harness):
+    """A full disk stops the handing out of shards: after ``stop()`` turns true no item
+    is submitted, and every item submitted before is still yielded once."""
+    from prefect import flow, task
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from realspace.flows.sweep import in_order
+
+    @task
+    def work(i: int) -> int:
+        return i
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))
+    def run() -> tuple[list, list]:
+        submitted, got = [], []
+
+        def submit(i):
+            submitted.append(i)
+            return work.submit(i)
+
+        for fut, i in in_order(submit, range(8), 3, stop=lambda: bool(got)):
+            assert fut.result() == i
+            got.append(i)
+        return submitted, got
+
+    submitted, got = run()
+    # the window of 3, and the one submitted as the first result came back (before the
+    # caller saw it and asked to stop); then nothing more
+    assert submitted == [0, 1, 2, 3] and sorted(got) == submitted

@@ -221,3 +221,30 @@ def test_the_experiment_opens_on_its_runs_in_the_ui(store):
     _, st, *_ = store
     exp = st.client.get_experiment(st.experiment_id)
     assert exp.tags.get(EXPERIMENT_KIND[0]) == EXPERIMENT_KIND[1]
+
+
+def test_a_write_cut_short_by_a_full_disk_names_the_file_and_leaves_no_half(tmp_path):
+    """A full disk (here: a writer that fails as the kernel would) raises NoSpace naming
+    the file and what to do; the temporary half is gone; the error keeps its class and
+    errno across a pickle (it comes back from a Ray worker that way)."""
+    import errno
+    import pickle
+
+    from realspace.tracking.artifacts import NoSpace, atomic_write
+
+    def fills_the_disk(fh):
+        fh.write(b"x" * 100)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    target = tmp_path / "piece.parquet"
+    with pytest.raises(NoSpace, match=r"no space to write .*piece\.parquet \(No space left"):
+        atomic_write(target, fills_the_disk)
+    assert list(tmp_path.iterdir()) == []
+    try:
+        atomic_write(target, fills_the_disk)
+    except NoSpace as e:
+        back = pickle.loads(pickle.dumps(e))
+        assert type(back) is NoSpace and back.errno == errno.ENOSPC and str(back) == str(e)
+    with pytest.raises(ValueError):  # any other failure is itself, and leaves no half either
+        atomic_write(target, lambda fh: (fh.write(b"x"), int("x")))
+    assert list(tmp_path.iterdir()) == []

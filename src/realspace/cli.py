@@ -109,10 +109,18 @@ def sweep(
             "--yes", help="run even when the sweep exceeds a memory, disk or stated run budget"
         ),
     ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="if another driver runs this sweep, wait for it to end, then resume "
+            "(default: refuse, exit 3)",
+        ),
+    ] = False,
 ):
     """Run a sweep; a rerun resumes it (runs and analysis units already FINISHED are
     skipped). It ends with the report (see `realspace report`)."""
-    from .service import NotStarted, OverBudget, plan_sweep, run_sweep
+    from .service import AlreadyRunning, LeaseLost, NotStarted, OverBudget, plan_sweep, run_sweep
 
     try:
         plan = plan_sweep(config, tracking_uri, ray_address)
@@ -140,7 +148,15 @@ def sweep(
             analysis=analysis,
             report_dir=report_dir,
             allow_over_budget=yes,
+            wait=wait,
+            on_wait=_waiting,
         )
+    except AlreadyRunning as e:
+        err.print(f"[red]refused:[/red] {escape(_safe(e))}", highlight=False)
+        raise typer.Exit(3) from None
+    except LeaseLost as e:
+        err.print(f"[red]stopped:[/red] {escape(_safe(e))}", highlight=False)
+        raise typer.Exit(1) from None
     except OverBudget as e:
         for p in e.problems:
             err.print(f"[red]refused:[/red] {escape(p)}", highlight=False)
@@ -151,6 +167,15 @@ def sweep(
     _summarize(summary, config)
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _waiting(holder) -> None:
+    from .tracking.lease import describe
+
+    err.print(
+        f"waiting: another driver runs this sweep ({escape(describe(holder))})",
+        highlight=False,
+    )
 
 
 def _fail(e: Exception):
@@ -180,6 +205,11 @@ def _summarize(s, config) -> None:
     for f in s.failed_units:
         err.print(
             f"[red]analysis {escape(f.name)} failed[/red]: {escape(_safe(f.error))}",
+            highlight=False,
+        )
+    if s.stopped:
+        err.print(
+            f"[red]stopped:[/red] no more shards were started: {escape(_safe(s.stopped))}",
             highlight=False,
         )
     state = "complete" if s.remaining == 0 else f"{s.remaining} runs remaining"

@@ -10,6 +10,12 @@ while the Prefect API (``PREFECT_API_URL`` or a temporary local server) and the 
 runner (a local Ray, a Ray cluster, or in-process) start,
 runs the sweep flow and returns its typed :class:`SweepSummary`. Nothing here prints:
 the CLI formats. Every error raised before work starts is a :class:`NotStarted`.
+
+One driver per sweep: with the store open, ``run_sweep`` takes the sweep's lease
+(``tracking.lease``: on the parent run, with a heartbeat) before the flow starts, and
+gives it back when the flow ends, however it ends. A second driver of the same sweep
+raises :class:`AlreadyRunning` naming the first, or with ``wait`` waits for it (before
+starting its Prefect API and Ray: a waiting driver holds nothing).
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,6 +35,8 @@ from .tracking.publish import default_report_dir
 from .tracking.secrets import hide_uri, mask
 
 __all__ = [
+    "AlreadyRunning",
+    "LeaseLost",
     "NotStarted",
     "OverBudget",
     "SweepPlan",
@@ -51,6 +58,20 @@ class OverBudget(NotStarted):
     def __init__(self, problems: list[str]):
         super().__init__("; ".join(problems))
         self.problems = problems
+
+
+class AlreadyRunning(NotStarted):
+    """Another driver runs this sweep now (``holder``: its host, pid, since, heartbeat)."""
+
+    def __init__(self, message: str, holder):
+        super().__init__(message)
+        self.holder = holder
+
+
+class LeaseLost(RuntimeError):
+    """This driver's lease was taken over (it was cut off from the store for longer than
+    the lease's expiry); it stopped. What it wrote is kept, and resumed by whoever runs
+    the sweep now."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +159,38 @@ def open_tracking_store(plan: SweepPlan) -> None:
         raise NotStarted(f"tracking store {plan.masked_uri}: {mask(str(e))}") from None
 
 
+def take_lease(plan: SweepPlan, wait: bool = False, on_wait=None):
+    """The sweep's lease (``tracking.lease.Lease``, its heartbeat running), its parent run
+    created if this is the sweep's first run. Raises AlreadyRunning when another driver
+    holds it (with ``wait``: waits, calling ``on_wait(holder)`` for each new holder)."""
+    import _thread
+
+    from .sweep.plan import sweep_key
+    from .tracking.connection import open_store
+    from .tracking.lease import SweepBusy, acquire
+
+    cfg = plan.config
+    try:
+        store = open_store(plan.tracking_uri, cfg.tracking.experiment or cfg.name)
+        parent = store.find_or_create_parent(sweep_key(cfg), cfg.name)
+        # a driver whose lease was taken over stops: its main thread is interrupted,
+        # and run_sweep turns that into LeaseLost
+        return acquire(
+            store.client,
+            parent,
+            cfg.name,
+            wait=wait,
+            on_wait=on_wait,
+            on_lost=lambda holder: _thread.interrupt_main(),
+        )
+    except SweepBusy as e:
+        raise AlreadyRunning(str(e), e.holder) from None
+    except NotStarted:
+        raise
+    except Exception as e:  # noqa: BLE001 - the store failed: the user's to see, plainly
+        raise NotStarted(f"tracking store {plan.masked_uri}: {mask(str(e))}") from None
+
+
 def _gpus_per_shard(cfg: SweepConfig) -> float:
     if cfg.execution.gpus_per_worker is not None:
         return cfg.execution.gpus_per_worker
@@ -156,14 +209,47 @@ def run_sweep(
     analysis: bool = True,
     report_dir: str | os.PathLike | None = None,
     allow_over_budget: bool = False,
+    wait: bool = False,
+    on_wait=None,
 ) -> SweepSummary:
     """Train, log and analyse the sweep of ``plan``; a rerun resumes it (runs and analysis
-    units already FINISHED are skipped). Raises NotStarted (OverBudget for budgets) before
-    any work; after that, failures of shards and units are in the summary, not raised."""
+    units already FINISHED are skipped). Raises NotStarted (OverBudget for budgets,
+    AlreadyRunning when another driver runs the sweep) before any work; after that,
+    failures of shards and units are in the summary, not raised, except LeaseLost.
+
+    ``wait``: wait for another driver of the sweep to end instead of raising
+    AlreadyRunning (``on_wait(holder)`` is called when waiting starts)."""
     t0 = time.perf_counter()
     check_services(plan)
     if plan.problems and not allow_over_budget:
         raise OverBudget(plan.problems)
+    held = []  # the lease once taken (here with --wait, else during start-up)
+    if wait:  # before anything starts: a driver that waits holds no Ray and no server
+        open_tracking_store(plan)
+        held.append(take_lease(plan, wait=True, on_wait=on_wait))
+    try:
+        summary, startup = _start_and_run(
+            plan, held, t0, in_process, max_shards, progress, analysis, report_dir
+        )
+    except KeyboardInterrupt:
+        if held and held[0].lost is not None:
+            from .tracking.lease import describe
+
+            raise LeaseLost(
+                "this driver stopped: its lease on the sweep was taken over by another "
+                f"driver ({describe(held[0].lost)}); nothing written is lost"
+            ) from None
+        raise
+    finally:
+        for lease in held:
+            lease.release()  # on every way out; SIGKILL leaves it to expire
+    return replace(summary, wall_s=time.perf_counter() - t0, startup_s=startup)
+
+
+def _start_and_run(plan, held, t0, in_process, max_shards, progress, analysis, report_dir):
+    """Start the Prefect API and the task runner, take the lease (unless ``held`` has
+    it) and run the flow; (summary, start-up seconds). The lease is appended to ``held``
+    as soon as it is taken, for the caller to release."""
     from .flows.runtime import local_ray, quiet_environment, ray_task_runner, starting_prefect_api
 
     quiet_environment()
@@ -172,21 +258,22 @@ def run_sweep(
     if doc["tracking"]["uri"]:
         doc["tracking"]["uri"] = mask(doc["tracking"]["uri"])
     uri = hide_uri(plan.tracking_uri)  # flow parameters are stored by Prefect: no password
+
     # Start-up overlaps: the Prefect server starts in its own process while the store opens
-    # (in a thread: a new embedded store spends seconds creating its tables), the flow's
-    # modules load and a local Ray starts and warms its workers; only then are the store and
-    # the server awaited. (The environment a local Ray's workers inherit, the API URL
-    # included, is complete first.)
-    with starting_prefect_api() as api_ready, ThreadPoolExecutor(1) as pool:
-        # only now: a refused sweep leaves no experiment behind
-        store = pool.submit(open_tracking_store, plan)
+    # and the lease is taken, then the flow's modules load and a local Ray starts and warms
+    # its workers while the server finishes starting. (The environment a local Ray's workers
+    # inherit, the API URL included, is complete first.) The lease comes before all but the
+    # server: a driver refused it stops within seconds, having started nothing else.
+    with starting_prefect_api() as api_ready:
+        if not held:
+            open_tracking_store(plan)  # only now: a refused sweep leaves no experiment behind
+            held.append(take_lease(plan))  # AlreadyRunning
         from .flows.sweep import sweep_flow
 
         runner = None
         if not in_process:
             runner = ray_task_runner(plan.ray_address, None if plan.ray_address else plan.workers)
         with local_ray(runner):
-            store.result()  # NotStarted when the store refused
             api_ready()
             flow = sweep_flow if runner is None else sweep_flow.with_options(task_runner=runner)
             startup = time.perf_counter() - t0
@@ -200,4 +287,5 @@ def run_sweep(
                 analysis=analysis,
                 report_dir=str(report_dir or default_report_dir(cfg)),
             )
-    return replace(summary, wall_s=time.perf_counter() - t0, startup_s=startup)
+            held[0].release()  # now: a driver waiting for it starts while this one stops
+    return summary, startup

@@ -48,6 +48,8 @@ class SweepSummary:
     first_shard_at: float = 0.0  # epoch seconds a worker started the first shard
     started_at: float = 0.0  # epoch seconds
     workers: int = 1
+    # why the driver stopped handing out shards early (a full disk), with what to do
+    stopped: str | None = None
 
     @property
     def complete(self) -> bool:

@@ -8,6 +8,7 @@
 - ``artifacts``: atomic writes, an analysis unit's table, the way to a run's artifacts;
 - ``views``: what the UI shows of a cell (``networks.html``, realizations as SVG);
 - ``runs``: ``SweepStore``, which finds, creates, reconciles and closes the runs;
+- ``lease``: one driver per sweep, a lease with a heartbeat on the sweep's parent run;
 - ``reader``: ``SweepReader``, a sweep read back in bulk (``load_runs``: its runs as a
   DataFrame);
 - ``publish``: the report, built from a reader and logged to the parent run;

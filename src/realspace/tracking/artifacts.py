@@ -11,6 +11,7 @@ plain path) is written in place; a remote one receives the files by ``log_artifa
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -19,7 +20,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 __all__ = [
+    "NO_SPACE",
     "TABLE",
+    "NoSpace",
     "atomic_write",
     "local_dir",
     "put_files",
@@ -46,13 +49,35 @@ def local_dir(uri: str) -> Path | None:
     return None
 
 
+# the disk is full, a quota is reached, or a file-size limit (RLIMIT_FSIZE) is hit
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+class NoSpace(OSError):
+    """A file of the store could not be written for lack of space; its half is removed.
+    Constructed as OSError(errno, message), so that it crosses process boundaries (Ray)
+    as it is."""
+
+
 def atomic_write(path: Path, write: Writer) -> None:
     """``write(file)`` into a temporary sibling, then rename: a reader (or a crash) never
-    sees half a file."""
+    sees half a file. When the write fails the temporary file is removed (it would hold
+    space on a full disk); a full disk raises NoSpace naming the file and what to do."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        write(fh)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno in NO_SPACE and not isinstance(e, NoSpace):
+            raise NoSpace(
+                e.errno,
+                f"no space to write {path} ({e.strerror}): free space (or raise the limit) "
+                "and rerun the sweep; it resumes, and nothing without its data was marked "
+                "FINISHED",
+            ) from e
+        raise
 
 
 def _text(text: str) -> Writer:

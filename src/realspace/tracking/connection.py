@@ -16,6 +16,7 @@ What a store writes is ``layout``'s and ``runs``' business; nothing here knows a
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,20 +89,28 @@ def connect(uri: str, experiment: str, create: bool = True) -> Connection:
     ``create`` the experiment is tagged so that the UI opens it on its runs (an experiment
     made by an older version gets the tag then); without, nothing is written.
     """
+    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     from .layout import EXPERIMENT_KIND
 
-    client = MlflowClient(uri)
+    with _opening(uri):
+        client = MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None and not create:
         exp_id = None
     elif exp is None:
-        exp_id = client.create_experiment(
-            experiment,
-            artifact_location=artifact_root(uri),
-            tags={EXPERIMENT_KIND[0]: EXPERIMENT_KIND[1]},
-        )
+        try:
+            exp_id = client.create_experiment(
+                experiment,
+                artifact_location=artifact_root(uri),
+                tags={EXPERIMENT_KIND[0]: EXPERIMENT_KIND[1]},
+            )
+        except MlflowException as e:
+            # another driver created it between the look-up and here (names are unique)
+            if e.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            exp_id = client.get_experiment_by_name(experiment).experiment_id
     elif exp.lifecycle_stage != "active":
         raise ValueError(
             f"experiment {experiment!r} is deleted in {uri}; "
@@ -112,6 +121,29 @@ def connect(uri: str, experiment: str, create: bool = True) -> Connection:
         if create and exp.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:
             client.set_experiment_tag(exp_id, *EXPERIMENT_KIND)
     return Connection(uri, client, exp_id)
+
+
+@contextlib.contextmanager
+def _opening(uri: str):
+    """Hold an exclusive lock on a SQLite store's folder while MLflow opens the store.
+
+    Opening a SQLite file that has no tables yet creates them, and MLflow 3.17's tracking
+    store does so without a lock: two processes opening one new store at once (two
+    drivers of a sweep started together) fail with "table ... already exists". The lock
+    (flock on the folder, released when the process dies) makes the second wait for the
+    first's tables. Other stores create their schema on their server's side."""
+    db = sqlite_path(uri)
+    if db is None or os.name != "posix" or not db.parent.is_dir():
+        yield
+        return
+    import fcntl
+
+    fd = os.open(db.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 # One store per (URI, experiment) in a process: the sweep flow's tasks all run in the

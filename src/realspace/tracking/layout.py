@@ -5,6 +5,8 @@
 - one parent run per sweep, found again by the tag ``realspace.sweep_key`` and tagged
   with the layout version (``realspace.layout``); at the end it holds the sweep's totals
   as metrics, and the report under ``report/`` with per-cell metrics charted by width;
+  it also holds the drivers' lease (``lease``: params ``realspace.lease.<n>``, tag
+  ``realspace.lease``);
 - one *cell run* per cell (the networks that differ only by seed), a child of the parent
   tagged ``realspace.cell``: the cell's spec as params, its networks' tables and arrays
   under ``shards/`` (``tables``), and once every network of the cell is in: aggregates

@@ -10,6 +10,7 @@ resumed.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +71,9 @@ class CellRun:
 
 PAGE = 50000  # runs per search query (MLflow's maximum)
 BATCH = 1000  # metrics per log_batch call (MLflow's maximum)
+# seconds a driver that created a parent run waits before looking for a second one (see
+# SweepStore.find_or_create_parent): far above a create's latency, paid once per sweep
+SETTLE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -114,17 +118,20 @@ class SweepStore:
                 return runs
 
     # -- parent ----------------------------------------------------------------
-    def _parent(self, sweep_key: str):
-        """The sweep's parent run (the oldest, should there be several), or None; raises
-        OldLayout when it was written in another layout."""
-        found = self.client.search_runs(
-            [self.experiment_id],
-            f"tags.`{SWEEP_TAG}` = '{sweep_key}'",
-            max_results=1,
-            order_by=["attributes.start_time ASC"],
-        )
+    def _parents(self, sweep_key: str) -> list:
+        """The sweep's parent runs, the one every driver takes first: the oldest, the
+        smaller run id between two of the same millisecond (there is one, except for a
+        moment when two drivers created one each: see ``parent_run``). Raises OldLayout
+        when it was written in another layout."""
+        found = self._search(f"tags.`{SWEEP_TAG}` = '{sweep_key}'")
+        found.sort(key=lambda r: (r.info.start_time, r.info.run_id))
         if found:
             check_layout(found[0].data.tags, sweep_key, self.uri)
+        return found
+
+    def _parent(self, sweep_key: str):
+        """The sweep's parent run (``_parents``' first), or None."""
+        found = self._parents(sweep_key)
         return found[0] if found else None
 
     def find_parent(self, sweep_key: str) -> str | None:
@@ -134,18 +141,39 @@ class SweepStore:
         found = self._parent(sweep_key)
         return found.info.run_id if found else None
 
-    def parent_run(self, sweep_key: str, name: str, tags: dict | None = None) -> str:
-        """The sweep's parent run id, created on first use and found again later (and set
-        RUNNING again: a resumed sweep is running)."""
+    def find_or_create_parent(
+        self, sweep_key: str, name: str, tags: dict | None = None, settle: float = SETTLE_S
+    ) -> str:
+        """The sweep's parent run id, created on first use (its status left as it is).
+
+        Two drivers starting a new sweep at once may both find no parent and create one
+        each (a search and a create are two requests; MLflow has no unique key on a tag).
+        So a driver that created one waits ``settle`` seconds, by when the other's create
+        has landed, and looks again: both then take the same one (``_parents`` orders
+        them alike for everyone) and the other is deleted by whoever created it. This
+        holds when each create lands within ``settle`` of the other's search; the lease
+        (``lease``) on that parent then admits one driver.
+        """
         found = self._parent(sweep_key)
         if found:
-            if found.info.status != "RUNNING":
-                self.client.update_run(found.info.run_id, status="RUNNING")
             return found.info.run_id
         run = self.client.create_run(
             self.experiment_id, run_name=name, tags=parent_tags(sweep_key, tags)
         )
-        return run.info.run_id
+        mine = run.info.run_id
+        time.sleep(settle)
+        first = self._parent(sweep_key).info.run_id
+        if first != mine:
+            self.client.delete_run(mine)
+        return first
+
+    def parent_run(self, sweep_key: str, name: str, tags: dict | None = None) -> str:
+        """The sweep's parent run id, created on first use and found again later (and set
+        RUNNING again: a resumed sweep is running)."""
+        parent = self.find_or_create_parent(sweep_key, name, tags)
+        if self.client.get_run(parent).info.status != "RUNNING":
+            self.client.update_run(parent, status="RUNNING")
+        return parent
 
     def finish_parent(self, parent_id: str, totals: dict, status: str = "FINISHED") -> None:
         """The sweep's totals as metrics, then its final status."""
