@@ -2,11 +2,15 @@
 identity rows, checked against Monte Carlo, symmetry and closed forms (float64)."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
+from realspace import stats
 from realspace.problem import init_params, orthonormal_rows, teacher_rows
 from realspace.spec import RunSpec, target_label
+from realspace.spurious import zero_student_loss
+from realspace.stats import spurious_table
 from realspace.sweep.config import ConfigError, parse_config
 from realspace.targets import gaussian_population_loss
 from realspace.train import TrainOptions, train_and_record
@@ -143,3 +147,93 @@ def test_teacher_rows_in_the_spec_dict_and_label_only_when_not_the_default():
     assert RunSpec.from_dict({**gauss.to_dict(), "teacher_rows": float("nan")}) == gauss
     assert target_label(gauss) == "gaussian(k=6,s=0,d=6)"
     assert target_label(ident) == "gaussian(k=6,s=0,d=6,V=identity)"
+
+
+# ---------------------------------------------------------------------------
+# The spurious-minimum rule and its shares
+# ---------------------------------------------------------------------------
+def orthonormal_zero_loss(k):
+    """L(0) = (1/2) E[(sum_j rho(x_j))^2] for independent x_j ~ N(0, 1): E[rho(x)^2] = 1/2,
+    E[rho(x)] = 1/sqrt(2 pi), so (1/2) (k/2 + k (k - 1) / (2 pi))."""
+    return 0.5 * (k / 2 + k * (k - 1) / (2 * np.pi))
+
+
+@pytest.mark.parametrize(
+    "rows, k, d", [("identity", 6, 6), ("orthogonal", 7, 7), ("orthogonal", 3, 8)]
+)
+def test_zero_student_loss_of_orthonormal_teachers(rows, k, d):
+    spec = student_teacher(rows, k, d, teacher_seed=2)
+    assert zero_student_loss(spec) == pytest.approx(orthonormal_zero_loss(k), rel=1e-13)
+
+
+def run_rows(rows, k, n, rel_losses, **override):
+    """Frame rows of gaussian runs whose losses are the given multiples of L(0)."""
+    label = target_label(student_teacher(rows, k, k))
+    base = dict(
+        target="gaussian",
+        target_label=label,
+        teacher_rows=rows if rows != "gaussian" else None,
+        teacher_width=k,
+        teacher_seed=0,
+        d=k,
+        width=n,
+        parametrization="unrestricted",
+        weight_decay=0.0,
+        certified=True,
+        run_status="converged",
+    )
+    zero = orthonormal_zero_loss(k)
+    return [
+        {**base, "seed": i, "loss": rel * zero, "objective": rel * zero, **override}
+        for i, rel in enumerate(rel_losses)
+    ]
+
+
+def constructed_frame():
+    rows = (
+        run_rows("identity", 6, 6, [1e-14] * 5 + [5e-7] + [3e-3] * 3)  # m = 9, s = 3
+        + run_rows("identity", 6, 6, [0.5], certified=False)  # a saddle: not counted
+        + run_rows("identity", 6, 6, [5e-3], run_status="diverged")  # never a minimum
+        + run_rows("orthogonal", 6, 6, [1e-14] * 4 + [2e-6])  # m = 5, s = 1
+        + run_rows("identity", 6, 7, [1e-15] * 4)  # m = 4, s = 0
+        + run_rows("identity", 6, 6, [3e-3] * 2, weight_decay=1e-3)  # not the rule's problem
+        + [dict(target="sin", target_label="sin", width=6, loss=1.0, certified=True)]
+    )
+    return stats.with_problems(pd.DataFrame(rows))
+
+
+def test_spurious_share_and_its_standard_error_per_teacher_and_width():
+    table = spurious_table(constructed_frame()).set_index(["teacher_rows", "n"])
+    assert sorted(table.index) == [("identity", 6), ("identity", 7), ("orthogonal", 6)]
+    ident = table.loc[("identity", 6)]
+    assert (ident["runs"], ident["certified"], ident["spurious"]) == (11, 9, 3)
+    assert ident["spurious_share"] == pytest.approx(1 / 3, rel=1e-12)
+    assert ident["spurious_se"] == pytest.approx(np.sqrt(2 / 81), rel=1e-12)
+    assert ident["max_rel_loss_below"] == pytest.approx(5e-7, rel=1e-9)
+    assert ident["min_rel_loss_above"] == pytest.approx(3e-3, rel=1e-9)
+    ortho = table.loc[("orthogonal", 6)]
+    assert (ortho["certified"], ortho["spurious"]) == (5, 1)
+    assert ortho["spurious_se"] == pytest.approx(np.sqrt(0.2 * 0.8 / 5), rel=1e-12)
+    wide = table.loc[("identity", 7)]
+    assert wide["spurious_share"] == 0 and wide["spurious_se"] == 0
+    assert np.isnan(wide["min_rel_loss_above"])
+    assert (table["k"] == 6).all() and (table["d"] == 6).all()
+
+
+def test_the_report_shows_the_spurious_shares_only_for_gaussian_runs():
+    from realspace.report.evidence import collect_evidence
+    from realspace.report.sections import report_sections
+
+    heading = "Spurious minima: Gaussian teacher-student"
+    df = constructed_frame()
+    ref = pd.DataFrame({"j_star": 0.0, "reference": "teacher_realizable"}, index=df.index)
+    sections = {
+        s.heading: s for s in report_sections(collect_evidence(df, {}, 1e-4, reference=ref))
+    }
+    shown = sections[heading].table.set_index(["teacher_rows", "n"])
+    assert shown.loc[("identity", 6), "spurious"] == 3
+    mse = df[df["target"] == "sin"]
+    ref = ref.loc[mse.index]
+    assert heading not in {
+        s.heading for s in report_sections(collect_evidence(mse, {}, 1e-4, reference=ref))
+    }

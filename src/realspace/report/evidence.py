@@ -5,7 +5,7 @@ the figures and the metrics read."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -36,6 +36,8 @@ class Evidence:
     seed_pair_summary: pd.DataFrame  # describe() of the seed-pair columns
     retrain_summary: pd.DataFrame  # medians per (parametrization, kind, delta)
     verdicts: list[dict]  # claim_verdicts: one dict per claim
+    # stats.spurious_table: spurious share per (teacher, k, n) of the gaussian runs
+    spurious: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def collect_evidence(
@@ -82,6 +84,7 @@ def collect_evidence(
         seed_pair_summary=seed_pair_summary(seed_pairs),
         retrain_summary=retrain_summary(retrain),
         verdicts=verdicts,
+        spurious=stats.spurious_table(df) if len(df) else pd.DataFrame(),
     )
 
 
