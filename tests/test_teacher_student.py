@@ -196,6 +196,7 @@ def constructed_frame():
         + run_rows("identity", 6, 6, [5e-3], run_status="diverged")  # never a minimum
         + run_rows("orthogonal", 6, 6, [1e-14] * 4 + [2e-6])  # m = 5, s = 1
         + run_rows("identity", 6, 7, [1e-15] * 4)  # m = 4, s = 0
+        + run_rows("identity", 10, 10, [1e-14, 1e-2])  # m = 2, s = 1
         + run_rows("identity", 6, 6, [3e-3] * 2, weight_decay=1e-3)  # not the rule's problem
         + [dict(target="sin", target_label="sin", width=6, loss=1.0, certified=True)]
     )
@@ -203,8 +204,15 @@ def constructed_frame():
 
 
 def test_spurious_share_and_its_standard_error_per_teacher_and_width():
-    table = spurious_table(constructed_frame()).set_index(["teacher_rows", "n"])
-    assert sorted(table.index) == [("identity", 6), ("identity", 7), ("orthogonal", 6)]
+    table = spurious_table(constructed_frame())
+    # in the order of k, not of the labels (which put k = 10 before k = 6)
+    assert table[["teacher_rows", "k", "n"]].values.tolist() == [
+        ["identity", 6, 6],
+        ["identity", 6, 7],
+        ["identity", 10, 10],
+        ["orthogonal", 6, 6],
+    ]
+    table = table.set_index(["teacher_rows", "n"])
     ident = table.loc[("identity", 6)]
     assert (ident["runs"], ident["certified"], ident["spurious"]) == (11, 9, 3)
     assert ident["spurious_share"] == pytest.approx(1 / 3, rel=1e-12)
@@ -217,7 +225,8 @@ def test_spurious_share_and_its_standard_error_per_teacher_and_width():
     wide = table.loc[("identity", 7)]
     assert wide["spurious_share"] == 0 and wide["spurious_se"] == 0
     assert np.isnan(wide["min_rel_loss_above"])
-    assert (table["k"] == 6).all() and (table["d"] == 6).all()
+    assert table.loc[("identity", 10), "spurious_share"] == 0.5
+    assert (table["k"] == table["d"]).all()
 
 
 def test_the_report_shows_the_spurious_shares_only_for_gaussian_runs():

@@ -393,4 +393,5 @@ def spurious_table(df: pd.DataFrame, rel_threshold: float = SPURIOUS_REL_LOSS) -
                 "min_rel_loss_above": above.min() if len(above) else np.nan,
             }
         )
-    return pd.DataFrame(rows)
+    order = ["teacher_rows", "k", "n", "problem"]  # k = 6 before k = 10, unlike the labels
+    return pd.DataFrame(rows).sort_values(order).reset_index(drop=True)
