@@ -246,3 +246,22 @@ def test_the_report_shows_the_spurious_shares_only_for_gaussian_runs():
     assert heading not in {
         s.heading for s in report_sections(collect_evidence(mse, {}, 1e-4, reference=ref))
     }
+
+
+def test_the_shipped_sweep_is_the_published_setting():
+    """configs/teacher_student.yaml: n = k = d for k = 6 .. 12 and both orthonormal teachers,
+    plain GD in float64 from rows N(0, I/d), enough seeds for a standard error <= 5 points."""
+    from pathlib import Path
+
+    from realspace.sweep.config import load_config
+    from realspace.sweep.plan import plan_runs
+
+    cfg = load_config(Path(__file__).parents[1] / "configs" / "teacher_student.yaml")
+    specs = [r.spec for r in plan_runs(cfg)]
+    assert all(s.width == s.teacher_width == s.d for s in specs)
+    assert all(s.optimizer == "gd" and s.init_scale == 1 for s in specs)
+    cells = {(s.teacher_rows, s.teacher_width) for s in specs}
+    assert {("identity", k) for k in range(6, 13)} <= cells
+    assert {("orthogonal", k) for k in range(6, 13)} <= cells
+    m = len(cfg.seed_list())
+    assert np.sqrt(0.25 / m) <= 0.05 and cfg.execution.dtype == "float64"
