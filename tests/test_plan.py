@@ -1,10 +1,14 @@
+import hashlib
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from realspace.spec import RunSpec
-from realspace.sweep.config import parse_config
+from realspace.sweep.config import load_config, parse_config
 from realspace.sweep.memory import bytes_per_network
 from realspace.sweep.plan import (
     MIN_SPLIT,
@@ -13,6 +17,7 @@ from realspace.sweep.plan import (
     pack_shards,
     plan_runs,
     run_key,
+    sweep_key,
 )
 
 DOC = {
@@ -158,6 +163,46 @@ def test_unrestricted_keys_are_those_of_before_the_restricted_method_axis():
     assert run_key(spec) == "28f0d18884132f16d4cab96a"
     assert cell_key(RunSpec(width=8)) == "4c373b0f24638c4d"
     assert "restricted_method" not in RunSpec().to_dict()
+
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+@pytest.mark.parametrize(
+    "name, runs, sweep, run_keys, cell_keys",
+    [
+        ("default", 384, "5c0c87b36dc693a6222173e6", "52765c6904308b9f", "02232b1670a156c9"),
+        ("paper", 31232, "a49113cf3082f8d44fa955d0", "d6296c8a79cc877b", "1dc8ed4fe6505bba"),
+    ],
+)
+def test_keys_of_the_shipped_configs_are_those_of_before_teacher_rows(
+    name, runs, sweep, run_keys, cell_keys
+):
+    """Pinned before the Gaussian teacher's rows became a field: a resumed sweep must find
+    its runs (paper.yaml has a gaussian target with the default rows)."""
+    cfg = load_config(CONFIGS / f"{name}.yaml")
+    planned = plan_runs(cfg)
+
+    def digest(keys):
+        return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
+
+    assert len(planned) == runs and sweep_key(cfg) == sweep
+    assert digest(r.key for r in planned) == run_keys
+    assert digest(sorted({cell_key(r.spec) for r in planned})) == cell_keys
+
+
+def test_teacher_rows_other_than_the_default_are_keyed():
+    target = {"name": "gaussian", "teacher_width": 4, "input_dim": 4}
+    doc = {"name": "g", "widths": [4], "seeds": 2, "parametrizations": ["unrestricted"]}
+    keys, sweeps = [], []
+    for rows in ("gaussian", "orthogonal", "identity"):
+        cfg = parse_config({**doc, "targets": [{**target, "teacher_rows": rows}]})
+        keys.append({r.key for r in plan_runs(cfg)})
+        sweeps.append(sweep_key(cfg))
+        assert {r.spec.teacher_rows for r in plan_runs(cfg)} == {rows}
+    default = parse_config({**doc, "targets": [target]})
+    assert keys[0] == {r.key for r in plan_runs(default)} and sweeps[0] == sweep_key(default)
+    assert len(set(sweeps)) == 3 and not (keys[0] & keys[1] or keys[1] & keys[2])
 
 
 def test_restricted_runs_are_planned_once_per_method_and_keyed_by_it():

@@ -20,6 +20,7 @@ __all__ = [
     "init_params",
     "teacher_net",
     "teacher_rows",
+    "orthonormal_rows",
     "target_on",
     "eval_grid",
     "network_from_params",
@@ -45,8 +46,32 @@ def teacher_net(spec: RunSpec) -> ShallowNet:
 
 
 def teacher_rows(spec: RunSpec) -> np.ndarray:
-    """Teacher rows V (k, d) of the Gaussian teacher-student problem, N(0, I) from teacher_seed."""
-    return np.random.default_rng(spec.teacher_seed).standard_normal((spec.teacher_width, spec.d))
+    """Teacher rows V (k, d) of the Gaussian teacher-student problem, by ``spec.teacher_rows``:
+
+    - ``gaussian``: i.i.d. N(0, I_d) rows from ``default_rng(teacher_seed)``;
+    - ``orthogonal``: k <= d uniform (Haar) orthonormal rows (``orthonormal_rows``);
+    - ``identity``: V = I_k (d = k; teacher_seed plays no part).
+    """
+    k, d = spec.teacher_width, spec.d
+    rng = np.random.default_rng(spec.teacher_seed)
+    if spec.teacher_rows == "identity":
+        return np.eye(k, d)
+    if spec.teacher_rows == "orthogonal":
+        return orthonormal_rows(k, d, rng)
+    return rng.standard_normal((k, d))
+
+
+def orthonormal_rows(k: int, d: int, rng: np.random.Generator) -> np.ndarray:
+    """k <= d orthonormal rows in R^d (k, d), uniformly distributed (Haar).
+
+    G (d, k) standard normal, G = Q R (reduced QR), V = (Q diag(sign R_jj))^T: the sign
+    fix makes the factorization unique, so V is G's Gram-Schmidt orthonormalization, whose
+    law is invariant under rotations of R^d (without it, numpy's sign convention biases it).
+    """
+    if not 1 <= k <= d:
+        raise ValueError(f"need 1 <= k <= d orthonormal rows, got k={k}, d={d}")
+    q, r = np.linalg.qr(rng.standard_normal((d, k)))
+    return (q * np.sign(np.diag(r))).T
 
 
 def make_data(spec: RunSpec) -> tuple[np.ndarray, np.ndarray]:

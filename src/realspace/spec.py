@@ -24,6 +24,8 @@ __all__ = [
     "DEFAULT_RESTRICTED_METHOD",
     "SAMPLINGS",
     "TARGET_NAMES",
+    "TEACHER_ROWS",
+    "DEFAULT_TEACHER_ROWS",
     "problem_conflicts",
     "target_label",
     "cell_of",
@@ -42,15 +44,41 @@ SAMPLINGS = ("grid", "uniform")
 # target name -> loss kind
 LOSS_KINDS = {**{name: "mse" for name in TARGETS}, "teacher": "mse", "gaussian": "gaussian"}
 TARGET_NAMES = tuple(sorted(LOSS_KINDS))
+# the rows V (k, d) of the Gaussian teacher (docs/science.md#targets-and-losses): i.i.d.
+# N(0, I); k orthonormal rows drawn uniformly (k <= d); the identity I_k (d = k), the
+# orthonormal teacher of the literature on spurious minima
+TEACHER_ROWS = ("gaussian", "orthogonal", "identity")
+DEFAULT_TEACHER_ROWS = "gaussian"
 
 
-def problem_conflicts(target: str, parametrization: str, batch_size: int) -> list[str]:
+def problem_conflicts(
+    target: str,
+    parametrization: str,
+    batch_size: int,
+    teacher_rows: str = DEFAULT_TEACHER_ROWS,
+    d: int = 1,
+    teacher_width: int = 1,
+) -> list[str]:
     """What a target forbids of the rest of a run, one sentence per broken rule (empty when
     none). The single statement of these rules: RunSpec raises them, the sweep config
     reports them under the target's key before any work starts."""
+    if teacher_rows not in TEACHER_ROWS:
+        return [f"teacher_rows must be one of {TEACHER_ROWS}, got {teacher_rows!r}"]
     if LOSS_KINDS.get(target) != "gaussian":
+        if teacher_rows != DEFAULT_TEACHER_ROWS:
+            return [f"teacher_rows {teacher_rows!r} applies to the gaussian target only"]
         return []
     broken = []
+    if teacher_rows == "orthogonal" and teacher_width > d:
+        broken.append(
+            f"orthogonal teacher rows need teacher_width <= input_dim (k orthonormal rows in "
+            f"R^d), got teacher_width={teacher_width}, input_dim={d}"
+        )
+    if teacher_rows == "identity" and teacher_width != d:
+        broken.append(
+            f"identity teacher rows (V = I_k) need input_dim = teacher_width, got "
+            f"teacher_width={teacher_width}, input_dim={d}"
+        )
     if parametrization != "unrestricted":
         broken.append(
             "the Gaussian teacher-student model has no biases and no affine part, so it has "
@@ -70,8 +98,9 @@ class RunSpec:
     canonical teacher of width ``teacher_width`` from ``teacher_seed``), both with
     MSE on ``n_samples`` points of [-D, D]^d (``sampling`` "grid" or "uniform",
     optional Gaussian label ``noise``); or ``"gaussian"``: the bias-free Gaussian
-    teacher-student population loss in closed form (teacher rows N(0, I) from
-    ``teacher_seed``, output weights fixed to 1, no data).
+    teacher-student population loss in closed form (teacher rows from ``teacher_seed``
+    by the law ``teacher_rows``, one of ``TEACHER_ROWS``; output weights fixed to 1, no
+    data).
 
     Objective: loss + weight_decay * (1/2) sum_i (c_i^2 + ||a_i||^2).
     ``batch_size`` 0 means full batch. Stopping: gradient norm <= ``grad_tol``, no
@@ -81,7 +110,9 @@ class RunSpec:
     ``restricted_method``: how a restricted run stays in Omega_N (``RESTRICTED_METHODS``;
     empty means ``DEFAULT_RESTRICTED_METHOD``). An unrestricted run has none: the field
     reads "" whatever was given, and ``to_dict`` leaves it out, so an unrestricted run's
-    key is the one it had before the field existed.
+    key is the one it had before the field existed. Likewise ``teacher_rows`` (only the
+    gaussian target takes another than ``DEFAULT_TEACHER_ROWS``) is in ``to_dict`` only
+    when it is not the default: i.i.d. Gaussian rows keep the keys they had before it.
     """
 
     target: str = "sin"
@@ -112,6 +143,7 @@ class RunSpec:
     init_scale: float = 1.0
     seed: int = 0
     restricted_method: str = ""
+    teacher_rows: str = DEFAULT_TEACHER_ROWS
 
     def __post_init__(self):
         def bad(msg):
@@ -154,7 +186,14 @@ class RunSpec:
                 bad(f"{name} must be >= 0, got {getattr(self, name)}")
         if not (0 <= self.momentum < 1 and 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             bad("momentum, beta1 and beta2 must lie in [0, 1)")
-        for broken in problem_conflicts(self.target, self.parametrization, self.batch_size):
+        for broken in problem_conflicts(
+            self.target,
+            self.parametrization,
+            self.batch_size,
+            self.teacher_rows,
+            self.d,
+            self.teacher_width,
+        ):
             bad(broken)
         if self.loss == "gaussian" and (self.bias or self.train_output):
             bad(
@@ -202,11 +241,14 @@ class RunSpec:
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict (target_params as a mapping); ``restricted_method`` only
-        for restricted runs (an unrestricted run's dict, hence its key, predates it)."""
+        for restricted runs and ``teacher_rows`` only when not the default (the dicts, hence
+        the keys, of the runs without them predate these fields)."""
         out = {name: getattr(self, name) for name in _FIELD_NAMES}
         out["target_params"] = dict(self.target_params)
         if not self.restricted:
             del out["restricted_method"]
+        if self.teacher_rows == DEFAULT_TEACHER_ROWS:
+            del out["teacher_rows"]
         return out
 
     @classmethod
@@ -222,6 +264,9 @@ class RunSpec:
         elif data.get("parametrization") == "restricted":
             # stored before the method was a field: those runs were projected
             data["restricted_method"] = _LEGACY_RESTRICTED_METHOD
+        rows = data.pop("teacher_rows", None)
+        if isinstance(rows, str) and rows:  # a table's missing value reads NaN
+            data["teacher_rows"] = rows
         if isinstance(data.get("target_params"), dict):
             data["target_params"] = tuple(sorted(data["target_params"].items()))
         return cls(**data)
@@ -263,10 +308,12 @@ _FIELD_TYPES = {f.name: type(f.default) for f in fields(RunSpec) if f.name != "t
 
 def target_label(spec: RunSpec) -> str:
     """Readable name of a run's problem, e.g. ``sin``, ``sin(freq=2.0)``,
-    ``teacher(k=4,s=0,d=1)``, ``sin wd=0.01`` (weight decay, when nonzero)."""
+    ``teacher(k=4,s=0,d=1)``, ``gaussian(k=6,s=0,d=6,V=identity)`` (teacher rows, when
+    not the default), ``sin wd=0.01`` (weight decay, when nonzero)."""
     wd = f" wd={spec.weight_decay:g}" if spec.weight_decay else ""
     if spec.target in ("teacher", "gaussian"):
-        return f"{spec.target}(k={spec.teacher_width},s={spec.teacher_seed},d={spec.d}){wd}"
+        rows = "" if spec.teacher_rows == DEFAULT_TEACHER_ROWS else f",V={spec.teacher_rows}"
+        return f"{spec.target}(k={spec.teacher_width},s={spec.teacher_seed},d={spec.d}{rows}){wd}"
     params = ",".join(f"{k}={v}" for k, v in spec.target_params)
     return (f"{spec.target}({params})" if params else spec.target) + wd
 

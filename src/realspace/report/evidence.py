@@ -5,7 +5,7 @@ the figures and the metrics read."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -38,6 +38,8 @@ class Evidence:
     retrain_summary: pd.DataFrame  # medians per (parametrization, kind, delta)
     retrain_exponents: pd.DataFrame  # retraining.retrain_exponents: d_P ~ d_W^p with CI
     verdicts: list[dict]  # claim_verdicts: one dict per claim
+    # stats.spurious_table: spurious share per (teacher, k, n) of the gaussian runs
+    spurious: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def collect_evidence(
@@ -85,6 +87,7 @@ def collect_evidence(
         retrain_summary=retrain_summary(retrain),
         retrain_exponents=retrain_exponents(retrain),
         verdicts=verdicts,
+        spurious=stats.spurious_table(df) if len(df) else pd.DataFrame(),
     )
 
 

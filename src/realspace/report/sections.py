@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..restricted import MERGE_ANGLE
 from ..spec import DEFAULT_RESTRICTED_METHOD
+from ..spurious import SPURIOUS_REL_LOSS
 from .evidence import Evidence
 
 __all__ = ["Section", "FIGURES", "report_sections"]
@@ -106,6 +107,7 @@ def report_sections(ev: Evidence) -> list[Section]:
             None,
             "spurious_vs_width.png",
         ),
+        *_teacher_student(ev),
         Section(
             "Claim 4: restricted vs unrestricted",
             "Per problem, width and restricted method (how restricted runs stay in Omega_N: "
@@ -187,6 +189,21 @@ def report_sections(ev: Evidence) -> list[Section]:
         )
     sections.append(Section("Realizations", None, None, "gallery.png"))
     return sections
+
+
+def _teacher_student(ev: Evidence) -> list[Section]:
+    """The spurious share of the Gaussian teacher-student runs, when the sweep has any."""
+    if ev.spurious.empty:
+        return []
+    text = (
+        "Gaussian teacher-student runs without weight decay (teacher of k rows, student of "
+        "n, output weights 1, no biases, exact population loss L). Spurious = a certified "
+        f"local minimum with L > {SPURIOUS_REL_LOSS:g} L(0), L(0) = (1/2) E[f_V^2] the loss "
+        "of the zero student; the share is over certified runs, with its binomial standard "
+        "error sqrt(p (1 - p) / certified). max_rel_loss_below and min_rel_loss_above: the "
+        "certified L / L(0) closest to the threshold on either side, the gap it falls in."
+    )
+    return [Section("Spurious minima: Gaussian teacher-student", text, ev.spurious, None)]
 
 
 def _summary(ev: Evidence) -> str:

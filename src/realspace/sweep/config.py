@@ -18,11 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..inverse import PERTURBATIONS
 from ..spec import (
     DEFAULT_RESTRICTED_METHOD,
+    DEFAULT_TEACHER_ROWS,
     OPTIMIZERS,
     PARAMETRIZATIONS,
     RESTRICTED_METHODS,
     SAMPLINGS,
     TARGET_NAMES,
+    TEACHER_ROWS,
     problem_conflicts,
 )
 
@@ -31,6 +33,7 @@ __all__ = ["SweepConfig", "ConfigError", "load_config", "parse_config", "as_conf
 Parametrization = Literal[PARAMETRIZATIONS]
 OptimizerKind = Literal[OPTIMIZERS]
 Sampling = Literal[SAMPLINGS]
+TeacherRows = Literal[TEACHER_ROWS]
 Perturbation = Literal[PERTURBATIONS]
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -59,6 +62,7 @@ class Target(Strict):
     params: dict[str, float] = {}
     teacher_width: PositiveInt = 4
     teacher_seed: Annotated[int, Field(ge=0)] = 0
+    teacher_rows: TeacherRows = DEFAULT_TEACHER_ROWS  # the Gaussian teacher's rows
     input_dim: PositiveInt | None = None
     widths: Annotated[list[PositiveInt], Field(min_length=1)] | None = None
     parametrizations: Annotated[list[Parametrization], Field(min_length=1)] | None = None
@@ -206,7 +210,14 @@ class SweepConfig(Strict):
             broken = {
                 b
                 for par in t.parametrizations or self.parametrizations
-                for b in problem_conflicts(t.name, par, self.optimizer.batch_size)
+                for b in problem_conflicts(
+                    t.name,
+                    par,
+                    self.optimizer.batch_size,
+                    t.teacher_rows,
+                    t.input_dim or self.input_dim,
+                    t.teacher_width,
+                )
             }
             if broken:
                 hint = (

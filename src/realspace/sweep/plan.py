@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from .. import SCIENCE_VERSION
-from ..spec import RunSpec
+from ..spec import DEFAULT_TEACHER_ROWS, RunSpec
 from .config import SweepConfig
 from .memory import networks_per_shard
 
@@ -83,6 +83,9 @@ def _with_seed(base: RunSpec, seed: int) -> RunSpec:
 def sweep_key(cfg: SweepConfig) -> str:
     """Identity of a sweep: its science axes (execution and tracking settings excluded)."""
     science = cfg.model_dump(mode="json", exclude={"execution", "tracking", "analysis"})
+    for target in science["targets"]:  # the default rows: the key a sweep had before them
+        if target["teacher_rows"] == DEFAULT_TEACHER_ROWS:
+            del target["teacher_rows"]
     if not any("restricted" in (t.parametrizations or cfg.parametrizations) for t in cfg.targets):
         del science["restricted_methods"]  # an axis of restricted runs only
     return _digest({"science_version": SCIENCE_VERSION, "sweep": science})[:24]
@@ -121,6 +124,7 @@ def plan_runs(cfg: SweepConfig) -> list[PlannedRun]:
             target_params=tuple(sorted(t.params.items())),
             teacher_width=t.teacher_width,
             teacher_seed=t.teacher_seed,
+            teacher_rows=t.teacher_rows,
             d=t.input_dim or cfg.input_dim,
             D=cfg.domain,
             n_samples=data.n_samples,
