@@ -32,8 +32,8 @@ SLOW = {
     **DOC,
     "name": "cancelled",
     "widths": [2, 3, 4],
-    "seeds": 3,
-    "optimizer": {"steps": 3000, "lr": 0.02},
+    "seeds": 2,
+    "optimizer": {"steps": 2000, "lr": 0.02},
     "execution": {"max_shard_size": 1},
 }
 
@@ -195,6 +195,10 @@ def test_a_submitted_sweep_cancelled_mid_run_ends_cancelled_and_resumes(prefect,
     assert code == 0 and "is already Cancelled" in out, out
     code, out, err = _cli(tmp_path, "cancel", str(uuid.uuid4()), env=env)
     assert code == 2 and "error: no flow run" in err, err
+    # a nightly schedule on the sweep's deployment, as the README says to add one
+    cron = [str(BIN / "prefect"), "deployment", "schedule", "create"]
+    cron += ["realspace-submitted-sweep/cancelled", "--cron", "0 3 * * *", "--timezone", "UTC"]
+    subprocess.run(cron, env=env, check=True, capture_output=True, timeout=60)
     # submitted again, it resumes: what the cancelled run wrote stays, not trained again
     before = {p for names in state.pieces.values() for p in names}
     again = _submit(cfg, tmp_path, env)
@@ -203,3 +207,10 @@ def test_a_submitted_sweep_cancelled_mid_run_ends_cancelled_and_resumes(prefect,
     state = sweep_state(uri, SLOW["name"])
     check_complete(uri, state, planned)
     assert before <= {p for names in state.pieces.values() for p in names}
+    # the resubmission updated the deployment and kept its schedule
+    from prefect.client.orchestration import SyncPrefectClient
+
+    with SyncPrefectClient(env["PREFECT_API_URL"]) as client:
+        dep = client.read_deployment_by_name("realspace-submitted-sweep/cancelled")
+    assert [s.schedule.cron for s in dep.schedules] == ["0 3 * * *"]
+    assert dep.parameters["config"]["name"] == "cancelled" and dep.tags == [run.tags[0]]

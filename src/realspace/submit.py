@@ -162,6 +162,7 @@ def submit(
     of it; returns the run at once (a worker of the pool picks it up). Raises NotStarted
     before anything is created: no Prefect server, no such pool, an unreachable store or
     Ray address, a sweep over budget."""
+    from prefect.client.schemas.actions import DeploymentUpdate
     from prefect.deployments.runner import EntrypointType
     from prefect.exceptions import ObjectNotFound
 
@@ -197,16 +198,33 @@ def submit(
         "allow_over_budget": allow_over_budget,
     }
     tag = sweep_tag(cfg)
-    deployment = submitted_sweep.to_deployment(
-        name=cfg.name,
-        parameters=params,  # the defaults of a scheduled run too: the sweep as submitted
-        tags=[tag],
-        description=f"realspace sweep {cfg.name}",
-        entrypoint_type=EntrypointType.MODULE_PATH,
-        enforce_parameter_schema=False,
-    )
-    deployment_id = deployment.apply(work_pool_name=pool)
     with _client() as client:
+        try:
+            existing = client.read_deployment_by_name(f"{FLOW_NAME}/{cfg.name}")
+        except ObjectNotFound:
+            existing = None
+        if existing is None:
+            deployment_id = submitted_sweep.to_deployment(
+                name=cfg.name,
+                parameters=params,  # the defaults of a scheduled run too
+                tags=[tag],
+                description=f"realspace sweep {cfg.name}",
+                entrypoint_type=EntrypointType.MODULE_PATH,
+                enforce_parameter_schema=False,
+            ).apply(work_pool_name=pool)
+        else:
+            # only what a submission sets: a schedule added to the deployment stays (a
+            # redeployment through to_deployment().apply() clears it)
+            deployment_id = existing.id
+            client.update_deployment(
+                deployment_id,
+                DeploymentUpdate(
+                    parameters=params,
+                    tags=[tag],
+                    work_pool_name=pool,
+                    entrypoint=f"{submitted_sweep.fn.__module__}.{submitted_sweep.fn.__name__}",
+                ),
+            )
         run = client.create_flow_run_from_deployment(deployment_id, tags=[tag])
     return _submitted(run, f"{FLOW_NAME}/{cfg.name}")
 
