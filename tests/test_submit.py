@@ -58,3 +58,24 @@ def test_status_without_a_prefect_server_shows_the_store_alone(tmp_path, cfg):
     code, text, _ = _cli(tmp_path, "status", str(cfg))
     assert code == 0, text
     assert "total: 0 done, 2 pending of 2" in text and "submitted flow runs" not in text
+
+
+def test_a_masked_tracking_uri_is_completed_from_the_workers_environment(monkeypatch):
+    """Prefect stores a flow run's parameters, so a URI with a password is submitted
+    masked; the worker finds the real one in its MLFLOW_TRACKING_URI, or refuses."""
+    from realspace.service import NotStarted
+    from realspace.submit import worker_uri
+    from realspace.tracking.secrets import mask
+
+    real = "http://user:s3cret@mlflow.example:5000"
+    masked = mask(real)
+    assert "s3cret" not in masked and "***" in masked
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert worker_uri("http://mlflow.example:5000") == "http://mlflow.example:5000"
+    with pytest.raises(NotStarted, match="set MLFLOW_TRACKING_URI to the real one"):
+        worker_uri(masked)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://user:s3cret@elsewhere:5000")
+    with pytest.raises(NotStarted):  # another server's URI is not this one
+        worker_uri(masked)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", real)
+    assert worker_uri(masked) == real

@@ -44,6 +44,7 @@ __all__ = [
     "submitted_runs",
     "submitted_sweep",
     "sweep_tag",
+    "worker_uri",
 ]
 
 FLOW_NAME = "realspace-submitted-sweep"
@@ -102,6 +103,21 @@ class SubmittedRun:
     pool: str | None
 
 
+def worker_uri(submitted: str) -> str:
+    """The tracking URI a worker uses for the ``submitted`` parameter: a URI with a
+    password was masked before it became a parameter (Prefect stores those), and the
+    worker's own MLFLOW_TRACKING_URI supplies it. NotStarted when it does not."""
+    real = os.environ.get("MLFLOW_TRACKING_URI")
+    if "***" not in submitted:
+        return submitted
+    if real and mask(real) == submitted:
+        return real
+    raise NotStarted(
+        f"the tracking URI {submitted} was submitted masked: set MLFLOW_TRACKING_URI "
+        "to the real one in the worker's environment"
+    )
+
+
 @flow(name=FLOW_NAME, validate_parameters=False, log_prints=False)
 def submitted_sweep(
     config: dict,
@@ -115,19 +131,7 @@ def submitted_sweep(
     """A sweep as ``realspace sweep`` runs it, in a worker's flow run. Fails (the flow
     run's state says why) when the sweep cannot start, when another driver holds it, or
     when shards or analysis units failed."""
-    from .tracking.secrets import reveal_uri
-
-    # a URI with a password was masked before it became a parameter (Prefect stores
-    # those); the worker's own MLFLOW_TRACKING_URI supplies it
-    real = os.environ.get("MLFLOW_TRACKING_URI")
-    uri = real if real and "***" in tracking_uri and mask(real) == tracking_uri else tracking_uri
-    uri = reveal_uri(uri)
-    if "***" in uri:
-        raise NotStarted(
-            f"the tracking URI {uri} was masked when submitted: set MLFLOW_TRACKING_URI "
-            "to the real one in the worker's environment"
-        )
-    plan = plan_sweep(config, uri, ray_address)
+    plan = plan_sweep(config, worker_uri(tracking_uri), ray_address)
     summary = run_sweep(
         plan,
         in_process=in_process,
