@@ -79,3 +79,12 @@ def test_a_masked_tracking_uri_is_completed_from_the_workers_environment(monkeyp
         worker_uri(masked)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", real)
     assert worker_uri(masked) == real
+
+
+def test_status_warns_and_still_shows_the_store_when_the_prefect_server_is_away(tmp_path, cfg):
+    url = f"http://127.0.0.1:{free_port()}/api"
+    code, text, took = _cli(tmp_path, "status", str(cfg), PREFECT_API_URL=url)
+    assert code == 0, text
+    assert "total: 0 done, 2 pending of 2" in text
+    assert f"warning: Prefect server {url}:" in text, text
+    assert took < 30, took
