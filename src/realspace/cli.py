@@ -3,7 +3,7 @@
 It parses arguments and formats results; the work is done by the library
 (``realspace.service`` for a sweep, ``realspace.tracking`` for reading one back). Those
 are imported inside the commands, so that ``realspace --help`` loads typer and rich alone.
-About 400 lines because each of the six commands keeps its options and output together.
+About 450 lines because each of the six commands keeps its options and output together.
 """
 
 from __future__ import annotations
