@@ -131,3 +131,27 @@ def test_realspace_reads_the_variables_the_recipes_set():
             os.environ.pop("MLFLOW_TRACKING_URI")
         else:
             os.environ["MLFLOW_TRACKING_URI"] = old
+
+
+def test_kubernetes_work_pool_template():
+    """The Kubernetes variant of the submit work pool (untested on a cluster): a base job
+    template whose Job never retries a driver, runs the worker image, and reads the
+    endpoints of the KubeRay manifest's ConfigMap."""
+    import json
+
+    tpl = json.loads((ROOT / "infra" / "prefect-kubernetes-job-template.json").read_text())
+    job = tpl["job_configuration"]["job_manifest"]
+    assert job["kind"] == "Job" and job["spec"]["backoffLimit"] == 0
+    pod = job["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    (container,) = pod["containers"]
+    assert container["image"] == "{{ image }}" and container["args"] == "{{ command }}"
+    image = tpl["variables"]["properties"]["image"]["default"]
+    assert image.endswith(f":{VERSION}")  # the image of this release, as the Ray nodes run
+    config = next(d for d in load_all("kuberay-raycluster.yaml") if d["kind"] == "ConfigMap")
+    assert container["envFrom"][0]["configMapRef"]["name"] == config["metadata"]["name"]
+    # every placeholder is a declared variable (Prefect fills them from these)
+    used = set(re.findall(r"\{\{ (\w+) \}\}", json.dumps(tpl["job_configuration"])))
+    assert used <= set(tpl["variables"]["properties"]), used
+    readme = (ROOT / "infra" / "README.md").read_text()
+    assert "--type kubernetes" in readme and "prefect-kubernetes-job-template.json" in readme

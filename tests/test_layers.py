@@ -41,7 +41,7 @@ LAYERS = [
     ("tracking", ["realspace.tracking"]),
     ("tasks", ["realspace.tasks"]),
     ("flows", ["realspace.flows"]),
-    ("service", ["realspace.service"]),
+    ("service", ["realspace.service", "realspace.submit"]),
     ("cli", ["realspace.cli"]),
 ]
 # same rank: neither may import the other

@@ -1,9 +1,9 @@
-"""The ``realspace`` command: sweep, status, report, ui.
+"""The ``realspace`` command: sweep, submit, cancel, status, report, ui.
 
 It parses arguments and formats results; the work is done by the library
 (``realspace.service`` for a sweep, ``realspace.tracking`` for reading one back). Those
 are imported inside the commands, so that ``realspace --help`` loads typer and rich alone.
-About 300 lines because each of the four commands keeps its options and output together.
+About 450 lines because each of the six commands keeps its options and output together.
 """
 
 from __future__ import annotations
@@ -169,6 +169,106 @@ def sweep(
         raise typer.Exit(1)
 
 
+@app.command()
+def submit(
+    config: ConfigArg,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address", help="HOST:PORT of a running Ray cluster (default: a local Ray)"
+        ),
+    ] = None,
+    tracking_uri: TrackingOpt = None,
+    pool: Annotated[
+        str, typer.Option("--pool", help="Prefect work pool whose worker runs the sweep")
+    ] = "realspace",
+    in_process: Annotated[
+        bool,
+        typer.Option(
+            "--in-process", help="run shards in the flow run's process instead of on Ray workers"
+        ),
+    ] = False,
+    analysis: Annotated[
+        bool,
+        typer.Option(
+            "--analysis/--no-analysis",
+            help="after training, run the inverse-stability stages and write the report",
+        ),
+    ] = True,
+    report_dir: ReportDirOpt = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", help="run even when the sweep exceeds a memory, disk or stated run budget"
+        ),
+    ] = False,
+):
+    """Submit a sweep to the Prefect server at PREFECT_API_URL: create or update its
+    deployment on the work pool and a flow run of it, print the run's id, return at once.
+    A worker of the pool runs it as `realspace sweep` would (resuming, one driver)."""
+    from .service import NotStarted, OverBudget, plan_sweep
+    from .submit import submit as submit_sweep
+
+    try:
+        plan = plan_sweep(config, tracking_uri, ray_address)
+        run = submit_sweep(
+            plan,
+            pool=pool,
+            in_process=in_process,
+            analysis=analysis,
+            report_dir=report_dir,
+            allow_over_budget=yes,
+        )
+    except OverBudget as e:
+        for p in e.problems:
+            err.print(f"[red]refused:[/red] {escape(p)}", highlight=False)
+        err.print("Nothing was submitted. Pass --yes to submit it anyway.")
+        raise typer.Exit(2) from None
+    except NotStarted as e:
+        _fail(e)
+    if plan.masked_uri != plan.tracking_uri:
+        err.print(
+            "[yellow]note:[/yellow] the tracking URI was submitted masked; the worker "
+            "needs the real one in its MLFLOW_TRACKING_URI",
+            highlight=False,
+        )
+    err.print(
+        f"submitted sweep [bold]{plan.config.name}[/bold] ({len(plan.runs)} runs; tracking "
+        f"{plan.masked_uri}) as deployment {run.deployment} on pool {pool}; "
+        f"follow it with `realspace status {escape(str(config))}`, stop it with "
+        f"`realspace cancel {run.id}`",
+        highlight=False,
+    )
+    out.print(run.id, highlight=False)  # alone on stdout, for scripts
+
+
+@app.command()
+def cancel(
+    run_id: Annotated[str, typer.Argument(help="flow run id, as `realspace submit` printed")],
+):
+    """Cancel a submitted sweep's flow run through Prefect (Cancelling, then Cancelled
+    once its worker has stopped it). What it wrote is kept; a later run resumes it."""
+    from .service import NotStarted
+    from .submit import cancel as cancel_run
+
+    try:
+        run = cancel_run(run_id)
+    except NotStarted as e:
+        _fail(e)
+    if run.final:
+        out.print(
+            f"flow run {run.id} ({run.name}) is already {run.state}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    out.print(
+        f"flow run {run.id} ({run.name}) was {run.state}; cancelling: its worker stops it",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def _waiting(holder) -> None:
     from .tracking.lease import describe
 
@@ -257,6 +357,31 @@ def status(config: ConfigArg, tracking_uri: TrackingOpt = None):
         table.add_row(cell[0], cell[1], str(cell[2]), str(c["done"]), str(c["pending"]))
     out.print(table)
     out.print(f"total: {totals['done']} done, {totals['pending']} pending of {len(runs)}")
+    _print_submitted(cfg)
+
+
+def _print_submitted(cfg) -> None:
+    """The sweep's submitted flow runs, when PREFECT_API_URL names a server (one request;
+    nothing printed without one, a warning when it does not answer)."""
+    if not os.environ.get("PREFECT_API_URL"):
+        return  # before importing Prefect: status without a server stays light
+    from .submit import submitted_runs
+
+    try:
+        runs = submitted_runs(cfg)
+    except ConnectionError as e:
+        err.print(f"[yellow]warning:[/yellow] {escape(_safe(e))}", highlight=False)
+        return
+    if not runs:
+        return
+    # lines, not a table: a table narrower than an id would cut the id `cancel` needs
+    out.print(f"submitted flow runs of {cfg.name} (newest first):", highlight=False)
+    for r in runs:
+        out.print(
+            f"  {r.id} {r.state} {r.name} created {r.created[:19]}",
+            highlight=False,
+            soft_wrap=True,  # an id cut by the terminal's width is no id
+        )
 
 
 @app.command()

@@ -1,0 +1,90 @@
+"""`realspace submit` and `realspace cancel` refuse before any work, with a message that
+says what is missing: no Prefect server named, one that does not answer, a run id that
+is not one. (The commands against a real server and worker: test_submit_server.py.)"""
+
+import subprocess
+import time
+
+import pytest
+import yaml
+from procs import CLI, free_port, quiet_env
+
+DOC = {"name": "submit-args", "targets": [{"name": "sin"}], "widths": [2], "seeds": 1}
+
+
+def _cli(tmp_path, *args, **env):
+    t = time.monotonic()
+    res = subprocess.run(
+        CLI + list(args), cwd=tmp_path, env=quiet_env(**env), capture_output=True, text=True
+    )
+    return res.returncode, " ".join((res.stdout + res.stderr).split()), time.monotonic() - t
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(DOC))
+    return path
+
+
+def test_submit_without_a_prefect_server_named_is_refused_before_any_work(tmp_path, cfg):
+    code, text, _ = _cli(tmp_path, "submit", str(cfg))
+    assert code == 2, text
+    assert "error: PREFECT_API_URL is not set: submitting needs a running Prefect server" in text
+    assert not (tmp_path / "mlruns.db").exists()  # no store was created, nothing ran
+
+
+def test_submit_and_cancel_against_a_server_that_does_not_answer_fail_within_seconds(tmp_path, cfg):
+    url = f"http://127.0.0.1:{free_port()}/api"
+    code, text, took = _cli(tmp_path, "submit", str(cfg), PREFECT_API_URL=url)
+    assert code == 2 and f"error: no Prefect server at {url}" in text, text
+    assert took < 30, took
+    assert not (tmp_path / "mlruns.db").exists()
+    run = "6f1f4c1e-0000-4000-8000-000000000000"
+    code, text, took = _cli(tmp_path, "cancel", run, PREFECT_API_URL=url)
+    assert code == 2 and f"error: no Prefect server at {url}" in text, text
+    assert took < 30, took
+
+
+def test_cancel_refuses_what_is_not_a_flow_run_id_and_needs_a_server(tmp_path):
+    code, text, _ = _cli(tmp_path, "cancel", "not-a-run")
+    assert code == 2, text
+    assert "error: 'not-a-run' is not a flow run id (a UUID, as `submit` printed)" in text
+    code, text, _ = _cli(tmp_path, "cancel", "6f1f4c1e-0000-4000-8000-000000000000")
+    assert code == 2 and "error: PREFECT_API_URL is not set" in text, text
+
+
+def test_status_without_a_prefect_server_shows_the_store_alone(tmp_path, cfg):
+    code, text, _ = _cli(tmp_path, "status", str(cfg))
+    assert code == 0, text
+    assert "total: 0 done, 2 pending of 2" in text and "submitted flow runs" not in text
+
+
+def test_a_masked_tracking_uri_is_completed_from_the_workers_environment(monkeypatch):
+    """Prefect stores a flow run's parameters, so a URI with a password is submitted
+    masked; the worker finds the real one in its MLFLOW_TRACKING_URI, or refuses."""
+    from realspace.service import NotStarted
+    from realspace.submit import worker_uri
+    from realspace.tracking.secrets import mask
+
+    real = "http://user:s3cret@mlflow.example:5000"
+    masked = mask(real)
+    assert "s3cret" not in masked and "***" in masked
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert worker_uri("http://mlflow.example:5000") == "http://mlflow.example:5000"
+    with pytest.raises(NotStarted, match="set MLFLOW_TRACKING_URI to the real one"):
+        worker_uri(masked)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://user:s3cret@elsewhere:5000")
+    with pytest.raises(NotStarted):  # another server's URI is not this one
+        worker_uri(masked)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", real)
+    assert worker_uri(masked) == real
+
+
+def test_status_warns_and_still_shows_the_store_when_the_prefect_server_is_away(tmp_path, cfg):
+    url = f"http://127.0.0.1:{free_port()}/api"
+    code, text, took = _cli(tmp_path, "status", str(cfg), PREFECT_API_URL=url)
+    assert code == 0, text
+    assert "total: 0 done, 2 pending of 2" in text
+    assert f"warning: Prefect server {url}:" in text, text
+    assert took < 30, took

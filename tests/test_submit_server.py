@@ -1,0 +1,254 @@
+"""`realspace submit` through Prefect's own scheduling, on loopback: a real `prefect
+server start`, a process work pool and a real `prefect worker start`. A submitted sweep
+leaves the store `realspace sweep` leaves (same run keys, same losses); a submitted sweep
+cancelled mid-run ends Cancelled in Prefect, shown by `realspace status`, its lease
+given back and nothing half-written FINISHED; submitted again, its worker SIGKILLed
+mid-run with the flow run, a new worker and submission resume it and complete it."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+from procs import BIN, CLI, free_port, quiet_env, start_server, stop_group
+from sweepstate import check_complete, check_consistent, sweep_state
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+POOL = "realspace-test"
+DOC = {
+    "name": "submitted",
+    "targets": [{"name": "sin"}],
+    "widths": [2, 3],
+    "seeds": 2,
+    "optimizer": {"steps": 60, "lr": 0.02},
+    "data": {"n_samples": 16},
+}
+# one network per shard, each a few seconds: a sweep that is surely mid-run when cancelled
+SLOW = {
+    **DOC,
+    "name": "cancelled",
+    "widths": [2, 3, 4],
+    "seeds": 2,
+    "optimizer": {"steps": 2000, "lr": 0.02},
+    "execution": {"max_shard_size": 1},
+}
+
+
+def _cli(cwd: Path, *args, env: dict, timeout: float = 120) -> tuple[int, str, str]:
+    res = subprocess.run(
+        CLI + list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    # stdout as printed (the id `submit` prints), stderr with its lines rewrapped
+    return res.returncode, res.stdout, " ".join(res.stderr.split())
+
+
+@pytest.fixture(scope="module")
+def prefect(tmp_path_factory):
+    """A Prefect server (its own home and SQLite database), the process work pool and one
+    worker; yields (environment pointing at the server, the worker's process)."""
+    tmp = tmp_path_factory.mktemp("prefect")
+    port = free_port()
+    home = dict(PREFECT_HOME=str(tmp), PREFECT_UI_ENABLED="false")
+    server = start_server(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        port,
+        "/api/health",
+        tmp,
+        "prefect",
+        quiet_env(**home),
+    )
+    env = quiet_env(
+        PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
+        PREFECT_HOME=str(tmp / "client"),
+        PREFECT_WORKER_QUERY_SECONDS="1",  # picks a run up within a second, not ten
+    )
+    workers = []
+    try:
+        subprocess.run(
+            [str(BIN / "prefect"), "work-pool", "create", POOL, "--type", "process"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        workers.append(start_worker(tmp, env))
+        yield env, workers
+    finally:
+        for w in workers:  # a worker keeps nothing: SIGKILL, not 20 s of waiting on SIGTERM
+            _kill_group(w)
+        stop_group(server)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def start_worker(tmp: Path, env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--type", "process"],
+        cwd=tmp,
+        env=env,
+        stdout=(tmp / "worker.log").open("a"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _flow_run(env: dict, run_id: str):
+    from prefect.client.orchestration import SyncPrefectClient
+
+    with SyncPrefectClient(env["PREFECT_API_URL"]) as client:
+        return client.read_flow_run(uuid.UUID(run_id))
+
+
+def _wait_state(env: dict, run_id: str, final: set[str], timeout: float):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        run = _flow_run(env, run_id)
+        if run.state and run.state.name in final:
+            return run
+        time.sleep(1)
+    pytest.fail(f"flow run {run_id} still {run.state.name if run.state else None}")
+
+
+def _submit(cfg: Path, cwd: Path, env: dict) -> str:
+    code, out, err = _cli(
+        cwd, "submit", str(cfg), "--pool", POOL, "--in-process", "--no-analysis", env=env
+    )
+    assert code == 0, err
+    run_id = out.strip()
+    uuid.UUID(run_id)  # the id alone on stdout
+    assert f"realspace cancel {run_id}" in err, err
+    return run_id
+
+
+def _losses(uri: str, name: str) -> dict[str, float]:
+    state = sweep_state(uri, name)
+    return {r["run_key"]: r["loss"] for r in state.rows}
+
+
+def test_a_submitted_sweep_leaves_the_store_of_a_foreground_sweep(prefect, tmp_path):
+    env, _ = prefect
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(yaml.safe_dump(DOC))
+    (tmp_path / "fg").mkdir()
+    (tmp_path / "sub").mkdir()
+    t = time.time()
+    run_id = _submit(cfg, tmp_path / "sub", env)
+    assert time.time() - t < 30  # returns at once, not after the sweep
+    code, out, err = _cli(
+        tmp_path / "fg",
+        "sweep",
+        str(cfg),
+        "--quiet",
+        "--in-process",
+        "--no-analysis",
+        env=quiet_env(),
+    )
+    assert code == 0, err
+    run = _wait_state(env, run_id, {"Completed", "Failed", "Crashed", "Cancelled"}, 180)
+    assert run.state.name == "Completed", run.state
+    fg = _losses(f"sqlite:///{tmp_path / 'fg' / 'mlruns.db'}", DOC["name"])
+    uri = f"sqlite:///{tmp_path / 'sub' / 'mlruns.db'}"
+    sub = _losses(uri, DOC["name"])
+    assert len(fg) == 8 and sorted(sub) == sorted(fg)
+    for key, loss in fg.items():
+        assert math.isclose(sub[key], loss, rel_tol=1e-6, abs_tol=1e-9), key
+    check_complete(uri, sweep_state(uri, DOC["name"]), _planned(DOC))
+
+
+def _descendants(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    kids = [int(p) for p in out.split()]
+    return kids + [d for k in kids for d in _descendants(k)]
+
+
+def _planned(doc):
+    from realspace.sweep.config import parse_config
+    from realspace.sweep.plan import plan_runs
+
+    return plan_runs(parse_config(doc))
+
+
+def test_a_submitted_sweep_cancelled_mid_run_ends_cancelled_and_resumes(prefect, tmp_path):
+    env, workers = prefect
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(yaml.safe_dump(SLOW))
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    run_id = _submit(cfg, tmp_path, env)
+    deadline = time.time() + 120
+    # a table piece on disk (written whole, then renamed): opening the database here while
+    # the flow run creates it would race MLflow's creation of its tables
+    while not list((tmp_path / "mlartifacts").rglob("shards/*.parquet")):
+        assert time.time() < deadline, "no network trained in 120 s"
+        time.sleep(1)
+    code, out, err = _cli(tmp_path, "cancel", run_id, env=env)
+    assert code == 0, err
+    assert f"flow run {run_id}" in out and "cancelling" in out, out
+    run = _wait_state(env, run_id, {"Cancelled", "Completed", "Failed", "Crashed"}, 90)
+    assert run.state.name == "Cancelled", run.state
+    state = sweep_state(uri, SLOW["name"])
+    planned = _planned(SLOW)
+    assert 0 < len(state.keys) < len(planned)  # stopped mid-run
+    check_consistent(uri, state, planned)  # nothing FINISHED lacks its data
+    lease = json.loads(state.parent.data.tags["realspace.lease"])
+    assert lease["released"] is True  # given back on the way out, not left to expire
+    code, out, err = _cli(tmp_path, "status", str(cfg), env=env)
+    assert code == 0, err
+    flat = " ".join(out.split())
+    assert "total: " in flat and "submitted flow runs of cancelled (newest first):" in flat, out
+    assert f"{run_id} Cancelled {run.name} created" in flat, out
+    code, out, err = _cli(tmp_path, "cancel", run_id, env=env)
+    assert code == 0 and "is already Cancelled" in out, out
+    code, out, err = _cli(tmp_path, "cancel", str(uuid.uuid4()), env=env)
+    assert code == 2 and "error: no flow run" in err, err
+    # a nightly schedule on the sweep's deployment, as the README says to add one
+    cron = [str(BIN / "prefect"), "deployment", "schedule", "create"]
+    cron += ["realspace-submitted-sweep/cancelled", "--cron", "0 3 * * *", "--timezone", "UTC"]
+    subprocess.run(cron, env=env, check=True, capture_output=True, timeout=60)
+    # submitted again, it resumes: what the cancelled run wrote stays, not trained again
+    before = {p for names in state.pieces.values() for p in names}
+    tables = len(list((tmp_path / "mlartifacts").rglob("shards/*.parquet")))
+    killed = _submit(cfg, tmp_path, env)
+    # ... until the worker and the sweep it runs die at once (SIGKILL, as an OOM kill or a
+    # lost host would), after one more piece
+    deadline = time.time() + 120
+    while len(list((tmp_path / "mlartifacts").rglob("shards/*.parquet"))) <= tables:
+        assert time.time() < deadline, "the resubmitted sweep trained nothing in 120 s"
+        time.sleep(0.5)
+    old = workers.pop()
+    doomed = [old.pid, *_descendants(old.pid)]  # the flow run has a session of its own
+    for pid in doomed:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    old.wait()
+    # a new worker and a new submission take the lease at once (its holder's process is
+    # gone from this host) and finish the sweep
+    workers.append(start_worker(Path(env["PREFECT_HOME"]).parent, env))
+    again = _submit(cfg, tmp_path, env)
+    run = _wait_state(env, again, {"Completed", "Failed", "Crashed", "Cancelled"}, 240)
+    assert run.state.name == "Completed", run.state
+    # Prefect never heard of the killed run's end: it stays Running there (a known limit)
+    assert _flow_run(env, killed).state.name == "Running"
+    state = sweep_state(uri, SLOW["name"])
+    check_complete(uri, state, planned)
+    assert before <= {p for names in state.pieces.values() for p in names}
+    # the resubmission updated the deployment and kept its schedule
+    from prefect.client.orchestration import SyncPrefectClient
+
+    with SyncPrefectClient(env["PREFECT_API_URL"]) as client:
+        dep = client.read_deployment_by_name("realspace-submitted-sweep/cancelled")
+    assert [s.schedule.cron for s in dep.schedules] == ["0 3 * * *"]
+    assert dep.parameters["config"]["name"] == "cancelled" and dep.tags == [run.tags[0]]
