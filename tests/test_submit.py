@@ -88,3 +88,63 @@ def test_status_warns_and_still_shows_the_store_when_the_prefect_server_is_away(
     assert "total: 0 done, 2 pending of 2" in text
     assert f"warning: Prefect server {url}:" in text, text
     assert took < 30, took
+
+
+def _holder(since, heartbeat=0.0, released=False, host="node-a", pid=4242):
+    from realspace.tracking.lease import Holder
+
+    return Holder(
+        generation=3,
+        owner="o",
+        host=host,
+        pid=pid,
+        started="1",
+        since=since,
+        heartbeat=heartbeat,
+        released=released,
+    )
+
+
+def test_a_submitted_run_is_judged_dead_only_when_old_enough_and_the_lease_is_free():
+    """The rule that marks a submitted flow run Crashed: Pending or Running for longer
+    than the lease's expiry while the sweep's lease is free (its own generation or an
+    older one); never a run that may still be starting, nor one while the lease is live."""
+    from realspace.submit import dead_driver
+    from realspace.tracking.lease import EXPIRY_S
+
+    t0 = 1_000_000.0  # the flow run's start
+    alive = lambda pid, started: True  # noqa: E731
+    gone = lambda pid, started: False  # noqa: E731
+
+    def judge(state="Running", started=t0, holder=None, now=t0 + 60, host="node-b", pid=alive):
+        return dead_driver(state, started, holder, now, host=host, alive=pid)
+
+    # its own generation (taken after its start), heartbeat stale: dead, holder named
+    stale = _holder(since=t0 + 3, heartbeat=t0 + 10)
+    why = judge(holder=stale, now=t0 + 10 + EXPIRY_S + 1)
+    assert why and "lease expired" in why and "host node-a, pid 4242" in why, why
+    assert "generation 3 has had no heartbeat" in why
+    # ... released without the run ending (its process killed after the release)
+    assert "was released" in judge(holder=_holder(since=t0 + 3, released=True))
+    # ... its process gone on this host: at once, once the run is older than the expiry
+    local = _holder(since=t0 + 3, heartbeat=t0 + 55)
+    assert "process that is gone" in judge(holder=local, host="node-a", pid=gone)
+    assert judge(holder=local, now=t0 + EXPIRY_S - 1, host="node-a", pid=gone) is None
+    # a live lease of its own generation: alive
+    assert judge(holder=_holder(since=t0 + 3, heartbeat=t0 + 55)) is None
+    # a live lease of an older generation (another driver): nothing can be told yet
+    assert judge(holder=_holder(since=t0 - 100, heartbeat=t0 + 55)) is None
+    # never took the lease (only an older generation, released) in over the expiry: dead
+    older = _holder(since=t0 - 100, released=True)
+    why = judge(holder=older)
+    assert why and "did not take the sweep's lease in 60 s" in why and "node-a" in why, why
+    # ... but a freshly started run that has not taken it yet is left alone
+    assert judge(holder=older, now=t0 + EXPIRY_S - 1) is None
+    assert judge(state="Pending", holder=older, now=t0 + 5) is None
+    assert "did not take" in judge(state="Pending", holder=older)
+    # no lease in the store read (perhaps another store): no evidence, left alone
+    assert judge(holder=None, now=t0 + 1000) is None
+    # final or not yet started runs are never judged
+    for state in ("Completed", "Failed", "Cancelled", "Crashed", "Scheduled", "Cancelling"):
+        assert judge(state=state, holder=older) is None
+    assert judge(started=None, holder=older) is None

@@ -357,18 +357,19 @@ def status(config: ConfigArg, tracking_uri: TrackingOpt = None):
         table.add_row(cell[0], cell[1], str(cell[2]), str(c["done"]), str(c["pending"]))
     out.print(table)
     out.print(f"total: {totals['done']} done, {totals['pending']} pending of {len(runs)}")
-    _print_submitted(cfg)
+    _print_submitted(cfg, uri)
 
 
-def _print_submitted(cfg) -> None:
+def _print_submitted(cfg, uri: str) -> None:
     """The sweep's submitted flow runs, when PREFECT_API_URL names a server (one request;
-    nothing printed without one, a warning when it does not answer)."""
+    nothing printed without one, a warning when it does not answer). Runs whose driver
+    died are marked Crashed on the way (see ``submit.dead_driver``)."""
     if not os.environ.get("PREFECT_API_URL"):
         return  # before importing Prefect: status without a server stays light
     from .submit import submitted_runs
 
     try:
-        runs = submitted_runs(cfg)
+        runs = submitted_runs(cfg, tracking_uri=uri)
     except ConnectionError as e:
         err.print(f"[yellow]warning:[/yellow] {escape(_safe(e))}", highlight=False)
         return

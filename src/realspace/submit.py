@@ -19,12 +19,19 @@ cancellation reaches the run as SIGTERM from its worker, which Prefect raises as
 ``run_sweep`` releases the lease on the way out, and what was in flight is left as an
 interruption leaves it (pieces written whole or not at all; open cells not FINISHED),
 for the next run to resume.
+
+A flow run whose worker died with it (SIGKILL, an OOM kill, a lost host) is never
+reported over to Prefect: it would stay Running there forever. The sweep's lease tells
+what Prefect cannot: ``submitted_runs`` (and so ``realspace status``) and ``submit`` mark
+such a run Crashed when ``dead_driver`` says its driver is gone.
 """
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +39,7 @@ from prefect import flow
 
 from .service import NotStarted, OverBudget, SweepPlan, check_services, plan_sweep, run_sweep
 from .sweep.plan import sweep_key
+from .tracking.lease import EXPIRY_S, Holder, LeaseState, lease_state, pid_alive
 from .tracking.secrets import mask
 
 __all__ = [
@@ -39,6 +47,7 @@ __all__ = [
     "FLOW_NAME",
     "SubmittedRun",
     "cancel",
+    "dead_driver",
     "prefect_url",
     "submit",
     "submitted_runs",
@@ -101,6 +110,113 @@ class SubmittedRun:
     created: str  # ISO time
     deployment: str  # realspace-submitted-sweep/<sweep name>
     pool: str | None
+
+
+ACTIVE = ("Pending", "Running")  # the states of a flow run whose driver should be alive
+CLOCK_SKEW_S = 5.0  # the Prefect server's clock against a driver's (NTP: far less)
+
+
+def dead_driver(
+    state: str,
+    started: float | None,
+    holder: Holder | None,
+    now: float,
+    host: str | None = None,
+    alive: Callable[[int, str], bool] = pid_alive,
+    expiry: float = EXPIRY_S,
+) -> str | None:
+    """Why a submitted flow run in Prefect ``state``, started at ``started`` (seconds since
+    the epoch; Pending: when it became Pending), has a dead driver, given the sweep's
+    lease as last taken (``holder``); None when it may be alive.
+
+    Its driver takes the lease within seconds of starting and holds it (heartbeat) until
+    it ends. So a Pending or Running run older than the lease's expiry is dead when the
+    lease is free: released, expired, or its process gone (``lease_state``), whether the
+    run took it (a generation taken at or after its start: its own) or never did (only
+    an older generation). A run younger than the expiry is left alone: it may not have
+    taken the lease yet. A live lease may be another run's, this one starting or dead:
+    nothing can be told until it frees. No lease at all (``holder`` None) is no evidence
+    either: the sweep's store may be another than the one read.
+    """
+    if state not in ACTIVE or started is None or now - started <= expiry or holder is None:
+        return None
+    lease = lease_state(holder, now, host, alive, expiry)
+    if lease is LeaseState.LIVE:
+        return None
+    how = {
+        LeaseState.RELEASED: "was released",
+        LeaseState.EXPIRED: f"has had no heartbeat for over {expiry:.0f} s",
+        LeaseState.DEAD: "is held by a process that is gone",
+    }[lease]
+    last = f"host {holder.host}, pid {holder.pid}"
+    if holder.since >= started - CLOCK_SKEW_S:
+        return (
+            f"the sweep's driver is gone: its lease expired (generation {holder.generation} "
+            f"{how}; last holder {last}); submit the sweep again to resume it"
+        )
+    return (
+        f"the sweep's driver is gone: it did not take the sweep's lease in "
+        f"{now - started:.0f} s, and the lease expired (generation {holder.generation} "
+        f"{how}; last holder {last}); submit the sweep again to resume it"
+    )
+
+
+def _started(run) -> float | None:
+    """When the flow run started (Pending: when it became Pending)."""
+    if run.start_time is not None:
+        return run.start_time.timestamp()
+    if run.state is not None and run.state.name == "Pending" and run.state.timestamp:
+        return run.state.timestamp.timestamp()
+    return None
+
+
+def _read_lease(cfg, tracking_uri: str) -> Holder | None:
+    """The sweep's lease as last taken in the store at ``tracking_uri`` (None: no parent
+    run there, or never taken). Never creates anything."""
+    from .sweep.plan import sweep_key
+    from .tracking.lease import read_holder
+    from .tracking.runs import SweepStore
+    from .tracking.secrets import reveal_uri
+
+    store = SweepStore(reveal_uri(tracking_uri), cfg.tracking.experiment or cfg.name, create=False)
+    parent = store.find_parent(sweep_key(cfg))
+    return None if parent is None else read_holder(store.client, parent)
+
+
+def _reap(client, cfg, tracking_uri: str | None, runs: list) -> list:
+    """Mark Crashed the flow runs among ``runs`` (Prefect's) whose driver is gone
+    (``dead_driver``); returns ``runs`` with those states updated. Only runs submitted to
+    the store at ``tracking_uri`` are judged (the lease read is that store's); a store that
+    cannot be read judges none."""
+    import logging
+
+    from prefect.states import Crashed
+
+    if tracking_uri is None:
+        return runs
+    now = time.time()
+    judged = [
+        r
+        for r in runs
+        if r.state is not None
+        and r.state.name in ACTIVE
+        and (_started(r) or now) < now - EXPIRY_S
+        and r.parameters.get("tracking_uri") == mask(tracking_uri)
+    ]
+    if not judged:
+        return runs  # the common case: no store read at all
+    try:
+        holder = _read_lease(cfg, tracking_uri)
+    except Exception as e:  # noqa: BLE001 - no lease seen: nothing judged dead
+        logging.getLogger(__name__).warning("could not read the sweep's lease: %s", e)
+        return runs
+    crashed = {}
+    for r in judged:
+        why = dead_driver(r.state.name, _started(r), holder, now)
+        if why is not None:
+            client.set_flow_run_state(r.id, Crashed(message=why), force=True)
+            crashed[r.id] = client.read_flow_run(r.id)
+    return [crashed.get(r.id, r) for r in runs]
 
 
 def worker_uri(submitted: str) -> str:
@@ -229,6 +345,9 @@ def submit(
                     entrypoint=f"{submitted_sweep.fn.__module__}.{submitted_sweep.fn.__name__}",
                 ),
             )
+        # the sweep's runs whose driver died are Crashed before the new one starts (its
+        # lease taken, they could no longer be told from a live run's rival)
+        _reap(client, cfg, plan.tracking_uri, _read_runs(client, cfg, 20))
         run = client.create_flow_run_from_deployment(deployment_id, tags=[tag])
     return _submitted(run, f"{FLOW_NAME}/{cfg.name}")
 
@@ -281,22 +400,31 @@ def cancel(run_id: str) -> SubmittedRun:
     return submitted
 
 
-def submitted_runs(cfg, limit: int = 20) -> list[SubmittedRun] | None:
-    """The sweep's submitted flow runs, newest first; None when PREFECT_API_URL is unset
-    (nothing to ask). Raises ConnectionError when the server does not answer."""
+def _read_runs(client, cfg, limit: int) -> list:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
     from prefect.client.schemas.sorting import FlowRunSort
+
+    return client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[sweep_tag(cfg)])),
+        sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+        limit=limit,
+    )
+
+
+def submitted_runs(
+    cfg, limit: int = 20, tracking_uri: str | None = None
+) -> list[SubmittedRun] | None:
+    """The sweep's submitted flow runs, newest first; None when PREFECT_API_URL is unset
+    (nothing to ask). With ``tracking_uri`` (the sweep's store), runs whose driver died
+    are marked Crashed first (``dead_driver``). Raises ConnectionError when the server
+    does not answer."""
     from prefect.settings import PREFECT_API_URL
 
     if not PREFECT_API_URL.value():
         return None
     try:
         with _client(timeout=5) as client:
-            runs = client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[sweep_tag(cfg)])),
-                sort=FlowRunSort.EXPECTED_START_TIME_DESC,
-                limit=limit,
-            )
+            runs = _reap(client, cfg, tracking_uri, _read_runs(client, cfg, limit))
     except Exception as e:  # noqa: BLE001 - status shows the store's table regardless
         raise ConnectionError(f"Prefect server {mask(PREFECT_API_URL.value())}: {e}") from None
     return [_submitted(r, f"{FLOW_NAME}/{cfg.name}") for r in runs]
