@@ -3,7 +3,8 @@ server start`, a process work pool and a real `prefect worker start`. A submitte
 leaves the store `realspace sweep` leaves (same run keys, same losses); a submitted sweep
 cancelled mid-run ends Cancelled in Prefect, shown by `realspace status`, its lease
 given back and nothing half-written FINISHED; submitted again, its worker SIGKILLed
-mid-run with the flow run, a new worker and submission resume it and complete it."""
+mid-run with the flow run, the dead run is shown Crashed (its lease free) and a new
+worker and submission resume it and complete it."""
 
 import json
 import math
@@ -234,14 +235,32 @@ def test_a_submitted_sweep_cancelled_mid_run_ends_cancelled_and_resumes(prefect,
         except ProcessLookupError:
             pass
     old.wait()
-    # a new worker and a new submission take the lease at once (its holder's process is
-    # gone from this host) and finish the sweep
+    killed_at = time.time()
+    # Prefect never hears of the killed run's end; `realspace status` sees its lease free
+    # (its holder's process gone from this host) and marks it Crashed once the run is
+    # older than the lease's expiry
+    assert _flow_run(env, killed).state.name == "Running"
+    deadline = killed_at + 60  # the run is older than the expiry by then
+    while True:
+        code, out, err = _cli(tmp_path, "status", str(cfg), env=env)
+        assert code == 0, err
+        if f"{killed} Crashed" in " ".join(out.split()):
+            break
+        assert time.time() < deadline, f"not Crashed a minute after the kill:\n{out}"
+        time.sleep(2)
+    crashed = _flow_run(env, killed).state
+    params = sweep_state(uri, SLOW["name"]).parent.data.params
+    last = max(int(k.rsplit(".", 1)[1]) for k in params if k.startswith("realspace.lease."))
+    holder = json.loads(params[f"realspace.lease.{last}"])
+    assert holder["pid"] in doomed  # the killed flow run's process held the lease
+    assert "lease expired" in crashed.message, crashed.message
+    assert f"last holder host {holder['host']}, pid {holder['pid']}" in crashed.message
+    # a new worker and a new submission take the lease at once and finish the sweep
     workers.append(start_worker(Path(env["PREFECT_HOME"]).parent, env))
     again = _submit(cfg, tmp_path, env)
     run = _wait_state(env, again, {"Completed", "Failed", "Crashed", "Cancelled"}, 240)
     assert run.state.name == "Completed", run.state
-    # Prefect never heard of the killed run's end: it stays Running there (a known limit)
-    assert _flow_run(env, killed).state.name == "Running"
+    assert _flow_run(env, killed).state.name == "Crashed"  # not revived by the new run
     state = sweep_state(uri, SLOW["name"])
     check_complete(uri, state, planned)
     assert before <= {p for names in state.pieces.values() for p in names}
