@@ -1,14 +1,12 @@
 """A person's view: `realspace ui` on a small finished sweep, opened in headless Chromium.
 
-Needs Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver) and
-selenium; without them the test is skipped, unless REALSPACE_REQUIRE_BROWSER=1 (set by CI),
-which makes a missing browser a failure.
+Needs Debian's chromium and chromium-driver and selenium (see browser.py); without them the
+test is skipped, unless REALSPACE_REQUIRE_BROWSER=1 (set by CI).
 """
 
 import contextlib
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,23 +16,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from browser import chromium
+from browser import need_browser as _need_browser
+from browser import wait_for as _wait_for
 from procs import CLI, free_port, quiet_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
-
-CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-
-
-def _need_browser():
-    missing = [p for p in (CHROMIUM, DRIVER) if not shutil.which(p)]
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("selenium")
-    if missing:
-        if os.environ.get("REALSPACE_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"browser test required but missing: {missing}")
-        pytest.skip(f"missing: {missing}")
 
 
 @pytest.fixture(scope="module")
@@ -135,39 +122,9 @@ def ui(finished_sweep):
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     _need_browser()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,1000",
-        f"--user-data-dir={tmp_path_factory.mktemp('chrome')}",
-    ):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    driver = chromium(tmp_path_factory.mktemp("chrome"))
     yield driver
     driver.quit()
-
-
-def _wait_for(driver, *texts, timeout=60):
-    """Wait until the rendered page shows every text; return the page text."""
-    deadline = time.time() + timeout
-    while True:
-        body = driver.find_element("tag name", "body").text
-        if all(t in body for t in texts):
-            return body
-        if time.time() > deadline:
-            raise AssertionError(f"page never showed {texts}; it showed:\n{body[:3000]}")
-        time.sleep(0.5)
 
 
 def _wait_for_element(driver, tag, timeout=60):
