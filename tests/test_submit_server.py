@@ -4,7 +4,8 @@ leaves the store `realspace sweep` leaves (same run keys, same losses); a submit
 cancelled mid-run ends Cancelled in Prefect, shown by `realspace status`, its lease
 given back and nothing half-written FINISHED; submitted again, its worker SIGKILLed
 mid-run with the flow run, the dead run is shown Crashed (its lease free) and a new
-worker and submission resume it and complete it."""
+worker and submission resume it and complete it. Prefect's UI, served by the same server,
+shows the deployment and a finished run's tasks in headless Chromium."""
 
 import json
 import math
@@ -56,7 +57,8 @@ def prefect(tmp_path_factory):
     worker; yields (environment pointing at the server, the worker's process)."""
     tmp = tmp_path_factory.mktemp("prefect")
     port = free_port()
-    home = dict(PREFECT_HOME=str(tmp), PREFECT_UI_ENABLED="false")
+    # with its UI (the last test opens it), told the API's port: it would call 4200
+    home = dict(PREFECT_HOME=str(tmp), PREFECT_UI_API_URL=f"http://127.0.0.1:{port}/api")
     server = start_server(
         [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
         port,
@@ -271,3 +273,65 @@ def test_a_submitted_sweep_cancelled_mid_run_ends_cancelled_and_resumes(prefect,
         dep = client.read_deployment_by_name("realspace-submitted-sweep/cancelled")
     assert [s.schedule.cron for s in dep.schedules] == ["0 3 * * *"]
     assert dep.parameters["config"]["name"] == "cancelled" and dep.tags == [run.tags[0]]
+
+
+TINY = {**DOC, "name": "in-the-ui", "widths": [2], "seeds": 1, "optimizer": {"steps": 30}}
+
+
+def test_the_prefect_ui_shows_the_deployment_and_a_finished_submitted_run(prefect, tmp_path):
+    """A person following a submitted sweep in Prefect's own UI (served by `prefect server
+    start` at the API's root): the sweep's deployment is listed, and its finished flow run
+    shows Completed, with the sweep's flow and its shard tasks."""
+    from browser import chromium, need_browser, wait_for
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    need_browser()
+    env, _ = prefect
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(yaml.safe_dump(TINY))
+    run_id = _submit(cfg, tmp_path, env)
+    run = _wait_state(env, run_id, {"Completed", "Failed", "Crashed", "Cancelled"}, 180)
+    assert run.state.name == "Completed", run.state
+    api = env["PREFECT_API_URL"]
+    with SyncPrefectClient(api) as client:
+        dep = client.read_deployment_by_name(f"realspace-submitted-sweep/{TINY['name']}")
+        # run_sweep runs the sweep flow as a subflow of the submitted run: the shard tasks
+        # are its task runs
+        [sub] = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run.id])
+            )
+        )
+        tasks = [t.name for t in client.read_task_runs() if t.flow_run_id == sub.id]
+    for name in ("open-sweep", "train-shard", "close-cells"):
+        assert any(t.startswith(f"{name}-") for t in tasks), tasks
+    ui = api.removesuffix("/api")
+    driver = chromium(tmp_path / "chrome")
+    wait = WebDriverWait(driver, 60)
+    try:
+        driver.get(f"{ui}/deployments")
+        wait_for(driver, "Deployments", TINY["name"], "realspace-submitted-sweep")
+        driver.get(f"{ui}/deployments/deployment/{dep.id}")
+        wait_for(driver, TINY["name"], "realspace-submitted-sweep", POOL)
+        # the submitted run: Completed, its subflow (the sweep) listed
+        driver.get(f"{ui}/runs/flow-run/{run.id}")
+        wait_for(driver, run.name, "Completed")
+        tab = wait.until(ec.element_to_be_clickable((By.XPATH, "//*[text()='Subflow Runs']")))
+        tab.click()
+        wait_for(driver, sub.name)
+        # the sweep's flow run: Completed, with its task runs (open, shards, close)
+        driver.get(f"{ui}/runs/flow-run/{sub.id}")
+        wait_for(driver, sub.name, "Completed")
+        tab = wait.until(ec.element_to_be_clickable((By.XPATH, "//*[text()='Task Runs']")))
+        tab.click()
+        wait_for(driver, "Completed", *tasks)  # each by its run's name
+        driver.save_screenshot(str(tmp_path / "task-runs.png"))
+    except Exception:
+        driver.save_screenshot(str(tmp_path / "failure.png"))  # what the page showed
+        raise
+    finally:
+        driver.quit()
