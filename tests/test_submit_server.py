@@ -278,6 +278,7 @@ def test_a_submitted_sweep_cancelled_mid_run_ends_cancelled_and_resumes(prefect,
 TINY = {**DOC, "name": "in-the-ui", "widths": [2], "seeds": 1, "optimizer": {"steps": 30}}
 
 
+@pytest.mark.browser
 def test_the_prefect_ui_shows_the_deployment_and_a_finished_submitted_run(prefect, tmp_path):
     """A person following a submitted sweep in Prefect's own UI (served by `prefect server
     start` at the API's root): the sweep's deployment is listed, and its finished flow run
