@@ -40,6 +40,19 @@ ReportDirOpt = Annotated[
     Path | None,
     typer.Option("--report-dir", help="folder of the report (default: reports/<sweep name>)"),
 ]
+AnalysisOpt = Annotated[
+    bool,
+    typer.Option(
+        "--analysis/--no-analysis",
+        help="after training, run the inverse-stability stages and write the report",
+    ),
+]
+YesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--yes", help="run even when the sweep exceeds a memory, disk or stated run budget"
+    ),
+]
 
 
 def _load(path: Path):
@@ -95,20 +108,9 @@ def sweep(
         typer.Option("--in-process", help="run shards in this process instead of on Ray workers"),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
-    analysis: Annotated[
-        bool,
-        typer.Option(
-            "--analysis/--no-analysis",
-            help="after training, run the inverse-stability stages and write the report",
-        ),
-    ] = True,
+    analysis: AnalysisOpt = True,
     report_dir: ReportDirOpt = None,
-    yes: Annotated[
-        bool,
-        typer.Option(
-            "--yes", help="run even when the sweep exceeds a memory, disk or stated run budget"
-        ),
-    ] = False,
+    yes: YesOpt = False,
     wait: Annotated[
         bool,
         typer.Option(
@@ -188,20 +190,9 @@ def submit(
             "--in-process", help="run shards in the flow run's process instead of on Ray workers"
         ),
     ] = False,
-    analysis: Annotated[
-        bool,
-        typer.Option(
-            "--analysis/--no-analysis",
-            help="after training, run the inverse-stability stages and write the report",
-        ),
-    ] = True,
+    analysis: AnalysisOpt = True,
     report_dir: ReportDirOpt = None,
-    yes: Annotated[
-        bool,
-        typer.Option(
-            "--yes", help="run even when the sweep exceeds a memory, disk or stated run budget"
-        ),
-    ] = False,
+    yes: YesOpt = False,
 ):
     """Submit a sweep to the Prefect server at PREFECT_API_URL: create or update its
     deployment on the work pool and a flow run of it, print the run's id, return at once.
