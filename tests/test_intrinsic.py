@@ -4,6 +4,8 @@ restricted trainer. Math in float64."""
 import numpy as np
 import pytest
 import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from realspace import in_restricted_set
 from realspace.restricted import MERGE_ANGLE, restricted_set_margins
@@ -380,3 +382,40 @@ def test_insertions_go_where_a_new_neuron_lowers_the_loss_fastest():
             {k: v[m].numpy() for k, v in intrinsic.realize(placed, D).items()}, True
         )
         assert in_restricted_set(net, 1.0)
+
+
+@given(
+    d=st.integers(1, 4),
+    n=st.integers(1, 6),
+    data=st.data(),
+)
+@settings(max_examples=150, deadline=None)
+def test_the_intrinsic_map_lands_in_the_restricted_set_for_any_coordinates(d, n, data):
+    """Hypothesis over coordinates: any nonzero direction, kink coordinate and amplitude
+    (several decades, both signs) gives a network that satisfies R1-R4 (float64), unless
+    two neurons share a hyperplane exactly, which the strategy makes improbable."""
+    finite = dict(allow_nan=False, allow_infinity=False)
+    comp = st.floats(-10, 10, **finite).filter(lambda x: abs(x) > 1e-3)
+    v = np.array(
+        data.draw(st.lists(st.lists(comp, min_size=d, max_size=d), min_size=n, max_size=n))
+    )
+    kappa = np.array(data.draw(st.lists(st.floats(-1e3, 1e3, **finite), min_size=n, max_size=n)))
+    amp = st.floats(-2.0, 1.0, **finite).map(lambda e: 10.0**e)
+    r = np.array(data.draw(st.lists(amp, min_size=n, max_size=n)))
+    r *= np.array(data.draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=n, max_size=n)))
+    D = data.draw(st.floats(0.25, 4.0, **finite))
+    q = {
+        "v": torch.tensor(v[None]),
+        "kappa": torch.tensor(kappa[None]),
+        "r": torch.tensor(r[None]),
+        "e": torch.zeros(1, dtype=F64),
+        "w": torch.zeros(1, d, dtype=F64),
+    }
+    net = network_from_params(numpy_params(intrinsic.realize(q, torch.tensor([D])), 0), True)
+    hyperplanes = np.hstack([net.a, net.b[:, None]])
+    hyperplanes /= np.linalg.norm(hyperplanes, axis=1, keepdims=True)
+    cos = np.abs(hyperplanes @ hyperplanes.T)[np.triu_indices(n, 1)]
+    assume(not (cos > 1 - 1e-12).any())  # an exact (anti)parallel pair: R3/R4 exclude it
+    margins = restricted_set_margins(net, D)
+    assert margins["member"], margins
+    assert margins["max_imbalance"] <= 1e-13
