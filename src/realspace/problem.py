@@ -39,7 +39,8 @@ def rng_for(seed: int, stream: int, *extra: int) -> np.random.Generator:
 
 
 def teacher_net(spec: RunSpec) -> ShallowNet:
-    """The canonical random teacher of a "teacher" target (depends on teacher_seed only)."""
+    """The canonical random teacher of a "teacher" or "teacher_labels" target (depends on
+    teacher_width, teacher_seed, d and D only)."""
     return random_teacher(
         spec.teacher_width, spec.d, spec.D, np.random.default_rng(spec.teacher_seed)
     )
@@ -75,13 +76,11 @@ def orthonormal_rows(k: int, d: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_data(spec: RunSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Training inputs X (n, d) and targets y (n,) of an MSE run (sorted by x when d = 1)."""
+    """Training inputs X (n, d) and targets y (n,) of a run on data (sorted by x when d = 1);
+    for a classification target y holds the labels in {-1, +1}."""
     rng = rng_for(spec.seed, STREAM_DATA)
     x = sample_points(spec.n_samples, spec.d, spec.D, spec.sampling, rng)
-    if spec.target == "teacher":
-        y = teacher_net(spec)(x)
-    else:
-        y = target_function(spec.target, spec.D, **dict(spec.target_params))(x)
+    y = target_on(spec, x)
     if spec.noise:
         y = y + spec.noise * rng.standard_normal(y.shape)
     if spec.d == 1:  # a data set is a set: keep it sorted, as the d = 1 objective needs
@@ -111,9 +110,13 @@ def init_params(spec: RunSpec) -> dict[str, np.ndarray]:
 
 
 def target_on(spec: RunSpec, x: np.ndarray) -> np.ndarray:
-    """The noiseless target of an MSE run at points ``x`` (n, d)."""
+    """The noiseless target of a run on data at points ``x`` (n, d): values for MSE,
+    labels sign(teacher(x)) in {-1, +1} for "teacher_labels" (a point on the teacher's
+    zero set gets +1)."""
     if spec.target == "teacher":
         return teacher_net(spec)(x)
+    if spec.target == "teacher_labels":
+        return np.where(teacher_net(spec)(x) >= 0, 1.0, -1.0)
     return target_function(spec.target, spec.D, **dict(spec.target_params))(x)
 
 

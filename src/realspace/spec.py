@@ -25,6 +25,7 @@ __all__ = [
     "SAMPLINGS",
     "TARGET_NAMES",
     "TEACHER_ROWS",
+    "TEACHER_TARGETS",
     "DEFAULT_TEACHER_ROWS",
     "problem_conflicts",
     "target_label",
@@ -41,8 +42,16 @@ DEFAULT_RESTRICTED_METHOD = "intrinsic"
 # what a restricted spec stored before the method was a field was trained with
 _LEGACY_RESTRICTED_METHOD = "projection"
 SAMPLINGS = ("grid", "uniform")
-# target name -> loss kind
-LOSS_KINDS = {**{name: "mse" for name in TARGETS}, "teacher": "mse", "gaussian": "gaussian"}
+# target name -> loss kind: "teacher_labels" is binary classification, labels
+# y = sign(teacher(x)) in {-1, +1} under the logistic loss (docs/science.md#targets-and-losses)
+LOSS_KINDS = {
+    **{name: "mse" for name in TARGETS},
+    "teacher": "mse",
+    "gaussian": "gaussian",
+    "teacher_labels": "logistic",
+}
+# targets whose labels come from a random canonical teacher (teacher_width, teacher_seed)
+TEACHER_TARGETS = ("teacher", "teacher_labels")
 TARGET_NAMES = tuple(sorted(LOSS_KINDS))
 # the rows V (k, d) of the Gaussian teacher (docs/science.md#targets-and-losses): i.i.d.
 # N(0, I); k orthonormal rows drawn uniformly (k <= d); the identity I_k (d = k), the
@@ -58,6 +67,7 @@ def problem_conflicts(
     teacher_rows: str = DEFAULT_TEACHER_ROWS,
     d: int = 1,
     teacher_width: int = 1,
+    noise: float = 0.0,
 ) -> list[str]:
     """What a target forbids of the rest of a run, one sentence per broken rule (empty when
     none). The single statement of these rules: RunSpec raises them, the sweep config
@@ -67,6 +77,9 @@ def problem_conflicts(
     if LOSS_KINDS.get(target) != "gaussian":
         if teacher_rows != DEFAULT_TEACHER_ROWS:
             return [f"teacher_rows {teacher_rows!r} applies to the gaussian target only"]
+        if LOSS_KINDS.get(target) == "logistic" and noise:
+            # Gaussian noise on a label in {-1, +1} is no label; label flips are not defined yet
+            return [f"the classification target {target!r} takes no label noise, got {noise}"]
         return []
     broken = []
     if teacher_rows == "orthogonal" and teacher_width > d:
@@ -97,12 +110,15 @@ class RunSpec:
     ``target_params`` as sorted (key, value) pairs), ``"teacher"`` (a random
     canonical teacher of width ``teacher_width`` from ``teacher_seed``), both with
     MSE on ``n_samples`` points of [-D, D]^d (``sampling`` "grid" or "uniform",
-    optional Gaussian label ``noise``); or ``"gaussian"``: the bias-free Gaussian
+    optional Gaussian label ``noise``); ``"teacher_labels"``: binary classification with
+    labels sign(teacher(x)) in {-1, +1} (the same teacher; sign 0 counts as +1) under the
+    logistic loss, on the same points, without noise; or ``"gaussian"``: the bias-free Gaussian
     teacher-student population loss in closed form (teacher rows from ``teacher_seed``
     by the law ``teacher_rows``, one of ``TEACHER_ROWS``; output weights fixed to 1, no
     data).
 
-    Objective: loss + weight_decay * (1/2) sum_i (c_i^2 + ||a_i||^2).
+    Objective: loss (``loss``: "mse", "logistic" or "gaussian")
+    + weight_decay * (1/2) sum_i (c_i^2 + ||a_i||^2).
     ``batch_size`` 0 means full batch. Stopping: gradient norm <= ``grad_tol``, no
     relative improvement of ``plateau_rel_tol`` over ``plateau_patience`` steps
     (0 disables), or ``steps``.
@@ -193,6 +209,7 @@ class RunSpec:
             self.teacher_rows,
             self.d,
             self.teacher_width,
+            self.noise,
         ):
             bad(broken)
         if self.loss == "gaussian" and (self.bias or self.train_output):
@@ -208,7 +225,7 @@ class RunSpec:
 
     @property
     def loss(self) -> str:
-        """``"mse"`` or ``"gaussian"``."""
+        """``"mse"``, ``"logistic"`` or ``"gaussian"``."""
         return LOSS_KINDS[self.target]
 
     @property
@@ -308,10 +325,11 @@ _FIELD_TYPES = {f.name: type(f.default) for f in fields(RunSpec) if f.name != "t
 
 def target_label(spec: RunSpec) -> str:
     """Readable name of a run's problem, e.g. ``sin``, ``sin(freq=2.0)``,
-    ``teacher(k=4,s=0,d=1)``, ``gaussian(k=6,s=0,d=6,V=identity)`` (teacher rows, when
-    not the default), ``sin wd=0.01`` (weight decay, when nonzero)."""
+    ``teacher(k=4,s=0,d=1)``, ``teacher_labels(k=4,s=0,d=2)``,
+    ``gaussian(k=6,s=0,d=6,V=identity)`` (teacher rows, when not the default),
+    ``sin wd=0.01`` (weight decay, when nonzero)."""
     wd = f" wd={spec.weight_decay:g}" if spec.weight_decay else ""
-    if spec.target in ("teacher", "gaussian"):
+    if spec.target in (*TEACHER_TARGETS, "gaussian"):
         rows = "" if spec.teacher_rows == DEFAULT_TEACHER_ROWS else f",V={spec.teacher_rows}"
         return f"{spec.target}(k={spec.teacher_width},s={spec.teacher_seed},d={spec.d}{rows}){wd}"
     params = ",".join(f"{k}={v}" for k, v in spec.target_params)

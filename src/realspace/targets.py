@@ -23,6 +23,9 @@ __all__ = [
     "gaussian_population_loss_grad",
     "weight_decay_penalty",
     "mse",
+    "logistic_loss",
+    "path_norm",
+    "classification_scores",
 ]
 
 
@@ -190,3 +193,40 @@ def weight_decay_penalty(net: ShallowNet, lam: float) -> float:
     parameters; in d = 1 on the canonical form that is lam * TV(f') on (-D, D).
     """
     return float(lam * 0.5 * (np.sum(net.c**2) + np.sum(net.a**2)))
+
+
+def logistic_loss(net: ShallowNet, x, y) -> float:
+    """Binary logistic loss (1/n) sum_k log(1 + exp(-y_k f(x_k))), labels y_k in {-1, +1}
+    (computed as logaddexp(0, -y f): no overflow, no loss of small values)."""
+    y = np.asarray(y, dtype=np.float64)
+    pred = net(x)
+    if y.shape != pred.shape:
+        raise ValueError(f"labels must have shape {pred.shape}, got {y.shape}")
+    return float(np.mean(np.logaddexp(0.0, -y * pred)))
+
+
+def path_norm(net: ShallowNet) -> float:
+    """sum_i |c_i| ||(a_i, b_i)|| + ||(w, e)|| (w = 0 for an unrestricted network).
+
+    Invariant under the rescalings (a_i, b_i, c_i) -> (t a_i, t b_i, c_i / t), t > 0, and it
+    bounds the realization: |f(x)| <= path_norm * ||(x, 1)||.
+    """
+    w = np.zeros(net.dim) if net.w is None else net.w
+    neurons = np.abs(net.c) * np.sqrt(np.sum(net.a**2, axis=1) + net.b**2)
+    return float(neurons.sum() + np.sqrt(np.sum(w**2) + net.e**2))
+
+
+def classification_scores(net: ShallowNet, x, y) -> tuple[float, float]:
+    """(accuracy, normalized margin) of a binary classifier sign f on points x (n, d) with
+    labels y (n,) in {-1, +1}.
+
+    accuracy = #{k: y_k f(x_k) > 0} / n (f = 0 counts as an error);
+    margin = min_k y_k f(x_k) / path_norm(net), scale-free: multiplying the output (all
+    c_i and (w, e)) by t > 0 or rescaling a neuron leaves it unchanged, and it is at most
+    max_k ||(x_k, 1)||. NaN for the zero network (path norm 0).
+    """
+    y = np.asarray(y, dtype=np.float64)
+    m = y * net(x)
+    norm = path_norm(net)
+    margin = float(m.min() / norm) if norm > 0 else float("nan")
+    return float(np.mean(m > 0)), margin

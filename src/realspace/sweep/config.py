@@ -55,8 +55,9 @@ def _grid(kind):
 
 
 class Target(Strict):
-    """A target: a named smooth function, a random canonical teacher, or the Gaussian
-    teacher-student problem. Axes given here override the sweep-wide ones for it."""
+    """A target: a named smooth function, a random canonical teacher, its sign labels
+    (``teacher_labels``, logistic loss), or the Gaussian teacher-student problem. Axes
+    given here override the sweep-wide ones for it."""
 
     name: str
     params: dict[str, float] = {}
@@ -217,6 +218,7 @@ class SweepConfig(Strict):
                     t.teacher_rows,
                     t.input_dim or self.input_dim,
                     t.teacher_width,
+                    self.data.noise,
                 )
             }
             if broken:

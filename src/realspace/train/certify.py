@@ -5,14 +5,17 @@
   Hessian when there are at most ``dense_max_params`` parameters (MSE: in closed form,
   ``mse_hessian``; Gaussian: see below), else Lanczos with Hessian-vector products by
   torch.func (full reorthogonalization);
-- for MSE, whether a sample lies within 1e-9 of a kink (distance |z_ki| / ||a_i||):
-  there the loss is not twice differentiable and the Hessian says nothing.
+- for a loss on data (MSE, logistic), whether a sample lies within 1e-9 of a kink
+  (distance |z_ki| / ||a_i||): there the loss is not twice differentiable and the
+  Hessian says nothing.
 
 The MSE objective is twice differentiable off kinks, where rho'' = 0; its dense Hessian
 is written out (Gauss-Newton term plus the output-weight cross terms, ``mse_hessian``)
 and equals torch.func's to rounding at a small fraction of the cost (torch.func's
 forward-over-reverse keeps (networks x parameters x samples x neurons) intermediates).
-Hessian-vector products for Lanczos come from torch.func. The Gaussian closed form has
+Hessian-vector products for Lanczos come from torch.func. The logistic loss's dense
+Hessian is torch.func's (forward-over-reverse of ``_single_logistic``): classification
+problems here are small. The Gaussian closed form has
 removable singularities in its autograd graph where two weight vectors are parallel (at
 the teacher itself), so its Hessian is taken by central differences of the exact
 closed-form gradient (step 1e-5, error O(1e-10)).
@@ -27,11 +30,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch.func import grad, jvp, vmap
+from torch.func import grad, hessian, jvp, vmap
 
 from ..problem import STREAM_LANCZOS, make_data, rng_for, teacher_rows
 from .loop import ShardResult
-from .model import gaussian_objective, mse_objective, realization
+from .model import gaussian_objective, logistic_objective, mse_objective, realization
 from .state import trainable_names
 
 __all__ = ["certify", "mse_hessian"]
@@ -60,6 +63,17 @@ def _single_mse(theta, fixed, X, y, lam, names, shapes):
     }
     f = torch.relu(X @ p["a"].T + p["b"]) @ p["c"] + X @ p["w"] + p["e"]
     return ((f - y) ** 2).mean() + 0.5 * lam * ((p["c"] ** 2).sum() + (p["a"] ** 2).sum())
+
+
+def _single_logistic(theta, fixed, X, y, lam, names, shapes):
+    """One network's logistic objective of its flat trainable parameters (for torch.func)."""
+    p = {
+        k: v[0] if k in names else v
+        for k, v in _unflatten(theta[None], fixed, names, shapes).items()
+    }
+    f = torch.relu(X @ p["a"].T + p["b"]) @ p["c"] + X @ p["w"] + p["e"]
+    loss = torch.nn.functional.softplus(-y * f).mean()
+    return loss + 0.5 * lam * ((p["c"] ** 2).sum() + (p["a"] ** 2).sum())
 
 
 def mse_hessian(
@@ -155,22 +169,23 @@ def _lanczos_min(hvp, v0: torch.Tensor, steps: int) -> torch.Tensor:
 
 def _chunk(part, p, names, tol, dense_max_params, lanczos_steps, dev, data) -> list[dict]:
     """Certificates of one chunk of networks; p holds their float64 parameters and
-    ``data`` their MSE runs' (X, y), or None to draw them again."""
+    ``data`` their runs' (X, y) (MSE or logistic), or None to draw them again."""
     M = len(part)
     lam = torch.tensor([s.weight_decay for s in part], dtype=torch.float64, device=dev)
     shapes = [tuple(p[k].shape[1:]) for k in names]
     theta = torch.cat([p[k].reshape(M, -1) for k in names], dim=1)
     P = theta.shape[1]
     dense = P <= dense_max_params
-    if part[0].loss == "mse":
+    if part[0].loss in ("mse", "logistic"):
+        mse = part[0].loss == "mse"
         data = [make_data(s) for s in part] if data is None else data
         X = torch.as_tensor(np.stack([d[0] for d in data]), dtype=torch.float64, device=dev)
         Y = torch.as_tensor(np.stack([d[1] for d in data]), dtype=torch.float64, device=dev)
-        obj, loss, g = mse_objective(p, X, Y, lam)
+        obj, loss, g = (mse_objective if mse else logistic_objective)(p, X, Y, lam)
         fixed = {k: v for k, v in p.items() if k not in names}
 
         def single(th, fx, x, y, lm):
-            return _single_mse(th, fx, x, y, lm, names, shapes)
+            return (_single_mse if mse else _single_logistic)(th, fx, x, y, lm, names, shapes)
 
         def one_hvp(th, vv, fx, x, y, lm):
             return jvp(lambda t_: grad(single)(t_, fx, x, y, lm), (th,), (vv,))[1]
@@ -180,7 +195,10 @@ def _chunk(part, p, names, tol, dense_max_params, lanczos_steps, dev, data) -> l
 
         method = "dense" if dense else "lanczos"
         if dense:
-            H = mse_hessian(p, X, Y, lam, names)
+            if mse:
+                H = mse_hessian(p, X, Y, lam, names)
+            else:
+                H = vmap(hessian(single))(theta, fixed, X, Y, lam)
             min_eig = torch.linalg.eigvalsh(H)[:, 0]
         # distance of each sample to each neuron's kink, |z_ki| / ||a_i||
         z = torch.bmm(X, p["a"].transpose(1, 2)) + p["b"][:, None, :]

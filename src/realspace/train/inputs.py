@@ -92,7 +92,7 @@ class Problem:
     def __init__(self, specs, objective: Callable, data, device, dtype):
         self.objective = objective
         self.gaps = None  # d = 1 intrinsic runs with gap merges: sorted (samples, targets)
-        if specs[0].loss == "mse":
+        if specs[0].loss != "gaussian":  # a loss on data: MSE or logistic
             data = data or [make_data(s) for s in specs]
             self.X = stack(data, lambda xy: xy[0], device, dtype)
             self.Y = stack(data, lambda xy: xy[1], device, dtype)

@@ -5,7 +5,8 @@ through the (M, n, N) preactivations, "prefix" by prefix sums over sorted sample
 (d = 1 only), "compiled" as torch.compile of dense, "fused" by Triton kernels that keep
 the preactivations in registers. "auto" picks prefix sums in d = 1, the fused kernel on
 CUDA where it applies in d >= 2, else dense. The Gaussian population loss has one
-implementation whatever the kernel.
+implementation whatever the kernel. The logistic loss has the dense one ("auto" and
+"dense"; "compiled" compiles it); "prefix" and "fused" are written for MSE and refuse it.
 
 The math: docs/science.md#training.
 """
@@ -18,37 +19,59 @@ import torch
 
 from ..spec import RunSpec
 from .fused import fused_available, fused_mse_objective
-from .model import gaussian_objective, in_chunks, mse_objective, mse_objective_1d
+from .model import (
+    gaussian_objective,
+    in_chunks,
+    logistic_objective,
+    mse_objective,
+    mse_objective_1d,
+)
 
 __all__ = ["KERNELS", "choose_objective"]
 
 KERNELS = ("auto", "prefix", "dense", "compiled", "fused")
 CPU_CHUNK_ELEMENTS = 2**18  # activations per slice of the dense objective on a CPU
 
-_COMPILED = None
+_COMPILED: dict = {}
 
 
-def _compiled_dense():
-    global _COMPILED
-    if _COMPILED is None:  # one wrapper per process, so its compilations are reused
-        _COMPILED = torch.compile(mse_objective, dynamic=False)
-    return _COMPILED
+def _compiled_dense(objective=mse_objective):
+    if objective not in _COMPILED:  # one wrapper per process, so its compilations are reused
+        _COMPILED[objective] = torch.compile(objective, dynamic=False)
+    return _COMPILED[objective]
+
+
+def _dense(objective, kernel: str, spec: RunSpec, device: torch.device):
+    if kernel == "compiled":
+        return _compiled_dense(objective), "compiled"
+    if device.type == "cpu":  # see in_chunks: slices that fit in cache run faster
+        n_act = spec.batch_size or spec.n_points()
+        return in_chunks(objective, max(1, CPU_CHUNK_ELEMENTS // (n_act * spec.width))), "dense"
+    return objective, "dense"
 
 
 def choose_objective(kernel: str, spec: RunSpec, device: torch.device) -> tuple[Callable, str]:
     """The objective for runs shaped like ``spec`` on ``device``, and its kernel's name.
 
-    MSE objectives take ``(p, X, y, lam)``, the Gaussian one ``(p, V, lam)``; all return
-    the per-run objective (M,), data loss (M,) and gradients. Raises ValueError for an
-    unknown kernel, "prefix" outside d = 1 and "fused" for an MSE shard where it cannot
-    run (it needs Triton, CUDA or TRITON_INTERPRET=1, and d <= 16).
+    MSE and logistic objectives take ``(p, X, y, lam)``, the Gaussian one ``(p, V, lam)``;
+    all return the per-run objective (M,), data loss (M,) and gradients. Raises ValueError
+    for an unknown kernel, "prefix" outside d = 1 or for the logistic loss, and "fused" for
+    the logistic loss or for an MSE shard where it cannot run (it needs Triton, CUDA or
+    TRITON_INTERPRET=1, and d <= 16).
     """
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     if kernel == "prefix" and spec.d != 1:
         raise ValueError("the prefix-sum kernel is for d = 1")
-    if spec.loss != "mse":
+    if spec.loss == "gaussian":
         return gaussian_objective, "gaussian"
+    if spec.loss == "logistic":
+        if kernel in ("prefix", "fused"):
+            raise ValueError(
+                f"the {kernel} kernel is written for MSE; the logistic loss trains with "
+                "kernel 'dense' (or 'auto', 'compiled')"
+            )
+        return _dense(logistic_objective, kernel, spec, device)
     if kernel == "fused" and not fused_available(device, spec.d):
         raise ValueError(
             "the fused kernel needs Triton, a CUDA device (or TRITON_INTERPRET=1) and d <= 16"
@@ -63,9 +86,4 @@ def choose_objective(kernel: str, spec: RunSpec, device: torch.device) -> tuple[
         return mse_objective_1d, "prefix"
     if kernel == "auto" and device.type == "cuda" and fused_available(device, spec.d):
         return fused_mse_objective, "fused"
-    if kernel == "compiled":
-        return _compiled_dense(), "compiled"
-    if device.type == "cpu":  # see in_chunks: slices that fit in cache run faster
-        n_act = spec.batch_size or spec.n_points()
-        return in_chunks(mse_objective, max(1, CPU_CHUNK_ELEMENTS // (n_act * spec.width))), "dense"
-    return mse_objective, "dense"
+    return _dense(mse_objective, kernel, spec, device)

@@ -19,6 +19,13 @@ neuron i is active" is a difference of prefix sums of r_k and r_k x_k, and every
 sum over "the neurons active at x_k" a prefix sum of kink contributions binned by
 their position among the samples.
 
+Binary logistic loss (labels y_k in {-1, +1}, scalar output), with the same penalty:
+
+    J = (1/n) sum_k log(1 + exp(-y_k f(x_k))) + (lam / 2) (sum_i c_i^2 + ||a_i||^2)
+
+computed as softplus(-y_k f_k), which neither overflows nor loses the small values. Its
+gradients are the MSE ones with (2/n) r_k replaced by dl/df_k = -(1/n) y_k sigmoid(-y_k f_k).
+
 Gaussian teacher-student (bias-free, c = 1): J = L(W) + (lam / 2)(N + sum ||w_i||^2)
 with L and dL/dW in closed form through the arc-cosine kernel (see targets.py).
 
@@ -35,6 +42,7 @@ __all__ = [
     "in_chunks",
     "mse_objective",
     "mse_objective_1d",
+    "logistic_objective",
     "gaussian_objective",
     "arccos_terms",
     "realization",
@@ -77,24 +85,48 @@ def in_chunks(objective, rows: int):
     return run
 
 
+def _dense_grads(p: dict, X: torch.Tensor, z: torch.Tensor, g: torch.Tensor, lam: torch.Tensor):
+    """Gradients of (1/n) sum_k l(f_k) + penalty given g (M, n) = dl/df_k per sample:
+
+    dJ/dc_i = sum_k g_k rho(z_ki) + lam c_i,  dJ/da_i = sum_k g_k c_i 1[z_ki > 0] x_k + lam a_i,
+    dJ/db_i likewise without x_k,  dJ/de = sum_k g_k,  dJ/dw = sum_k g_k x_k.
+    """
+    h = torch.relu(z)
+    gz = (g[:, :, None] * p["c"][:, None, :]) * (z > 0)
+    return {
+        "a": torch.bmm(gz.transpose(1, 2), X) + lam[:, None, None] * p["a"],
+        "b": gz.sum(1),
+        "c": torch.bmm(h.transpose(1, 2), g[:, :, None])[..., 0] + lam[:, None] * p["c"],
+        "e": g.sum(1),
+        "w": torch.bmm(X.transpose(1, 2), g[:, :, None])[..., 0],
+    }
+
+
+def _penalty(p: dict, lam: torch.Tensor) -> torch.Tensor:
+    """(lam / 2) (sum_i c_i^2 + ||a_i||^2) per network (M,)."""
+    return 0.5 * lam * ((p["c"] ** 2).sum(1) + (p["a"] ** 2).sum((1, 2)))
+
+
 def mse_objective(p: dict, X: torch.Tensor, y: torch.Tensor, lam: torch.Tensor):
     """Per-network objective (M,), data loss (M,) and gradients (dict like p)."""
     n = X.shape[1]
     f, z = realization(p, X)
     r = f - y
     loss = (r * r).mean(dim=1)
-    penalty = 0.5 * lam * ((p["c"] ** 2).sum(1) + (p["a"] ** 2).sum((1, 2)))
-    r2 = (2.0 / n) * r
-    h = torch.relu(z)
-    gz = (r2[:, :, None] * p["c"][:, None, :]) * (z > 0)
-    grads = {
-        "a": torch.bmm(gz.transpose(1, 2), X) + lam[:, None, None] * p["a"],
-        "b": gz.sum(1),
-        "c": torch.bmm(h.transpose(1, 2), r2[:, :, None])[..., 0] + lam[:, None] * p["c"],
-        "e": r2.sum(1),
-        "w": torch.bmm(X.transpose(1, 2), r2[:, :, None])[..., 0],
-    }
-    return loss + penalty, loss, grads
+    return loss + _penalty(p, lam), loss, _dense_grads(p, X, z, (2.0 / n) * r, lam)
+
+
+def logistic_objective(p: dict, X: torch.Tensor, y: torch.Tensor, lam: torch.Tensor):
+    """Per-network objective (M,), logistic loss (M,) and gradients (dict like p).
+
+    y (M, n) holds labels in {-1, +1}; loss = (1/n) sum_k softplus(-y_k f_k).
+    """
+    n = X.shape[1]
+    f, z = realization(p, X)
+    m = y * f  # (M, n) signed margins
+    loss = torch.nn.functional.softplus(-m).mean(dim=1)
+    g = (-1.0 / n) * y * torch.sigmoid(-m)
+    return loss + _penalty(p, lam), loss, _dense_grads(p, X, z, g, lam)
 
 
 def mse_objective_1d(p: dict, X: torch.Tensor, y: torch.Tensor, lam: torch.Tensor):

@@ -16,6 +16,7 @@ from ..nets import ShallowNet
 from ..problem import eval_grid, make_data, network_from_params, target_on
 from ..restricted import in_restricted_set, restricted_set_margins
 from ..spec import RunSpec
+from ..targets import classification_scores
 from .loop import ShardResult
 from .state import RunStatus
 
@@ -89,7 +90,7 @@ class RunRecord:
     status: str  # RunStatus label: converged | plateau | budget | diverged
     steps: int
     diverged_step: int  # -1 unless diverged
-    loss: float  # full-batch data loss (MSE or population loss) at the end point
+    loss: float  # full-batch data loss (MSE, logistic or population loss) at the end point
     objective: float  # loss + weight-decay penalty
     grad_norm: float
     min_eig: float
@@ -105,10 +106,10 @@ class RunRecord:
     projections: dict  # folded / kink / merge / reseed counts (restricted runs)
     # keyword-only from here: the eval-grid fields have a default (computed when read)
     _: KW_ONLY
-    eval_x: np.ndarray | None = _OnGrid()  # eval_grid(d, D), None without one (or not MSE)
+    eval_x: np.ndarray | None = _OnGrid()  # eval_grid(d, D), None without one (or no data)
     eval_f: np.ndarray | None = _OnGrid()  # the realization f(eval_x) (n,)
     eval_grad: np.ndarray | None = _OnGrid()  # its gradient (n, d)
-    eval_target: np.ndarray | None = _OnGrid()  # the noiseless target on the grid
+    eval_target: np.ndarray | None = _OnGrid()  # the noiseless target (or labels) on the grid
     census: dict  # degeneracy census of the raw end point
     dtype: str
     device: str
@@ -116,6 +117,10 @@ class RunRecord:
     # realization) scored on the run's own objective, and whether it lies in Omega_N
     canonical_objective: float = float("nan")  # NaN for the Gaussian population loss
     canonical_member: bool = False
+    # classification (the logistic loss) on the training data, NaN for other losses:
+    # the fraction with y f(x) > 0 and min_k y_k f(x_k) / path_norm (targets.path_norm)
+    accuracy: float = float("nan")
+    normalized_margin: float = float("nan")
 
     @property
     def network(self) -> ShallowNet:
@@ -129,7 +134,7 @@ class RunRecord:
         """
         spec, have = self.spec, self.__dict__
         if "_eval_x" not in have:
-            have["_eval_x"] = _grid(spec.d, spec.D) if spec.loss == "mse" else None
+            have["_eval_x"] = _grid(spec.d, spec.D) if spec.loss != "gaussian" else None
         x = have["_eval_x"]
         net = None if x is None else self.network
         if "_eval_f" not in have:
@@ -158,6 +163,8 @@ class RunRecord:
             "device": self.device,
             "canonical_objective": self.canonical_objective,
             "canonical_member": self.canonical_member,
+            "accuracy": self.accuracy,
+            "normalized_margin": self.normalized_margin,
             **{f"proj_{k}": int(v) for k, v in self.projections.items()},
             **{f"census_{k}": v for k, v in self.census.items()},
             **{
@@ -168,14 +175,18 @@ class RunRecord:
 
 
 def canonical_objective(canonical: ShallowNet, spec: RunSpec, xy) -> float:
-    """The run's objective (MSE on its data ``xy`` = (X, y) plus the weight-decay penalty)
-    at its canonical form: claim 4's expressivity, as the canonical form is a restricted
-    network with the run's realization (balanced, so its penalty is at most the run's).
-    NaN for the Gaussian population loss."""
-    if spec.loss != "mse":
+    """The run's objective (MSE or logistic loss on its data ``xy`` = (X, y) plus the
+    weight-decay penalty) at its canonical form: claim 4's expressivity, as the canonical
+    form is a restricted network with the run's realization (balanced, so its penalty is
+    at most the run's). NaN for the Gaussian population loss."""
+    if spec.loss == "gaussian":
         return float("nan")
     x, y = xy if xy is not None else make_data(spec)
-    loss = float(np.mean((canonical(x) - y) ** 2))
+    f = canonical(x)
+    if spec.loss == "logistic":
+        loss = float(np.mean(np.logaddexp(0.0, -y * f)))
+    else:
+        loss = float(np.mean((f - y) ** 2))
     a, c = canonical.a, canonical.c
     return loss + 0.5 * spec.weight_decay * float((c * c).sum() + (a * a).sum())
 
@@ -184,7 +195,8 @@ def build_records(
     result: ShardResult, certificates: list[dict], data: list | None = None
 ) -> list[RunRecord]:
     """One record per network of ``result``; ``certificates`` from ``certify(result)``;
-    ``data``: each MSE run's (X, y) when the caller has them (else drawn again).
+    ``data``: each run's (X, y) (MSE or logistic) when the caller has them (else drawn
+    again).
 
     The canonical form is computed once and handed to the census; the eval-grid fields
     are left to be computed when first read (see ``_OnGrid``).
@@ -196,6 +208,9 @@ def build_records(
         cert = certificates[m]
         canonical = canonical_form(net, spec.D)
         keep = result.history_step[m] >= 0
+        scores = (float("nan"), float("nan"))
+        if spec.loss == "logistic":
+            scores = classification_scores(net, *(make_data(spec) if data is None else data[m]))
         records.append(
             RunRecord(
                 spec=spec,
@@ -223,6 +238,8 @@ def build_records(
                     canonical, spec, None if data is None else data[m]
                 ),
                 canonical_member=in_restricted_set(canonical, spec.D),
+                accuracy=scores[0],
+                normalized_margin=scores[1],
             )
         )
     return records
