@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from realspace.optimum import activation_patterns, convex_optimum, reference_optima
-from realspace.targets import mse, sample_points, weight_decay_penalty
+from realspace.targets import logistic_loss, mse, sample_points, weight_decay_penalty
 from realspace.train import RunSpec, TrainOptions, make_data, train_and_record
 
 
@@ -110,3 +110,57 @@ def test_reference_labels_follow_the_width():
     thin = RunSpec(target="sin", n_samples=32, weight_decay=1e-2, width=1)
     (v1, l1), (v2, l2) = reference_optima([wide, thin])
     assert v1 == v2 > 0 and (l1, l2) == ("convex_exact", "convex_lower_bound")
+
+
+def test_the_logistic_optimum_is_attained_by_its_network_and_checks_its_labels():
+    base = RunSpec(target="teacher_labels", d=1, n_samples=24, teacher_width=3, teacher_seed=1)
+    x, y = make_data(base)  # + (9) - (12) + (2) -: no threshold separates them
+    opt = convex_optimum(x, y, 0.05, loss="logistic")
+    direct = logistic_loss(opt.net, x, y) + weight_decay_penalty(opt.net, 0.05)
+    assert direct == pytest.approx(opt.value, rel=1e-6)
+    assert opt.exact and 0 < opt.width
+    with pytest.raises(ValueError, match="labels in"):
+        convex_optimum(x, 0.5 * y, 0.05, loss="logistic")
+    # one class: e alone drives the loss to 0 at no cost; a threshold: w x + e does
+    with pytest.raises(ValueError, match="not attained"):
+        convex_optimum(x, np.ones_like(y), 0.05, loss="logistic")
+    step = np.where(x[:, 0] > 0.1, 1.0, -1.0)
+    assert convex_optimum(x, step, 0.05, loss="logistic").value > 0
+    with pytest.raises(ValueError, match="not attained"):
+        convex_optimum(x, step, 0.05, restricted=True, loss="logistic")
+    wd0 = RunSpec(target="teacher_labels", d=1, n_samples=24, teacher_width=3, width=12)
+    assert np.isnan(reference_optima([wd0])[0][0])  # no weight decay: infimum 0
+
+
+# restricted runs are left out until canonical_form survives their end points here (a
+# merged group whose a-part cancels gives NaN; see issue 15)
+@pytest.mark.parametrize("restricted", [False])
+def test_many_restart_logistic_training_never_beats_the_convex_value(restricted):
+    """The binary logistic loss with weight decay on teacher labels in d = 1 (patterns
+    exact): 32 float64 Adam restarts, wide enough to hold the convex solution. None goes
+    below the convex value by more than the solver tolerance, the best reaches it within
+    1e-3 relative, and the reference is labelled exact at this width."""
+    lam = 0.05
+    par = "restricted" if restricted else "unrestricted"
+    base = RunSpec(
+        target="teacher_labels",
+        d=1,
+        n_samples=24,
+        teacher_width=3,
+        teacher_seed=1,
+        weight_decay=lam,
+        width=12,
+        lr=0.02,
+        steps=4000,
+        parametrization=par,
+    )
+    x, y = make_data(base)
+    opt = convex_optimum(x, y, lam, restricted=restricted, loss="logistic")
+    assert opt.width <= base.width
+    specs = [RunSpec(**{**base.to_dict(), "target_params": (), "seed": s}) for s in range(32)]
+    records = train_and_record(specs, TrainOptions(dtype=torch.float64))
+    found = np.array([r.objective for r in records])
+    tol = 1e-7 * (1 + abs(opt.value))
+    assert found.min() >= opt.value - tol
+    assert found.min() <= opt.value * (1 + 1e-3)
+    assert reference_optima(specs[:1]) == [(pytest.approx(opt.value, rel=1e-6), "convex_exact")]

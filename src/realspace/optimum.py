@@ -20,7 +20,10 @@ Three references, the best that applies to a cell (docs/science.md, "Statistics"
       min_{u_j, v_j in K_j, e, w}  (1/n) ||sum_j D_j X~ (u_j - v_j) + e + X w - y||^2
                                    + lam sum_j (||u_j,a|| + ||v_j,a||)
 
-  over the patterns j of the data, solved with cvxpy. Its value is the optimum at every
+  over the patterns j of the data, solved with cvxpy. The binary logistic loss
+  (labels y in {-1, +1}) gives the same program with (1/n) sum_k log(1 + exp(-y_k f_k))
+  in place of the squared error (Pilanci & Ergen's derivation holds for any convex loss:
+  only the penalty and the patterns enter it). Its value is the optimum at every
   width >= the solution's neuron count m (exact there) and a lower bound below m. The
   patterns are enumerated exactly for d = 1 and small 2-D data sets; above that they are
   sampled, which gives a value attained by a network, an upper bound on the optimum;
@@ -42,13 +45,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .nets import ShallowNet
-from .targets import mse, weight_decay_penalty
+from .targets import logistic_loss, mse, weight_decay_penalty
 
 __all__ = [
     "ConvexOptimum",
     "activation_patterns",
     "convex_optimum",
     "reference_optima",
+    "free_part_separates",
     "EXACT_2D_MAX_POINTS",
 ]
 
@@ -155,6 +159,26 @@ def _cone_rows(X: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return idx[mask], idx[~mask]
 
 
+def free_part_separates(X: np.ndarray, y: np.ndarray, restricted: bool) -> bool:
+    """Whether the unpenalized part of the network alone classifies labels y (n,) in
+    {-1, +1} on X (n, d) without error: the constant e (one class only) or, restricted,
+    the affine <w, x> + e (an LP: y_k (<w, x_k> + e) >= 1 for all k is feasible).
+
+    Then the logistic loss tends to 0 along (t w, t e), t -> inf, at no penalty: the
+    weight-decay objective has infimum 0, which no network attains.
+    """
+    from scipy.optimize import linprog
+
+    y = np.asarray(y, dtype=np.float64)
+    if np.all(y == y[0]):
+        return True
+    if not restricted:
+        return False
+    A = -y[:, None] * np.hstack([X, np.ones((len(y), 1))])
+    res = linprog(np.zeros(X.shape[1] + 1), A_ub=A, b_ub=-np.ones(len(y)), bounds=(None, None))
+    return res.status == 0
+
+
 def convex_optimum(
     X: np.ndarray,
     y: np.ndarray,
@@ -163,8 +187,12 @@ def convex_optimum(
     patterns: np.ndarray | None = None,
     solver: str | None = None,
     samples: int = 2000,
+    loss: str = "mse",
 ) -> ConvexOptimum:
     """Exact global optimum of the weight-decay problem on data X (n, d), y (n,), lam > 0.
+
+    ``loss``: "mse" (1/n) sum_k (f_k - y_k)^2, or "logistic" (1/n) sum_k log(1 +
+    exp(-y_k f_k)) with labels y_k in {-1, +1}.
 
     ``restricted``: the network carries a free linear part w (the restricted
     parametrization); otherwise only the output bias e is free. Returns the optimum, a
@@ -177,6 +205,15 @@ def convex_optimum(
     y = np.asarray(y, dtype=np.float64)
     if X.ndim != 2 or y.shape != (X.shape[0],):
         raise ValueError(f"need X (n, d) and y (n,), got {X.shape} and {y.shape}")
+    if loss not in ("mse", "logistic"):
+        raise ValueError(f"loss must be 'mse' or 'logistic', got {loss!r}")
+    if loss == "logistic" and not np.all(np.abs(y) == 1):
+        raise ValueError("the logistic loss needs labels in {-1, +1}")
+    if loss == "logistic" and free_part_separates(X, y, restricted):
+        raise ValueError(
+            "the unpenalized part (e, and w when restricted) separates these labels: the "
+            "infimum 0 of the logistic objective is not attained"
+        )
     if not lam > 0:
         raise ValueError(f"the convex reformulation needs weight decay lam > 0, got {lam}")
     n, d = X.shape
@@ -206,7 +243,11 @@ def convex_optimum(
         w = cp.Variable(d)
         pred = pred + X @ w
     norms = cp.norm(U[:, :d], 2, axis=1) + cp.norm(V[:, :d], 2, axis=1)
-    objective = cp.sum_squares(pred - y) / n + lam * cp.sum(norms)
+    if loss == "logistic":
+        fit = cp.sum(cp.logistic(-cp.multiply(y, pred))) / n
+    else:
+        fit = cp.sum_squares(pred - y) / n
+    objective = fit + lam * cp.sum(norms)
     constraints = [G @ cp.vec(U, order="C") >= 0, G @ cp.vec(V, order="C") >= 0]
     problem = cp.Problem(cp.Minimize(objective), constraints)
     problem.solve(solver=solver or "CLARABEL")
@@ -215,8 +256,10 @@ def convex_optimum(
 
     net = _network(U.value, V.value, float(e.value), None if w is None else w.value, d)
 
+    data_loss = logistic_loss if loss == "logistic" else mse
+
     def J(net):
-        return mse(net, X, y) + weight_decay_penalty(net, lam)
+        return data_loss(net, X, y) + weight_decay_penalty(net, lam)
 
     # the sparsest pruning that still attains the value (interior-point solutions carry
     # many tiny neurons; the solution's width m is what decides where the value is exact)
@@ -277,9 +320,10 @@ def reference_optima(specs, samples: int = 2000) -> list[tuple[float, str]]:
 
     Labels: ``teacher_realizable`` (J* = 0: a noiseless teacher, no weight decay, student
     width >= teacher width), ``convex_exact`` / ``convex_lower_bound`` /
-    ``convex_sampled_upper_bound`` (weight decay > 0 on sampled data, see
-    ``ConvexOptimum.reference``). One convex program per distinct data set, lam and
-    parametrization.
+    ``convex_sampled_upper_bound`` (weight decay > 0 on sampled data, MSE or logistic
+    loss, see ``ConvexOptimum.reference``). One convex program per distinct data set,
+    loss, lam and parametrization. A classification target without weight decay has none:
+    its infimum 0 is not attained.
     """
     import hashlib
 
@@ -295,14 +339,19 @@ def reference_optima(specs, samples: int = 2000) -> list[tuple[float, str]]:
             else:
                 out.append((float("nan"), ""))
             continue
-        if spec.loss != "mse":
+        if spec.loss not in ("mse", "logistic"):
             out.append((float("nan"), ""))
             continue
         x, y = make_data(spec)
+        if spec.loss == "logistic" and free_part_separates(x, y, spec.restricted):
+            out.append((float("nan"), ""))  # infimum 0, not attained: no optimum
+            continue
         h = hashlib.sha256(x.tobytes() + y.tobytes())
-        h.update(repr((spec.weight_decay, spec.restricted)).encode())
+        h.update(repr((spec.weight_decay, spec.restricted, spec.loss)).encode())
         key = h.hexdigest()
         if key not in solved:
-            solved[key] = convex_optimum(x, y, spec.weight_decay, spec.restricted, samples=samples)
+            solved[key] = convex_optimum(
+                x, y, spec.weight_decay, spec.restricted, samples=samples, loss=spec.loss
+            )
         out.append(solved[key].reference(spec.width))
     return out
