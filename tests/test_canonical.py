@@ -183,3 +183,29 @@ def test_canonical_fast_path_equals_the_scipy_path(monkeypatch, kind):
             np.testing.assert_array_equal(getattr(f, name), getattr(s, name), err_msg=f"{k} {name}")
     if kind == "chains":  # each chain merged into (at most) one neuron through its links
         assert all(np.count_nonzero(f.c) <= r + 1 for f, r in zip(fast, rest, strict=True))
+
+
+@pytest.mark.parametrize("tiny", [1e-90, 1e-170])
+def test_neurons_decayed_to_tiny_sizes_keep_a_finite_canonical_form(tiny):
+    """Weight decay can shrink unneeded neurons to 1e-90 and below, where a sum of squares
+    underflows (below about 1e-154): the canonical form stays finite and keeps the
+    realization, the tiny neurons dropped as negligible."""
+    rng = np.random.default_rng(5)
+    D = 1.0
+    for d in (1, 2):
+        net = random_net(rng, 10, d, D, restricted=True)
+        a, b, c = net.a.copy(), net.b.copy(), net.c.copy()
+        small = np.arange(10) % 2 == 0
+        a[small] *= tiny
+        b[small] *= tiny
+        c[small] *= tiny
+        decayed = ShallowNet(a, b, c, net.e, net.linear)
+        with np.errstate(divide="raise", invalid="raise"):
+            canon = canonical_form(decayed, D)
+        assert all(np.isfinite(v).all() for v in (canon.a, canon.b, canon.c, canon.linear))
+        err = relative_sup_error(decayed, canon, dense_points(rng, d, D, decayed))
+        assert err <= 1e-10
+        all_tiny = ShallowNet(a * tiny, b * tiny, c * tiny, 0.3, net.linear)
+        with np.errstate(divide="raise", invalid="raise"):
+            flat = canonical_form(all_tiny, D)
+        assert np.isfinite(flat.a).all() and abs(flat.e - 0.3) < 1e-12

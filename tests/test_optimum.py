@@ -132,9 +132,7 @@ def test_the_logistic_optimum_is_attained_by_its_network_and_checks_its_labels()
     assert np.isnan(reference_optima([wd0])[0][0])  # no weight decay: infimum 0
 
 
-# restricted runs are left out until canonical_form survives their end points here (a
-# merged group whose a-part cancels gives NaN; see issue 15)
-@pytest.mark.parametrize("restricted", [False])
+@pytest.mark.parametrize("restricted", [False, True])
 def test_many_restart_logistic_training_never_beats_the_convex_value(restricted):
     """The binary logistic loss with weight decay on teacher labels in d = 1 (patterns
     exact): 32 float64 Adam restarts, wide enough to hold the convex solution. None goes

@@ -88,7 +88,7 @@ def canonical_form(
 
     # Step 3: normalise the neurons whose kink meets the cube.
     keep = kind["inside"]
-    norm = np.linalg.norm(net.a[keep], axis=1)
+    norm = row_norms(net.a[keep])
     a_hat = net.a[keep] / norm[:, None]
     b_hat = net.b[keep] / norm
     gamma = net.c[keep] * norm
@@ -111,7 +111,7 @@ def canonical_form(
         gamma = np.bincount(label, weights=gamma, minlength=n_groups)
         mean = np.zeros((n_groups, d + 1))
         np.add.at(mean, label, weight[:, None] * np.column_stack([a_hat, b_hat]))
-        mean /= np.linalg.norm(mean[:, :d], axis=1, keepdims=True)
+        mean /= row_norms(mean[:, :d])[:, None]
         a_hat, b_hat = mean[:, :d], mean[:, d]
 
     # Step 5: drop negligible neurons, rebalance the rest.
@@ -152,6 +152,15 @@ def _chord_distances(u: np.ndarray) -> np.ndarray:
     for j in range(1, k):
         sq += diff[..., j] * diff[..., j]
     return np.sqrt(sq)
+
+
+def row_norms(x: np.ndarray) -> np.ndarray:
+    """Euclidean norms of the rows of ``x`` (n, k), scaled so that they neither underflow
+    nor overflow: a weight-decayed neuron of size 1e-160 has a norm, not 0 (sum of
+    squares would underflow to 0 below about 1e-154 and divide by zero)."""
+    s = np.abs(x).max(axis=1, keepdims=True) if x.size else np.zeros((x.shape[0], 1))
+    safe = np.where(s > 0, s, 1.0)
+    return s[:, 0] * np.linalg.norm(x / safe, axis=1)
 
 
 def _merge_groups(close: np.ndarray) -> tuple[int, np.ndarray]:
