@@ -40,6 +40,10 @@ ReportDirOpt = Annotated[
     Path | None,
     typer.Option("--report-dir", help="folder of the report (default: reports/<sweep name>)"),
 ]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option("--ray-address", help="HOST:PORT of a running Ray cluster (default: a local Ray)"),
+]
 AnalysisOpt = Annotated[
     bool,
     typer.Option(
@@ -91,12 +95,7 @@ def _safe(text) -> str:
 @app.command()
 def sweep(
     config: ConfigArg,
-    ray_address: Annotated[
-        str | None,
-        typer.Option(
-            "--ray-address", help="HOST:PORT of a running Ray cluster (default: a local Ray)"
-        ),
-    ] = None,
+    ray_address: RayAddressOpt = None,
     tracking_uri: TrackingOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="plan only; train nothing")] = False,
     max_shards: Annotated[
@@ -174,12 +173,7 @@ def sweep(
 @app.command()
 def submit(
     config: ConfigArg,
-    ray_address: Annotated[
-        str | None,
-        typer.Option(
-            "--ray-address", help="HOST:PORT of a running Ray cluster (default: a local Ray)"
-        ),
-    ] = None,
+    ray_address: RayAddressOpt = None,
     tracking_uri: TrackingOpt = None,
     pool: Annotated[
         str, typer.Option("--pool", help="Prefect work pool whose worker runs the sweep")
