@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import torch
 
+from .model import realization
 from .project import merge_close, rebalance, reseed_draws
 
 __all__ = [
@@ -227,14 +228,7 @@ def insertions(
     ``data``: each network's samples (M, n), sorted, and targets (M, n).
     """
     xs, ys = data
-    p = realize(q, D)
-    f = (
-        (torch.relu(xs[..., None] * p["a"][:, None, :, 0] + p["b"][:, None]) * p["c"][:, None]).sum(
-            -1
-        )
-        + xs * p["w"][:, :1]
-        + p["e"][:, None]
-    )
+    f, _ = realization(realize(q, D), xs[..., None])
     res = f - ys
     # the affine part is trained: score what it cannot absorb (res minus its least-squares
     # affine fit); else S, largest at the ends for any affine residual, puts every
@@ -286,7 +280,6 @@ def merge_and_reseed(
     A survivor keeps its direction and kink (v, kappa) and takes r = c of the merged,
     balanced neuron; a reseeded one gets the coordinates of ``reseed_draws``.
     """
-    p = realize(q, D)
     active = rows[:, None]
     dead = active & ((q["r"] == 0) | (q["v"].norm(dim=-1) == 0))
     counts["folded"] += (dead & (q["r"] != 0)).sum(1)
@@ -297,6 +290,7 @@ def merge_and_reseed(
         counts["merge"] += freed.sum(1)
         dead = dead | freed
     elif merge:
+        p = realize(q, D)
         m = merge_close(
             p["a"], p["b"], p["c"], p["e"], p["w"], active & ~dead, counts, merge_angle, D
         )
