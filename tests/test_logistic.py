@@ -134,9 +134,14 @@ def test_the_logistic_loss_trains_with_the_dense_kernel_only():
             choose_objective(kernel, spec_of(d=1), CPU)
 
 
-def test_classification_refuses_label_noise():
-    with pytest.raises(ValueError, match="no label noise"):
-        spec_of(noise=0.1)
+def test_classification_label_noise_is_a_flip_probability():
+    for bad in (1.0, 1.5):
+        with pytest.raises(ValueError, match="flip probability"):
+            spec_of(noise=bad)
+    clean, noisy = make_data(spec_of(n_samples=4000)), make_data(spec_of(n_samples=4000, noise=0.25))
+    np.testing.assert_array_equal(clean[0], noisy[0])  # the same points, other labels
+    share = np.mean(clean[1] != noisy[1])
+    assert abs(share - 0.25) < 3 * np.sqrt(0.25 * 0.75 / len(clean[1]))
 
 
 def flat_gradient(p, X, Y, lam, names, theta):
@@ -216,10 +221,12 @@ def test_the_classification_target_adds_no_field_to_run_keys():
     assert run_key(RunSpec()) == "f8522908a61582d77c7efa37"
 
 
-def test_a_sweep_file_takes_the_classification_target_and_refuses_label_noise():
+def test_a_sweep_file_takes_the_classification_target_and_refuses_certain_flips():
     from realspace.sweep.config import SweepConfig
 
     base = dict(name="c", widths=[4], input_dim=2, targets=[{"name": "teacher_labels"}])
     assert SweepConfig(**base).targets[0].name == "teacher_labels"
-    with pytest.raises(ValueError, match="no label noise"):
-        SweepConfig(**base, data={"noise": 0.1})
+    with pytest.raises(ValueError, match="flip probability"):
+        SweepConfig(**base, data={"noise": 1.0})
+    with pytest.raises(ValueError, match="flip probability"):
+        SweepConfig(**{**base, "targets": [{"name": "teacher_labels", "noise": 1.0}]})

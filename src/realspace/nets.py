@@ -8,6 +8,10 @@ with a of shape (N, d), b and c of shape (N,), and an affine part (w, e).
 The *unrestricted* parametrization fixes w = 0 (``w=None``); the *restricted*
 parametrization carries a free w of shape (d,). Everything here is float64.
 
+Vector outputs (m >= 2 classes of a classifier): c has shape (N, m), e shape (m,) and
+the linear part W shape (m, d), so f(x) = sum_i c_i rho(<a_i, x> + b_i) + W x + e in R^m.
+A scalar network (m = 1) keeps the shapes above; ``outputs`` says which.
+
 The math: docs/science.md#networks-and-realizations.
 """
 
@@ -55,39 +59,47 @@ class ShallowNet:
     ----------
     a : (N, d) input weights.
     b : (N,) biases.
-    c : (N,) output weights.
-    e : output bias.
-    w : (d,) linear part of the restricted parametrization, or None for the
-        unrestricted one (w = 0 fixed).
+    c : (N,) output weights, or (N, m) for m output components.
+    e : output bias (a float, or (m,) with vector outputs).
+    w : (d,) linear part of the restricted parametrization ((m, d) with vector outputs),
+        or None for the unrestricted one (w = 0 fixed).
     """
 
     a: np.ndarray
     b: np.ndarray
     c: np.ndarray
-    e: float = 0.0
+    e: float | np.ndarray = 0.0
     w: np.ndarray | None = None
 
     def __post_init__(self):
         a = _finite_array("a", self.a, 2)
         b = _finite_array("b", self.b, 1)
-        c = _finite_array("c", self.c, 1)
+        c = np.array(self.c, dtype=np.float64)
+        c = _finite_array("c", c, 2 if c.ndim == 2 else 1)
         n = a.shape[0]
-        if b.shape != (n,) or c.shape != (n,):
+        if b.shape != (n,) or c.shape[0] != n:
             raise ValueError(
-                f"shape mismatch: a is {a.shape}, so b and c must be ({n},); "
-                f"got b {b.shape}, c {c.shape}"
+                f"shape mismatch: a is {a.shape}, so b must be ({n},) and c ({n},) or "
+                f"({n}, m); got b {b.shape}, c {c.shape}"
             )
         if a.shape[1] < 1:
             raise ValueError("a must have at least one input dimension (shape (N, d), d >= 1)")
-        e = float(np.asarray(self.e, dtype=np.float64))
-        if not np.isfinite(e):
-            raise ValueError("e is NaN or infinite")
+        vector = c.ndim == 2
+        if vector and c.shape[1] < 2:
+            raise ValueError(f"vector outputs need m >= 2 columns of c, got c {c.shape}")
+        if vector:
+            e = _finite_array("e", np.broadcast_to(np.asarray(self.e, np.float64), c.shape[1:]), 1)
+        else:
+            e = float(np.asarray(self.e, dtype=np.float64))
+            if not np.isfinite(e):
+                raise ValueError("e is NaN or infinite")
         w = None
         if self.w is not None:
-            w = _finite_array("w", self.w, 1)
-            if w.shape != (a.shape[1],):
-                raise ValueError(f"w must have shape ({a.shape[1]},), got {w.shape}")
-        for arr in (a, b, c) + ((w,) if w is not None else ()):
+            shape = (c.shape[1], a.shape[1]) if vector else (a.shape[1],)
+            w = _finite_array("w", self.w, len(shape))
+            if w.shape != shape:
+                raise ValueError(f"w must have shape {shape}, got {w.shape}")
+        for arr in (a, b, c) + ((w,) if w is not None else ()) + ((e,) if vector else ()):
             arr.setflags(write=False)
         object.__setattr__(self, "a", a)
         object.__setattr__(self, "b", b)
@@ -105,14 +117,21 @@ class ShallowNet:
         return self.a.shape[1]
 
     @property
+    def outputs(self) -> int:
+        """Output components m: 1 for a scalar network (c of shape (N,))."""
+        return self.c.shape[1] if self.c.ndim == 2 else 1
+
+    @property
     def restricted(self) -> bool:
         """True when the network carries a free linear part w (restricted parametrization)."""
         return self.w is not None
 
     @property
     def linear(self) -> np.ndarray:
-        """The linear part w, zeros for the unrestricted parametrization."""
-        return self.w if self.w is not None else np.zeros(self.dim)
+        """The linear part w ((d,), or W (m, d)), zeros for the unrestricted parametrization."""
+        if self.w is not None:
+            return self.w
+        return np.zeros((self.outputs, self.dim)) if self.c.ndim == 2 else np.zeros(self.dim)
 
     # -- realization ----------------------------------------------------------
     def preactivation(self, x) -> np.ndarray:
@@ -121,13 +140,15 @@ class ShallowNet:
         return x @ self.a.T + self.b
 
     def __call__(self, x) -> np.ndarray:
-        """Realization at points x of shape (n, d); returns shape (n,)."""
+        """Realization at points x of shape (n, d); returns shape (n,) ((n, m) with vector
+        outputs)."""
         x = as_points(x, self.dim)
         z = x @ self.a.T + self.b
-        return np.maximum(z, 0.0) @ self.c + x @ self.linear + self.e
+        return np.maximum(z, 0.0) @ self.c + x @ self.linear.T + self.e
 
     def gradient(self, x) -> np.ndarray:
-        """Analytic gradient sum_i c_i a_i 1[z_i > 0] + w, shape (n, d).
+        """Analytic gradient sum_i c_i a_i 1[z_i > 0] + w, shape (n, d) (the Jacobian
+        (n, m, d) with vector outputs).
 
         On a kink (z_i = 0) the neuron counts as inactive; the realization is not
         differentiable there, and callers that need a one-sided slope evaluate off
@@ -135,15 +156,20 @@ class ShallowNet:
         """
         x = as_points(x, self.dim)
         active = (x @ self.a.T + self.b) > 0.0
+        if self.c.ndim == 2:
+            return np.einsum("ki,im,id->kmd", active, self.c, self.a) + self.linear
         return (active * self.c) @ self.a + self.linear
 
     # -- parameters -----------------------------------------------------------
     def neurons(self) -> np.ndarray:
-        """Per-neuron parameter rows (a_i, b_i, c_i), shape (N, d + 2)."""
+        """Per-neuron parameter rows (a_i, b_i, c_i), shape (N, d + 1 + m)."""
         return np.column_stack([self.a, self.b, self.c])
 
     def affine(self) -> np.ndarray:
-        """The affine part (w, e) as one vector of shape (d + 1,)."""
+        """The affine part (w, e) as one vector of shape (d + 1,) (row by row (W, e),
+        shape (m (d + 1),), with vector outputs)."""
+        if self.c.ndim == 2:
+            return np.column_stack([self.linear, self.e]).ravel()
         return np.append(self.linear, self.e)
 
     def with_restricted(self) -> ShallowNet:
@@ -158,11 +184,13 @@ class ShallowNet:
         return ShallowNet(
             np.vstack([self.a, np.zeros((extra, self.dim))]),
             np.concatenate([self.b, np.zeros(extra)]),
-            np.concatenate([self.c, np.zeros(extra)]),
+            np.concatenate([self.c, np.zeros((extra, *self.c.shape[1:]))]),
             self.e,
             self.w,
         )
 
     def __repr__(self) -> str:
         kind = "restricted" if self.restricted else "unrestricted"
+        if self.c.ndim == 2:
+            return f"ShallowNet(width={self.width}, d={self.dim}, m={self.outputs}, {kind})"
         return f"ShallowNet(width={self.width}, d={self.dim}, {kind}, e={self.e:.4g})"

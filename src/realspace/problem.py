@@ -12,7 +12,14 @@ import numpy as np
 
 from .nets import ShallowNet
 from .spec import RunSpec
-from .targets import random_teacher, sample_points, target_function
+from .targets import (
+    flip_labels,
+    gaussian_mixture,
+    random_teacher,
+    sample_points,
+    spirals,
+    target_function,
+)
 
 __all__ = [
     "rng_for",
@@ -40,9 +47,10 @@ def rng_for(seed: int, stream: int, *extra: int) -> np.random.Generator:
 
 def teacher_net(spec: RunSpec) -> ShallowNet:
     """The canonical random teacher of a "teacher" or "teacher_labels" target (depends on
-    teacher_width, teacher_seed, d and D only)."""
+    teacher_width, teacher_seed, d and D, and on n_classes = m >= 3: an m-output teacher)."""
+    m = spec.n_classes if spec.loss == "cross_entropy" else 1
     return random_teacher(
-        spec.teacher_width, spec.d, spec.D, np.random.default_rng(spec.teacher_seed)
+        spec.teacher_width, spec.d, spec.D, np.random.default_rng(spec.teacher_seed), outputs=m
     )
 
 
@@ -76,12 +84,29 @@ def orthonormal_rows(k: int, d: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_data(spec: RunSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Training inputs X (n, d) and targets y (n,) of a run on data (sorted by x when d = 1);
-    for a classification target y holds the labels in {-1, +1}."""
+    """Training inputs X (n, d) and targets y (n,) of a run on data (sorted by x when d = 1).
+
+    For a classification target y holds labels: in {-1, +1} (n_classes = 2, logistic loss)
+    or class indices 0..m-1 as floats (cross-entropy). Label noise flips a label to another
+    class with probability ``noise`` (``targets.flip_labels``); on values it is additive
+    N(0, noise^2).
+    """
     rng = rng_for(spec.seed, STREAM_DATA)
-    x = sample_points(spec.n_samples, spec.d, spec.D, spec.sampling, rng)
-    y = target_on(spec, x)
-    if spec.noise:
+    m = spec.n_classes
+    params = dict(spec.target_params)
+    if spec.target == "spirals":
+        x, label = spirals(spec.n_samples, m, spec.D, rng, **params)
+    elif spec.target == "mixture":
+        x, label = gaussian_mixture(spec.n_samples, m, spec.D, rng, **params)
+    else:
+        x = sample_points(spec.n_samples, spec.d, spec.D, spec.sampling, rng)
+        y = target_on(spec, x)
+        label = ((y > 0) if m == 2 else y).astype(np.int64) if spec.classification else None
+    if spec.classification:
+        if spec.noise:
+            label = flip_labels(label, m, spec.noise, rng)
+        y = np.where(label == 1, 1.0, -1.0) if m == 2 else label.astype(np.float64)
+    elif spec.noise:
         y = y + spec.noise * rng.standard_normal(y.shape)
     if spec.d == 1:  # a data set is a set: keep it sorted, as the d = 1 objective needs
         order = np.argsort(x[:, 0], kind="stable")
@@ -90,11 +115,12 @@ def make_data(spec: RunSpec) -> tuple[np.ndarray, np.ndarray]:
 
 
 def init_params(spec: RunSpec) -> dict[str, np.ndarray]:
-    """Initial parameters {a (N, d), b (N,), c (N,), e (), w (d,)}.
+    """Initial parameters {a (N, d), b (N,), c (N,), e (), w (d,)}; with m = spec.outputs
+    >= 2 output components c (N, m), e (m,) and w (m, d).
 
     a_i ~ N(0, I/d) * init_scale; each kink passes through a uniform point of the
     cube (b_i = -<a_i, p_i>), so every neuron starts active on part of Q;
-    c_i ~ N(0, 1/N) * init_scale; e = 0, w = 0. Without biases b = 0; with fixed
+    c_i ~ N(0, I_m/N) * init_scale; e = 0, w = 0. Without biases b = 0; with fixed
     output weights c = 1 (the Gaussian teacher-student model).
     """
     rng = rng_for(spec.seed, STREAM_INIT)
@@ -102,6 +128,10 @@ def init_params(spec: RunSpec) -> dict[str, np.ndarray]:
     a = rng.standard_normal((N, d)) * spec.init_scale / np.sqrt(d)
     p = rng.uniform(-spec.D, spec.D, (N, d))
     b = -(a * p).sum(axis=1) if spec.bias else np.zeros(N)
+    m = spec.outputs
+    if m > 1:  # drawn after a, p: the scalar case's stream is unchanged
+        c = rng.standard_normal((N, m)) * spec.init_scale / np.sqrt(N)
+        return {"a": a, "b": b, "c": c, "e": np.zeros(m), "w": np.zeros((m, d))}
     if spec.train_output:
         c = rng.standard_normal(N) * spec.init_scale / np.sqrt(N)
     else:
@@ -112,11 +142,18 @@ def init_params(spec: RunSpec) -> dict[str, np.ndarray]:
 def target_on(spec: RunSpec, x: np.ndarray) -> np.ndarray:
     """The noiseless target of a run on data at points ``x`` (n, d): values for MSE,
     labels sign(teacher(x)) in {-1, +1} for "teacher_labels" (a point on the teacher's
-    zero set gets +1)."""
+    zero set gets +1), or with n_classes = m >= 3 the class argmax_k teacher_k(x) in
+    0..m-1 (ties to the lowest index). Spirals and mixtures have no target off their
+    points."""
     if spec.target == "teacher":
         return teacher_net(spec)(x)
     if spec.target == "teacher_labels":
-        return np.where(teacher_net(spec)(x) >= 0, 1.0, -1.0)
+        f = teacher_net(spec)(x)
+        if f.ndim == 2:
+            return np.argmax(f, axis=1).astype(np.float64)
+        return np.where(f >= 0, 1.0, -1.0)
+    if spec.target in ("spirals", "mixture"):
+        raise ValueError(f"the {spec.target!r} target is defined on its own points only")
     return target_function(spec.target, spec.D, **dict(spec.target_params))(x)
 
 
@@ -130,11 +167,13 @@ def eval_grid(d: int, D: float) -> np.ndarray | None:
 
 
 def network_from_params(params: dict, restricted: bool) -> ShallowNet:
-    """The ShallowNet of one run's parameter dict (the affine slope w only when restricted)."""
+    """The ShallowNet of one run's parameter dict (the affine slope w only when restricted;
+    vector outputs when c is (N, m))."""
+    e = params["e"]
     return ShallowNet(
         params["a"],
         params["b"],
         params["c"],
-        float(params["e"]),
+        np.asarray(e, dtype=np.float64) if np.ndim(e) else float(e),
         params["w"] if restricted else None,
     )

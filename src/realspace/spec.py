@@ -26,6 +26,8 @@ __all__ = [
     "TARGET_NAMES",
     "TEACHER_ROWS",
     "TEACHER_TARGETS",
+    "CLASSIFICATION_TARGETS",
+    "CLASSIFICATION_PARAMS",
     "DEFAULT_TEACHER_ROWS",
     "problem_conflicts",
     "target_label",
@@ -42,13 +44,27 @@ DEFAULT_RESTRICTED_METHOD = "intrinsic"
 # what a restricted spec stored before the method was a field was trained with
 _LEGACY_RESTRICTED_METHOD = "projection"
 SAMPLINGS = ("grid", "uniform")
-# target name -> loss kind: "teacher_labels" is binary classification, labels
-# y = sign(teacher(x)) in {-1, +1} under the logistic loss (docs/science.md#targets-and-losses)
+# classification targets (docs/science.md#targets-and-losses): labels of a random canonical
+# teacher, two (or n_classes) interleaved spirals, a Gaussian mixture. With n_classes = 2
+# the labels are y in {-1, +1} under the binary logistic loss (scalar output); with
+# n_classes = m >= 3 they are class indices 0..m-1 under the cross-entropy (m outputs).
+CLASSIFICATION_TARGETS = ("teacher_labels", "spirals", "mixture")
+# target name -> loss kind; a classification target's kind is "logistic" at n_classes = 2
+# ("cross_entropy" above: RunSpec.loss)
 LOSS_KINDS = {
     **{name: "mse" for name in TARGETS},
     "teacher": "mse",
     "gaussian": "gaussian",
-    "teacher_labels": "logistic",
+    **{name: "logistic" for name in CLASSIFICATION_TARGETS},
+}
+# parameters of the classification targets that draw their own points, and their defaults
+CLASSIFICATION_PARAMS = {
+    "teacher_labels": {},
+    # arms of a spiral turn `turns` times; points jittered by N(0, (jitter D)^2)
+    "spirals": {"turns": 1.5, "jitter": 0.02},
+    # class means equally spaced on the circle of radius D / 2 (d = 2) or at +-D/2 e_k;
+    # each class N(mean, (spread D)^2 I)
+    "mixture": {"spread": 0.2},
 }
 # targets whose labels come from a random canonical teacher (teacher_width, teacher_seed)
 TEACHER_TARGETS = ("teacher", "teacher_labels")
@@ -68,18 +84,30 @@ def problem_conflicts(
     d: int = 1,
     teacher_width: int = 1,
     noise: float = 0.0,
+    n_classes: int = 2,
 ) -> list[str]:
     """What a target forbids of the rest of a run, one sentence per broken rule (empty when
     none). The single statement of these rules: RunSpec raises them, the sweep config
     reports them under the target's key before any work starts."""
     if teacher_rows not in TEACHER_ROWS:
         return [f"teacher_rows must be one of {TEACHER_ROWS}, got {teacher_rows!r}"]
+    if target in CLASSIFICATION_TARGETS:
+        broken = []
+        if teacher_rows != DEFAULT_TEACHER_ROWS:
+            broken.append(f"teacher_rows {teacher_rows!r} applies to the gaussian target only")
+        if not 2 <= int(n_classes):
+            broken.append(f"n_classes must be >= 2, got {n_classes}")
+        if not 0 <= noise < 1:
+            # a classification target's noise is a label-flip probability
+            broken.append(f"label noise of {target!r} is a flip probability in [0, 1), got {noise}")
+        if target in ("spirals", "mixture") and d != 2:
+            broken.append(f"the {target!r} target lives in the plane: input_dim must be 2, got {d}")
+        return broken
+    if int(n_classes) != 2:
+        return [f"n_classes applies to classification targets {CLASSIFICATION_TARGETS} only"]
     if LOSS_KINDS.get(target) != "gaussian":
         if teacher_rows != DEFAULT_TEACHER_ROWS:
             return [f"teacher_rows {teacher_rows!r} applies to the gaussian target only"]
-        if LOSS_KINDS.get(target) == "logistic" and noise:
-            # Gaussian noise on a label in {-1, +1} is no label; label flips are not defined yet
-            return [f"the classification target {target!r} takes no label noise, got {noise}"]
         return []
     broken = []
     if teacher_rows == "orthogonal" and teacher_width > d:
@@ -110,14 +138,17 @@ class RunSpec:
     ``target_params`` as sorted (key, value) pairs), ``"teacher"`` (a random
     canonical teacher of width ``teacher_width`` from ``teacher_seed``), both with
     MSE on ``n_samples`` points of [-D, D]^d (``sampling`` "grid" or "uniform",
-    optional Gaussian label ``noise``); ``"teacher_labels"``: binary classification with
-    labels sign(teacher(x)) in {-1, +1} (the same teacher; sign 0 counts as +1) under the
-    logistic loss, on the same points, without noise; or ``"gaussian"``: the bias-free Gaussian
+    optional Gaussian label ``noise``); a classification target (``CLASSIFICATION_TARGETS``)
+    with ``n_classes`` classes: ``"teacher_labels"`` (labels sign(teacher(x)) in {-1, +1},
+    sign 0 counting as +1, or argmax of an m-output teacher, on the same points),
+    ``"spirals"`` or ``"mixture"`` (d = 2, drawing their own ``n_samples`` points; parameters
+    ``CLASSIFICATION_PARAMS``), ``noise`` then being the probability that a label is
+    replaced by another class drawn uniformly; or ``"gaussian"``: the bias-free Gaussian
     teacher-student population loss in closed form (teacher rows from ``teacher_seed``
     by the law ``teacher_rows``, one of ``TEACHER_ROWS``; output weights fixed to 1, no
     data).
 
-    Objective: loss (``loss``: "mse", "logistic" or "gaussian")
+    Objective: loss (``loss``: "mse", "logistic", "cross_entropy" or "gaussian")
     + weight_decay * (1/2) sum_i (c_i^2 + ||a_i||^2).
     ``batch_size`` 0 means full batch. Stopping: gradient norm <= ``grad_tol``, no
     relative improvement of ``plateau_rel_tol`` over ``plateau_patience`` steps
@@ -128,7 +159,8 @@ class RunSpec:
     reads "" whatever was given, and ``to_dict`` leaves it out, so an unrestricted run's
     key is the one it had before the field existed. Likewise ``teacher_rows`` (only the
     gaussian target takes another than ``DEFAULT_TEACHER_ROWS``) is in ``to_dict`` only
-    when it is not the default: i.i.d. Gaussian rows keep the keys they had before it.
+    when it is not the default: i.i.d. Gaussian rows keep the keys they had before it; and
+    ``n_classes`` only when it is not 2.
     """
 
     target: str = "sin"
@@ -160,6 +192,7 @@ class RunSpec:
     seed: int = 0
     restricted_method: str = ""
     teacher_rows: str = DEFAULT_TEACHER_ROWS
+    n_classes: int = 2
 
     def __post_init__(self):
         def bad(msg):
@@ -210,6 +243,7 @@ class RunSpec:
             self.d,
             self.teacher_width,
             self.noise,
+            self.n_classes,
         ):
             bad(broken)
         if self.loss == "gaussian" and (self.bias or self.train_output):
@@ -222,11 +256,33 @@ class RunSpec:
                 TARGETS[self.target](np.zeros((1, self.d)), self.D, **dict(self.target_params))
             except TypeError as err:
                 bad(f"target {self.target!r} parameters {dict(self.target_params)}: {err}")
+        if self.target in CLASSIFICATION_PARAMS:
+            known = CLASSIFICATION_PARAMS[self.target]
+            unknown = sorted(set(dict(self.target_params)) - set(known))
+            if unknown:
+                bad(
+                    f"target {self.target!r} takes parameters {sorted(known) or 'none'}, "
+                    f"got {unknown}"
+                )
+            for key, value in self.target_params:
+                if not float(value) >= 0:
+                    bad(f"target {self.target!r} parameter {key} must be >= 0, got {value}")
 
     @property
     def loss(self) -> str:
-        """``"mse"``, ``"logistic"`` or ``"gaussian"``."""
-        return LOSS_KINDS[self.target]
+        """``"mse"``, ``"logistic"``, ``"cross_entropy"`` or ``"gaussian"``."""
+        kind = LOSS_KINDS[self.target]
+        return "cross_entropy" if kind == "logistic" and self.n_classes > 2 else kind
+
+    @property
+    def classification(self) -> bool:
+        """True for the logistic and cross-entropy losses (labels, not values)."""
+        return self.target in CLASSIFICATION_TARGETS
+
+    @property
+    def outputs(self) -> int:
+        """Output components m of the network: n_classes under cross-entropy, else 1."""
+        return self.n_classes if self.loss == "cross_entropy" else 1
 
     @property
     def restricted(self) -> bool:
@@ -236,6 +292,8 @@ class RunSpec:
         """Number of training points (0 for the Gaussian population loss)."""
         if self.loss == "gaussian":
             return 0
+        if self.target in ("spirals", "mixture"):  # they draw their own points
+            return self.n_samples
         if self.sampling == "grid":
             return max(2, round(self.n_samples ** (1.0 / self.d))) ** self.d
         return self.n_samples
@@ -254,6 +312,7 @@ class RunSpec:
             self.bias,
             self.train_output,
             self.restricted_method,
+            self.outputs,
         )
 
     def to_dict(self) -> dict:
@@ -266,6 +325,8 @@ class RunSpec:
             del out["restricted_method"]
         if self.teacher_rows == DEFAULT_TEACHER_ROWS:
             del out["teacher_rows"]
+        if self.n_classes == 2:
+            del out["n_classes"]
         return out
 
     @classmethod
@@ -325,14 +386,21 @@ _FIELD_TYPES = {f.name: type(f.default) for f in fields(RunSpec) if f.name != "t
 
 def target_label(spec: RunSpec) -> str:
     """Readable name of a run's problem, e.g. ``sin``, ``sin(freq=2.0)``,
-    ``teacher(k=4,s=0,d=1)``, ``teacher_labels(k=4,s=0,d=2)``,
+    ``teacher(k=4,s=0,d=1)``, ``teacher_labels(k=4,s=0,d=2)``, ``teacher_labels(k=4,s=0,d=2,m=3)``
+    (classes, when not 2), ``spirals(m=3,noise=0.1)`` (label noise, when nonzero),
     ``gaussian(k=6,s=0,d=6,V=identity)`` (teacher rows, when not the default),
     ``sin wd=0.01`` (weight decay, when nonzero)."""
     wd = f" wd={spec.weight_decay:g}" if spec.weight_decay else ""
+    extra = f",m={spec.n_classes}" if spec.n_classes != 2 else ""
+    if spec.classification and spec.noise:
+        extra += f",noise={spec.noise:g}"
     if spec.target in (*TEACHER_TARGETS, "gaussian"):
         rows = "" if spec.teacher_rows == DEFAULT_TEACHER_ROWS else f",V={spec.teacher_rows}"
-        return f"{spec.target}(k={spec.teacher_width},s={spec.teacher_seed},d={spec.d}{rows}){wd}"
-    params = ",".join(f"{k}={v}" for k, v in spec.target_params)
+        return (
+            f"{spec.target}(k={spec.teacher_width},s={spec.teacher_seed},d={spec.d}{rows}"
+            f"{extra}){wd}"
+        )
+    params = ",".join([f"{k}={v}" for k, v in spec.target_params] + ([extra[1:]] if extra else []))
     return (f"{spec.target}({params})" if params else spec.target) + wd
 
 

@@ -26,6 +26,9 @@ __all__ = [
     "logistic_loss",
     "path_norm",
     "classification_scores",
+    "spirals",
+    "gaussian_mixture",
+    "flip_labels",
 ]
 
 
@@ -91,7 +94,12 @@ def sample_points(
 
 
 def random_teacher(
-    k: int, d: int, D: float, rng: np.random.Generator, scale: tuple[float, float] = (0.5, 1.5)
+    k: int,
+    d: int,
+    D: float,
+    rng: np.random.Generator,
+    scale: tuple[float, float] = (0.5, 1.5),
+    outputs: int = 1,
 ) -> ShallowNet:
     """A random width-k teacher in canonical form.
 
@@ -100,18 +108,84 @@ def random_teacher(
     a random sign. The network is built with w = 0, so its realization is reachable
     by a width-k student in either parametrization (the global optimum is 0 for
     student width >= k); it is returned in canonical form (whose w may be nonzero).
+
+    With ``outputs`` = m >= 2 each gamma_i is a vector of R^m of norm uniform in ``scale``
+    and uniform direction, and e is uniform in [-1, 1]^m. (The scalar draws are made
+    first and in the same order, so m = 1 gives the teacher it always gave.)
     """
     D = check_domain(D)
     if k < 1:
         raise ValueError(f"teacher width must be >= 1, got {k}")
+    if outputs < 1:
+        raise ValueError(f"a teacher needs outputs >= 1, got {outputs}")
     a_hat = rng.standard_normal((k, d))
     a_hat /= np.linalg.norm(a_hat, axis=1, keepdims=True)
     p = rng.uniform(-D, D, (k, d))
     b_hat = -(a_hat * p).sum(axis=1)
     gamma = rng.uniform(*scale, k) * rng.choice([-1.0, 1.0], k)
     t = np.sqrt(np.abs(gamma))
-    raw = ShallowNet(t[:, None] * a_hat, t * b_hat, np.sign(gamma) * t, rng.uniform(-1, 1))
+    if outputs == 1:
+        raw = ShallowNet(t[:, None] * a_hat, t * b_hat, np.sign(gamma) * t, rng.uniform(-1, 1))
+        return canonical_form(raw, D)
+    u = rng.standard_normal((k, outputs))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    e = rng.uniform(-1, 1, outputs)
+    raw = ShallowNet(t[:, None] * a_hat, t * b_hat, t[:, None] * u, e)
     return canonical_form(raw, D)
+
+
+# ---------------------------------------------------------------------------
+# Classification data in the plane (labels are class indices 0..m-1)
+# ---------------------------------------------------------------------------
+def _balanced_labels(n: int, m: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.permutation(np.arange(n) % m)
+
+
+def spirals(
+    n: int,
+    m: int,
+    D: float,
+    rng: np.random.Generator,
+    turns: float = 1.5,
+    jitter: float = 0.02,
+) -> tuple[np.ndarray, np.ndarray]:
+    """m interleaved spirals in [-D, D]^2 (m = 2: the two-spirals problem).
+
+    Class k's points: s ~ U(0, 1), angle 2 pi (turns s + k / m), radius 0.9 D s, plus
+    N(0, (jitter D)^2 I) noise, clipped to the square. Classes are balanced (n // m or
+    one more each). Returns x (n, 2) and labels (n,) in {0, ..., m - 1} as integers.
+    """
+    D = check_domain(D)
+    label = _balanced_labels(n, m, rng)
+    s = rng.uniform(0.0, 1.0, n)
+    angle = 2.0 * np.pi * (turns * s + label / m)
+    x = 0.9 * D * s[:, None] * np.column_stack([np.cos(angle), np.sin(angle)])
+    x += jitter * D * rng.standard_normal((n, 2))
+    return np.clip(x, -D, D), label
+
+
+def gaussian_mixture(
+    n: int, m: int, D: float, rng: np.random.Generator, spread: float = 0.2
+) -> tuple[np.ndarray, np.ndarray]:
+    """m Gaussian classes in [-D, D]^2: means D/2 (cos, sin)(2 pi k / m), covariance
+    (spread D)^2 I, points clipped to the square; classes balanced. Returns x (n, 2) and
+    labels (n,) in {0, ..., m - 1} as integers."""
+    D = check_domain(D)
+    label = _balanced_labels(n, m, rng)
+    angle = 2.0 * np.pi * label / m
+    means = 0.5 * D * np.column_stack([np.cos(angle), np.sin(angle)])
+    x = means + spread * D * rng.standard_normal((n, 2))
+    return np.clip(x, -D, D), label
+
+
+def flip_labels(
+    label: np.ndarray, m: int, noise: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Label noise: each label is replaced, with probability ``noise``, by one of the other
+    m - 1 classes drawn uniformly (labels are class indices 0..m-1)."""
+    flip = rng.uniform(size=label.shape) < noise
+    shift = rng.integers(1, m, size=label.shape)
+    return np.where(flip, (label + shift) % m, label)
 
 
 # ---------------------------------------------------------------------------

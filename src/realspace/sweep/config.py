@@ -55,15 +55,19 @@ def _grid(kind):
 
 
 class Target(Strict):
-    """A target: a named smooth function, a random canonical teacher, its sign labels
-    (``teacher_labels``, logistic loss), or the Gaussian teacher-student problem. Axes
-    given here override the sweep-wide ones for it."""
+    """A target: a named smooth function, a random canonical teacher, a classification
+    target (``teacher_labels``, ``spirals``, ``mixture``: ``n_classes`` classes, the
+    logistic loss at 2, cross-entropy above; ``noise`` is then a label-flip probability),
+    or the Gaussian teacher-student problem. Axes given here override the sweep-wide ones
+    for it (``noise`` overrides ``data.noise``)."""
 
     name: str
     params: dict[str, float] = {}
     teacher_width: PositiveInt = 4
     teacher_seed: Annotated[int, Field(ge=0)] = 0
     teacher_rows: TeacherRows = DEFAULT_TEACHER_ROWS  # the Gaussian teacher's rows
+    n_classes: Annotated[int, Field(ge=2)] = 2  # classification targets only
+    noise: NonNegFloat | None = None
     input_dim: PositiveInt | None = None
     widths: Annotated[list[PositiveInt], Field(min_length=1)] | None = None
     parametrizations: Annotated[list[Parametrization], Field(min_length=1)] | None = None
@@ -218,7 +222,8 @@ class SweepConfig(Strict):
                     t.teacher_rows,
                     t.input_dim or self.input_dim,
                     t.teacher_width,
-                    self.data.noise,
+                    self.data.noise if t.noise is None else t.noise,
+                    t.n_classes,
                 )
             }
             if broken:

@@ -86,6 +86,9 @@ def sweep_key(cfg: SweepConfig) -> str:
     for target in science["targets"]:  # the default rows: the key a sweep had before them
         if target["teacher_rows"] == DEFAULT_TEACHER_ROWS:
             del target["teacher_rows"]
+        for field, default in (("n_classes", 2), ("noise", None)):  # fields added later
+            if target[field] == default:
+                del target[field]
     if not any("restricted" in (t.parametrizations or cfg.parametrizations) for t in cfg.targets):
         del science["restricted_methods"]  # an axis of restricted runs only
     return _digest({"science_version": SCIENCE_VERSION, "sweep": science})[:24]
@@ -129,7 +132,8 @@ def plan_runs(cfg: SweepConfig) -> list[PlannedRun]:
             D=cfg.domain,
             n_samples=data.n_samples,
             sampling=data.sampling,
-            noise=data.noise,
+            noise=data.noise if t.noise is None else t.noise,
+            n_classes=t.n_classes,
             bias=not gaussian,
             train_output=not gaussian,
             momentum=opt.momentum,
