@@ -143,8 +143,8 @@ def target_on(spec: RunSpec, x: np.ndarray) -> np.ndarray:
     """The noiseless target of a run on data at points ``x`` (n, d): values for MSE,
     labels sign(teacher(x)) in {-1, +1} for "teacher_labels" (a point on the teacher's
     zero set gets +1), or with n_classes = m >= 3 the class argmax_k teacher_k(x) in
-    0..m-1 (ties to the lowest index). Spirals and mixtures have no target off their
-    points."""
+    0..m-1 (ties to the lowest index). Spirals and mixtures have no target off their own
+    points: NaN there."""
     if spec.target == "teacher":
         return teacher_net(spec)(x)
     if spec.target == "teacher_labels":
@@ -153,7 +153,7 @@ def target_on(spec: RunSpec, x: np.ndarray) -> np.ndarray:
             return np.argmax(f, axis=1).astype(np.float64)
         return np.where(f >= 0, 1.0, -1.0)
     if spec.target in ("spirals", "mixture"):
-        raise ValueError(f"the {spec.target!r} target is defined on its own points only")
+        return np.full(len(x), np.nan)
     return target_function(spec.target, spec.D, **dict(spec.target_params))(x)
 
 

@@ -345,6 +345,9 @@ class RunSpec:
         rows = data.pop("teacher_rows", None)
         if isinstance(rows, str) and rows:  # a table's missing value reads NaN
             data["teacher_rows"] = rows
+        classes = data.pop("n_classes", None)
+        if classes is not None and classes == classes:  # NaN: a binary run beside others
+            data["n_classes"] = int(classes)
         if isinstance(data.get("target_params"), dict):
             data["target_params"] = tuple(sorted(data["target_params"].items()))
         return cls(**data)
