@@ -95,3 +95,97 @@ def test_claim3_is_inconclusive_when_restricted_retraining_lies_below_one_half(p
     assert _claim3(pathology, _retrain({"n0": 0.2}))["verdict"] == "supported"
     unrestricted = _retrain({"n0": 0.2, "n1": 0.25}, parametrization="unrestricted")
     assert _claim3(pathology, unrestricted)["verdict"] == "supported"
+
+
+def _classification_cells(gaps: dict[str, tuple[str, float]]) -> pd.DataFrame:
+    """Cells of problems at widths 4 and 64, the widest with the given (reference, gap)."""
+    rows = []
+    for problem, (reference, gap) in gaps.items():
+        rows.append(
+            dict(
+                problem=problem,
+                parametrization="unrestricted",
+                width=4,
+                reference=reference,
+                gap_median=10 * gap + 1.0,
+            )
+        )
+        rows.append(
+            dict(
+                problem=problem,
+                parametrization="unrestricted",
+                width=64,
+                reference=reference,
+                gap_median=gap,
+            )
+        )
+    return pd.DataFrame(rows)
+
+
+def test_classification_claim1_lets_a_lower_bound_certify_within_eps_only():
+    from realspace.report.claims import classification_claim1
+
+    rates = pd.DataFrame(
+        dict(problem=["a", "b"], parametrization="unrestricted", exponent=[-1.0, 0.5])
+    )
+    eps = 1e-4
+
+    def verdict(gaps, problems=("a", "b")):
+        cells = _classification_cells(gaps)
+        return classification_claim1(cells, rates, eps, problems)["verdict"]
+
+    # a gap within eps of a lower bound is within eps of the optimum
+    assert (
+        verdict({"a": ("convex_exact", 1e-5), "b": ("convex_relaxation_lower_bound", 5e-5)})
+        == "supported"
+    )
+    # above eps against a bound: decides nothing, even where an exact one is flat
+    assert (
+        verdict({"a": ("convex_exact", 1e-2), "b": ("convex_relaxation_lower_bound", 1e-2)})
+        == "inconclusive"
+    )
+    assert (
+        verdict({"a": ("convex_exact", 1e-2), "b": ("convex_exact", 1e-2)}, problems=("b",))
+        == "not supported"
+    )
+    # the best of a cell is no reference; problems outside the list do not count
+    assert verdict({"a": ("best_in_cell", 0.0)}, problems=("a",)) == "inconclusive"
+    assert (
+        verdict({"a": ("convex_exact", 1e-5), "b": ("convex_exact", 1.0)}, problems=("a",))
+        == "supported"
+    )
+
+
+def test_the_classification_table_reads_accuracy_and_margins_per_cell():
+    from realspace.stats import classification_table
+
+    runs = pd.DataFrame(
+        dict(
+            problem=["s", "s", "s", "r"],
+            parametrization="unrestricted",
+            width=[8, 8, 8, 8],
+            target=["spirals", "spirals", "spirals", "sin"],
+            n_classes=[3, 3, 3, np.nan],
+            weight_decay=0.0,
+            accuracy=[1.0, 0.9, 1.0, np.nan],
+            normalized_margin=[0.1, -0.2, 0.3, np.nan],
+        )
+    )
+    cells = pd.DataFrame(
+        dict(
+            problem=["s", "r"],
+            parametrization="unrestricted",
+            width=8,
+            reference="best_in_cell",
+            j_star=0.0,
+            gap_median=0.0,
+            within_eps=1.0,
+        )
+    )
+    table = classification_table(runs, cells)
+    assert len(table) == 1  # the regression cell is not classification
+    row = table.iloc[0]
+    assert row["loss"] == "cross_entropy" and row["classes"] == 3 and row["runs"] == 3
+    assert row["accuracy_median"] == 1.0 and row["all_correct"] == pytest.approx(2 / 3)
+    assert row["margin_median"] == 0.1 and row["margin_min"] == -0.2
+    assert row["reference"] == "best_in_cell"

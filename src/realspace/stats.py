@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .inverse import fit_slope
-from .spec import DEFAULT_RESTRICTED_METHOD, DEFAULT_TEACHER_ROWS, RunSpec
+from .spec import CLASSIFICATION_TARGETS, DEFAULT_RESTRICTED_METHOD, DEFAULT_TEACHER_ROWS, RunSpec
 from .spurious import SPURIOUS_REL_LOSS, teacher_zero_loss
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "teacher_kinds",
     "relative_losses",
     "spurious_table",
+    "classification_table",
 ]
 
 # axes that, besides the target label, tell problems apart when a sweep varies them (the
@@ -436,3 +437,45 @@ def spurious_table(df: pd.DataFrame, rel_threshold: float = SPURIOUS_REL_LOSS) -
         )
     order = ["teacher_rows", "k", "n", "problem"]  # k = 6 before k = 10, unlike the labels
     return pd.DataFrame(rows).sort_values(order).reset_index(drop=True)
+
+
+def classification_table(df: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """Per cell of the classification runs (empty if there are none): the loss ("logistic"
+    at 2 classes, "cross_entropy" above), classes, weight decay, the cell's reference and
+    median gap (from ``cells``, ``cell_stats``), and over seeds the median training
+    accuracy, the share of runs classifying every training point correctly, and the
+    median and smallest normalized margin (``targets.classification_scores``).
+
+    Without weight decay the loss has no attained optimum on separable data (its gaps are
+    to the best run of the cell); accuracy and margin are the numbers to read there.
+    """
+    if df.empty or "target" not in df or "accuracy" not in df:
+        return pd.DataFrame()
+    c = df[df["target"].isin(CLASSIFICATION_TARGETS)]
+    if c.empty:
+        return pd.DataFrame()
+    classes = c["n_classes"].fillna(2).astype(int) if "n_classes" in c else 2
+    c = c.assign(classes=classes)
+    rows = []
+    for (problem, par, width), g in c.groupby(CELL, sort=True):
+        m = int(g["classes"].iloc[0])
+        rows.append(
+            {
+                "problem": problem,
+                "parametrization": par,
+                "width": int(width),
+                "loss": "logistic" if m == 2 else "cross_entropy",
+                "classes": m,
+                "weight_decay": float(g["weight_decay"].iloc[0]),
+                "runs": len(g),
+                "accuracy_median": float(g["accuracy"].median()),
+                "all_correct": float((g["accuracy"] >= 1.0).mean()),
+                "margin_median": float(g["normalized_margin"].median()),
+                "margin_min": float(g["normalized_margin"].min()),
+            }
+        )
+    out = pd.DataFrame(rows)
+    if len(cells):
+        keep = [*CELL, "reference", "j_star", "gap_median", "within_eps"]
+        out = out.merge(cells[[k for k in keep if k in cells]], on=CELL, how="left")
+    return out

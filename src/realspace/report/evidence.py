@@ -11,7 +11,7 @@ import pandas as pd
 
 from .. import stats
 from ..inverse import fit_slope
-from .claims import claim_verdicts
+from .claims import claim_verdicts, classification_claim1
 from .retraining import exclusion, retrain_exponents
 
 __all__ = ["Evidence", "collect_evidence"]
@@ -40,6 +40,9 @@ class Evidence:
     verdicts: list[dict]  # claim_verdicts: one dict per claim
     # stats.spurious_table: spurious share per (teacher, k, n) of the gaussian runs
     spurious: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # stats.classification_table and claim 1's verdict over the classification problems
+    classification: pd.DataFrame = field(default_factory=pd.DataFrame)
+    classification_verdict: dict = field(default_factory=dict)
 
 
 def collect_evidence(
@@ -64,6 +67,7 @@ def collect_evidence(
         census = stats.census_table(apart)
     else:
         cells = rates = claim4 = census = expressivity = pd.DataFrame()
+    classification = stats.classification_table(df, cells) if len(df) else pd.DataFrame()
     pathology = pd.DataFrame(stages.get("pathology", []))
     seed_pairs = pd.DataFrame(stages.get("seed_pairs", []))
     retrain = pd.DataFrame(stages.get("retrain", []))
@@ -88,6 +92,12 @@ def collect_evidence(
         retrain_exponents=retrain_exponents(retrain),
         verdicts=verdicts,
         spurious=stats.spurious_table(df) if len(df) else pd.DataFrame(),
+        classification=classification,
+        classification_verdict=classification_claim1(
+            cells, rates, eps, set(classification["problem"]) if len(classification) else ()
+        )
+        if len(classification)
+        else {},
     )
 
 

@@ -108,6 +108,7 @@ def report_sections(ev: Evidence) -> list[Section]:
             "spurious_vs_width.png",
         ),
         *_teacher_student(ev),
+        *_classification(ev),
         Section(
             "Claim 4: restricted vs unrestricted",
             "Per problem, width and restricted method (how restricted runs stay in Omega_N: "
@@ -204,6 +205,36 @@ def _teacher_student(ev: Evidence) -> list[Section]:
         "certified L / L(0) closest to the threshold on either side, the gap it falls in."
     )
     return [Section("Spurious minima: Gaussian teacher-student", text, ev.spurious, None)]
+
+
+def _classification(ev: Evidence) -> list[Section]:
+    """Claim 1 for the classification losses and their accuracy and margins, when the sweep
+    has classification runs."""
+    if ev.classification.empty:
+        return []
+    v = ev.classification_verdict
+    text = (
+        f"Claim 1 for the logistic (2 classes) and cross-entropy (3 or more) losses "
+        f"({v.get('verdict', 'inconclusive')}): {v.get('evidence', '')}\n\n"
+        "Both losses are convex in the realization. The references: the exact convex "
+        "program for the binary logistic loss with weight decay (convex_exact where the "
+        "activation patterns are enumerated and the width suffices); for cross-entropy, the "
+        "convex relaxation's lower bound on the optimum (convex_relaxation_lower_bound), "
+        "which certifies a gap within eps and decides nothing above it, never an optimum. "
+        "Without weight decay the loss on separable data has no attained optimum (it falls "
+        "as the output grows): those gaps are to the best run of the cell (best_in_cell), "
+        "and accuracy and margin are the numbers to read. accuracy_median and all_correct "
+        "(share of runs classifying every training point): training data; margin: the "
+        "smallest class margin over the path norm (scale-free)."
+    )
+    return [
+        Section(
+            "Classification: claim 1 for the logistic and cross-entropy losses",
+            text,
+            ev.classification,
+            None,
+        )
+    ]
 
 
 def _summary(ev: Evidence) -> str:
