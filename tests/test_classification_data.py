@@ -68,6 +68,10 @@ def test_make_data_gives_labels_in_the_loss_conventions(target, m):
     assert spec.outputs == (1 if m == 2 else m)
     assert np.all(np.isnan(target_on(spec, x)))  # no target off its own points
     np.testing.assert_array_equal(make_data(spec)[1], y)  # reproducible from the spec
+    # one data set per problem: the run's seed does not move it, the problem's seed does
+    np.testing.assert_array_equal(make_data(RunSpec(**{**spec.to_dict(), "seed": 5}))[0], x)
+    other = RunSpec(**{**spec.to_dict(), "teacher_seed": 1, "target_params": ()})
+    assert not np.array_equal(make_data(other)[0], x)
 
 
 def test_multiclass_teacher_labels_are_the_teachers_argmax():

@@ -86,17 +86,24 @@ def orthonormal_rows(k: int, d: int, rng: np.random.Generator) -> np.ndarray:
 def make_data(spec: RunSpec) -> tuple[np.ndarray, np.ndarray]:
     """Training inputs X (n, d) and targets y (n,) of a run on data (sorted by x when d = 1).
 
+    Spirals and mixtures draw their points and label flips from ``teacher_seed``, not from
+    the run's seed: one data set per problem.
+
     For a classification target y holds labels: in {-1, +1} (n_classes = 2, logistic loss)
     or class indices 0..m-1 as floats (cross-entropy). Label noise flips a label to another
     class with probability ``noise`` (``targets.flip_labels``); on values it is additive
     N(0, noise^2).
     """
-    rng = rng_for(spec.seed, STREAM_DATA)
     m = spec.n_classes
+    # a spiral or mixture data set is the problem's, drawn from teacher_seed (the problem
+    # seed) like a grid is fixed: every seed of a cell trains on it, so their objectives
+    # compare and one convex reference serves them all
+    own = spec.target in ("spirals", "mixture")
+    rng = rng_for(spec.teacher_seed if own else spec.seed, STREAM_DATA)
     params = dict(spec.target_params)
-    if spec.target == "spirals":
+    if own and spec.target == "spirals":
         x, label = spirals(spec.n_samples, m, spec.D, rng, **params)
-    elif spec.target == "mixture":
+    elif own:
         x, label = gaussian_mixture(spec.n_samples, m, spec.D, rng, **params)
     else:
         x = sample_points(spec.n_samples, spec.d, spec.D, spec.sampling, rng)

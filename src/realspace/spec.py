@@ -403,6 +403,8 @@ def target_label(spec: RunSpec) -> str:
             f"{spec.target}(k={spec.teacher_width},s={spec.teacher_seed},d={spec.d}{rows}"
             f"{extra}){wd}"
         )
+    if spec.target in ("spirals", "mixture") and spec.teacher_seed:  # their data set's seed
+        extra = f",s={spec.teacher_seed}{extra}"
     params = ",".join([f"{k}={v}" for k, v in spec.target_params] + ([extra[1:]] if extra else []))
     return (f"{spec.target}({params})" if params else spec.target) + wd
 
