@@ -6,7 +6,9 @@ The math: docs/science.md, "Vector outputs"."""
 import numpy as np
 import pytest
 
+from realspace.canonical import canonical_form
 from realspace.nets import ShallowNet
+from realspace.restricted import in_restricted_set, restricted_set_margins
 from realspace.targets import (
     classification_scores,
     cross_entropy_loss,
@@ -132,3 +134,156 @@ def test_ties_count_as_errors():
     x = np.array([[0.5], [-0.5]])  # f = (0.5, 0.5, -1) and (0, 0, -1): both tied
     acc, margin = classification_scores(net, x, [0, 1])
     assert acc == 0.0 and margin == 0.0
+
+
+# ---------------------------------------------------------------------------
+# Omega_N and the canonical form
+# ---------------------------------------------------------------------------
+def plant_vector(rng, net, D=1.0):
+    """Append degenerate neurons to a vector network and return (planted, its affine
+    correction): a split copy of an existing neuron (positively collinear, the output
+    shared), dead, affine-on-Q, constant and zero neurons, and an opposite neuron (-a, -b).
+    The planted network's realization is computed by hand in the tests, not assumed."""
+    a, b, c = [net.a], [net.b], [net.c.copy()]
+    d, m = net.dim, net.outputs
+    for kind in ("split", "dead", "affine", "const", "zero", "opp", "opp"):
+        ai = rng.standard_normal(d)
+        reach = D * np.abs(ai).sum()
+        ci = rng.standard_normal(m)
+        i = rng.integers(net.width)
+        if kind == "split":  # c rho(z) = lam c rho(z) + (1 - lam) c / s rho(s z)
+            lam, s = rng.uniform(0.2, 0.8), rng.uniform(0.3, 3.0)
+            ai, bi, ci = s * net.a[i], s * net.b[i], (1 - lam) * net.c[i] / s
+            c[0][i] = lam * net.c[i]
+        elif kind == "dead":
+            bi = -reach - abs(rng.standard_normal())
+        elif kind == "affine":
+            bi = reach + abs(rng.standard_normal())
+        elif kind == "const":
+            ai, bi = np.zeros(d), rng.standard_normal()
+        elif kind == "zero":
+            ai, bi, ci = np.zeros(d), 0.0, np.zeros(m)
+        else:
+            s = rng.uniform(0.3, 3.0)
+            ai, bi = -s * net.a[i], -s * net.b[i]
+        a.append(ai[None])
+        b.append([bi])
+        c.append(ci[None])
+    return ShallowNet(np.vstack(a), np.concatenate(b), np.vstack(c), net.e, net.w)
+
+
+def dense_points(rng, net, D):
+    x = rng.uniform(-D, D, (3000, net.dim))
+    if net.dim == 1:  # the kinks themselves and the ends too
+        a = net.a[:, 0]
+        t = -net.b[a != 0] / a[a != 0]
+        x = np.vstack([x, np.linspace(-D, D, 2001)[:, None], t[np.abs(t) <= D][:, None]])
+    return x
+
+
+def random_vector_nets(seed, count, m=3):
+    rng = np.random.default_rng(seed)
+    for k in range(count):
+        d = 1 + k % 2
+        D = float(rng.choice([0.5, 1.0, 2.0]))
+        net = vector_net(rng, int(rng.integers(2, 12)), d, m, D, restricted=bool(k % 3))
+        yield rng, D, (plant_vector(rng, net, D) if k % 4 else net)
+
+
+def test_vector_canonical_form_keeps_the_realization_and_lies_in_omega():
+    worst = 0.0
+    for rng, D, net in random_vector_nets(7, 200):
+        canon = canonical_form(net, D)
+        assert canon.outputs == 3 and canon.restricted and canon.width == net.width
+        x = dense_points(rng, net, D)
+        fx = outputs_by_hand(net, x)
+        err = np.abs(outputs_by_hand(canon, x) - fx).max() / max(np.abs(fx).max(), 1e-3)
+        worst = max(worst, err)
+        assert restricted_set_margins(canon, D)["member"]
+        live = np.any(canon.neurons() != 0, axis=1)
+        np.testing.assert_allclose(
+            np.linalg.norm(canon.c[live], axis=1),
+            np.linalg.norm(canon.a[live], axis=1),
+            rtol=1e-12,
+        )
+    assert worst < 1e-12
+
+
+def assert_same_net(f, g, atol=1e-12):
+    for name in ("a", "b", "c", "e", "linear"):
+        np.testing.assert_allclose(getattr(f, name), getattr(g, name), rtol=0, atol=atol)
+
+
+def test_vector_canonical_form_is_idempotent_and_invariant():
+    for rng, D, net in random_vector_nets(8, 60):
+        canon = canonical_form(net, D)
+        scale = max(1.0, np.abs(canon.neurons()).max(), np.abs(canon.affine()).max())
+        assert_same_net(canonical_form(canon, D), canon, 1e-12 * scale)
+        perm = rng.permutation(net.width)
+        s = rng.uniform(0.2, 5.0, net.width)
+        moved = ShallowNet(
+            s[perm, None] * net.a[perm],
+            s[perm] * net.b[perm],
+            net.c[perm] / s[perm, None],
+            net.e,
+            net.w,
+        )
+        assert_same_net(canonical_form(moved, D), canon, 1e-11 * scale)
+
+
+def test_a_split_pair_merges_into_one_neuron():
+    rng = np.random.default_rng(9)
+    for d in (1, 2):
+        net = canonical_form(vector_net(rng, 4, d, 3), 1.0)
+        live = int(restricted_set_margins(net, 1.0)["n_live"])
+        i, lam, s = 0, 0.3, 2.5
+        split = ShallowNet(
+            np.vstack([net.a, s * net.a[i]]),
+            np.append(net.b, s * net.b[i]),
+            np.vstack(
+                [
+                    net.c * np.where(np.arange(net.width) == i, lam, 1.0)[:, None],
+                    (1 - lam) * net.c[i] / s,
+                ]
+            ),
+            net.e,
+            net.w,
+        )
+        assert not restricted_set_margins(split, 1.0)["R3"]
+        canon = canonical_form(split, 1.0)
+        assert restricted_set_margins(canon, 1.0)["n_live"] == live
+        assert_same_net(canon, canonical_form(net, 1.0, width=split.width), 1e-12)
+
+
+def test_opposite_pair_with_opposite_outputs_is_affine():
+    """c rho(z) - c rho(-z) = c z: the pair leaves no neuron, only W = c a^T, e = c b."""
+    a, b, c = np.array([0.6, -0.8]), 0.1, np.array([1.0, -2.0, 0.5])
+    net = ShallowNet(np.vstack([a, -a]), [b, -b], np.vstack([c, -c]), np.zeros(3))
+    canon = canonical_form(net, 1.0)
+    assert restricted_set_margins(canon, 1.0)["n_live"] == 0
+    np.testing.assert_allclose(canon.w, np.outer(c, a), atol=1e-15)
+    np.testing.assert_allclose(canon.e, c * b, atol=1e-15)
+
+
+def test_vector_teacher_is_canonical():
+    from realspace.targets import random_teacher
+
+    rng = np.random.default_rng(4)
+    teacher = random_teacher(5, 2, 1.0, rng, outputs=3)
+    assert teacher.outputs == 3 and in_restricted_set(teacher, 1.0)
+    gamma = np.linalg.norm(teacher.c, axis=1) * np.linalg.norm(teacher.a, axis=1)
+    assert np.all((gamma >= 0.5 - 1e-12) & (gamma <= 1.5 + 1e-12))
+
+
+def test_census_of_a_vector_network():
+    from realspace.census import degeneracy_census
+
+    rng = np.random.default_rng(5)
+    net = vector_net(rng, 4, 2, 3)
+    c = np.vstack([net.c, [[1.0, 2.0, 2.0]]])  # ||c|| = 3 against ||a|| = 1: imbalance log 3
+    a = np.vstack([net.a, [[1.0, 0.0]]])
+    planted = ShallowNet(a, np.append(net.b, 5.0), c, net.e)  # affine on Q
+    census = degeneracy_census(planted, 1.0)
+    assert census["affine"] == pytest.approx(1 / 5)
+    assert census["imbalance_max"] >= np.log(3.0) - 1e-12
+    assert census["effective_width"] <= 4
