@@ -3,10 +3,19 @@ the canonical form of vector networks against their realizations and Omega_N, an
 distances against brute force (dense grids per component, all permutations).
 The math: docs/science.md, "Vector outputs"."""
 
+import itertools
+
 import numpy as np
 import pytest
 
 from realspace.canonical import canonical_form
+from realspace.distances import (
+    fibre_distance,
+    flip_neurons,
+    param_distance,
+    sobolev_distance,
+    uniform_distance,
+)
 from realspace.nets import ShallowNet
 from realspace.restricted import in_restricted_set, restricted_set_margins
 from realspace.targets import (
@@ -287,3 +296,151 @@ def test_census_of_a_vector_network():
     assert census["affine"] == pytest.approx(1 / 5)
     assert census["imbalance_max"] >= np.log(3.0) - 1e-12
     assert census["effective_width"] <= 4
+
+
+# ---------------------------------------------------------------------------
+# Distances
+# ---------------------------------------------------------------------------
+def component(net, k):
+    """Output component k as a scalar network, built from the parameters by hand."""
+    w = None if net.w is None else net.w[k]
+    return ShallowNet(net.a, net.b, net.c[:, k], net.e[k], w)
+
+
+def test_exact_1d_vector_distances_agree_with_a_dense_grid():
+    rng = np.random.default_rng(11)
+    for _ in range(25):
+        D = float(rng.choice([1.0, 2.0]))
+        f = vector_net(rng, int(rng.integers(1, 10)), 1, 3, D, restricted=True)
+        g = vector_net(rng, int(rng.integers(1, 10)), 1, 3, D)
+        kinks = np.concatenate([-f.b / f.a[:, 0], -g.b / g.a[:, 0]])
+        grid = np.linspace(-D, D, 200_001)
+        x = np.concatenate([grid, kinks[np.abs(kinks) < D]])[:, None]
+        h = outputs_by_hand(f, x) - outputs_by_hand(g, x)
+        # |f - g| peaks at a kink or an end, all on the grid: its max is the sup
+        sup = np.abs(h).max()
+        # difference quotients on the grid are piece slopes or averages of two: their max
+        # is the largest slope (every piece is far wider than a grid step here)
+        hg = h[: grid.size]
+        slope = np.abs(np.diff(hg, axis=0) / (grid[1] - grid[0])).max()
+        d_inf, d_w = uniform_distance(f, g, D), sobolev_distance(f, g, D)
+        assert d_inf.exact and d_w.exact
+        assert d_inf == pytest.approx(sup, rel=1e-12)
+        assert d_w == pytest.approx(max(sup, slope), rel=1e-7)
+        # and the largest component: the component distances, one by one, by the grid
+        per = [np.abs(h[:, k]).max() for k in range(3)]
+        assert d_inf == pytest.approx(max(per), rel=1e-12)
+
+
+def test_2d_vector_estimate_is_the_largest_component_lower_bound():
+    from test_distances import exact_2d
+
+    rng = np.random.default_rng(12)
+    for _ in range(8):
+        f = vector_net(rng, int(rng.integers(1, 4)), 2, 3, restricted=True)
+        g = vector_net(rng, int(rng.integers(1, 4)), 2, 3)
+        truth = [exact_2d(component(f, k), component(g, k), 1.0) for k in range(3)]
+        truth_inf = max(s for s, _ in truth)
+        truth_w = max(max(s, gr) for s, gr in truth)
+        est_w, est_inf = sobolev_distance(f, g, 1.0), uniform_distance(f, g, 1.0)
+        assert est_w.bound == "lower" and est_inf.bound == "lower"
+        assert truth_w * 0.99 <= est_w <= truth_w * (1 + 1e-12)
+        assert truth_inf * 0.99 <= est_inf <= truth_inf * (1 + 1e-12)
+
+
+def brute_vector_param_distance(f, g):
+    """min over all permutations of the sup norm over stacked rows (a, b, c) and (W, e),
+    the narrower network padded by hand."""
+    n, m = max(f.width, g.width), f.outputs
+
+    def rows(net):
+        r = np.column_stack([net.a, net.b, net.c])
+        return np.vstack([r, np.zeros((n - net.width, r.shape[1]))])
+
+    th, ph = rows(f), rows(g)
+    affine = np.abs(np.column_stack([f.linear, f.e]) - np.column_stack([g.linear, g.e])).max()
+    assert affine.size == 1 and th.shape[1] == f.dim + 1 + m
+    best = min(np.abs(th - ph[list(p)]).max() for p in itertools.permutations(range(n)))
+    return max(best, affine)
+
+
+def test_vector_param_distance_matches_brute_force_over_permutations():
+    rng = np.random.default_rng(13)
+    for _ in range(60):
+        d, m = int(rng.integers(1, 3)), int(rng.integers(2, 4))
+        f = vector_net(rng, int(rng.integers(1, 6)), d, m, restricted=bool(rng.integers(2)))
+        g = vector_net(rng, int(rng.integers(1, 6)), d, m, restricted=bool(rng.integers(2)))
+        assert param_distance(f, g) == pytest.approx(brute_vector_param_distance(f, g), rel=1e-15)
+    with pytest.raises(ValueError):
+        param_distance(vector_net(rng, 2, 1, 2), vector_net(rng, 2, 1, 3))
+
+
+def flip_by_hand(net, mask):
+    """c rho(z) = c rho(-z) + c z for the neurons in mask: W += c a^T, e += c b."""
+    a, b = net.a.copy(), net.b.copy()
+    w, e = net.linear.copy(), net.e.copy()
+    for i in np.flatnonzero(mask):
+        w += np.outer(net.c[i], a[i])
+        e += net.c[i] * b[i]
+        a[i], b[i] = -a[i], -b[i]
+    return ShallowNet(a, b, net.c, e, w)
+
+
+def test_flip_neurons_keeps_a_vector_realization():
+    rng = np.random.default_rng(14)
+    net = vector_net(rng, 5, 2, 3)
+    mask = np.array([1, 0, 1, 1, 0], bool)
+    flipped = flip_neurons(net, mask)
+    assert_same_net(flipped, flip_by_hand(net, mask), 1e-14)
+    x = rng.uniform(-1, 1, (500, 2))
+    np.testing.assert_allclose(outputs_by_hand(flipped, x), outputs_by_hand(net, x), atol=1e-12)
+
+
+def test_fibre_distance_of_a_vector_network_and_its_reparametrizations_is_zero():
+    rng = np.random.default_rng(15)
+    for _ in range(15):
+        d = int(rng.integers(1, 3))
+        f = canonical_form(vector_net(rng, int(rng.integers(2, 7)), d, 3), 1.0)
+        live = np.any(f.neurons() != 0, axis=1)
+        mask = live & (rng.uniform(size=f.width) < 0.5)
+        moved = flip_by_hand(f, mask)  # still in Omega_N: Gamma is itself
+        assert in_restricted_set(moved, 1.0)
+        perm = rng.permutation(f.width)
+        s = rng.uniform(0.2, 5.0, f.width)  # rescaled too: off Omega_N, so canonicalized
+        g = ShallowNet(
+            s[perm, None] * moved.a[perm],
+            s[perm] * moved.b[perm],
+            moved.c[perm] / s[perm, None],
+            moved.e,
+            moved.w,
+        )
+        scale = max(1.0, np.abs(f.neurons()).max(), np.abs(f.affine()).max())
+        for x, y in ((f, g), (moved, f), (g, moved)):
+            value = fibre_distance(x, y, 1.0)
+            assert value.exact and value <= 1e-12 * scale
+
+
+def brute_vector_fibre(f, g, D):
+    gamma = f if in_restricted_set(f, D) else canonical_form(f, D)
+    phi = canonical_form(g, D)
+    live = np.flatnonzero(np.any(phi.neurons() != 0, axis=1))
+    best = np.inf
+    for bits in itertools.product([0, 1], repeat=live.size):
+        mask = np.zeros(phi.width, bool)
+        mask[live[np.array(bits, bool)]] = True
+        best = min(best, brute_vector_param_distance(gamma, flip_by_hand(phi, mask)))
+    return best
+
+
+def test_vector_fibre_distance_matches_brute_force_and_the_milp():
+    rng = np.random.default_rng(16)
+    for _ in range(12):
+        d = int(rng.integers(1, 3))
+        f = vector_net(rng, int(rng.integers(1, 5)), d, 3)
+        near = ShallowNet(f.a + 0.05 * rng.standard_normal(f.a.shape), f.b, f.c, f.e)
+        for g in (near, vector_net(rng, int(rng.integers(1, 5)), d, 3, restricted=True)):
+            value = fibre_distance(f, g, 1.0)
+            assert value.exact
+            assert value == pytest.approx(brute_vector_fibre(f, g, 1.0), rel=1e-14)
+            milp = fibre_distance(f, g, 1.0, exact_width=0)
+            assert milp == pytest.approx(value, rel=1e-8, abs=1e-12)
