@@ -17,7 +17,7 @@ from realspace.distances import (
     uniform_distance,
 )
 from realspace.nets import ShallowNet
-from realspace.restricted import in_restricted_set, restricted_set_margins
+from realspace.restricted import in_restricted_set, output_norms, restricted_set_margins
 from realspace.targets import (
     classification_scores,
     cross_entropy_loss,
@@ -444,3 +444,10 @@ def test_vector_fibre_distance_matches_brute_force_and_the_milp():
             assert value == pytest.approx(brute_vector_fibre(f, g, 1.0), rel=1e-14)
             milp = fibre_distance(f, g, 1.0, exact_width=0)
             assert milp == pytest.approx(value, rel=1e-8, abs=1e-12)
+
+
+def test_a_tiny_output_vector_has_a_norm():
+    """||c|| of 1e-160 would underflow to 0 as a plain sum of squares."""
+    t = 1e-160
+    sizes = output_norms(t * np.array([[0.0, 0.6, 0.8], [0.0, 0.0, 0.0], [3.0, 4.0, 0.0]]))
+    np.testing.assert_allclose(sizes, [t, 0.0, 5 * t], rtol=1e-15, atol=0)

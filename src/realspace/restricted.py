@@ -38,8 +38,16 @@ MERGE_ANGLE = 1e-6
 
 
 def output_norms(c: np.ndarray) -> np.ndarray:
-    """Sizes of output weights, shape (N,): |c_i| for c of shape (N,), ||c_i||_2 for (N, m)."""
-    return np.abs(c) if c.ndim == 1 else np.linalg.norm(c, axis=1)
+    """Sizes of output weights, shape (N,): |c_i| for c of shape (N,), ||c_i||_2 for (N, m).
+
+    The vector norms are scaled by each row's largest entry: a weight-decayed neuron's
+    c_i of 1e-160 has a norm, where a plain sum of squares would underflow to 0 and make
+    a balanced neuron look infinitely unbalanced.
+    """
+    if c.ndim == 1:
+        return np.abs(c)
+    s = np.abs(c).max(axis=1)
+    return s * np.linalg.norm(c / np.where(s > 0, s, 1.0)[:, None], axis=1)
 
 
 def live_neurons(net: ShallowNet) -> np.ndarray:
