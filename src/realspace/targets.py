@@ -24,6 +24,8 @@ __all__ = [
     "weight_decay_penalty",
     "mse",
     "logistic_loss",
+    "cross_entropy_loss",
+    "class_margins",
     "path_norm",
     "classification_scores",
     "spirals",
@@ -279,28 +281,92 @@ def logistic_loss(net: ShallowNet, x, y) -> float:
     return float(np.mean(np.logaddexp(0.0, -y * pred)))
 
 
+def _class_labels(y, n: int, m: int) -> np.ndarray:
+    """Labels y (n,) as class indices 0..m-1 (integers or integral floats), or ValueError."""
+    y = np.asarray(y)
+    if y.shape != (n,):
+        raise ValueError(f"labels must have shape ({n},), got {y.shape}")
+    label = y.astype(np.int64)
+    if np.any(label != y) or np.any((label < 0) | (label >= m)):
+        raise ValueError(f"labels must be class indices in 0..{m - 1}")
+    return label
+
+
+def _vector_outputs(net: ShallowNet, x) -> np.ndarray:
+    pred = net(x)
+    if pred.ndim != 2:
+        raise ValueError("a multiclass score needs a network with m >= 2 outputs")
+    return pred
+
+
+def cross_entropy_loss(net: ShallowNet, x, y) -> float:
+    """Multiclass cross-entropy (1/n) sum_k -log softmax(f(x_k))_{y_k} of a network with
+    m >= 2 outputs on points x (n, d), labels y (n,) in {0, ..., m - 1}.
+
+    Per point: (max_j f_j - f_y) + log1p(sum_{j != j*} exp(f_j - max f)), j* one argmax,
+    which is -log softmax(f)_y without overflow and without rounding a small loss to 0.
+    """
+    f = _vector_outputs(net, x)
+    n, m = f.shape
+    label = _class_labels(y, n, m)
+    rows = np.arange(n)
+    top = f.argmax(axis=1)
+    shifted = np.exp(f - f[rows, top][:, None])
+    shifted[rows, top] = 0.0  # its exp(0) = 1 is the 1 of log1p
+    per_point = (f[rows, top] - f[rows, label]) + np.log1p(shifted.sum(axis=1))
+    return float(per_point.mean())
+
+
 def path_norm(net: ShallowNet) -> float:
-    """sum_i |c_i| ||(a_i, b_i)|| + ||(w, e)|| (w = 0 for an unrestricted network).
+    """sum_i |c_i| ||(a_i, b_i)|| + ||(w, e)|| (w = 0 for an unrestricted network); for m >= 2
+    outputs sum_i ||c_i||_2 ||(a_i, b_i)||_2 + ||(W, e)||_F.
 
     Invariant under the rescalings (a_i, b_i, c_i) -> (t a_i, t b_i, c_i / t), t > 0, and it
-    bounds the realization: |f(x)| <= path_norm * ||(x, 1)||.
+    bounds the realization: |f(x)| <= path_norm * ||(x, 1)|| (||f(x)||_2 for m >= 2, so
+    |f_j(x) - f_k(x)| <= sqrt(2) path_norm ||(x, 1)||; docs/science.md#vector-outputs).
     """
+    if net.outputs > 1:
+        rows = np.sqrt(np.sum(net.a**2, axis=1) + net.b**2)
+        affine = np.sqrt(np.sum(net.linear**2) + np.sum(net.e**2))
+        return float(np.linalg.norm(net.c, axis=1) @ rows + affine)
     w = np.zeros(net.dim) if net.w is None else net.w
     neurons = np.abs(net.c) * np.sqrt(np.sum(net.a**2, axis=1) + net.b**2)
     return float(neurons.sum() + np.sqrt(np.sum(w**2) + net.e**2))
 
 
-def classification_scores(net: ShallowNet, x, y) -> tuple[float, float]:
-    """(accuracy, normalized margin) of a binary classifier sign f on points x (n, d) with
-    labels y (n,) in {-1, +1}.
+def class_margins(net: ShallowNet, x, y) -> np.ndarray:
+    """f_{y_k}(x_k) - max_{j != y_k} f_j(x_k), shape (n,), for a network with m >= 2 outputs
+    and labels y in {0, ..., m - 1}: positive iff x_k's class is the unique argmax."""
+    f = _vector_outputs(net, x)
+    n, m = f.shape
+    label = _class_labels(y, n, m)
+    rows = np.arange(n)
+    own = f[rows, label]
+    others = f.copy()
+    others[rows, label] = -np.inf
+    return own - others.max(axis=1)
 
+
+def classification_scores(net: ShallowNet, x, y) -> tuple[float, float]:
+    """(accuracy, normalized margin) of a classifier on points x (n, d).
+
+    Scalar network (binary, sign f), labels y (n,) in {-1, +1}:
     accuracy = #{k: y_k f(x_k) > 0} / n (f = 0 counts as an error);
-    margin = min_k y_k f(x_k) / path_norm(net), scale-free: multiplying the output (all
-    c_i and (w, e)) by t > 0 or rescaling a neuron leaves it unchanged, and it is at most
-    max_k ||(x_k, 1)||. NaN for the zero network (path norm 0).
+    margin = min_k y_k f(x_k) / path_norm(net), at most max_k ||(x_k, 1)||.
+
+    Network with m >= 2 outputs (argmax f), labels y (n,) in {0, ..., m - 1}:
+    accuracy = share of k whose class is the unique argmax of f(x_k) (ties are errors);
+    margin = min_k (f_{y_k}(x_k) - max_{j != y_k} f_j(x_k)) / path_norm(net), at most
+    sqrt(2) max_k ||(x_k, 1)||.
+
+    Both margins are scale-free: multiplying the output (all c_i and (w, e)) by t > 0 or
+    rescaling a neuron leaves them unchanged. NaN for the zero network (path norm 0).
     """
-    y = np.asarray(y, dtype=np.float64)
-    m = y * net(x)
+    if net.outputs > 1:
+        m = class_margins(net, x, y)
+    else:
+        y = np.asarray(y, dtype=np.float64)
+        m = y * net(x)
     norm = path_norm(net)
     margin = float(m.min() / norm) if norm > 0 else float("nan")
     return float(np.mean(m > 0)), margin
