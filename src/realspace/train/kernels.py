@@ -6,8 +6,8 @@ through the (M, n, N) preactivations, "prefix" by prefix sums over sorted sample
 the preactivations in registers. "auto" picks prefix sums in d = 1, the fused kernel on
 CUDA where it applies in d >= 2, else dense. The Gaussian population loss has one
 implementation whatever the kernel. The logistic loss has the dense one ("auto" and
-"dense"; "compiled" compiles it); "prefix" and "fused" are written for MSE and refuse it. The multiclass cross-entropy
-(vector outputs) likewise.
+"dense"; "compiled" compiles it); "prefix" and "fused" are written for MSE and refuse it.
+The multiclass cross-entropy (vector outputs) likewise.
 
 The math: docs/science.md#training.
 """
@@ -55,9 +55,10 @@ def _dense(objective, kernel: str, spec: RunSpec, device: torch.device):
 def choose_objective(kernel: str, spec: RunSpec, device: torch.device) -> tuple[Callable, str]:
     """The objective for runs shaped like ``spec`` on ``device``, and its kernel's name.
 
-    MSE, logistic and cross-entropy objectives take ``(p, X, y, lam)``, the Gaussian one ``(p, V, lam)``;
-    all return the per-run objective (M,), data loss (M,) and gradients. Raises ValueError
-    for an unknown kernel, "prefix" outside d = 1 or for a classification loss, and "fused" for
+    MSE, logistic and cross-entropy objectives take ``(p, X, y, lam)``, the Gaussian one
+    ``(p, V, lam)``; all return the per-run objective (M,), data loss (M,) and gradients.
+    Raises ValueError for an unknown kernel, "prefix" outside d = 1 or for a classification
+    loss, and "fused" for
     a classification loss or for an MSE shard where it cannot run (it needs Triton, CUDA or
     TRITON_INTERPRET=1, and d <= 16).
     """
