@@ -105,3 +105,163 @@ def test_the_cross_entropy_trains_with_the_dense_kernel_only():
         choose_objective("fused", spec, CPU)
     with pytest.raises(ValueError, match="written for MSE"):
         choose_objective("prefix", spec_of(target="teacher_labels", d=1), CPU)
+
+
+# -- training end to end -----------------------------------------------------------------
+
+F64 = torch.float64
+
+
+def vector_coordinates(rng, M, N, d, m):
+    """Random intrinsic coordinates with vector amplitudes r (M, N, m) over several decades."""
+    r = rng.standard_normal((M, N, m)) * 10 ** rng.uniform(-2, 0.5, (M, N, 1))
+    return {
+        "v": torch.tensor(rng.standard_normal((M, N, d)) * rng.uniform(0.1, 10, (M, N, 1))),
+        "kappa": torch.tensor(rng.standard_normal((M, N))),
+        "r": torch.tensor(r),
+        "e": torch.tensor(rng.standard_normal((M, m))),
+        "w": torch.tensor(rng.standard_normal((M, m, d))),
+    }
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.1])
+def test_pulled_back_vector_gradient_equals_autograd(lam):
+    from realspace.train import intrinsic
+
+    rng = np.random.default_rng(11)
+    M, N, n, d, m = 5, 6, 40, 2, 3
+    D = torch.tensor(rng.uniform(0.5, 2, M))
+    q = {k: v.requires_grad_() for k, v in vector_coordinates(rng, M, N, d, m).items()}
+    X = torch.tensor(rng.uniform(-1, 1, (M, n, d))) * D[:, None, None]
+    y = torch.tensor(rng.integers(0, m, (M, n)).astype(float))
+    lams = torch.full((M,), lam, dtype=F64)
+    J, _, grads = cross_entropy_objective(intrinsic.realize(q, D), X, y, lams)
+    auto = torch.autograd.grad(J.sum(), [q[k] for k in intrinsic.COORDS])
+    closed = intrinsic.pullback({k: v.detach() for k, v in q.items()}, grads, D)
+    for k, g in zip(intrinsic.COORDS, auto, strict=True):
+        np.testing.assert_allclose(closed[k].detach().numpy(), g.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_vector_coordinates_give_balanced_networks_and_back():
+    """realize: ||c_i|| = ||a_i||, kinks strictly inside Q, and c_i rho(z_i) = r_i ||r_i||
+    rho(<a^_i, x> - tau_i D ||a^_i||_1); to_coordinates of that network gives it back."""
+    from realspace.train import intrinsic
+
+    rng = np.random.default_rng(12)
+    M, N, d, m = 4, 7, 3, 4
+    D = torch.tensor(rng.uniform(0.5, 2, M))
+    q = vector_coordinates(rng, M, N, d, m)
+    p = intrinsic.realize(q, D)
+    np.testing.assert_allclose(p["c"].norm(dim=-1), p["a"].norm(dim=-1), rtol=1e-14)
+    assert bool((p["b"].abs() < D[:, None] * p["a"].abs().sum(-1)).all())
+    back = intrinsic.realize(intrinsic.to_coordinates(p, D), D)
+    for k in ("a", "b", "c", "e", "w"):
+        np.testing.assert_allclose(back[k], p[k], rtol=1e-12, atol=1e-14)
+
+
+def vector_params(rng, M, N, d, m, dup=True):
+    a = rng.standard_normal((M, N, d))
+    b = rng.uniform(-0.5, 0.5, (M, N))
+    c = rng.standard_normal((M, N, m))
+    if dup:  # neuron 1 parallel to 0, neuron 3 antiparallel to 2, other lengths
+        a[:, 1], b[:, 1] = 2.5 * a[:, 0], 2.5 * b[:, 0]
+        a[:, 3], b[:, 3] = -0.7 * a[:, 2], -0.7 * b[:, 2]
+    return {
+        "a": torch.tensor(a),
+        "b": torch.tensor(b),
+        "c": torch.tensor(c),
+        "e": torch.tensor(rng.standard_normal((M, m))),
+        "w": torch.tensor(rng.standard_normal((M, m, d))),
+    }
+
+
+def realized(p, r, x):
+    """The numpy realization (n, m) of network r of stacked params p."""
+    from realspace.problem import network_from_params
+
+    return network_from_params({k: v[r].numpy() for k, v in p.items()}, True)(x)
+
+
+def test_rebalance_and_exact_merges_keep_a_vector_realization():
+    from realspace.train.project import COUNTERS, merge_close, rebalance
+
+    rng = np.random.default_rng(13)
+    M, N, d, m = 3, 6, 2, 3
+    p = vector_params(rng, M, N, d, m)
+    x = rng.uniform(-1, 1, (500, d))
+    q = rebalance(p, torch.ones(M, dtype=torch.bool))
+    np.testing.assert_allclose(q["c"].norm(dim=-1), q["a"].norm(dim=-1), rtol=1e-14)
+    counts = {k: torch.zeros(M, dtype=torch.int64) for k in COUNTERS}
+    live = torch.ones(M, N, dtype=torch.bool)
+    mg = merge_close(
+        q["a"], q["b"], q["c"], q["e"], q["w"], live, counts, 1e-6, torch.ones(M, dtype=F64)
+    )
+    assert counts["merge"].tolist() == [2] * M
+    assert mg.freed[:, [1, 3]].all() and mg.survivor[:, [0, 2]].all()
+    keep = ~mg.freed
+    after = {
+        "a": mg.a * keep[..., None],
+        "b": mg.b * keep,
+        "c": mg.c * keep[..., None],
+        "e": mg.e,
+        "w": mg.w,
+    }
+    np.testing.assert_allclose(after["c"].norm(dim=-1), after["a"].norm(dim=-1), rtol=1e-14)
+    for r in range(M):
+        np.testing.assert_allclose(realized(after, r, x), realized(p, r, x), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(realized(q, r, x), realized(p, r, x), rtol=1e-12, atol=1e-12)
+    assert float(mg.bound.max()) <= 1e-12
+
+
+def ce_spec(**kw):
+    spec = dict(target="spirals", d=2, width=24, n_samples=90, n_classes=3, steps=500, lr=3e-2)
+    spec.update(kw)
+    return RunSpec(**spec)
+
+
+def numpy_ce(net, x, y):
+    """(1/n) sum_k -log softmax(f(x_k))_{y_k} in float64 numpy, written out."""
+    f = net(x)
+    top = f.max(1, keepdims=True)
+    lse = top[:, 0] + np.log(np.exp(f - top).sum(1))
+    return float(np.mean(lse - f[np.arange(len(y)), y.astype(int)]))
+
+
+def check_balanced_in_cube(params, spec, r, tol=1e-12):
+    """R1 ||c_i|| = ||a_i|| and R2 |b_i| < D ||a_i||_1 for the live neurons of run r."""
+    a, b, c = params["a"][r], params["b"][r], params["c"][r]
+    na, nc = np.linalg.norm(a, axis=1), np.linalg.norm(c, axis=1)
+    live = (na > 0) & (nc > 0)
+    assert live.sum() > 0
+    np.testing.assert_allclose(nc[live], na[live], rtol=tol)
+    assert np.all(np.abs(b[live]) < spec.D * np.abs(a[live]).sum(1))
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        dict(),
+        dict(parametrization="restricted", restricted_method="intrinsic"),
+        dict(parametrization="restricted", restricted_method="projection"),
+    ],
+)
+def test_a_three_class_shard_trains_well_below_chance(variant):
+    from realspace.problem import network_from_params
+    from realspace.train import TrainOptions, certify, train_shard
+
+    specs = [ce_spec(seed=s, weight_decay=1e-4, **variant) for s in range(2)]
+    opts = TrainOptions(dtype=F64, snapshot_every=200, merge_every=10)
+    result = train_shard(specs, opts)
+    certs = certify(result)
+    assert result.params["c"].shape == (2, 24, 3) and result.params["w"].shape == (2, 3, 2)
+    for r, spec in enumerate(specs):
+        x, y = make_data(spec)
+        net = network_from_params({k: v[r] for k, v in result.params.items()}, spec.restricted)
+        loss = numpy_ce(net, x, y)
+        assert certs[r]["loss"] == pytest.approx(loss, rel=1e-9)
+        assert loss < 0.4 * np.log(3)  # chance is log 3
+        if spec.restricted:
+            for _, snap in result.snapshots + [(None, result.params)]:
+                check_balanced_in_cube(snap, spec, r)
+        else:
+            assert not result.params["w"][r].any()  # the unrestricted slope stays zero
