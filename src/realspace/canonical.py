@@ -16,6 +16,10 @@ The steps (docs/science.md, "Canonical form"):
    t = sqrt|gamma|, (a, b) = t (a^, b^), c = sign(gamma) t, so |c| = ||a||_2.
 6. sort neurons lexicographically by (a^, b^); pad with zero neurons to the width.
 
+With m >= 2 outputs gamma_i = c_i ||a_i||_2 is a vector of R^m: folds and flips move
+c_i (a_i, b_i)^T (an m x (d + 1) block) into (W, e), merges add the vectors, |gamma|
+reads ||gamma||_2 and the rebalance sets c = gamma / t (docs/science.md#vector-outputs).
+
 Orienting before merging is equivalent to the order in docs/science.md and avoids a
 separate opposite-orientation pass.
 
@@ -29,7 +33,7 @@ import numpy as np
 from .nets import ShallowNet, check_domain
 from .restricted import DEFAULT_TOL
 
-__all__ = ["canonical_form", "classify_neurons", "orientation_flips"]
+__all__ = ["canonical_form", "classify_neurons", "orientation_flips", "affine_shift"]
 
 
 def classify_neurons(net: ShallowNet, D: float, tol: float = DEFAULT_TOL) -> dict:
@@ -61,6 +65,32 @@ def orientation_flips(a_hat: np.ndarray, b_hat: np.ndarray, D: float, tol: float
     return np.where(tie, lead < 0, b_hat < 0)
 
 
+def affine_shift(c: np.ndarray, a: np.ndarray, b: np.ndarray):
+    """sum_i c_i (a_i, b_i): what neurons (a, b, c) folded or flipped add to (w, e).
+
+    Scalar outputs, c (k,): (w shift (d,), e shift float). Vector outputs, c (k, m):
+    (W shift sum_i c_i a_i^T (m, d), e shift sum_i c_i b_i (m,)).
+    """
+    if c.ndim == 1:
+        return c @ a, float(c @ b)
+    return c.T @ a, c.T @ b
+
+
+def _sizes(gamma: np.ndarray) -> np.ndarray:
+    """|gamma_i| (N,) for scalar outputs, ||gamma_i||_2 (scaled, see row_norms) for (N, m)."""
+    return np.abs(gamma) if gamma.ndim == 1 else row_norms(gamma)
+
+
+def _group_sums(label: np.ndarray, gamma: np.ndarray, n_groups: int) -> np.ndarray:
+    """Sum of the gammas (N,) or (N, m) of each merge group, shape (n_groups,) or
+    (n_groups, m)."""
+    if gamma.ndim == 1:
+        return np.bincount(label, weights=gamma, minlength=n_groups)
+    total = np.zeros((n_groups, gamma.shape[1]))
+    np.add.at(total, label, gamma)
+    return total
+
+
 def canonical_form(
     net: ShallowNet, D: float, tol: float = DEFAULT_TOL, width: int | None = None
 ) -> ShallowNet:
@@ -69,7 +99,8 @@ def canonical_form(
     The result is a restricted network (w explicit) in Omega_N with the same
     realization on the cube, up to rounding and to the tolerance decisions
     (kinks within ``tol`` of the boundary, hyperplanes within angle ``tol``,
-    merged |gamma| below ``tol`` times the largest |gamma|). Two parametrizations of
+    merged |gamma| below ``tol`` times the largest |gamma|; ||gamma||_2 with m >= 2
+    outputs, whose c, e and W keep their shapes (N, m), (m,), (m, d)). Two parametrizations of
     one realization have canonical forms equal up to those tolerances; the
     symmetries left are none but the orientation rule's discontinuity at b^ = 0.
 
@@ -80,24 +111,26 @@ def canonical_form(
     width = net.width if width is None else int(width)
     kind = classify_neurons(net, D, tol)
     w = net.linear.copy()
-    e = net.e
+    e = net.e if net.outputs == 1 else net.e.copy()  # the net's own e is read-only
     # Step 1-2: constants and neurons affine on Q fold into (w, e); dead ones vanish.
     aff = kind["affine"]
-    w += net.c[aff] @ net.a[aff]
-    e += float(net.c[aff] @ net.b[aff])
+    dw, de = affine_shift(net.c[aff], net.a[aff], net.b[aff])
+    w += dw
+    e += de
 
     # Step 3: normalise the neurons whose kink meets the cube.
     keep = kind["inside"]
     norm = row_norms(net.a[keep])
     a_hat = net.a[keep] / norm[:, None]
     b_hat = net.b[keep] / norm
-    gamma = net.c[keep] * norm
-    scale = float(np.abs(gamma).max()) if gamma.size else 0.0
+    gamma = net.c[keep] * (norm if net.outputs == 1 else norm[:, None])
+    scale = float(_sizes(gamma).max()) if gamma.size else 0.0
 
     # Step 6 (rule) before 4: flip with gamma rho(z) = gamma rho(-z) + gamma z.
     flip = orientation_flips(a_hat, b_hat, D, tol)
-    w += gamma[flip] @ a_hat[flip]
-    e += float(gamma[flip] @ b_hat[flip])
+    dw, de = affine_shift(gamma[flip], a_hat[flip], b_hat[flip])
+    w += dw
+    e += de
     a_hat[flip] *= -1.0
     b_hat[flip] *= -1.0
 
@@ -107,25 +140,27 @@ def canonical_form(
         u /= np.linalg.norm(u, axis=1, keepdims=True)
         close = _chord_distances(u) <= 2.0 * np.sin(tol / 2.0)
         n_groups, label = _merge_groups(close)
-        weight = np.abs(gamma) + 1e-300
-        gamma = np.bincount(label, weights=gamma, minlength=n_groups)
+        weight = _sizes(gamma) + 1e-300
+        gamma = _group_sums(label, gamma, n_groups)
         mean = np.zeros((n_groups, d + 1))
         np.add.at(mean, label, weight[:, None] * np.column_stack([a_hat, b_hat]))
         mean /= row_norms(mean[:, :d])[:, None]
         a_hat, b_hat = mean[:, :d], mean[:, d]
 
     # Step 5: drop negligible neurons, rebalance the rest.
-    big = np.abs(gamma) > tol * scale
-    a_hat, b_hat, gamma = a_hat[big], b_hat[big], gamma[big]
-    if gamma.size > width:
-        raise ValueError(f"canonical form needs width {gamma.size}, more than width={width}")
+    size = _sizes(gamma)
+    big = size > tol * scale
+    a_hat, b_hat, gamma, size = a_hat[big], b_hat[big], gamma[big], size[big]
+    n = gamma.shape[0]
+    if n > width:
+        raise ValueError(f"canonical form needs width {n}, more than width={width}")
     order = np.lexsort(np.column_stack([a_hat, b_hat]).T[::-1])
-    a_hat, b_hat, gamma = a_hat[order], b_hat[order], gamma[order]
-    t = np.sqrt(np.abs(gamma))
+    a_hat, b_hat, gamma, size = a_hat[order], b_hat[order], gamma[order], size[order]
+    t = np.sqrt(size)
     # padded to the width here (as ShallowNet.padded would): one network built, not two
-    n = gamma.size
-    a, b, c = np.zeros((width, d)), np.zeros(width), np.zeros(width)
-    a[:n], b[:n], c[:n] = t[:, None] * a_hat, t * b_hat, np.sign(gamma) * t
+    a, b, c = np.zeros((width, d)), np.zeros(width), np.zeros((width, *gamma.shape[1:]))
+    a[:n], b[:n] = t[:, None] * a_hat, t * b_hat
+    c[:n] = np.sign(gamma) * t if gamma.ndim == 1 else gamma / t[:, None]
     return ShallowNet(a, b, c, e, w)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from .canonical import canonical_form, classify_neurons
 from .nets import ShallowNet
-from .restricted import MERGE_ANGLE, hyperplane_angles, live_neurons
+from .restricted import MERGE_ANGLE, hyperplane_angles, live_neurons, output_norms
 
 __all__ = ["degeneracy_census"]
 
@@ -20,8 +20,8 @@ def degeneracy_census(
     """Shares of the N neurons that are dead on Q, affine on Q, duplicates ((a, b) within
     ``angle_tol`` of parallel to another neuron's, both kinks meeting Q) and opposites
     (within ``angle_tol`` of antiparallel); the imbalance of R1, |log(|c_i| / ||a_i||_2)|
-    (mean and max over live neurons with c_i != 0 and a_i != 0); the effective width (live
-    neurons of the canonical form).
+    (||c_i||_2 with m >= 2 outputs; mean and max over live neurons with c_i != 0 and
+    a_i != 0); the effective width (live neurons of the canonical form).
 
     The definitions are those of the restricted set, so that a network in Omega_N reads
     0 in every share and in the imbalance: ``angle_tol`` is the trainer's merge angle
@@ -45,8 +45,9 @@ def degeneracy_census(
         dup[idx] = (same <= angle_tol).any(axis=1)
         opp[idx] = (opposite <= angle_tol).any(axis=1)
     norm = np.linalg.norm(net.a, axis=1)
-    ok = live & (np.abs(net.c) > 0) & (norm > 0)
-    imbalance = np.abs(np.log(np.abs(net.c[ok]) / norm[ok])) if ok.any() else np.zeros(1)
+    size = output_norms(net.c)
+    ok = live & (size > 0) & (norm > 0)
+    imbalance = np.abs(np.log(size[ok] / norm[ok])) if ok.any() else np.zeros(1)
     share = (lambda m: float(np.count_nonzero(m & live)) / N) if N else (lambda m: 0.0)
     return {
         "dead": share(kind["dead"]),

@@ -14,6 +14,11 @@
 Every value is returned as a :class:`Distance`, a float that says whether it is
 exact, a lower bound or an upper bound.
 
+Vector outputs (m >= 2): d_W and d_inf are the largest of the m component distances
+(each component a scalar network on the shared (a, b), so d = 1 stays exact); d_P and the
+fibre distance stack (a_i, b_i, c_i) per neuron and compare (W, e) entry by entry, and a
+flip moves the block c_i (a_i, b_i)^T into (W, e).
+
 Why one module of about 350 lines: the two halves are the numerator and denominator of
 every inverse-stability ratio r = d_P / d_W^alpha and share the ``Distance`` type and its
 exactness labels; a reader checking a ratio's label needs both side by side.
@@ -27,7 +32,7 @@ import itertools
 
 import numpy as np
 
-from .canonical import canonical_form
+from .canonical import affine_shift, canonical_form
 from .matching import (
     FlipAssignment,
     bottleneck_assignment,
@@ -76,7 +81,20 @@ class Distance(float):
 def _same_dim(f: ShallowNet, g: ShallowNet) -> int:
     if f.dim != g.dim:
         raise ValueError(f"networks have different input dimensions: {f.dim} and {g.dim}")
+    if f.outputs != g.outputs:
+        raise ValueError(f"networks have different output counts: {f.outputs} and {g.outputs}")
     return f.dim
+
+
+def _components(net: ShallowNet) -> list[ShallowNet]:
+    """The m scalar networks f_k (c[:, k], e[k], W[k]) of a vector network, sharing (a, b);
+    [net] itself for a scalar one."""
+    if net.outputs == 1:
+        return [net]
+    return [
+        ShallowNet(net.a, net.b, net.c[:, k], net.e[k], None if net.w is None else net.w[k])
+        for k in range(net.outputs)
+    ]
 
 
 # ---------------------------------------------------------------------------
@@ -119,11 +137,20 @@ def sup_norms_1d(f: ShallowNet, g: ShallowNet, D: float) -> tuple[float, float]:
 
     f - g is piecewise affine with breakpoints among the kinks of both networks:
     its sup is attained at a kink or an endpoint, its derivative is constant on each
-    piece between consecutive breakpoints.
+    piece between consecutive breakpoints. With m >= 2 outputs each of the two is the
+    largest over the components: (max_k sup|f_k - g_k|, max_k sup|f_k' - g_k'|).
     """
     D = check_domain(D)
     if _same_dim(f, g) != 1:
         raise ValueError("sup_norms_1d needs input dimension 1")
+    pairs = [
+        _sup_norms_1d(fk, gk, D) for fk, gk in zip(_components(f), _components(g), strict=True)
+    ]
+    return max(p[0] for p in pairs), max(p[1] for p in pairs)
+
+
+def _sup_norms_1d(f: ShallowNet, g: ShallowNet, D: float) -> tuple[float, float]:
+    """sup_norms_1d of two scalar networks."""
     t = np.concatenate([_kinks_1d(f)[0], _kinks_1d(g)[0]])
     points = np.unique(np.concatenate([[-D, D], t[(t > -D) & (t < D)]]))
     # one kink computed two ways (a network and its canonical form) differs by rounding:
@@ -222,7 +249,12 @@ def _realization_distance(f, g, D, derivative, n_samples, refine, seed) -> Dista
     if _same_dim(f, g) == 1:
         val, slope = sup_norms_1d(f, g, D)
         return Distance(max(val, slope) if derivative else val, "exact", "kinks and pieces")
-    val, slope = _estimate_sup(f, g, D, derivative, n_samples, refine, seed)
+    # each component's estimate is attained in Q, so their max is a lower bound too
+    found = [
+        _estimate_sup(fk, gk, D, derivative, n_samples, refine, seed)
+        for fk, gk in zip(_components(f), _components(g), strict=True)
+    ]
+    val, slope = max(v for v, _ in found), max(s for _, s in found)
     method = f"{n_samples} jittered samples + kink-plane probes + cell LPs"
     return Distance(max(val, slope) if derivative else val, "lower", method)
 
@@ -239,7 +271,8 @@ def sobolev_distance(
     """d_W(f, g) = ||f - g||_{W^{1,inf}([-D, D]^d)} = max(sup|f-g|, max_j sup|d_j f - d_j g|).
 
     Exact for d = 1 (kinks and pieces). For d >= 2 a lower-bound estimate labelled
-    ``bound == "lower"``; ``n_samples``, ``refine`` and ``seed`` steer it.
+    ``bound == "lower"``; ``n_samples``, ``refine`` and ``seed`` steer it. With m >= 2
+    outputs: max_k d_W(f_k, g_k), the largest output component (m estimates for d >= 2).
     """
     return _realization_distance(f, g, D, True, n_samples, refine, seed)
 
@@ -253,7 +286,8 @@ def uniform_distance(
     refine: int = 8,
     seed: int = 0,
 ) -> Distance:
-    """d_inf(f, g) = sup_{[-D, D]^d} |f - g|; exact for d = 1, a lower bound for d >= 2."""
+    """d_inf(f, g) = sup_{[-D, D]^d} |f - g|; exact for d = 1, a lower bound for d >= 2.
+    With m >= 2 outputs: max_k d_inf(f_k, g_k)."""
     return _realization_distance(f, g, D, False, n_samples, refine, seed)
 
 
@@ -276,7 +310,8 @@ def _common_width(f: ShallowNet, g: ShallowNet) -> tuple[ShallowNet, ShallowNet]
 def param_distance(f: ShallowNet, g: ShallowNet) -> Distance:
     """d_P(f, g) = min_pi max(max_i |theta_i - phi_pi(i)|_inf, |(w,e)_f - (w,e)_g|_inf).
 
-    theta_i = (a_i, b_i, c_i); the narrower network is padded with zero neurons;
+    theta_i = (a_i, b_i, c_i) (with m >= 2 outputs the stacked row of R^{d+1+m}, and
+    (W, e) compared entry by entry); the narrower network is padded with zero neurons;
     an unrestricted network's w counts as 0. Solved exactly as a bottleneck
     assignment. Permutations are the only symmetry taken into account.
     """
@@ -291,12 +326,14 @@ def flip_neurons(net: ShallowNet, flips: np.ndarray) -> ShallowNet:
     """Flip the orientation of the neurons in mask ``flips`` without changing the realization.
 
     c rho(<a,x> + b) = c rho(<-a,x> - b) + c (<a,x> + b): (a, b, c) -> (-a, -b, c) and
-    (w, e) += c (a, b). The result carries an explicit w (restricted parametrization).
+    (w, e) += c (a, b) (with m >= 2 outputs W += c a^T, e += c b). The result carries an
+    explicit w (restricted parametrization).
     """
     flips = np.asarray(flips, dtype=bool)
     sign = np.where(flips, -1.0, 1.0)
-    w = net.linear + net.c[flips] @ net.a[flips]
-    e = net.e + float(net.c[flips] @ net.b[flips])
+    dw, de = affine_shift(net.c[flips], net.a[flips], net.b[flips])
+    w = net.linear + dw
+    e = net.e + de
     return ShallowNet(sign[:, None] * net.a, sign * net.b, net.c, e, w)
 
 
@@ -342,7 +379,7 @@ def fibre_distance(
     flipped = rows.copy()
     flipped[:, : phi.dim + 1] *= -1.0
     cost = np.stack([_neuron_costs(theta, rows), _neuron_costs(theta, flipped)])
-    shift = phi.c[:, None] * np.column_stack([phi.a, phi.b])  # affine move of each flip
+    shift = _flip_shifts(phi)
     base = phi.affine() - gamma.affine()
 
     k = int(live.sum())
@@ -356,6 +393,16 @@ def fibre_distance(
             return Distance(found.value, "exact", found.method)
         upper = found if found.value < upper.value else upper
     return Distance(upper.value, "upper", upper.method)
+
+
+def _flip_shifts(phi: ShallowNet) -> np.ndarray:
+    """What flipping neuron j adds to phi.affine(), row j of shape (N, d + 1): c_j (a_j, b_j);
+    with m >= 2 outputs the block c_j (a_j, b_j)^T laid out row by row as affine() lays out
+    (W, e), shape (N, m (d + 1))."""
+    ab = np.column_stack([phi.a, phi.b])
+    if phi.outputs == 1:
+        return phi.c[:, None] * ab
+    return (phi.c[:, :, None] * ab[:, None, :]).reshape(phi.width, -1)
 
 
 def _oriented_alike(gamma, phi, cost, shift, base) -> FlipAssignment:

@@ -3,7 +3,7 @@
 A network lies in Omega_N (on Q = [-D, D]^d) when every neuron that is not
 all-zero padding satisfies
 
-  R1 balanced:          |c_i| = ||a_i||_2,
+  R1 balanced:          |c_i| = ||a_i||_2   (||c_i||_2 with m >= 2 outputs),
   R2 kink inside Q:     |b_i| < D ||a_i||_1   (the hyperplane meets the open cube),
   R3 no redundancy:     no other neuron with positively collinear (a_j, b_j),
   R4 no opposites:      no other neuron with negatively collinear (a_j, b_j).
@@ -25,6 +25,7 @@ __all__ = [
     "in_restricted_set",
     "live_neurons",
     "hyperplane_angles",
+    "output_norms",
     "DEFAULT_TOL",
     "MERGE_ANGLE",
 ]
@@ -34,6 +35,19 @@ DEFAULT_TOL = 1e-9
 # merged by the restricted trainer and counted as duplicates / opposites by the census:
 # one tolerance for both. float32 resolves angles of about 1e-7.
 MERGE_ANGLE = 1e-6
+
+
+def output_norms(c: np.ndarray) -> np.ndarray:
+    """Sizes of output weights, shape (N,): |c_i| for c of shape (N,), ||c_i||_2 for (N, m).
+
+    The vector norms are scaled by each row's largest entry: a weight-decayed neuron's
+    c_i of 1e-160 has a norm, where a plain sum of squares would underflow to 0 and make
+    a balanced neuron look infinitely unbalanced.
+    """
+    if c.ndim == 1:
+        return np.abs(c)
+    s = np.abs(c).max(axis=1)
+    return s * np.linalg.norm(c / np.where(s > 0, s, 1.0)[:, None], axis=1)
 
 
 def live_neurons(net: ShallowNet) -> np.ndarray:
@@ -75,7 +89,8 @@ def restricted_set_margins(net: ShallowNet, D: float, tol: float = DEFAULT_TOL) 
     Returns a dict with
 
     - ``max_imbalance``: max over live neurons of |log(|c_i| / ||a_i||_2)| (inf when
-      exactly one of them is zero); R1 holds when it is <= tol.
+      exactly one of them is zero); R1 holds when it is <= tol. With m >= 2 outputs
+      ||c_i||_2 takes the place of |c_i| here and below.
     - ``min_abs_c``: smallest |c_i| over live neurons.
     - ``kink_margins``: (n_live,) array of D - |b_i| / ||a_i||_1, the distance (in the
       sup-norm sense) by which the kink hyperplane reaches into the cube; positive
@@ -91,7 +106,7 @@ def restricted_set_margins(net: ShallowNet, D: float, tol: float = DEFAULT_TOL) 
     """
     D = check_domain(D)
     live = live_neurons(net)
-    a, b, c = net.a[live], net.b[live], net.c[live]
+    a, b, c = net.a[live], net.b[live], output_norms(net.c[live])
     n_live = int(live.sum())
     norm2 = np.linalg.norm(a, axis=1)
     norm1 = np.abs(a).sum(axis=1)

@@ -1,5 +1,7 @@
 """Targets and losses: smooth functions on the cube, random teachers, the Gaussian
-teacher-student population loss in closed form, the weight-decay penalty.
+teacher-student population loss in closed form, the weight-decay penalty, and the
+classification losses and scores (binary logistic; multiclass cross-entropy for m >= 2
+outputs).
 
 The math: docs/science.md#targets-and-losses.
 """
@@ -263,7 +265,8 @@ def mse(net: ShallowNet, x, y) -> float:
 
 
 def weight_decay_penalty(net: ShallowNet, lam: float) -> float:
-    """lam * (1/2) sum_i (c_i^2 + ||a_i||^2); biases and the affine part are free.
+    """lam * (1/2) sum_i (c_i^2 + ||a_i||^2) (||c_i||_2^2 with m >= 2 outputs); biases and
+    the affine part are free.
 
     By AM-GM it is >= lam * sum_i |c_i| ||a_i||, with equality on balanced
     parameters; in d = 1 on the canonical form that is lam * TV(f') on (-D, D).
