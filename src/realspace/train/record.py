@@ -109,7 +109,8 @@ class RunRecord:
     eval_x: np.ndarray | None = _OnGrid()  # eval_grid(d, D), None without one (or no data)
     eval_f: np.ndarray | None = _OnGrid()  # the realization f(eval_x) (n,)
     eval_grad: np.ndarray | None = _OnGrid()  # its gradient (n, d)
-    eval_target: np.ndarray | None = _OnGrid()  # the noiseless target (or labels) on the grid
+    # the noiseless target (or labels) on the grid; None for spirals and mixtures
+    eval_target: np.ndarray | None = _OnGrid()
     census: dict  # degeneracy census of the raw end point
     dtype: str
     device: str
@@ -144,7 +145,9 @@ class RunRecord:
         if "_eval_grad" not in have:
             have["_eval_grad"] = None if x is None else net.gradient(x)
         if "_eval_target" not in have:
-            have["_eval_target"] = None if x is None else _target(spec, x)
+            # spirals and mixtures are defined on their own points only: no grid target
+            own = spec.target in ("spirals", "mixture")
+            have["_eval_target"] = None if x is None or own else _target(spec, x)
 
     def summary(self) -> dict:
         """Scalars of the record (JSON-ready)."""
