@@ -235,6 +235,11 @@ def check_balanced_in_cube(params, spec, r, tol=1e-12):
     assert live.sum() > 0
     np.testing.assert_allclose(nc[live], na[live], rtol=tol)
     assert np.all(np.abs(b[live]) < spec.D * np.abs(a[live]).sum(1))
+    from realspace import in_restricted_set
+    from realspace.problem import network_from_params
+
+    net = network_from_params({k: v[r] for k, v in params.items()}, True)
+    assert in_restricted_set(net, spec.D)
 
 
 @pytest.mark.parametrize(
@@ -265,3 +270,122 @@ def test_a_three_class_shard_trains_well_below_chance(variant):
                 check_balanced_in_cube(snap, spec, r)
         else:
             assert not result.params["w"][r].any()  # the unrestricted slope stays zero
+
+
+# -- records and certificates -------------------------------------------------------------
+
+
+def test_records_of_a_three_class_shard_carry_loss_scores_and_structure():
+    from realspace.problem import network_from_params
+    from realspace.targets import classification_scores, cross_entropy_loss
+    from realspace.train import TrainOptions, train_and_record
+
+    opts = TrainOptions(dtype=F64)
+    for variant in (dict(), dict(parametrization="restricted")):
+        specs = [ce_spec(seed=s, steps=300, weight_decay=1e-3, **variant) for s in range(2)]
+        for rec in train_and_record(specs, opts):
+            spec = rec.spec
+            x, y = make_data(spec)
+            net = network_from_params(rec.params, spec.restricted)
+            assert rec.loss == pytest.approx(numpy_ce(net, x, y), rel=1e-9)
+            assert rec.loss == pytest.approx(cross_entropy_loss(net, x, y), rel=1e-9)
+            assert rec.loss < rec.history_loss[0] < np.log(3) * 1.2
+            acc, margin = classification_scores(net, x, y)
+            assert (rec.accuracy, rec.normalized_margin) == (acc, pytest.approx(margin, rel=1e-12))
+            assert rec.accuracy > 0.6
+            # same realization, balanced: the same loss under a penalty no larger
+            assert rec.loss <= rec.canonical_objective <= rec.objective + 1e-12
+            assert rec.canonical_member
+            assert rec.margins["member"] == spec.restricted or not spec.restricted
+            summary = rec.summary()
+            assert summary["accuracy"] == rec.accuracy and summary["loss"] == rec.loss
+            assert rec.eval_f.shape == (len(rec.eval_x), 3)
+
+
+def fd_hessian_ce(p, X, Y, lam, names, theta, h=1e-6):
+    """Central differences of the closed-form gradient (P, P) at flat theta (1, P)."""
+
+    def grad_at(th):
+        q, i = dict(p), 0
+        for k in names:
+            size = p[k][0].numel()
+            q[k] = th[:, i : i + size].reshape(p[k].shape)
+            i += size
+        g = cross_entropy_objective(q, X, Y, lam)[2]
+        return torch.cat([g[k].reshape(1, -1) for k in names], dim=1)[0]
+
+    eye = torch.eye(theta.shape[1], dtype=F64)
+    H = torch.stack([grad_at(theta + h * e) - grad_at(theta - h * e) for e in eye]) / (2 * h)
+    return 0.5 * (H + H.T), grad_at
+
+
+def one_run_result(spec, params):
+    from realspace.train.loop import ShardResult
+
+    return ShardResult(
+        specs=[spec],
+        params={k: np.asarray(v, float)[None] for k, v in params.items()},
+        status=np.zeros(1, int),
+        steps=np.zeros(1, int),
+        diverged_step=-np.ones(1, int),
+        history_step=-np.ones((1, 1), int),
+        history_loss=np.full((1, 1), np.nan),
+        counts={},
+        dtype="float64",
+    )
+
+
+def flat(p, names):
+    return torch.cat([p[k].reshape(1, -1) for k in names], dim=1)
+
+
+def test_certificates_match_the_hessian_of_the_closed_form_gradient():
+    """The certificate's Hessian (torch.func) against central differences of the closed-form
+    gradient, at a trained end point and at two stationary points that differ only in the
+    side of the kink every neuron sits on. With every neuron silent (a = 0, c = 0) and e at
+    the class log-frequencies (sum_k g_k = 0) the gradient vanishes. Inactive neurons
+    (b = -1): the Hessian is lam on (a, c), 0 on b and the softmax covariance on e, a
+    weight-decayed local minimum, certified. Active ones (b = +1, rho = 1): (a_i, c_i) are
+    coupled through sum_k g_k x_k^T (m, d), which beats a small lam: a saddle, not certified."""
+    from realspace.train import TrainOptions, certify, train_shard
+    from realspace.train.state import trainable_names
+
+    spec = RunSpec(
+        target="mixture", d=2, width=4, n_samples=30, n_classes=3, steps=600, lr=2e-2,
+        weight_decay=3e-3, seed=1,
+    )  # fmt: skip
+    x, y = make_data(spec)
+    X, Y = torch.tensor(x)[None], torch.tensor(y)[None]
+    names = trainable_names(spec)
+
+    def check(sp, params):
+        cert = certify(one_run_result(sp, params))[0]
+        p = {k: torch.tensor(np.asarray(v, float))[None] for k, v in params.items()}
+        lam = torch.tensor([sp.weight_decay], dtype=F64)
+        H, grad_at = fd_hessian_ce(p, X, Y, lam, names, flat(p, names), h=1e-7)
+        assert cert["eig_method"] == "dense"
+        assert cert["grad_norm"] == pytest.approx(
+            float(grad_at(flat(p, names)).norm()), rel=1e-9, abs=1e-14
+        )
+        if cert["min_kink_distance"] > 1e-4:  # differences do not cross a kink
+            assert cert["min_eig"] == pytest.approx(float(torch.linalg.eigvalsh(H)[0]), abs=1e-5)
+        return cert
+
+    trained = train_shard([spec], TrainOptions(dtype=F64)).params
+    check(spec, {k: v[0] for k, v in trained.items()})
+
+    freq = np.bincount(y.astype(int), minlength=3) / len(y)
+    low = RunSpec(**{**spec.to_dict(), "weight_decay": 1e-4})
+    N = spec.width
+    for side, minimum in ((-1.0, True), (1.0, False)):
+        silent = {
+            "a": np.zeros((N, 2)),
+            "b": np.full(N, side),
+            "c": np.zeros((N, 3)),
+            "e": np.log(freq),
+            "w": np.zeros((3, 2)),
+        }
+        cert = check(low, silent)
+        assert cert["grad_norm"] <= 1e-12
+        assert cert["certified"] == minimum
+        assert (cert["min_eig"] >= -1e-12) if minimum else (cert["min_eig"] < -1e-3)
