@@ -389,3 +389,35 @@ def test_certificates_match_the_hessian_of_the_closed_form_gradient():
         assert cert["grad_norm"] <= 1e-12
         assert cert["certified"] == minimum
         assert (cert["min_eig"] >= -1e-12) if minimum else (cert["min_eig"] < -1e-3)
+
+
+def test_vector_reseeds_are_small_balanced_neurons_with_kinks_in_the_cube():
+    from realspace.train.project import reseed_draws, seed_tensor
+
+    M, n, d, m, scale = 4, 50, 2, 3, 1e-2
+    D = torch.tensor([0.5, 1.0, 2.0, 3.0], dtype=F64)
+    a, b, c = reseed_draws(seed_tensor(list(range(M)), "cpu"), 7, n, d, D, scale, F64, m)
+    assert c.shape == (M, n, m)
+    np.testing.assert_allclose(c.norm(dim=-1), scale, rtol=1e-14)
+    np.testing.assert_allclose(a.norm(dim=-1), scale, rtol=1e-14)
+    assert bool((b.abs() <= D[:, None] * a.abs().sum(-1)).all())
+    # directions spread over the sphere: the mean of 200 unit vectors is small
+    u = c.reshape(-1, m) / scale
+    assert float(u.mean(0).norm()) < 0.3
+
+
+def test_intrinsic_merges_and_reseeds_during_float32_training_keep_vector_runs_in_the_set():
+    from realspace.train import TrainOptions, train_shard
+
+    specs = [
+        ce_spec(seed=s, width=10, steps=200, parametrization="restricted", weight_decay=1e-3)
+        for s in range(3)
+    ]
+    opts = TrainOptions(intrinsic_merge_every=20, merge_angle=0.05, snapshot_every=50)
+    result = train_shard(specs, opts)
+    assert result.dtype == "float32"
+    assert sum(result.counts["merge"]) + sum(result.counts["reseed"]) > 0
+    for r, spec in enumerate(specs):
+        for _, snap in result.snapshots + [(None, result.params)]:
+            check_balanced_in_cube(snap, spec, r)
+        assert result.history_loss[r, -1] < result.history_loss[r, 0]
