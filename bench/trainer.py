@@ -11,6 +11,9 @@ limit it implies at 15 flops per neuron, sample and step.
 
 It also times a restricted step in each method (``restricted_method``) beside the
 unrestricted one, with the default kernel, and prints their ratio (issue 14 asks <= 1.5x).
+And it times a classification step beside the MSE one on the same shapes, all with the
+dense kernel (the one the classification losses train with): the binary logistic loss
+(scalar output, labels of a teacher) and the cross-entropy with 3 classes (3 outputs).
 
     python bench/trainer.py                       # W=64, M=256, 256 samples, CPU
     python bench/trainer.py --width 256 --networks 1024 --samples 1024 --device cuda --compile
@@ -148,6 +151,7 @@ def main():
     for kernel, rate in rates.items():
         print(f"ratio {names[kernel]} / loop: {rate / loop_rate:.1f}x")
     restricted_cost(specs, device, args.steps)
+    loss_cost(specs, device, args.steps)
     print(
         "(neuron-sample-steps/s = M * samples * W per second; the d = 1 path does O(n + W log n)\n"
         " work per network-step, so its figure is the dense-equivalent rate)"
@@ -174,6 +178,30 @@ def restricted_cost(specs, device, steps: int, reps: int = 3) -> None:
             times[name] = min(times[name], timed(device, train_shard, shard, opts) / steps)
     base = times["unrestricted"]
     print(f"{'step, default kernel':<26}{'ms/step':>18}{'/ unrestricted':>24}  (best of {reps})")
+    for name, t in times.items():
+        print(f"{name:<26}{1e3 * t:>18.3f}{t / base:>23.2f}x")
+
+
+def loss_cost(specs, device, steps: int, reps: int = 3) -> None:
+    """Time per step of the same shapes under MSE, the logistic loss and the 3-class
+    cross-entropy (teacher labels), dense kernel; turns and fastest-of as in
+    ``restricted_cost``. Prints each and its ratio to MSE."""
+    opts = TrainOptions(device=str(device), kernel="dense")
+    labels = dict(target="teacher_labels", target_params=(), teacher_width=4)
+    variants = {
+        "mse (dense)": {},
+        "logistic (m=2)": labels,
+        "cross-entropy (m=3)": {**labels, "n_classes": 3},
+    }
+    shards = {name: [replace(s, **kw) for s in specs] for name, kw in variants.items()}
+    for shard in shards.values():
+        train_shard([replace(shard[0], steps=5)], opts)  # warm-up
+    times = {name: float("inf") for name in shards}
+    for _ in range(reps):
+        for name, shard in shards.items():
+            times[name] = min(times[name], timed(device, train_shard, shard, opts) / steps)
+    base = times["mse (dense)"]
+    print(f"{'step, dense kernel':<26}{'ms/step':>18}{'/ mse':>24}  (best of {reps})")
     for name, t in times.items():
         print(f"{name:<26}{1e3 * t:>18.3f}{t / base:>23.2f}x")
 

@@ -138,7 +138,10 @@ def test_classification_label_noise_is_a_flip_probability():
     for bad in (1.0, 1.5):
         with pytest.raises(ValueError, match="flip probability"):
             spec_of(noise=bad)
-    clean, noisy = make_data(spec_of(n_samples=4000)), make_data(spec_of(n_samples=4000, noise=0.25))
+    clean, noisy = (
+        make_data(spec_of(n_samples=4000)),
+        make_data(spec_of(n_samples=4000, noise=0.25)),
+    )
     np.testing.assert_array_equal(clean[0], noisy[0])  # the same points, other labels
     share = np.mean(clean[1] != noisy[1])
     assert abs(share - 0.25) < 3 * np.sqrt(0.25 * 0.75 / len(clean[1]))

@@ -182,9 +182,7 @@ def gaussian_mixture(
     return np.clip(x, -D, D), label
 
 
-def flip_labels(
-    label: np.ndarray, m: int, noise: float, rng: np.random.Generator
-) -> np.ndarray:
+def flip_labels(label: np.ndarray, m: int, noise: float, rng: np.random.Generator) -> np.ndarray:
     """Label noise: each label is replaced, with probability ``noise``, by one of the other
     m - 1 classes drawn uniformly (labels are class indices 0..m-1)."""
     flip = rng.uniform(size=label.shape) < noise

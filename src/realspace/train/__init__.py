@@ -50,12 +50,17 @@ def train_and_record(
 
 
 def _shard_data(specs: list[RunSpec]) -> list[tuple]:
-    """``make_data`` of each MSE run, made once per distinct data set: noiseless data on
-    a grid does not depend on the seed, so the seeds of one cell share one (read-only)."""
+    """``make_data`` of each run on data, made once per distinct data set: noiseless data
+    on a grid does not depend on the seed, so the seeds of one cell share one (read-only),
+    and neither do spirals and mixtures (drawn from teacher_seed, label flips included).
+    The shared set is the one ``make_data`` gives any of the seeds: the key only drops
+    the seed where the data do not depend on it."""
     made: dict = {}
     out = []
     for s in specs:
-        key = replace(s, seed=0) if s.sampling == "grid" and not s.noise else s
+        own = s.target in ("spirals", "mixture")  # drawn from teacher_seed, noise included
+        shared = own or (s.sampling == "grid" and not s.noise)
+        key = replace(s, seed=0) if shared else s
         if key not in made:
             made[key] = make_data(s)
             for v in made[key]:

@@ -5,7 +5,7 @@
   Hessian when there are at most ``dense_max_params`` parameters (MSE: in closed form,
   ``mse_hessian``; Gaussian: see below), else Lanczos with Hessian-vector products by
   torch.func (full reorthogonalization);
-- for a loss on data (MSE, logistic), whether a sample lies within 1e-9 of a kink
+- for a loss on data (MSE, logistic, cross-entropy), whether a sample lies within 1e-9 of a kink
   (distance |z_ki| / ||a_i||): there the loss is not twice differentiable and the
   Hessian says nothing.
 
@@ -14,8 +14,9 @@ is written out (Gauss-Newton term plus the output-weight cross terms, ``mse_hess
 and equals torch.func's to rounding at a small fraction of the cost (torch.func's
 forward-over-reverse keeps (networks x parameters x samples x neurons) intermediates).
 Hessian-vector products for Lanczos come from torch.func. The logistic loss's dense
-Hessian is torch.func's (forward-over-reverse of ``_single_logistic``): classification
-problems here are small. The Gaussian closed form has
+Hessian is torch.func's (forward-over-reverse of ``_single_logistic``), and so is the
+multiclass cross-entropy's (``_single_cross_entropy``, vector outputs c (N, m), e (m,),
+W (m, d)): classification problems here are small. The Gaussian closed form has
 removable singularities in its autograd graph where two weight vectors are parallel (at
 the teacher itself), so its Hessian is taken by central differences of the exact
 closed-form gradient (step 1e-5, error O(1e-10)).
@@ -34,7 +35,13 @@ from torch.func import grad, hessian, jvp, vmap
 
 from ..problem import STREAM_LANCZOS, make_data, rng_for, teacher_rows
 from .loop import ShardResult
-from .model import gaussian_objective, logistic_objective, mse_objective, realization
+from .model import (
+    cross_entropy_objective,
+    gaussian_objective,
+    logistic_objective,
+    mse_objective,
+    realization,
+)
 from .state import trainable_names
 
 __all__ = ["certify", "mse_hessian"]
@@ -74,6 +81,27 @@ def _single_logistic(theta, fixed, X, y, lam, names, shapes):
     f = torch.relu(X @ p["a"].T + p["b"]) @ p["c"] + X @ p["w"] + p["e"]
     loss = torch.nn.functional.softplus(-y * f).mean()
     return loss + 0.5 * lam * ((p["c"] ** 2).sum() + (p["a"] ** 2).sum())
+
+
+def _single_cross_entropy(theta, fixed, X, y, lam, names, shapes):
+    """One network's cross-entropy objective of its flat trainable parameters (for
+    torch.func): c (N, m), e (m,), w (m, d), y (n,) class indices as floats."""
+    p = {
+        k: v[0] if k in names else v
+        for k, v in _unflatten(theta[None], fixed, names, shapes).items()
+    }
+    f = torch.relu(X @ p["a"].T + p["b"]) @ p["c"] + X @ p["w"].T + p["e"]
+    idx = y.long()[:, None]
+    loss = (torch.logsumexp(f, dim=1) - f.gather(1, idx)[:, 0]).mean()
+    return loss + 0.5 * lam * ((p["c"] ** 2).sum() + (p["a"] ** 2).sum())
+
+
+_SINGLE = {"mse": _single_mse, "logistic": _single_logistic, "cross_entropy": _single_cross_entropy}
+_STACKED = {
+    "mse": mse_objective,
+    "logistic": logistic_objective,
+    "cross_entropy": cross_entropy_objective,
+}
 
 
 def mse_hessian(
@@ -176,16 +204,17 @@ def _chunk(part, p, names, tol, dense_max_params, lanczos_steps, dev, data) -> l
     theta = torch.cat([p[k].reshape(M, -1) for k in names], dim=1)
     P = theta.shape[1]
     dense = P <= dense_max_params
-    if part[0].loss in ("mse", "logistic"):
+    if part[0].loss in _SINGLE:
         mse = part[0].loss == "mse"
+        single_of = _SINGLE[part[0].loss]
         data = [make_data(s) for s in part] if data is None else data
         X = torch.as_tensor(np.stack([d[0] for d in data]), dtype=torch.float64, device=dev)
         Y = torch.as_tensor(np.stack([d[1] for d in data]), dtype=torch.float64, device=dev)
-        obj, loss, g = (mse_objective if mse else logistic_objective)(p, X, Y, lam)
+        obj, loss, g = _STACKED[part[0].loss](p, X, Y, lam)
         fixed = {k: v for k, v in p.items() if k not in names}
 
         def single(th, fx, x, y, lm):
-            return (_single_mse if mse else _single_logistic)(th, fx, x, y, lm, names, shapes)
+            return single_of(th, fx, x, y, lm, names, shapes)
 
         def one_hvp(th, vv, fx, x, y, lm):
             return jvp(lambda t_: grad(single)(t_, fx, x, y, lm), (th,), (vv,))[1]

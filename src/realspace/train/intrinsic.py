@@ -12,6 +12,11 @@ strictly inside Q (R2: |b_i| = |tau_i| D ||a_i||_1 < D ||a_i||_1). R3/R4 (no exa
 (anti)parallel pair) fail only on a set of measure zero; exact merges handle it at
 recorded states (``merged_params``). No step needs a clamp or a rebalance.
 
+Vector outputs (m >= 2, the cross-entropy): the amplitude r_i is a vector of R^m and
+|r_i| reads ||r_i||_2: a_i = ||r_i|| a^_i, b_i = -||r_i|| tau_i D ||a^_i||_1, c_i = r_i, so
+c_i rho(<a_i, x> + b_i) = r_i ||r_i|| rho(<a^_i, x> - tau_i D ||a^_i||_1) and R1 reads
+||c_i||_2 = ||a_i||_2.
+
 The gradients are pulled back from those of (a, b, c) in closed form (``pullback``):
 the kernels of model.py compute dJ/d(a, b, c, e, w) as for any network.
 
@@ -23,7 +28,7 @@ from __future__ import annotations
 import torch
 
 from .model import realization
-from .project import merge_close, rebalance, reseed_draws
+from .project import c_norm, merge_close, per_neuron, rebalance, reseed_draws
 
 __all__ = [
     "COORDS",
@@ -72,10 +77,11 @@ def _direction(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def realize(q: dict, D: torch.Tensor) -> dict:
     """The network (a, b, c, e, w) of coordinates ``q`` (v (M, N, d), kappa, r (M, N),
-    e (M,), w (M, d)); ``D`` (M,) the cube's half-widths."""
+    e (M,), w (M, d); vector outputs r (M, N, m), e (M, m), w (M, m, d)); ``D`` (M,) the
+    cube's half-widths."""
     ah, _ = _direction(q["v"])
     tau, _ = kink_position(q["kappa"])
-    amp = q["r"].abs()
+    amp = c_norm(q["r"])
     a = amp[..., None] * ah
     b = -amp * tau * D[:, None] * ah.abs().sum(-1)
     return {"a": a, "b": b, "c": q["r"], "e": q["e"], "w": q["w"]}
@@ -84,7 +90,8 @@ def realize(q: dict, D: torch.Tensor) -> dict:
 def pullback(q: dict, g: dict, D: torch.Tensor) -> dict:
     """dJ/d(v, kappa, r, e, w) from dJ/d(a, b, c, e, w) ``g`` at coordinates ``q``.
 
-    With s = sign(r), n1 = ||a^||_1, sigma = sign(a^) (the gradient of n1 off its kinks),
+    With s = sign(r) (vector outputs: s = r / ||r||_2, the gradient of |r| = ||r||_2, and
+    0 at r = 0), n1 = ||a^||_1, sigma = sign(a^) (the gradient of n1 off its kinks),
     P = I - a^ a^T (the tangent projection of v -> v / ||v||):
 
         dJ/dr     = g_c + s (<g_a, a^> - tau D n1 g_b)
@@ -97,7 +104,11 @@ def pullback(q: dict, g: dict, D: torch.Tensor) -> dict:
     ah, nv = _direction(q["v"])
     tau, dtau = kink_position(q["kappa"])
     r = q["r"]
-    amp, s = r.abs(), torch.sign(r)
+    if r.dim() == 2:
+        amp, s = r.abs(), torch.sign(r)
+    else:
+        amp = c_norm(r)
+        s = r / amp.clamp_min(torch.finfo(r.dtype).tiny)[..., None]
     Dn = D[:, None]
     n1 = ah.abs().sum(-1)
     ga, gb = g["a"], g["b"]
@@ -106,7 +117,7 @@ def pullback(q: dict, g: dict, D: torch.Tensor) -> dict:
     return {
         "v": g_v,
         "kappa": -gb * amp * Dn * n1 * dtau,
-        "r": g["c"] + s * ((ga * ah).sum(-1) - tau * Dn * n1 * gb),
+        "r": g["c"] + s * per_neuron((ga * ah).sum(-1) - tau * Dn * n1 * gb, s),
         "e": g["e"],
         "w": g["w"],
     }
@@ -117,16 +128,22 @@ def to_coordinates(p: dict, D: torch.Tensor) -> dict:
     (|b_i| < D ||a_i||_1); balance is not needed: gamma_i = c_i ||a_i||_2 is kept, with
     r = sign(gamma) |gamma|^(1/2), v = a^ = a / ||a||_2 (unit), and
     tau = -b / (||a||_2 D ||a^||_1). Neurons with a = 0 or c = 0 get r = 0 (padding).
+    Vector outputs: gamma_i = c_i ||a_i||_2 (m,) and r = gamma / ||gamma||^(1/2).
     """
     a, b, c = p["a"], p["b"], p["c"]
     na = a.norm(dim=-1)
-    live = (na > 0) & (c != 0)
+    live = (na > 0) & (c_norm(c) != 0)
     safe = torch.where(live, na, torch.ones_like(na))
     ah = a / safe[..., None]
     n1 = ah.abs().sum(-1)
     tau = torch.where(live, -b / (safe * D[:, None] * n1.where(live, torch.ones_like(n1))), 0.0)
-    gamma = c * na
-    r = torch.where(live, torch.sign(gamma) * gamma.abs().sqrt(), 0.0)
+    if c.dim() == 2:
+        gamma = c * na
+        r = torch.where(live, torch.sign(gamma) * gamma.abs().sqrt(), 0.0)
+    else:
+        gamma = c * na[..., None]
+        root = c_norm(gamma).sqrt()
+        r = torch.where(live[..., None], gamma / root.where(live, 1.0)[..., None], 0.0)
     v = torch.where(live[..., None], ah, 0.0)
     kappa = tau / torch.sqrt((1.0 - tau * tau).clamp_min(torch.finfo(tau.dtype).tiny))
     return {"v": v, "kappa": kappa, "r": r, "e": p["e"], "w": p["w"]}
@@ -139,12 +156,12 @@ def merged_params(q: dict, D: torch.Tensor, merge_angle: float, counts: dict) ->
     p = realize(q, D)
     a, b, c, e, w = (p[k] for k in ("a", "b", "c", "e", "w"))
     while True:
-        live = (c != 0) & (a.norm(dim=-1) > 0)
+        live = (c_norm(c) != 0) & (a.norm(dim=-1) > 0)
         m = merge_close(a, b, c, e, w, live, counts, merge_angle, D)
         if not m.freed.any():
             break
         keep = ~m.freed
-        a, b, c, e, w = m.a * keep[..., None], m.b * keep, m.c * keep, m.e, m.w
+        a, b, c, e, w = m.a * keep[..., None], m.b * keep, m.c * per_neuron(keep, m.c), m.e, m.w
     rows = torch.ones(a.shape[0], dtype=torch.bool, device=a.device)
     return rebalance({"a": a, "b": b, "c": c, "e": e, "w": w}, rows)
 
@@ -281,8 +298,9 @@ def merge_and_reseed(
     balanced neuron; a reseeded one gets the coordinates of ``reseed_draws``.
     """
     active = rows[:, None]
-    dead = active & ((q["r"] == 0) | (q["v"].norm(dim=-1) == 0))
-    counts["folded"] += (dead & (q["r"] != 0)).sum(1)
+    amp = c_norm(q["r"])
+    dead = active & ((amp == 0) | (q["v"].norm(dim=-1) == 0))
+    counts["folded"] += (dead & (amp != 0)).sum(1)
     q = dict(q)
     survivor = torch.zeros_like(dead)
     if merge and data is not None:
@@ -295,19 +313,20 @@ def merge_and_reseed(
             p["a"], p["b"], p["c"], p["e"], p["w"], active & ~dead, counts, merge_angle, D
         )
         survivor = m.survivor
-        q["r"] = torch.where(survivor, m.c, q["r"])
+        q["r"] = torch.where(per_neuron(survivor, m.c), m.c, q["r"])
         q["e"], q["w"] = m.e, m.w
         dead = dead | m.freed
     if dead.any() and data is not None:
         q = insertions(q, data, D, dead, reseed_scale)
         counts["reseed"] += dead.sum(1)
     elif dead.any():
+        r = q["r"]
+        m = r.shape[-1] if r.dim() == 3 else 1
         ra, rb, rc = reseed_draws(
-            seeds, step, q["r"].shape[1], q["v"].shape[-1], D, reseed_scale, q["r"].dtype
+            seeds, step, r.shape[1], q["v"].shape[-1], D, reseed_scale, r.dtype, m
         )
         fresh = to_coordinates({"a": ra, "b": rb, "c": rc, "e": q["e"], "w": q["w"]}, D)
         for k in ("v", "kappa", "r"):
-            m = dead[..., None] if k == "v" else dead
-            q[k] = torch.where(m, fresh[k], q[k])
+            q[k] = torch.where(per_neuron(dead, q[k]), fresh[k], q[k])
         counts["reseed"] += dead.sum(1)
     return q, dead | survivor

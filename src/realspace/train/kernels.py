@@ -7,6 +7,7 @@ the preactivations in registers. "auto" picks prefix sums in d = 1, the fused ke
 CUDA where it applies in d >= 2, else dense. The Gaussian population loss has one
 implementation whatever the kernel. The logistic loss has the dense one ("auto" and
 "dense"; "compiled" compiles it); "prefix" and "fused" are written for MSE and refuse it.
+The multiclass cross-entropy (vector outputs) likewise.
 
 The math: docs/science.md#training.
 """
@@ -20,6 +21,7 @@ import torch
 from ..spec import RunSpec
 from .fused import fused_available, fused_mse_objective
 from .model import (
+    cross_entropy_objective,
     gaussian_objective,
     in_chunks,
     logistic_objective,
@@ -53,10 +55,11 @@ def _dense(objective, kernel: str, spec: RunSpec, device: torch.device):
 def choose_objective(kernel: str, spec: RunSpec, device: torch.device) -> tuple[Callable, str]:
     """The objective for runs shaped like ``spec`` on ``device``, and its kernel's name.
 
-    MSE and logistic objectives take ``(p, X, y, lam)``, the Gaussian one ``(p, V, lam)``;
-    all return the per-run objective (M,), data loss (M,) and gradients. Raises ValueError
-    for an unknown kernel, "prefix" outside d = 1 or for the logistic loss, and "fused" for
-    the logistic loss or for an MSE shard where it cannot run (it needs Triton, CUDA or
+    MSE, logistic and cross-entropy objectives take ``(p, X, y, lam)``, the Gaussian one
+    ``(p, V, lam)``; all return the per-run objective (M,), data loss (M,) and gradients.
+    Raises ValueError for an unknown kernel, "prefix" outside d = 1 or for a classification
+    loss, and "fused" for
+    a classification loss or for an MSE shard where it cannot run (it needs Triton, CUDA or
     TRITON_INTERPRET=1, and d <= 16).
     """
     if kernel not in KERNELS:
@@ -65,13 +68,14 @@ def choose_objective(kernel: str, spec: RunSpec, device: torch.device) -> tuple[
         raise ValueError("the prefix-sum kernel is for d = 1")
     if spec.loss == "gaussian":
         return gaussian_objective, "gaussian"
-    if spec.loss == "logistic":
+    if spec.loss in ("logistic", "cross_entropy"):
         if kernel in ("prefix", "fused"):
             raise ValueError(
-                f"the {kernel} kernel is written for MSE; the logistic loss trains with "
+                f"the {kernel} kernel is written for MSE; the {spec.loss} loss trains with "
                 "kernel 'dense' (or 'auto', 'compiled')"
             )
-        return _dense(logistic_objective, kernel, spec, device)
+        objective = logistic_objective if spec.loss == "logistic" else cross_entropy_objective
+        return _dense(objective, kernel, spec, device)
     if kernel == "fused" and not fused_available(device, spec.d):
         raise ValueError(
             "the fused kernel needs Triton, a CUDA device (or TRITON_INTERPRET=1) and d <= 16"

@@ -26,6 +26,14 @@ Binary logistic loss (labels y_k in {-1, +1}, scalar output), with the same pena
 computed as softplus(-y_k f_k), which neither overflows nor loses the small values. Its
 gradients are the MSE ones with (2/n) r_k replaced by dl/df_k = -(1/n) y_k sigmoid(-y_k f_k).
 
+Multiclass cross-entropy (m >= 2 output components, labels y_k in {0, .., m-1} held as
+floats): c (M, N, m), e (M, m), w (M, m, d), f_k in R^m, and
+
+    J = (1/n) sum_k [logsumexp(f_k) - f_{k, y_k}] + (lam / 2) sum_i (||c_i||^2 + ||a_i||^2)
+    g_k = (softmax(f_k) - onehot(y_k)) / n                        (M, n, m)
+    dJ/dc_i = sum_k g_k rho(z_ki) + lam c_i,  dJ/da_i = sum_k <g_k, c_i> 1[z_ki > 0] x_k + lam a_i,
+    dJ/db_i likewise without x_k,  dJ/de = sum_k g_k,  dJ/dw = sum_k g_k x_k^T (m, d).
+
 Gaussian teacher-student (bias-free, c = 1): J = L(W) + (lam / 2)(N + sum ||w_i||^2)
 with L and dL/dW in closed form through the arc-cosine kernel (see targets.py).
 
@@ -43,6 +51,7 @@ __all__ = [
     "mse_objective",
     "mse_objective_1d",
     "logistic_objective",
+    "cross_entropy_objective",
     "gaussian_objective",
     "arccos_terms",
     "realization",
@@ -50,9 +59,13 @@ __all__ = [
 
 
 def realization(p: dict, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """f (M, n) and the preactivations z (M, n, N)."""
+    """f (M, n) and the preactivations z (M, n, N); with vector outputs (c (M, N, m),
+    e (M, m), w (M, m, d)) f is (M, n, m)."""
     z = torch.bmm(X, p["a"].transpose(1, 2)) + p["b"][:, None, :]
     h = torch.relu(z)
+    if p["c"].dim() == 3:
+        f = torch.bmm(h, p["c"]) + torch.bmm(X, p["w"].transpose(1, 2))
+        return f + p["e"][:, None, :], z
     f = torch.bmm(h, p["c"][:, :, None])[..., 0] + torch.bmm(X, p["w"][:, :, None])[..., 0]
     return f + p["e"][:, None], z
 
@@ -127,6 +140,41 @@ def logistic_objective(p: dict, X: torch.Tensor, y: torch.Tensor, lam: torch.Ten
     loss = torch.nn.functional.softplus(-m).mean(dim=1)
     g = (-1.0 / n) * y * torch.sigmoid(-m)
     return loss + _penalty(p, lam), loss, _dense_grads(p, X, z, g, lam)
+
+
+def _vector_grads(p: dict, X: torch.Tensor, z: torch.Tensor, g: torch.Tensor, lam: torch.Tensor):
+    """``_dense_grads`` for vector outputs, g (M, n, m) = dl/df_k per sample:
+
+    dJ/dc_i = sum_k g_k rho(z_ki) + lam c_i (m,),  dJ/da_i = sum_k <g_k, c_i> 1[z_ki > 0] x_k
+    + lam a_i,  dJ/db_i likewise without x_k,  dJ/de = sum_k g_k,  dJ/dw = sum_k g_k x_k^T.
+    """
+    h = torch.relu(z)
+    gz = torch.bmm(g, p["c"].transpose(1, 2)) * (z > 0)  # (M, n, N)
+    return {
+        "a": torch.bmm(gz.transpose(1, 2), X) + lam[:, None, None] * p["a"],
+        "b": gz.sum(1),
+        "c": torch.bmm(h.transpose(1, 2), g) + lam[:, None, None] * p["c"],
+        "e": g.sum(1),
+        "w": torch.bmm(g.transpose(1, 2), X),
+    }
+
+
+def cross_entropy_objective(p: dict, X: torch.Tensor, y: torch.Tensor, lam: torch.Tensor):
+    """Per-network objective (M,), cross-entropy loss (M,) and gradients (dict like p).
+
+    p has vector outputs c (M, N, m), e (M, m), w (M, m, d); y (M, n) holds class indices
+    0..m-1 (floats). loss = (1/n) sum_k [logsumexp(f_k) - f_{k, y_k}], computed with the
+    max subtracted (no overflow); dl/df_k = (softmax(f_k) - onehot(y_k)) / n.
+    """
+    n = X.shape[1]
+    f, z = realization(p, X)  # (M, n, m)
+    idx = y.long()[..., None]
+    lse = torch.logsumexp(f, dim=-1)
+    loss = (lse - f.gather(-1, idx)[..., 0]).mean(dim=1)
+    g = torch.softmax(f, dim=-1).scatter_add(-1, idx, -torch.ones_like(idx, dtype=f.dtype))
+    g = g / n
+    penalty = 0.5 * lam * ((p["c"] ** 2).sum((1, 2)) + (p["a"] ** 2).sum((1, 2)))
+    return loss + penalty, loss, _vector_grads(p, X, z, g, lam)
 
 
 def mse_objective_1d(p: dict, X: torch.Tensor, y: torch.Tensor, lam: torch.Tensor):

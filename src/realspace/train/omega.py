@@ -79,16 +79,17 @@ def merge_step(
     )
 
 
-PER_NEURON = {"a": True, "b": False, "c": False, "v": True, "kappa": False, "r": False}
+PER_NEURON = ("a", "b", "c", "v", "kappa", "r")  # entries with one row per neuron
 
 
 def fresh_moments(opt_state: dict, reset, layout: Layout, like: dict) -> dict:
     """Optimizer state with the entries of the neurons ``reset`` (M, N) zeroed; the
-    per-network entries (e, w) are kept."""
+    per-network entries (e, w) are kept. Every per-neuron entry (M, N, ...) is masked
+    whole: a (M, N, d), v, and vector c, r (M, N, m) alike."""
     if not opt_state:
         return opt_state
     mask = {
-        k: (reset[..., None].expand_as(like[k]) if PER_NEURON[k] else reset)
+        k: reset.reshape(*reset.shape, *([1] * (like[k].dim() - 2))).expand_as(like[k])
         if k in PER_NEURON
         else torch.zeros_like(like[k], dtype=torch.bool)
         for k in layout.names

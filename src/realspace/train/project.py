@@ -27,6 +27,11 @@ Folds and rebalancing are exact; kink clamps, merges and reseeds move the
 realization by O(kink_margin), O(merge_angle) and O(reseed_scale^2) respectively,
 and are counted per run.
 
+Vector outputs (c (M, N, m), e (M, m), w (M, m, d); the cross-entropy): |c_i| reads
+||c_i||_2 throughout, gamma_i = c_i ||a_i||_2 is a vector, a merge adds the gammas and
+an opposite pair moves -gamma_j (a^_i, b^_i) into (W, e) as an outer product, and a
+reseeded neuron's c_i has a uniform direction in R^m.
+
 The math: docs/science.md#training.
 """
 
@@ -47,7 +52,20 @@ __all__ = [
     "reseed_draws",
     "COUNTERS",
     "seed_tensor",
+    "c_norm",
+    "per_neuron",
 ]
+
+
+def c_norm(c: torch.Tensor) -> torch.Tensor:
+    """|c_i| (M, N): the absolute value of scalar output weights c (M, N), the Euclidean
+    norm ||c_i||_2 of vector ones c (M, N, m)."""
+    return c.abs() if c.dim() == 2 else torch.linalg.vector_norm(c, dim=-1)
+
+
+def per_neuron(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A (M, N) mask with trailing axes to broadcast against ``like`` (M, N, ...)."""
+    return mask.reshape(*mask.shape, *([1] * (like.dim() - mask.dim())))
 
 
 def seed_tensor(seeds: list[int], device) -> torch.Tensor:
@@ -90,11 +108,20 @@ MERGE_PREFILTER = 1e-3  # rad: float32's Gram matrix resolves angles down to abo
 
 
 def reseed_draws(
-    seeds: torch.Tensor, step: int, n: int, d: int, D: torch.Tensor, scale: float, dtype
+    seeds: torch.Tensor,
+    step: int,
+    n: int,
+    d: int,
+    D: torch.Tensor,
+    scale: float,
+    dtype,
+    outputs: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Fresh small balanced neurons (a (M, n, d), b (M, n), c (M, n)) for every slot:
     |c| = ||a||_2 = ``scale``, a uniform direction, the kink through a uniform point of
-    Q = [-D, D]^d, a random sign. The caller keeps the slots it frees.
+    Q = [-D, D]^d, a random sign. With ``outputs`` = m >= 2, c (M, n, m) has a uniform
+    direction in R^m instead of a sign (further draws of the same hash). The caller keeps
+    the slots it frees.
 
     Such a neuron moves f by at most |c| (D ||a||_1 + |b|) <= 2 sqrt(d) D scale^2 on Q.
     """
@@ -106,8 +133,22 @@ def reseed_draws(
     direction = torch.cat([r * torch.cos(ang), r * torch.sin(ang)], dim=-1)[..., :d]
     direction = direction / direction.norm(dim=-1, keepdim=True).clamp_min(1e-30)
     point = (2 * u[..., 2 * half : 2 * half + d] - 1) * D[:, None, None]
+    a, b = scale * direction, -scale * (direction * point).sum(-1)
+    if outputs > 1:
+        return a, b, scale * _unit_normals(seeds, step, n, outputs, dtype)
     sign = torch.where(u[..., -1] < 0.5, -1.0, 1.0).to(dtype)
-    return scale * direction, -scale * (direction * point).sum(-1), sign * scale
+    return a, b, sign * scale
+
+
+def _unit_normals(seeds: torch.Tensor, step: int, n: int, m: int, dtype) -> torch.Tensor:
+    """(M, n, m) uniform unit vectors from the hash of (seed, step, neuron), on a step
+    counter apart from ``reseed_draws``' own (negative)."""
+    half = (m + 1) // 2
+    u = _uniforms(seeds, -1 - step, n, 2 * half, dtype)
+    r = torch.sqrt(-2.0 * torch.log1p(-u[..., :half]))
+    ang = 2 * np.pi * u[..., half:]
+    v = torch.cat([r * torch.cos(ang), r * torch.sin(ang)], dim=-1)[..., :m]
+    return v / v.norm(dim=-1, keepdim=True).clamp_min(1e-30)
 
 
 class Merged(NamedTuple):
@@ -149,7 +190,10 @@ def merge_close(
     gamma_j rho(<+-u_i, x~>), x~ = (x, 1): on Q by at most
     |gamma_j| ||u_j -+ u_i||_2 sqrt(d D^2 + 1) per merge, summed into ``bound`` (M,).
     A neuron merged into one already merged this round waits for the next round.
+    Vector outputs (c (M, N, m), e (M, m), w (M, m, d)): gamma is a vector, |gamma| its
+    norm, and an opposite pair moves -gamma_j (outer) (a^_i, b^_i) into (W, e).
     """
+    vector = c.dim() == 3
     a, b, c, e, w = a.clone(), b.clone(), c.clone(), e.clone(), w.clone()
     freed = torch.zeros_like(live)
     survivor = torch.zeros_like(live)
@@ -177,27 +221,39 @@ def merge_close(
         g_i, g_j = c[m, i] * ni, c[m, j] * nj
         sgn = 1.0 if cos[m, i, j] >= 0 else -1.0
         chord = torch.cat([a[m, j] / nj - sgn * a_hat, (b[m, j] / nj - sgn * b_hat)[None]])
-        bound[m] += g_j.abs() * chord.norm() * reach[m]
-        if sgn < 0:  # gamma_j rho(-z) = gamma_j rho(z) - gamma_j z
-            w[m] -= g_j * a_hat
-            e[m] -= g_j * b_hat
-        g = g_i + g_j
-        t = g.abs().sqrt()
-        a[m, i], b[m, i], c[m, i] = t * a_hat, t * b_hat, torch.sign(g) * t
+        if vector:
+            bound[m] += g_j.norm() * chord.norm() * reach[m]
+            if sgn < 0:
+                w[m] -= g_j[:, None] * a_hat[None, :]
+                e[m] -= g_j * b_hat
+            g = g_i + g_j
+            t = g.norm().sqrt()
+            a[m, i], b[m, i] = t * a_hat, t * b_hat
+            c[m, i] = g / t if t > 0 else g
+        else:
+            bound[m] += g_j.abs() * chord.norm() * reach[m]
+            if sgn < 0:  # gamma_j rho(-z) = gamma_j rho(z) - gamma_j z
+                w[m] -= g_j * a_hat
+                e[m] -= g_j * b_hat
+            g = g_i + g_j
+            t = g.abs().sqrt()
+            a[m, i], b[m, i], c[m, i] = t * a_hat, t * b_hat, torch.sign(g) * t
         freed[m, j] = True
         survivor[m, i] = True
-        if g == 0:
+        if (g == 0).all():
             freed[m, i] = True
         counts["merge"][m] += 1
     return Merged(a, b, c, e, w, freed, survivor & ~freed, bound)
 
 
 def rebalance(p: dict, rows: torch.Tensor) -> dict:
-    """Exact rebalancing |c_i| = ||a_i||_2 of the live neurons of networks ``rows``."""
+    """Exact rebalancing |c_i| = ||a_i||_2 (||c_i||_2 for vector outputs) of the live
+    neurons of networks ``rows``: s = sqrt(|c_i| / ||a_i||_2), (a, b, c) -> (s a, s b, c / s)."""
     norm = p["a"].norm(dim=-1)
-    ok = (norm > 0) & (p["c"] != 0) & rows[:, None]
-    s = torch.where(ok, torch.sqrt(p["c"].abs() / norm.where(ok, torch.ones_like(norm))), 1.0)
-    return {**p, "a": p["a"] * s[..., None], "b": p["b"] * s, "c": p["c"] / s}
+    cn = c_norm(p["c"])
+    ok = (norm > 0) & (cn != 0) & rows[:, None]
+    s = torch.where(ok, torch.sqrt(cn / norm.where(ok, torch.ones_like(norm))), 1.0)
+    return {**p, "a": p["a"] * s[..., None], "b": p["b"] * s, "c": p["c"] / per_neuron(s, p["c"])}
 
 
 def project_restricted(
@@ -221,11 +277,12 @@ def project_restricted(
     active = rows[:, None]
     norm = a.norm(dim=-1)
     reach = D[:, None] * a.abs().sum(-1)
-    const = active & (norm == 0) & (c != 0)
-    silent = active & (c == 0)
-    e = e + (c * torch.relu(b) * const).sum(1)
+    cn = c_norm(c)
+    const = active & (norm == 0) & (cn != 0)
+    silent = active & (cn == 0)
+    e = e + (c * per_neuron(torch.relu(b) * const, c)).sum(1)
     freed = const | silent
-    counts["folded"] += (freed & ((norm > 0) | (b != 0) | (c != 0))).sum(1)
+    counts["folded"] += (freed & ((norm > 0) | (b != 0) | (cn != 0))).sum(1)
 
     limit = (1.0 - kink_margin) * reach
     clamp = active & ~freed & (b.abs() > limit)
@@ -237,15 +294,16 @@ def project_restricted(
         a, b, c, e, w = m.a, m.b, m.c, m.e, m.w
         freed = freed | m.freed
 
-    a, b, c = a * ~freed[..., None], b * ~freed, c * ~freed
+    a, b, c = a * ~freed[..., None], b * ~freed, c * per_neuron(~freed, c)
     out = rebalance({**p, "a": a, "b": b, "c": c, "e": e, "w": w}, rows)
     # Reseed every freed neuron at once; the draws depend only on (seed, step, neuron).
-    ra, rb, rc = reseed_draws(seeds, step, a.shape[1], a.shape[-1], D, reseed_scale, a.dtype)
+    m = c.shape[-1] if c.dim() == 3 else 1
+    ra, rb, rc = reseed_draws(seeds, step, a.shape[1], a.shape[-1], D, reseed_scale, a.dtype, m)
     out = {
         **out,
         "a": torch.where(freed[..., None], ra, out["a"]),
         "b": torch.where(freed, rb, out["b"]),
-        "c": torch.where(freed, rc, out["c"]),
+        "c": torch.where(per_neuron(freed, c), rc, out["c"]),
     }
     counts["reseed"] += freed.sum(1)
     return out, freed

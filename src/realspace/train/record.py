@@ -16,7 +16,7 @@ from ..nets import ShallowNet
 from ..problem import eval_grid, make_data, network_from_params, target_on
 from ..restricted import in_restricted_set, restricted_set_margins
 from ..spec import RunSpec
-from ..targets import classification_scores
+from ..targets import classification_scores, cross_entropy_loss
 from .loop import ShardResult
 from .state import RunStatus
 
@@ -71,7 +71,15 @@ def _target(spec: RunSpec, x: np.ndarray) -> np.ndarray:
     """target_on(spec, x); on the shared grid, shared (read-only) by runs of one target."""
     if x is not _grid(spec.d, spec.D):
         return target_on(spec, x)
-    key = (spec.target, spec.target_params, spec.teacher_width, spec.teacher_seed, spec.d, spec.D)
+    key = (
+        spec.target,
+        spec.target_params,
+        spec.teacher_width,
+        spec.teacher_seed,
+        spec.d,
+        spec.D,
+        spec.n_classes,
+    )  # an m-output teacher labels the grid otherwise
     y = _TARGETS.get(key)
     if y is None:
         if len(_TARGETS) >= _TARGETS_MAX:
@@ -90,7 +98,7 @@ class RunRecord:
     status: str  # RunStatus label: converged | plateau | budget | diverged
     steps: int
     diverged_step: int  # -1 unless diverged
-    loss: float  # full-batch data loss (MSE, logistic or population loss) at the end point
+    loss: float  # full-batch data loss (MSE, logistic, cross-entropy or population)
     objective: float  # loss + weight-decay penalty
     grad_norm: float
     min_eig: float
@@ -109,7 +117,8 @@ class RunRecord:
     eval_x: np.ndarray | None = _OnGrid()  # eval_grid(d, D), None without one (or no data)
     eval_f: np.ndarray | None = _OnGrid()  # the realization f(eval_x) (n,)
     eval_grad: np.ndarray | None = _OnGrid()  # its gradient (n, d)
-    eval_target: np.ndarray | None = _OnGrid()  # the noiseless target (or labels) on the grid
+    # the noiseless target (or labels) on the grid; None for spirals and mixtures
+    eval_target: np.ndarray | None = _OnGrid()
     census: dict  # degeneracy census of the raw end point
     dtype: str
     device: str
@@ -117,8 +126,10 @@ class RunRecord:
     # realization) scored on the run's own objective, and whether it lies in Omega_N
     canonical_objective: float = float("nan")  # NaN for the Gaussian population loss
     canonical_member: bool = False
-    # classification (the logistic loss) on the training data, NaN for other losses:
-    # the fraction with y f(x) > 0 and min_k y_k f(x_k) / path_norm (targets.path_norm)
+    # classification (logistic or cross-entropy loss) on the training data, NaN for other
+    # losses (targets.classification_scores): the fraction with y f(x) > 0 (m >= 3: whose
+    # label is the unique argmax of f(x)) and min_k y_k f(x_k) / path_norm (m >= 3: the
+    # least gap f_{y_k} - max_{j != y_k} f_j over path_norm)
     accuracy: float = float("nan")
     normalized_margin: float = float("nan")
 
@@ -142,7 +153,9 @@ class RunRecord:
         if "_eval_grad" not in have:
             have["_eval_grad"] = None if x is None else net.gradient(x)
         if "_eval_target" not in have:
-            have["_eval_target"] = None if x is None else _target(spec, x)
+            # spirals and mixtures are defined on their own points only: no grid target
+            own = spec.target in ("spirals", "mixture")
+            have["_eval_target"] = None if x is None or own else _target(spec, x)
 
     def summary(self) -> dict:
         """Scalars of the record (JSON-ready)."""
@@ -175,9 +188,9 @@ class RunRecord:
 
 
 def canonical_objective(canonical: ShallowNet, spec: RunSpec, xy) -> float:
-    """The run's objective (MSE or logistic loss on its data ``xy`` = (X, y) plus the
-    weight-decay penalty) at its canonical form: claim 4's expressivity, as the canonical
-    form is a restricted network with the run's realization (balanced, so its penalty is
+    """The run's objective (MSE, logistic or cross-entropy loss on its data ``xy`` = (X, y)
+    plus the weight-decay penalty) at its canonical form: claim 4's expressivity, as the
+    canonical form is a restricted network with the run's realization (balanced, so its penalty is
     at most the run's). NaN for the Gaussian population loss."""
     if spec.loss == "gaussian":
         return float("nan")
@@ -185,6 +198,8 @@ def canonical_objective(canonical: ShallowNet, spec: RunSpec, xy) -> float:
     f = canonical(x)
     if spec.loss == "logistic":
         loss = float(np.mean(np.logaddexp(0.0, -y * f)))
+    elif spec.loss == "cross_entropy":
+        loss = cross_entropy_loss(canonical, x, y)
     else:
         loss = float(np.mean((f - y) ** 2))
     a, c = canonical.a, canonical.c
@@ -209,7 +224,7 @@ def build_records(
         canonical = canonical_form(net, spec.D)
         keep = result.history_step[m] >= 0
         scores = (float("nan"), float("nan"))
-        if spec.loss == "logistic":
+        if spec.loss in ("logistic", "cross_entropy"):
             scores = classification_scores(net, *(make_data(spec) if data is None else data[m]))
         records.append(
             RunRecord(
