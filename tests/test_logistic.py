@@ -235,6 +235,53 @@ def test_a_sweep_file_takes_the_classification_target_and_refuses_certain_flips(
         SweepConfig(**{**base, "targets": [{"name": "teacher_labels", "noise": 1.0}]})
 
 
+def _descend(net, x, y, lam, restricted, steps=3000, lr=1e-3):
+    """The objective after float64 Adam from ``net``'s own parameters (torch autograd)."""
+    X, Y = torch.tensor(x), torch.tensor(y)
+    p = {
+        k: torch.tensor(np.asarray(v, float), requires_grad=True)
+        for k, v in dict(a=net.a, b=net.b, c=net.c, e=net.e).items()
+    }
+    if restricted:
+        p["w"] = torch.tensor(net.linear, requires_grad=True)
+    opt = torch.optim.Adam(list(p.values()), lr=lr)
+
+    def objective():
+        f = torch.relu(X @ p["a"].T + p["b"]) @ p["c"] + p["e"]
+        if restricted:
+            f = f + X @ p["w"]
+        penalty = 0.5 * lam * ((p["c"] ** 2).sum() + (p["a"] ** 2).sum())
+        return torch.nn.functional.softplus(-Y * f).mean() + penalty
+
+    with torch.no_grad():
+        best = float(objective())
+    for _ in range(steps):
+        opt.zero_grad()
+        J = objective()
+        J.backward()
+        opt.step()
+        best = min(best, J.item())
+    return best
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "target, k, seed, lam",
+    # where Clarabel reports an inaccurate optimum 1.2e-5 and 9.3e-4 too high (measured)
+    [("teacher_labels", 4, 2, 1e-2), ("spirals", 4, 0, 1e-3)],
+)
+def test_the_logistic_reference_is_accurate_where_the_interior_point_method_is_not(
+    target, k, seed, lam
+):
+    """The reference must be a minimum: descending from the network rebuilt from it
+    gains at most solver tolerance."""
+    from realspace.optimum import convex_optimum
+
+    x, y = make_data(RunSpec(target=target, d=2, n_samples=36, teacher_width=k, teacher_seed=seed))
+    opt = convex_optimum(x, y, lam, loss="logistic")
+    assert _descend(opt.net, x, y, lam, restricted=False) >= opt.value - 1e-6
+
+
 @pytest.mark.slow
 def test_the_logistic_program_falls_back_to_scs_where_the_interior_point_method_stalls():
     """36 of a teacher's labels at lam = 1e-3: Clarabel stops with insufficient progress
