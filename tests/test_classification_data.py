@@ -119,3 +119,30 @@ def test_a_sweep_file_takes_classes_and_per_target_noise_and_refuses_bad_ones_fi
         parse_config({**base, "targets": [{"name": "sin", "n_classes": 3}]})
     with pytest.raises(ConfigError, match="input_dim must be 2"):
         parse_config({**base, "input_dim": 1, "targets": [{"name": "mixture"}]})
+
+
+def test_the_gallery_draws_a_classifier_in_the_plane_by_its_regions(tmp_path):
+    """A restricted 3-class network with no neurons is the linear classifier argmax (W x + e):
+    its regions are those of the three affine scores, computed here directly."""
+    import pandas as pd
+
+    from realspace.report import plots
+    from realspace.report.gallery import gallery_items, pick_gallery
+
+    spec = RunSpec(
+        target="mixture", d=2, n_classes=3, n_samples=30, width=2, parametrization="restricted"
+    )
+    W = np.array([[1.0, 0.0], [-1.0, 0.5], [0.0, -1.0]])
+    e = np.array([0.1, 0.0, -0.2])
+    params = {"a": np.zeros((2, 2)), "b": np.zeros(2), "c": np.zeros((2, 3)), "e": e, "w": W}
+    row = {**spec.to_dict(), "run_key": "k", "problem": "p", "gap": 0.0, "accuracy": 0.5}
+    row["target_params"] = {}
+    df = pd.DataFrame([row])
+    assert len(pick_gallery(df)) == 1  # a classifier in the plane is picked
+    (item,) = gallery_items(df, {"k": params})
+    assert item["kind"] == "regions"
+    np.testing.assert_array_equal(item["predicted"], np.argmax(item["grid"] @ W.T + e, axis=1))
+    x, y = make_data(spec)
+    np.testing.assert_array_equal(item["points"], x)
+    np.testing.assert_array_equal(item["labels"], y.astype(int))
+    assert plots.gallery([item], tmp_path / "g.png").stat().st_size > 0

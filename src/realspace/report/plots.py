@@ -215,12 +215,15 @@ def census_vs_width(census: pd.DataFrame, path: Path) -> Path:
 
 def gallery(items: list[dict], path: Path) -> Path:
     """Realizations vs target with kinks marked; ``items``: dicts with x, f, target,
-    kinks and title."""
-    title = "Realizations vs target"
+    kinks and title, or (kind "regions") a classifier's decision regions with its data."""
+    title = "Realizations (d = 1: against the target; in the plane: decision regions)"
     if not items:
-        return _empty(path, title, "no d = 1 runs to show")
+        return _empty(path, title, "no d = 1 runs or classifiers in the plane to show")
     fig, axes = _grid(len(items), size=(4.2, 3.0))
     for ax, it in zip(axes, items, strict=True):
+        if it.get("kind") == "regions":
+            _regions(ax, it)
+            continue
         ax.plot(it["x"], it["target"], color="black", lw=1, label="target")
         ax.plot(it["x"], it["f"], color="tab:purple", lw=1.2, label="realization")
         k = np.asarray(it["kinks"])
@@ -231,3 +234,40 @@ def gallery(items: list[dict], path: Path) -> Path:
         ax.legend(fontsize=6)
     fig.suptitle(title)
     return _save(fig, path)
+
+
+def _regions(ax, it: dict) -> None:
+    """A classifier's predicted class on the grid (shaded) and its training points
+    (coloured by label, edged in black)."""
+    from matplotlib.colors import ListedColormap
+
+    grid, m = it["grid"], it["classes"]
+    side = int(round(np.sqrt(len(grid))))
+    cmap = _plt().get_cmap("tab10")
+    colors = ListedColormap([cmap(j) for j in range(m)])
+    extent = (grid[:, 0].min(), grid[:, 0].max(), grid[:, 1].min(), grid[:, 1].max())
+    # the grid is indexed (x0, x1) with x0 slowest: transpose for imshow's (row = x1)
+    ax.imshow(
+        it["predicted"].reshape(side, side).T,
+        origin="lower",
+        extent=extent,
+        cmap=colors,
+        vmin=-0.5,
+        vmax=m - 0.5,
+        alpha=0.35,
+        interpolation="nearest",
+    )
+    pts = it["points"]
+    ax.scatter(
+        pts[:, 0],
+        pts[:, 1],
+        c=it["labels"],
+        cmap=colors,
+        vmin=-0.5,
+        vmax=m - 0.5,
+        s=14,
+        edgecolors="black",
+        linewidths=0.5,
+    )
+    ax.set(xlabel="x_1", ylabel="x_2", title=it["title"])
+    ax.title.set_fontsize(8)
