@@ -17,24 +17,31 @@ K_j: (2 D_j - I) X~ u >= 0) and class k, u_jk, v_jk in K_j with
 
     F_k = sum_j D_j X~ (u_jk - v_jk) + X W_k + e_k,    R_k = sum_j ||u_jk,a|| + ||v_jk,a||.
 
-Lower bound (``convex_relaxation_lower_bound``): min CE(F) + lam max(max_k R_k,
-(1/sqrt m) sum_k R_k). For a network, column k of F is the scalar network with output
-weights c_ik, and |c_ik| <= ||c_i||, sum_k |c_ik| <= sqrt(m) ||c_i||: its neurons, grouped
-by pattern and sign (triangle inequality), give a feasible point with R_k <= sum_i
-||u_i,a|| and sum_k R_k <= sqrt(m) sum_i ||u_i,a||. So every network of every width has
-J >= the program's value. This needs every pattern of the data: with sampled patterns a
-network's neuron may have a pattern the program lacks, and no lower bound follows.
+Softmax is shift invariant: F and F + t 1^T (t in R^n) give the same CE. So replacing
+every c_i by its centered part P c_i (P = I - 1 1^T / m) keeps CE and cannot raise the
+penalty: the infimum is the same over networks with every c_i orthogonal to 1, and the
+bounds below need to hold only for those.
+
+Lower bound (``convex_relaxation_lower_bound``): min CE(F) + lam max(sqrt(m / (m - 1))
+max_k R_k, (1/kappa_m) sum_k R_k), kappa_m = 2 sqrt(floor(m/2) ceil(m/2) / m) (<= sqrt m).
+For a centered network, column k of F is the scalar network with output weights c_ik,
+and |c_ik| = |<c_i, P e_k>| <= sqrt((m - 1) / m) ||c_i||, sum_k |c_ik| <= kappa_m ||c_i||
+(the largest l1 norm of a unit vector orthogonal to 1): its neurons, grouped by pattern
+and sign (triangle inequality), give a feasible point with both terms of the max at most
+sum_i ||u_i,a||. So the program's value is at most J of every network of every width. It
+needs every pattern of the data: with sampled patterns a network's neuron may have a
+pattern the program lacks, and no lower bound follows. At m = 2 it is exact (the binary
+logistic optimum at lam / sqrt 2).
 
 Upper bound (``convex_separable_upper_bound``): min CE(F) + lam sum_k R_k, attained by
 the network with one neuron per nonzero (pattern, class, sign) group, c = +-||u_a||^(1/2)
 e_k, (a, b) = u / ||u_a||^(1/2) (balanced: cost lam ||u_a||). Merging the neurons of one
-hyperplane across classes into one vector c (cost lam ||gamma||_2 <= lam ||gamma||_1) can
-only lower J; the bound reported is J of the merged network, evaluated directly. Any set
-of patterns gives a network, so sampled patterns keep it.
+hyperplane across classes into one vector c (cost lam ||gamma||_2 <= lam ||gamma||_1) and
+centering c can only lower J; the bound reported is J of that network, evaluated
+directly. Any set of patterns gives a network, so sampled patterns keep it.
 
-Softmax is shift invariant (F and F + t 1^T give the same CE); neither bound assumes a
-unique F, so this does not touch them, and it lets the programs fix e_0 = 0 and W_0 = 0
-(a shift of all classes by a free affine function changes neither CE nor the penalty).
+Neither bound assumes a unique F, and the programs fix e_0 = 0 and W_0 = 0 (adding one
+affine function to every class changes neither CE nor the penalty).
 
 Every number here is float64. The math: docs/science.md#global-optimum-references.
 """
@@ -182,7 +189,7 @@ def multiclass_bounds(
     samples: int = 2000,
     patterns: np.ndarray | None = None,
     solver: str | None = None,
-    rounds: int = 2,
+    rounds: int = 4,
     patterns_exact: bool = False,
 ) -> MulticlassBounds:
     """Lower and upper bounds on min_theta CE + weight decay over all widths (see the
@@ -281,7 +288,7 @@ def multiclass_bounds(
         if J(pruned) <= separable + tol or level == 0.0:
             net = pruned
             break
-    merged = _merge_classes(net)
+    merged = _merge_classes(net, center=True)
     return MulticlassBounds(
         lower=lower,
         lower_slack=lower_gap,
@@ -296,6 +303,16 @@ def multiclass_bounds(
         restricted=restricted,
         seconds=seconds,
     )
+
+
+def _vertices(m: int) -> np.ndarray:
+    """The weightings w (rows, (m + 1, m)) whose max_w sum_k w_k R_k the relaxation
+    charges: sqrt(m / (m - 1)) e_k and (1 / kappa_m) 1, kappa_m = 2 sqrt(floor(m/2)
+    ceil(m/2) / m) the largest ||c||_1 of a unit c orthogonal to 1 (p entries +a and
+    m - p entries -b with p a = (m - p) b, p = floor(m/2)); kappa_m <= sqrt(m)."""
+    p = m // 2
+    kappa = 2.0 * np.sqrt(p * (m - p) / m)
+    return np.vstack([np.sqrt(m / (m - 1)) * np.eye(m), np.full((1, m), 1.0 / kappa)])
 
 
 # Interior-point settings tried in turn: on these programs (thousands of small cones
@@ -325,23 +342,24 @@ def _solve(problem, solver: str | None) -> None:
 
 
 def _relaxation(solve, m: int, lam: float, rounds: int) -> tuple[float, float]:
-    """The relaxation min_F CE(F) + lam max(max_k R_k, (1/sqrt m) sum_k R_k), from below.
+    """The relaxation min_F CE(F) + lam max_{s in S} <s, R>, from below, S the rows of
+    ``_vertices(m)`` (module docstring).
 
-    The max is max_{w in W} sum_k w_k R_k over W = conv{e_1, ..., e_m, 1/sqrt(m) 1}, so
+    The max is max_{w in W} sum_k w_k R_k over W = conv(S), so
     (Sion's minimax theorem: convex in the variables, linear in w, W compact) the value is
     max_{w in W} L(w) with L(w) = min CE(F) + lam sum_k w_k R_k, and every L(w) is itself
     a lower bound (it is at most the max over W inside). L is concave with supergradient
     lam R(w) (the R_k of L(w)'s solution), so L(w') <= L(w) + lam <R(w), w' - w>: the
     relaxation is at most L(w) + lam (max_{vertex s} <R, s> - <R, w>) (the returned slack).
 
-    Start at w = 1/sqrt(m) 1 (the sum bound; when no column's R_k exceeds (1/sqrt m)
-    sum_k R_k this is already the relaxation's value), then ``rounds - 1`` steps towards
+    Start at w = (1/kappa_m) 1 (the sum bound; when no vertex charges more than it this
+    is already the relaxation's value), then ``rounds - 1`` steps towards
     the best vertex, from the best w so far, the step quartered after each one that does
     not improve (full steps to a vertex e_k would leave the other columns free, where
     CE's infimum is not attained). ``solve(w)`` returns (L(w), R at its solution).
     Returns (the best L(w) found, the most by which it can lie below the relaxation).
     """
-    vertices = np.vstack([np.eye(m), np.full((1, m), 1.0 / np.sqrt(m))])
+    vertices = _vertices(m)
     w = vertices[-1].copy()
     best, R = solve(w)
     ceiling = best + lam * ((vertices @ R).max() - w @ R)
@@ -397,11 +415,15 @@ def _network(U, V, e, W, d, rel_tol: float = 1e-7) -> ShallowNet:
     return ShallowNet(a, b, c, e, W)
 
 
-def _merge_classes(net: ShallowNet) -> ShallowNet:
+def _merge_classes(net: ShallowNet, center: bool = False) -> ShallowNet:
     """One neuron per hyperplane and orientation: gamma_i = c_i ||a_i|| (in R^m) of the
     neurons with the same unit (a_i, b_i) / ||a_i|| add up, and the sum is rebalanced,
     (a, b) = unit ||gamma||^(1/2), c = gamma / ||gamma||^(1/2). The realization is unchanged
-    and the cost lam ||sum gamma||_2 is at most lam sum ||gamma_i||_2 (triangle inequality)."""
+    and the cost lam ||sum gamma||_2 is at most lam sum ||gamma_i||_2 (triangle inequality).
+
+    ``center``: also replace gamma by its part orthogonal to 1 (gamma - mean(gamma) 1):
+    the outputs move by a multiple of 1 at each point, which leaves CE unchanged, and the
+    cost cannot rise (a projection); neurons left with gamma = 0 go."""
     norms = np.linalg.norm(net.a, axis=1)
     units = np.column_stack([net.a, net.b]) / norms[:, None]
     gamma = net.c * norms[:, None]
@@ -409,9 +431,11 @@ def _merge_classes(net: ShallowNet) -> ShallowNet:
     index = index.reshape(-1)
     total = np.zeros((len(keys), net.outputs))
     np.add.at(total, index, gamma)
+    if center:
+        total -= total.mean(axis=1, keepdims=True)
     first = np.array([np.flatnonzero(index == g)[0] for g in range(len(keys))], dtype=int)
     root = np.sqrt(np.linalg.norm(total, axis=1))
-    keep = root > 0
+    keep = root > 1e-12 * root.max(initial=0)
     unit, root = units[first[keep]], root[keep]
     return ShallowNet(
         unit[:, :-1] * root[:, None], unit[:, -1] * root, total[keep] / root[:, None], net.e, net.w
