@@ -103,6 +103,7 @@ def test_the_upper_bound_is_the_objective_of_the_rebuilt_network(spirals_bounds)
     assert np.all((per_class.c != 0).sum(axis=1) == 1)
     J = objective(per_class, x, y, LAM)
     assert J == pytest.approx(bounds.separable_value, rel=1e-6)
+
     # merging hyperplanes across classes and centering c keep every output difference
     # F_k - F_l (so CE) and cannot raise the cost
     def centered(F):

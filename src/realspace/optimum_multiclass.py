@@ -198,8 +198,9 @@ def multiclass_bounds(
 
     Patterns (``activation_patterns``) are exact in d = 1 and for small 2-D data sets,
     else ``samples`` random hyperplanes; then only the upper bound is returned (lower is
-    None; so are given ``patterns`` unless ``patterns_exact``). ``rounds``: Frank-Wolfe rounds over the class weightings of the relaxation
-    (``_relaxation``). Raises ValueError when the objective has no minimizer
+    None; so are given ``patterns`` unless ``patterns_exact``). ``rounds``: solves over
+    the class weightings of the relaxation (``_relaxation``; each is a lower bound, the
+    best is kept). Raises ValueError when the objective has no minimizer
     (``free_part_recedes``).
     """
     import time
@@ -252,7 +253,10 @@ def multiclass_bounds(
     F = cp.vstack(cols).T  # (n, m)
     fit = (cp.sum(cp.log_sum_exp(F, axis=1)) - cp.sum(cp.multiply(Y, F))) / n
     R = cp.hstack(
-        [cp.sum(cp.norm(U[k][:, :d], 2, axis=1) + cp.norm(V[k][:, :d], 2, axis=1)) for k in range(m)]
+        [
+            cp.sum(cp.norm(U[k][:, :d], 2, axis=1) + cp.norm(V[k][:, :d], 2, axis=1))
+            for k in range(m)
+        ]
     )
     cones = [G @ cp.vec(Z, order="C") >= 0 for Z in U + V]
     # one compiled program for every class weighting: penalty sum_k w_k R_k
@@ -482,8 +486,6 @@ def separable_upper_bounds(specs, samples: int = 2000) -> list[tuple[float, str,
     that width attains (an upper bound on the optimum at every width >= it), beside the
     lower bound ``reference_optima`` gives; (nan, "", 0) where none applies."""
     return [
-        (b.upper, MulticlassBounds.UPPER_LABEL, b.width)
-        if b is not None
-        else (float("nan"), "", 0)
+        (b.upper, MulticlassBounds.UPPER_LABEL, b.width) if b is not None else (float("nan"), "", 0)
         for b in multiclass_references(specs, samples)
     ]
