@@ -187,3 +187,18 @@ def test_reference_labels_for_cross_entropy():
     # too many points in d = 2 for exact patterns: no lower bound
     big = spirals_spec(n_samples=70)
     assert np.isnan(reference_optima([big], samples=100)[0][0])
+
+
+def test_a_failed_solve_leaves_no_reference(monkeypatch):
+    import cvxpy as cp
+
+    import realspace.optimum_multiclass as om
+
+    def fail(*args, **kwargs):
+        raise cp.error.SolverError("stalled")
+
+    monkeypatch.setattr(om, "multiclass_bounds", fail)
+    monkeypatch.setattr(om, "_SOLVED", {})
+    with pytest.warns(UserWarning, match="stalled"):
+        ((value, label),) = reference_optima([spirals_spec(weight_decay=0.03)])
+    assert np.isnan(value) and label == ""

@@ -453,9 +453,12 @@ def multiclass_references(specs, samples: int = 2000) -> list[MulticlassBounds |
     """The bounds of each cross-entropy RunSpec with weight decay > 0 (one program per
     distinct data set, lam and parametrization); None where none apply: another loss, no
     weight decay (on separable data the infimum 0 is not attained; otherwise nothing is
-    certified and the best in the cell applies), or an objective without minimizer
-    (``free_part_recedes``)."""
+    certified and the best in the cell applies), an objective without minimizer
+    (``free_part_recedes``), or programs the solver could not solve (with a warning)."""
     import hashlib
+    import warnings
+
+    import cvxpy as cp
 
     from .problem import make_data
 
@@ -474,9 +477,13 @@ def multiclass_references(specs, samples: int = 2000) -> list[MulticlassBounds |
                 _SOLVED.pop(next(iter(_SOLVED)))
             _SOLVED[key] = None
             if not free_part_recedes(x, y, spec.outputs, spec.restricted):
-                _SOLVED[key] = multiclass_bounds(
-                    x, y, spec.weight_decay, spec.restricted, spec.outputs, samples=samples
-                )
+                try:
+                    _SOLVED[key] = multiclass_bounds(
+                        x, y, spec.weight_decay, spec.restricted, spec.outputs, samples=samples
+                    )
+                except (cp.error.SolverError, RuntimeError) as err:
+                    # no certified number: the cells fall back to the best in the cell
+                    warnings.warn(f"no multiclass bounds: {err}", stacklevel=2)
         out.append(_SOLVED[key])
     return out
 
