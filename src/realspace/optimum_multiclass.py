@@ -321,8 +321,14 @@ def _vertices(m: int) -> np.ndarray:
 
 # Interior-point settings tried in turn: on these programs (thousands of small cones
 # beside n exponential cones) the default full steps sometimes stall at the start;
-# shorter steps get through
-_LADDER = ({}, {"max_step_fraction": 0.8}, {"max_step_fraction": 0.5})
+# shorter steps get through, and on the larger ones (n = 64) only a solver that keeps
+# going through short steps does
+_LADDER = (
+    {},
+    {"max_step_fraction": 0.8},
+    {"max_step_fraction": 0.5},
+    {"min_switch_step_length": 1e-3, "min_terminate_step_length": 1e-9},
+)
 
 
 def _solve(problem, solver: str | None) -> None:
