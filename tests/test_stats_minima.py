@@ -101,3 +101,18 @@ def test_without_any_reference_the_best_minimum_is_undecided():
     df = _sin_cell([0.31, 0.32], np.nan, np.nan)
     assert (df["reference"] == "best_in_cell").all()
     assert stats.minimum_verdicts(df, eps=1e-4).tolist() == ["undecided", "spurious"]
+
+
+def test_the_multiclass_relaxation_is_a_lower_bound_never_the_optimum():
+    """convex_relaxation_lower_bound lies below the optimum at every width: a certified
+    minimum far above it stays undecided (never spurious against it), one within eps of it
+    is optimal, and its cells' gaps are measured against it."""
+    df = _sin_cell([0.5, 0.5, 0.30005], "convex_relaxation_lower_bound", 0.3)
+    assert "convex_relaxation_lower_bound" in stats.LOWER_BOUNDS
+    assert "convex_relaxation_lower_bound" not in stats.EXACT_AT_WIDTH
+    verdicts = stats.minimum_verdicts(df, eps=1e-4).tolist()
+    # the two at 0.5 are spurious against the cell's own end point at 0.30005, not J*
+    assert verdicts == ["spurious", "spurious", "optimal"]
+    alone = _sin_cell([0.5, 0.5], "convex_relaxation_lower_bound", 0.3)
+    assert stats.minimum_verdicts(alone, eps=1e-4).tolist() == ["undecided", "undecided"]
+    np.testing.assert_allclose(alone["gap"], 0.2)

@@ -356,7 +356,9 @@ def reference_optima(specs, samples: int = 2000) -> list[tuple[float, str]]:
     ``convex_sampled_upper_bound`` (weight decay > 0 on sampled data, MSE or logistic
     loss, see ``ConvexOptimum.reference``). One convex program per distinct data set,
     loss, lam and parametrization. A classification target without weight decay has none:
-    its infimum 0 is not attained.
+    its infimum 0 is not attained. Cross-entropy (m >= 3 classes) with weight decay:
+    ``convex_relaxation_lower_bound`` where the patterns are exact (a lower bound on the
+    optimum at every width, never the optimum), else none (``realspace.optimum_multiclass``).
     """
     import hashlib
 
@@ -371,6 +373,9 @@ def reference_optima(specs, samples: int = 2000) -> list[tuple[float, str]]:
                 out.append((0.0, "teacher_realizable"))
             else:
                 out.append((float("nan"), ""))
+            continue
+        if spec.loss == "cross_entropy":
+            out.append(_multiclass_reference(spec, samples))
             continue
         if spec.loss not in ("mse", "logistic"):
             out.append((float("nan"), ""))
@@ -391,3 +396,16 @@ def reference_optima(specs, samples: int = 2000) -> list[tuple[float, str]]:
                 solved[key] = None
         out.append((float("nan"), "") if solved[key] is None else solved[key].reference(spec.width))
     return out
+
+
+def _multiclass_reference(spec, samples: int) -> tuple[float, str]:
+    """The relaxation's lower bound for a cross-entropy spec; sampled patterns give none
+    (so their programs are not solved here)."""
+    from .optimum_multiclass import MulticlassBounds, multiclass_references
+
+    if not (spec.d == 1 or (spec.d == 2 and spec.n_samples <= EXACT_2D_MAX_POINTS)):
+        return float("nan"), ""
+    (bounds,) = multiclass_references([spec], samples)
+    if bounds is None or bounds.lower is None:
+        return float("nan"), ""
+    return bounds.lower, MulticlassBounds.LOWER_LABEL

@@ -131,8 +131,9 @@ def gap_values(df: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
 
 # references whose J* is the optimum at the run's own width (attained by a network of it)
 EXACT_AT_WIDTH = ("teacher_realizable", "convex_exact")
-# references that bound the optimum at the run's width from below
-LOWER_BOUNDS = (*EXACT_AT_WIDTH, "convex_lower_bound")
+# references that bound the optimum at the run's width from below (the convex relaxation
+# of the multiclass cross-entropy bounds it at every width, and is never the optimum)
+LOWER_BOUNDS = (*EXACT_AT_WIDTH, "convex_lower_bound", "convex_relaxation_lower_bound")
 
 
 def _diverged(df: pd.DataFrame) -> pd.Series:
@@ -150,7 +151,8 @@ def minimum_verdicts(df: pd.DataFrame, eps: float) -> pd.Series:
     - "optimal": not spurious, and within eps of a lower bound on the width's optimum
       (``LOWER_BOUNDS``): within eps of the optimum itself;
     - "undecided": neither; a gap to a lower bound alone (``convex_lower_bound``, the
-      optimum over all widths) or to nothing cannot tell a spurious minimum from the
+      optimum over all widths; ``convex_relaxation_lower_bound``, below even that) or to
+      nothing cannot tell a spurious minimum from the
       width's own optimum.
     """
     diverged = _diverged(df)

@@ -102,7 +102,8 @@ def report_sections(ev: Evidence) -> list[Section]:
             "an objective lower by more than eps: another end point of its cell (same "
             "problem, parametrization and width), or the width's exact optimum "
             "(teacher_realizable, convex_exact). Against a lower bound alone "
-            "(convex_lower_bound: the optimum over all widths) it is undecided, counted "
+            "(convex_lower_bound: the optimum over all widths; "
+            "convex_relaxation_lower_bound: below even that) it is undecided, counted "
             "apart in the table above; within eps of a lower bound it is optimal.",
             None,
             "spurious_vs_width.png",

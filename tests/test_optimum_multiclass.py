@@ -1,0 +1,204 @@
+"""Bounds on the multiclass cross-entropy weight-decay optimum against independent truths:
+many-restart float64 training of vector-output networks (never below the lower bound),
+the rebuilt networks' objectives evaluated directly, the exact two-class value from the
+binary logistic program, and the labels the statistics read."""
+
+import numpy as np
+import pytest
+import torch
+
+from realspace.nets import ShallowNet
+from realspace.optimum import activation_patterns, convex_optimum, reference_optima
+from realspace.optimum_multiclass import (
+    cross_entropy,
+    free_part_recedes,
+    multiclass_bounds,
+    separable_upper_bounds,
+)
+from realspace.problem import make_data
+from realspace.spec import RunSpec
+from realspace.stats import EXACT_AT_WIDTH, LOWER_BOUNDS
+from realspace.targets import logistic_loss, weight_decay_penalty
+
+LAM = 0.02
+
+
+def objective(net, x, y, lam):
+    return cross_entropy(net, x, y) + weight_decay_penalty(net, lam)
+
+
+def spirals_spec(**kw):
+    base = dict(target="spirals", d=2, n_samples=24, n_classes=3, weight_decay=LAM, width=16)
+    return RunSpec(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def spirals_bounds():
+    x, y = make_data(spirals_spec())
+    return x, y, multiclass_bounds(x, y, LAM, restricted=False, m=3)
+
+
+def train_restarts(x, y, lam, width, seeds, restricted, steps=2000, lr=0.02):
+    """Full-batch Adam on J = CE + (lam/2)(||c||^2 + ||a||^2) through torch autograd in
+    float64, one batch of independent restarts; returns the trained ShallowNets."""
+    g = torch.Generator().manual_seed(1000 * width + seeds)
+    X = torch.tensor(x)
+    Y = torch.tensor(y, dtype=torch.long)
+    n, d = X.shape
+    m = int(Y.max()) + 1
+    R = seeds
+    a = (torch.randn(R, width, d, generator=g, dtype=torch.float64) / d**0.5).requires_grad_()
+    p = X[torch.randint(0, n, (R, width), generator=g)]
+    b = (-(a.detach() * p).sum(-1)).requires_grad_()  # kinks start at data points
+    c = (torch.randn(R, width, m, generator=g, dtype=torch.float64) / width**0.5).requires_grad_()
+    e = torch.zeros(R, m, dtype=torch.float64, requires_grad=True)
+    W = torch.zeros(R, m, d, dtype=torch.float64, requires_grad=restricted)
+    params = [a, b, c, e] + ([W] if restricted else [])
+    opt = torch.optim.Adam(params, lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        Z = torch.relu(torch.einsum("nd,rid->rni", X, a) + b[:, None, :])
+        F = Z @ c + e[:, None, :] + torch.einsum("nd,rmd->rnm", X, W)
+        ce = (torch.logsumexp(F, -1) - F.gather(-1, Y.expand(R, n)[..., None])[..., 0]).mean(-1)
+        J = ce + lam / 2 * ((c**2).sum((1, 2)) + (a**2).sum((1, 2)))
+        J.sum().backward()
+        opt.step()
+    return [
+        ShallowNet(
+            a[r].detach().numpy(),
+            b[r].detach().numpy(),
+            c[r].detach().numpy(),
+            e[r].detach().numpy(),
+            W[r].detach().numpy() if restricted else None,
+        )
+        for r in range(R)
+    ]
+
+
+@pytest.mark.parametrize("restricted", [False, True])
+def test_many_restart_training_never_beats_the_lower_bound(restricted):
+    """21 float64 Adam restarts of vector-output networks of widths 8, 16 and 32 on three
+    spirals: every trained objective (evaluated in numpy) stays above the relaxation's
+    lower bound, which stays below the separable upper bound."""
+    x, y = make_data(spirals_spec())
+    assert not free_part_recedes(x, y, 3, restricted)
+    bounds = multiclass_bounds(x, y, LAM, restricted=restricted, m=3)
+    assert bounds.exact and bounds.lower is not None
+    tol = 1e-7 * (1 + abs(bounds.lower))
+    assert bounds.lower <= bounds.upper + tol
+    found = [
+        objective(net, x, y, LAM)
+        for width in (8, 16, 32)
+        for net in train_restarts(x, y, LAM, width, 7, restricted)
+    ]
+    assert min(found) >= bounds.lower - tol
+    # training reaches the bracket's neighbourhood: the test is not vacuous
+    assert min(found) <= bounds.upper * 1.05
+
+
+def test_the_upper_bound_is_the_objective_of_the_rebuilt_network(spirals_bounds):
+    x, y, bounds = spirals_bounds
+    per_class = bounds.separable_net
+    # one class per neuron: the separable program's network, its value up to tolerance
+    assert np.all((per_class.c != 0).sum(axis=1) == 1)
+    J = objective(per_class, x, y, LAM)
+    assert J == pytest.approx(bounds.separable_value, rel=1e-6)
+
+    # merging hyperplanes across classes and centering c keep every output difference
+    # F_k - F_l (so CE) and cannot raise the cost
+    def centered(F):
+        return F - F.mean(axis=1, keepdims=True)
+
+    np.testing.assert_allclose(centered(bounds.net(x)), centered(per_class(x)), atol=1e-10)
+    assert np.allclose(bounds.net.c.sum(axis=1), 0, atol=1e-12)
+    assert bounds.net.width == bounds.width <= per_class.width
+    assert bounds.upper == pytest.approx(objective(bounds.net, x, y, LAM), rel=1e-12)
+    assert bounds.upper <= J + 1e-12
+    # CE against torch's own cross-entropy
+    F = torch.tensor(bounds.net(x))
+    ref = torch.nn.functional.cross_entropy(F, torch.tensor(y, dtype=torch.long))
+    assert cross_entropy(bounds.net, x, y) == pytest.approx(float(ref), rel=1e-12)
+    assert bounds.lower <= bounds.upper
+
+
+def test_two_classes_bracket_the_exact_binary_logistic_value():
+    """m = 2: CE(F) = log(1 + exp(-(F_1 - F_0))) for class 1 (and the other sign for
+    class 0), and a network's h = F_1 - F_0 has neuron weights c_i1 - c_i0 with
+    |c_i1 - c_i0| <= sqrt(2) ||c_i||, equality at c_i = gamma (e_1 - e_0) / 2. So the
+    two-class optimum at lam is the binary logistic optimum at lam / sqrt(2) (exact in
+    d = 1), which must lie between the two bounds. At m = 2 the relaxation is exact: a
+    centered c_i = (-s, s) has |c_ik| = ||c_i|| / sqrt(2), which its weight sqrt(2) on
+    max_k R_k charges in full."""
+    spec = RunSpec(target="teacher_labels", d=1, n_samples=24, teacher_width=3, teacher_seed=1)
+    x, pm = make_data(spec)  # labels in {-1, +1}
+    labels = (pm > 0).astype(float)
+    binary = convex_optimum(x, pm, LAM / np.sqrt(2), loss="logistic")
+    assert binary.exact
+    bounds = multiclass_bounds(x, labels, LAM, m=2)
+    tol = 1e-6 * (1 + binary.value)
+    assert bounds.lower - tol <= binary.value <= bounds.upper + tol
+    assert bounds.lower == pytest.approx(binary.value, rel=1e-6)
+    # the logistic network, turned into two outputs, attains the same value at lam
+    net = binary.net
+    two = ShallowNet(net.a, net.b, np.outer(net.c, [-0.5, 0.5]), [-net.e / 2, net.e / 2])
+    scale = 2 ** (-0.25)  # rebalance: ||c|| shrinks by sqrt(2), so (a, b) by 2^(-1/4)
+    two = ShallowNet(net.a * scale, net.b * scale, two.c / scale, two.e)
+    np.testing.assert_allclose(two(x)[:, 1] - two(x)[:, 0], net(x), atol=1e-12)
+    direct = logistic_loss(net, x, pm) + weight_decay_penalty(net, LAM / np.sqrt(2))
+    assert objective(two, x, labels, LAM) == pytest.approx(direct, rel=1e-12)
+
+
+def test_sampled_or_given_patterns_give_no_lower_bound():
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, (12, 3))  # d = 3: sampled patterns
+    y = np.arange(12) % 3
+    sampled = multiclass_bounds(x, y, LAM, m=3, samples=200)
+    assert not sampled.exact and sampled.lower is None
+    assert sampled.upper == pytest.approx(objective(sampled.net, x, y, LAM), rel=1e-12)
+    x2 = rng.uniform(-1, 1, (9, 2))
+    y2 = np.arange(9) % 3
+    patterns, exact = activation_patterns(x2)
+    assert exact
+    subset = multiclass_bounds(x2, y2, LAM, m=3, patterns=patterns[::2])
+    assert subset.lower is None
+    full = multiclass_bounds(x2, y2, LAM, m=3, patterns=patterns, patterns_exact=True)
+    # fewer patterns: a network of fewer shapes, so the upper bound cannot drop
+    assert full.lower <= full.upper <= subset.upper + 1e-7
+
+
+def test_a_receding_free_part_is_refused():
+    x = np.linspace(-1, 1, 9)[:, None]
+    y = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2.0])
+    assert free_part_recedes(x, y, 3, restricted=True)  # a line cuts class 0 off
+    assert not free_part_recedes(x, y, 3, restricted=False)
+    assert free_part_recedes(x, np.minimum(y, 1), 3, restricted=False)  # class 2 empty
+    with pytest.raises(ValueError, match="not attained"):
+        multiclass_bounds(x, y, LAM, restricted=True, m=3)
+
+
+def test_reference_labels_for_cross_entropy():
+    spec = spirals_spec()
+    (value, label), (none, empty) = reference_optima([spec, spirals_spec(weight_decay=0.0)])
+    assert label == "convex_relaxation_lower_bound" and value > 0
+    assert np.isnan(none) and empty == ""
+    assert label in LOWER_BOUNDS and label not in EXACT_AT_WIDTH
+    ((upper, ulabel, width),) = separable_upper_bounds([spec])
+    assert ulabel == "convex_separable_upper_bound" and value <= upper and width > 0
+    # too many points in d = 2 for exact patterns: no lower bound
+    big = spirals_spec(n_samples=70)
+    assert np.isnan(reference_optima([big], samples=100)[0][0])
+
+
+def test_a_failed_solve_leaves_no_reference(monkeypatch):
+    import cvxpy as cp
+
+    import realspace.optimum_multiclass as om
+
+    def fail(*args, **kwargs):
+        raise cp.error.SolverError("stalled")
+
+    monkeypatch.setattr(om, "multiclass_bounds", fail)
+    monkeypatch.setattr(om, "_SOLVED", {})
+    with pytest.warns(UserWarning, match="stalled"):
+        ((value, label),) = reference_optima([spirals_spec(weight_decay=0.03)])
+    assert np.isnan(value) and label == ""
