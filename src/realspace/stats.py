@@ -126,6 +126,8 @@ def gap_values(df: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     out["j_star"] = reference["j_star"].where(have, fallback)
     out["reference"] = reference["reference"].where(have, "best_in_cell")
     out["gap"] = out["j_final"] - out["j_star"]
+    if "j_upper" in reference:  # an attained objective above the optimum, where known
+        out["j_upper"] = reference["j_upper"]
     return out
 
 
@@ -363,11 +365,28 @@ def specs_of(df: pd.DataFrame) -> list:
 
 def reference_frame(df: pd.DataFrame, samples: int = 2000) -> pd.DataFrame:
     """``j_star`` and ``reference`` for each row from ``realspace.optimum.reference_optima``
-    (NaN where none applies)."""
+    (NaN where none applies), and ``j_upper``: for cross-entropy rows with weight decay, the
+    objective the separable convex program's network attains, at widths >= that network's
+    (an upper bound on the optimum there; ``optimum_multiclass.separable_upper_bounds``),
+    else NaN."""
     from .optimum import reference_optima
+    from .optimum_multiclass import separable_upper_bounds
 
-    refs = reference_optima(specs_of(df), samples=samples)
-    return pd.DataFrame(refs, columns=["j_star", "reference"], index=df.index)
+    specs = specs_of(df)
+    out = pd.DataFrame(
+        reference_optima(specs, samples=samples), columns=["j_star", "reference"], index=df.index
+    )
+    # cross-entropy: the separable program's attained objective, beside the lower bound
+    # (the same solves, cached: no program runs twice)
+    upper = []
+    for s in specs:
+        value, _, width = (
+            separable_upper_bounds([s], samples)[0]
+            if s.loss == "cross_entropy"
+            else (np.nan, "", 0)
+        )
+        upper.append(value if s.width >= width else np.nan)  # attained at widths >= width
+    return out.assign(j_upper=upper)
 
 
 # -- the Gaussian teacher-student problem's spurious minima (realspace.spurious) --------
@@ -446,7 +465,9 @@ def classification_table(df: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     at 2 classes, "cross_entropy" above), classes, weight decay, the cell's reference and
     median gap (from ``cells``, ``cell_stats``), and over seeds the median training
     accuracy, the share of runs classifying every training point correctly, and the
-    median and smallest normalized margin (``targets.classification_scores``).
+    median and smallest normalized margin (``targets.classification_scores``); with
+    ``j_upper`` in ``df`` (``reference_frame``), the cross-entropy cells' upper bound on the
+    optimum beside their lower bound ``j_star``.
 
     Without weight decay the loss has no attained optimum on separable data (its gaps are
     to the best run of the cell); accuracy and margin are the numbers to read there.
@@ -480,4 +501,7 @@ def classification_table(df: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     if len(cells):
         keep = [*CELL, "reference", "j_star", "gap_median", "within_eps"]
         out = out.merge(cells[[k for k in keep if k in cells]], on=CELL, how="left")
+    if "j_upper" in c:
+        upper = c.groupby(CELL, sort=True)["j_upper"].min().rename("j_upper").reset_index()
+        out = out.merge(upper, on=CELL, how="left")
     return out
