@@ -285,15 +285,17 @@ def convex_optimum(
 # SCS's residual tolerance where it stands in for the interior-point solver: the value is
 # then accurate to about 1e-6 relative, two orders below the default gap eps 1e-4
 SCS_EPS = 1e-7
+# ... and its time limit: a program it cannot finish in this time gives no reference
+SCS_SECONDS = 300.0
 
 
-def solve_program(problem, solver: str | None = None) -> None:
+def solve_program(problem, solver: str | None = None, seconds: float = SCS_SECONDS) -> None:
     """Solve a cvxpy ``problem`` in place to an accurate optimum, or raise RuntimeError.
 
     With ``solver`` given: that solver, and "optimal" or "optimal_inaccurate" is accepted
     (the caller chose). By default: Clarabel (interior point), accepted only when it
     reports "optimal"; otherwise SCS (first order, residuals ``SCS_EPS``), accepted only
-    when optimal. Why: on separable labels with small weight decay the logistic
+    when optimal (within ``seconds``). Why: on separable labels with small weight decay the logistic
     program's optimum has large weights and Clarabel can stop short, failing or reporting
     an inaccurate solution. Measured on 36 points in d = 2: its inaccurate values were
     1.2e-5 (a teacher's labels, lam = 1e-2) and 9.3e-4 (two spirals, lam = 1e-3) above
@@ -311,7 +313,13 @@ def solve_program(problem, solver: str | None = None) -> None:
             pass
         ok = ("optimal",)
         if problem.status not in ok:
-            problem.solve(solver="SCS", eps_abs=SCS_EPS, eps_rel=SCS_EPS, max_iters=1_000_000)
+            problem.solve(
+                solver="SCS",
+                eps_abs=SCS_EPS,
+                eps_rel=SCS_EPS,
+                max_iters=10_000_000,
+                time_limit_secs=seconds,
+            )
     if problem.status not in ok:
         raise RuntimeError(f"convex program ended with status {problem.status}")
 

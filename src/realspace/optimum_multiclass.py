@@ -331,13 +331,18 @@ _LADDER = (
 )
 
 
+# SCS's time limit per multiclass solve: on a teacher's separable 3-class labels it ran
+# past 2.5 minutes for 24 points (measured), and a sweep's report waits for its references
+SCS_SECONDS_MULTICLASS = 60.0
+
+
 def _solve(problem, solver: str | None) -> None:
     """Solve to an accurate optimum or raise RuntimeError. With ``solver`` given, that
     solver ("optimal_inaccurate" taken: the caller chose). By default the settings of
     ``_LADDER`` in turn, until Clarabel reports "optimal"; then SCS at residuals
-    ``SCS_EPS``, taken only when optimal. An inaccurate interior-point value is never
-    taken: on the binary logistic program it was up to 9e-4 off (``solve_program``), and a
-    lower bound must not sit above the optimum."""
+    ``SCS_EPS``, taken only when optimal within ``SCS_SECONDS_MULTICLASS``. An inaccurate
+    interior-point value is never taken: on the binary logistic program it was up to 9e-4
+    off (``solve_program``), and a lower bound must not sit above the optimum."""
     import cvxpy as cp
 
     from .optimum import SCS_EPS
@@ -347,14 +352,21 @@ def _solve(problem, solver: str | None) -> None:
         ok = ("optimal", "optimal_inaccurate")
     else:
         ok = ("optimal",)
-        for opts in _LADDER:
+        for opts in _LADDER:  # the rungs get past failures; an inaccurate end goes to SCS
             try:
                 problem.solve(solver="CLARABEL", **opts)
             except cp.error.SolverError:
                 continue
             if problem.status in ok:
                 return
-        problem.solve(solver="SCS", eps_abs=SCS_EPS, eps_rel=SCS_EPS, max_iters=1_000_000)
+            break
+        problem.solve(
+            solver="SCS",
+            eps_abs=SCS_EPS,
+            eps_rel=SCS_EPS,
+            max_iters=10_000_000,
+            time_limit_secs=SCS_SECONDS_MULTICLASS,
+        )
     if problem.status not in ok:
         raise RuntimeError(f"convex program ended with status {problem.status}")
 
