@@ -6,7 +6,6 @@ report's classification section with its references."""
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 os.environ.setdefault("DO_NOT_TRACK", "true")
