@@ -23,8 +23,11 @@ kw = dict(target="teacher", d=2, width=128, n_samples=1024, steps=20, lr=1e-2,
           parametrization=sys.argv[2])
 budget = int(sys.argv[1])
 M = networks_per_shard(RunSpec(**kw), budget)
-train_shard([RunSpec(**kw, seed=10**6)])  # warm-up: imports, allocator pools
+# the baseline before the warm-up: pages the warm-up leaves in the allocator's pools are
+# reused by the shard, and measured after it they hid most of the shard's own peak (its
+# peak read 30 MB to 170 MB from run to run); the one-network warm-up adds little
 base = mem("VmRSS")
+train_shard([RunSpec(**kw, seed=10**6)])  # warm-up: lazy imports, allocator pools
 train_shard([RunSpec(**kw, seed=s) for s in range(M)])
 print(M, mem("VmHWM") - base)
 """
