@@ -267,7 +267,8 @@ def _descend(net, x, y, lam, restricted, steps=3000, lr=1e-3):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "target, k, seed, lam",
-    # where Clarabel reports an inaccurate optimum 1.2e-5 and 9.3e-4 too high (measured)
+    # where Clarabel reported an inaccurate optimum 1.2e-5 and 9.3e-4 too high (measured
+    # with a cone row per data point; with the hull's rows it now finishes there)
     [("teacher_labels", 4, 2, 1e-2), ("spirals", 4, 0, 1e-3)],
 )
 def test_the_logistic_reference_is_accurate_where_the_interior_point_method_is_not(

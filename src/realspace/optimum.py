@@ -160,6 +160,45 @@ def _cone_rows(X: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return idx[mask], idx[~mask]
 
 
+def _hull_rows(X: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows whose sign constraints imply the whole cone (2 D - I) X~ u >= 0: an affine
+    function is >= 0 on a finite set iff it is >= 0 on the vertices of its convex hull,
+    so per side the hull's vertices suffice (all rows when the hull is degenerate)."""
+    if X.shape[1] == 1:
+        return _cone_rows(X, mask)
+    from scipy.spatial import ConvexHull, QhullError
+
+    idx = np.arange(len(mask))
+
+    def vertices(sel):
+        sel = idx[sel]
+        if len(sel) <= X.shape[1] + 1:
+            return sel
+        try:
+            return sel[ConvexHull(X[sel]).vertices]
+        except QhullError:  # collinear (flat) sets: keep every row
+            return sel
+
+    return np.sort(vertices(mask)), np.sort(vertices(~mask))
+
+
+def _cone_matrix(X: np.ndarray, patterns: np.ndarray):
+    """Sparse G with G @ vec(U) >= 0 iff every row u_j of U (P, d + 1) lies in K_j."""
+    import scipy.sparse as sp
+
+    n, d = X.shape
+    Xt = np.hstack([X, np.ones((n, 1))])
+    rows, cols, vals, r = [], [], [], 0
+    for j, mask in enumerate(patterns):
+        on, off = _hull_rows(X, mask)
+        for k, sign in [(k, 1.0) for k in on] + [(k, -1.0) for k in off]:
+            rows += [r] * (d + 1)
+            cols += list(range(j * (d + 1), (j + 1) * (d + 1)))
+            vals += list(sign * Xt[k])
+            r += 1
+    return sp.csr_matrix((vals, (rows, cols)), shape=(r, len(patterns) * (d + 1)))
+
+
 def free_part_separates(X: np.ndarray, y: np.ndarray, restricted: bool) -> bool:
     """Whether the unpenalized part of the network alone classifies labels y (n,) in
     {-1, +1} on X (n, d) without error: the constant e (one class only) or, restricted,
@@ -200,7 +239,6 @@ def convex_optimum(
     ShallowNet attaining it and the labels (see ``ConvexOptimum``).
     """
     import cvxpy as cp
-    import scipy.sparse as sp
 
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -225,15 +263,7 @@ def convex_optimum(
     Xt = np.hstack([X, np.ones((n, 1))])  # (n, d + 1)
     # A @ vec(U) = sum_j D_j X~ u_j, with vec(U) row-major over (P, d + 1)
     A = (patterns[:, :, None] * Xt[None, :, :]).transpose(1, 0, 2).reshape(n, P * (d + 1))
-    rows, cols, vals, r = [], [], [], 0
-    for j, mask in enumerate(patterns):
-        on, off = _cone_rows(X, mask)
-        for k, sign in [(k, 1.0) for k in on] + [(k, -1.0) for k in off]:
-            rows += [r] * (d + 1)
-            cols += list(range(j * (d + 1), (j + 1) * (d + 1)))
-            vals += list(sign * Xt[k])
-            r += 1
-    G = sp.csr_matrix((vals, (rows, cols)), shape=(r, P * (d + 1)))
+    G = _cone_matrix(X, patterns)
 
     U = cp.Variable((P, d + 1))
     V = cp.Variable((P, d + 1))
@@ -297,9 +327,10 @@ def solve_program(problem, solver: str | None = None, seconds: float = SCS_SECON
     reports "optimal"; otherwise SCS (first order, residuals ``SCS_EPS``), accepted only
     when optimal (within ``seconds``). Why: on separable labels with small weight decay the logistic
     program's optimum has large weights and Clarabel can stop short, failing or reporting
-    an inaccurate solution. Measured on 36 points in d = 2: its inaccurate values were
-    1.2e-5 (a teacher's labels, lam = 1e-2) and 9.3e-4 (two spirals, lam = 1e-3) above
-    SCS's, more than trained networks then beat them by; SCS took 17-25 s there.
+    an inaccurate solution. Measured on 36 points in d = 2 with a cone row per point: its
+    inaccurate values were 1.2e-5 (a teacher's labels, lam = 1e-2) and 9.3e-4 (two
+    spirals, lam = 1e-3) above SCS's, more than trained networks then beat them by (with
+    the hull's rows, ``_cone_matrix``, it solves both; a teacher at lam = 1e-3 still fails).
     """
     from cvxpy.error import SolverError
 
@@ -313,15 +344,20 @@ def solve_program(problem, solver: str | None = None, seconds: float = SCS_SECON
             pass
         ok = ("optimal",)
         if problem.status not in ok:
-            problem.solve(
-                solver="SCS",
-                eps_abs=SCS_EPS,
-                eps_rel=SCS_EPS,
-                max_iters=10_000_000,
-                time_limit_secs=seconds,
-            )
+            solve_scs(problem, seconds)
     if problem.status not in ok:
         raise RuntimeError(f"convex program ended with status {problem.status}")
+
+
+def solve_scs(problem, seconds: float) -> None:
+    """SCS at residuals ``SCS_EPS`` within ``seconds``: the fallback of every program here."""
+    problem.solve(
+        solver="SCS",
+        eps_abs=SCS_EPS,
+        eps_rel=SCS_EPS,
+        max_iters=10_000_000,
+        time_limit_secs=seconds,
+    )
 
 
 def _network(U, V, e, w, d, rel_tol: float = 1e-7) -> ShallowNet:

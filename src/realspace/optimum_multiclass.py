@@ -53,7 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .nets import ShallowNet
-from .optimum import _cone_rows, activation_patterns
+from .optimum import _cone_matrix, activation_patterns
 from .targets import weight_decay_penalty
 
 __all__ = [
@@ -139,45 +139,6 @@ class MulticlassBounds:
 
     LOWER_LABEL = "convex_relaxation_lower_bound"
     UPPER_LABEL = "convex_separable_upper_bound"
-
-
-def _hull_rows(X: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows whose sign constraints imply the whole cone (2 D - I) X~ u >= 0: an affine
-    function is >= 0 on a finite set iff it is >= 0 on the vertices of its convex hull,
-    so per side the hull's vertices suffice (all rows when the hull is degenerate)."""
-    if X.shape[1] == 1:
-        return _cone_rows(X, mask)
-    from scipy.spatial import ConvexHull, QhullError
-
-    idx = np.arange(len(mask))
-
-    def vertices(sel):
-        sel = idx[sel]
-        if len(sel) <= X.shape[1] + 1:
-            return sel
-        try:
-            return sel[ConvexHull(X[sel]).vertices]
-        except QhullError:  # collinear (flat) sets: keep every row
-            return sel
-
-    return np.sort(vertices(mask)), np.sort(vertices(~mask))
-
-
-def _cone_matrix(X: np.ndarray, patterns: np.ndarray):
-    """Sparse G with G @ vec(U) >= 0 iff every row u_j of U (P, d + 1) lies in K_j."""
-    import scipy.sparse as sp
-
-    n, d = X.shape
-    Xt = np.hstack([X, np.ones((n, 1))])
-    rows, cols, vals, r = [], [], [], 0
-    for j, mask in enumerate(patterns):
-        on, off = _hull_rows(X, mask)
-        for k, sign in [(k, 1.0) for k in on] + [(k, -1.0) for k in off]:
-            rows += [r] * (d + 1)
-            cols += list(range(j * (d + 1), (j + 1) * (d + 1)))
-            vals += list(sign * Xt[k])
-            r += 1
-    return sp.csr_matrix((vals, (rows, cols)), shape=(r, len(patterns) * (d + 1)))
 
 
 def multiclass_bounds(
@@ -345,7 +306,7 @@ def _solve(problem, solver: str | None) -> None:
     off (``solve_program``), and a lower bound must not sit above the optimum."""
     import cvxpy as cp
 
-    from .optimum import SCS_EPS
+    from .optimum import solve_scs
 
     if solver is not None:
         problem.solve(solver=solver)
@@ -360,13 +321,7 @@ def _solve(problem, solver: str | None) -> None:
             if problem.status in ok:
                 return
             break
-        problem.solve(
-            solver="SCS",
-            eps_abs=SCS_EPS,
-            eps_rel=SCS_EPS,
-            max_iters=10_000_000,
-            time_limit_secs=SCS_SECONDS_MULTICLASS,
-        )
+        solve_scs(problem, SCS_SECONDS_MULTICLASS)
     if problem.status not in ok:
         raise RuntimeError(f"convex program ended with status {problem.status}")
 
