@@ -163,8 +163,9 @@ def _cone_rows(X: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 def _hull_rows(X: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows whose sign constraints imply the whole cone (2 D - I) X~ u >= 0: an affine
     function is >= 0 on a finite set iff it is >= 0 on the vertices of its convex hull,
-    so per side the hull's vertices suffice (all rows when the hull is degenerate)."""
-    if X.shape[1] == 1:
+    so per side the hull's vertices suffice (all rows when the hull is degenerate). In the
+    plane only: in d >= 3 a hull's size and cost grow fast with d, and every row is kept."""
+    if X.shape[1] != 2:  # d = 1: the two ends; d >= 3: hulls grow costly, every row kept
         return _cone_rows(X, mask)
     from scipy.spatial import ConvexHull, QhullError
 
