@@ -87,9 +87,8 @@ def test_binary_runs_keep_their_keys_and_labels():
     spec = RunSpec(target="teacher_labels", d=2)
     assert "n_classes" not in spec.to_dict()
     assert RunSpec(target="spirals", d=2, n_classes=3).to_dict()["n_classes"] == 3
-    assert target_label(RunSpec(target="spirals", d=2, n_classes=3, noise=0.1)) == (
-        "spirals(m=3,noise=0.1)"
-    )
+    assert target_label(RunSpec(target="spirals", d=2, n_classes=3, noise=0.1)) == "spirals(m=3)"
+    assert target_label(RunSpec(target="mixture", d=2, teacher_seed=2)) == "mixture(s=2)"
     assert target_label(spec) == "teacher_labels(k=4,s=0,d=2)"
 
 

@@ -390,13 +390,13 @@ _FIELD_TYPES = {f.name: type(f.default) for f in fields(RunSpec) if f.name != "t
 def target_label(spec: RunSpec) -> str:
     """Readable name of a run's problem, e.g. ``sin``, ``sin(freq=2.0)``,
     ``teacher(k=4,s=0,d=1)``, ``teacher_labels(k=4,s=0,d=2)``, ``teacher_labels(k=4,s=0,d=2,m=3)``
-    (classes, when not 2), ``spirals(m=3,noise=0.1)`` (label noise, when nonzero),
+    (classes, when not 2), ``spirals(m=3)``,
     ``gaussian(k=6,s=0,d=6,V=identity)`` (teacher rows, when not the default),
     ``sin wd=0.01`` (weight decay, when nonzero)."""
     wd = f" wd={spec.weight_decay:g}" if spec.weight_decay else ""
+    # (label noise is no part of the label: a sweep that varies it names it per problem,
+    # stats.PROBLEM_AXES, as for noise on values)
     extra = f",m={spec.n_classes}" if spec.n_classes != 2 else ""
-    if spec.classification and spec.noise:
-        extra += f",noise={spec.noise:g}"
     if spec.target in (*TEACHER_TARGETS, "gaussian"):
         rows = "" if spec.teacher_rows == DEFAULT_TEACHER_ROWS else f",V={spec.teacher_rows}"
         return (
