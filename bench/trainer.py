@@ -170,16 +170,7 @@ def restricted_cost(specs, device, steps: int, reps: int = 3) -> None:
         name: [replace(s, parametrization=par, restricted_method=method) for s in specs]
         for name, par, method in variants
     }
-    for shard in shards.values():
-        train_shard([replace(shard[0], steps=5)], opts)  # warm-up
-    times = {name: float("inf") for name in shards}
-    for _ in range(reps):
-        for name, shard in shards.items():
-            times[name] = min(times[name], timed(device, train_shard, shard, opts) / steps)
-    base = times["unrestricted"]
-    print(f"{'step, default kernel':<26}{'ms/step':>18}{'/ unrestricted':>24}  (best of {reps})")
-    for name, t in times.items():
-        print(f"{name:<26}{1e3 * t:>18.3f}{t / base:>23.2f}x")
+    side_by_side(shards, opts, device, steps, reps, "step, default kernel", "unrestricted")
 
 
 def loss_cost(specs, device, steps: int, reps: int = 3) -> None:
@@ -194,16 +185,21 @@ def loss_cost(specs, device, steps: int, reps: int = 3) -> None:
         "cross-entropy (m=3)": {**labels, "n_classes": 3},
     }
     shards = {name: [replace(s, **kw) for s in specs] for name, kw in variants.items()}
+    side_by_side(shards, opts, device, steps, reps, "step, dense kernel", "mse (dense)")
+
+
+def side_by_side(shards: dict, opts, device, steps: int, reps: int, heading: str, base: str):
+    """Time per step of each named shard, in turns (so that a noisy machine slows all of
+    them alike) and fastest of ``reps``; print each with its ratio to the ``base`` one."""
     for shard in shards.values():
         train_shard([replace(shard[0], steps=5)], opts)  # warm-up
     times = {name: float("inf") for name in shards}
     for _ in range(reps):
         for name, shard in shards.items():
             times[name] = min(times[name], timed(device, train_shard, shard, opts) / steps)
-    base = times["mse (dense)"]
-    print(f"{'step, dense kernel':<26}{'ms/step':>18}{'/ mse':>24}  (best of {reps})")
+    print(f"{heading:<26}{'ms/step':>18}{'/ ' + base:>24}  (best of {reps})")
     for name, t in times.items():
-        print(f"{name:<26}{1e3 * t:>18.3f}{t / base:>23.2f}x")
+        print(f"{name:<26}{1e3 * t:>18.3f}{t / times[base]:>23.2f}x")
 
 
 def fp32_rate(device, size: int = 8192, reps: int = 10) -> float:
