@@ -49,8 +49,8 @@ def test_a_cell_at_the_widths_closed_form_optimum_has_no_spurious_minimum():
     assert (stats.minimum_verdicts(df, 1e-4) == "optimal").all()
 
 
-def _sin_cell(objectives, reference, j_star, certified=None, status=None):
-    spec = RunSpec(target="sin", width=2, weight_decay=0.01, parametrization="restricted")
+def _sin_cell(objectives, reference, j_star, certified=None, status=None, **axes):
+    spec = RunSpec(target="sin", width=2, weight_decay=0.01, parametrization="restricted", **axes)
     n = len(objectives)
     certified = certified or [True] * n
     status = status or ["converged"] * n
@@ -116,3 +116,33 @@ def test_the_multiclass_relaxation_is_a_lower_bound_never_the_optimum():
     alone = _sin_cell([0.5, 0.5], "convex_relaxation_lower_bound", 0.3)
     assert stats.minimum_verdicts(alone, eps=1e-4).tolist() == ["undecided", "undecided"]
     np.testing.assert_allclose(alone["gap"], 0.2)
+
+
+def test_seeds_on_their_own_data_are_never_compared_with_each_other():
+    """Uniform points and noise are drawn from each run's seed: another seed's lower
+    objective is on other data and shows nothing. The same objectives on a shared grid do
+    make the worse minimum spurious; an exact J* on the run's own data still decides."""
+    grid = _sin_cell([0.31, 0.5], np.nan, np.nan)
+    assert stats.minimum_verdicts(grid, eps=1e-4).tolist() == ["undecided", "spurious"]
+    for axes in ({"sampling": "uniform"}, {"noise": 0.1}):
+        own = _sin_cell([0.31, 0.5], np.nan, np.nan, **axes)
+        assert not stats.shared_data(own).any()
+        assert stats.minimum_verdicts(own, eps=1e-4).tolist() == ["undecided", "undecided"]
+        exact = _sin_cell([0.30005, 0.31], "convex_exact", 0.3, **axes)
+        assert stats.minimum_verdicts(exact, eps=1e-4).tolist() == ["optimal", "spurious"]
+
+
+def test_which_targets_share_their_data_across_seeds():
+    """The rule against make_data itself: two seeds share data iff their (X, y) coincide."""
+    cases = [
+        RunSpec(target="sin"),
+        RunSpec(target="sin", sampling="uniform"),
+        RunSpec(target="sin", noise=0.1),
+        RunSpec(target="spirals", d=2, n_samples=24, n_classes=2, noise=0.1),
+        RunSpec(target="teacher_labels", d=2, n_samples=16, noise=0.1),
+    ]
+    for spec in cases:
+        x0, y0 = make_data(replace(spec, seed=0))
+        x1, y1 = make_data(replace(spec, seed=1))
+        same = np.array_equal(x0, x1) and np.array_equal(y0, y1)
+        assert spec.shares_data == same, spec

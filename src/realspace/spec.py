@@ -9,6 +9,8 @@ The math: docs/science.md#training.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -31,6 +33,9 @@ __all__ = [
     "DEFAULT_TEACHER_ROWS",
     "problem_conflicts",
     "target_label",
+    "network_label",
+    "shares_data",
+    "SEED_FREE_DATA",
     "cell_of",
 ]
 
@@ -288,6 +293,12 @@ class RunSpec:
     def restricted(self) -> bool:
         return self.parametrization == "restricted"
 
+    @property
+    def shares_data(self) -> bool:
+        """Whether every seed of this run's cell trains on the same data set
+        (``shares_data``)."""
+        return bool(shares_data(self.target, self.sampling, self.noise))
+
     def n_points(self) -> int:
         """Number of training points (0 for the Gaussian population loss)."""
         if self.loss == "gaussian":
@@ -407,6 +418,27 @@ def target_label(spec: RunSpec) -> str:
         extra = f",s={spec.teacher_seed}{extra}"
     params = ",".join([f"{k}={v}" for k, v in spec.target_params] + ([extra[1:]] if extra else []))
     return (f"{spec.target}({params})" if params else spec.target) + wd
+
+
+# targets whose data set does not depend on the run's seed: the population loss has no
+# sample, spirals and mixtures draw theirs (label flips included) from teacher_seed
+SEED_FREE_DATA = ("gaussian", "spirals", "mixture")
+
+
+def shares_data(target, sampling, noise):
+    """Whether every seed of a cell trains on one data set, so that their objectives
+    compare (spurious minima, paired tests): grid points without noise, or a target in
+    ``SEED_FREE_DATA``. Uniform points and value or label noise are drawn from the run's
+    own seed. Elementwise on arrays (pandas columns) as on scalars."""
+    own = np.isin(target, SEED_FREE_DATA)
+    return own | ((np.asarray(sampling) == "grid") & (np.asarray(noise, dtype=float) == 0))
+
+
+def network_label(spec: RunSpec) -> str:
+    """A short stable name of one trained network in the analysis stages' rows: its
+    problem, width and seed, and a hash of its whole spec (other axes apart)."""
+    digest = hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode()).hexdigest()
+    return f"{target_label(spec)} w{spec.width} s{spec.seed} {digest[:8]}"
 
 
 def cell_of(spec: RunSpec) -> tuple[str, str, int]:

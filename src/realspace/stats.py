@@ -27,7 +27,13 @@ import numpy as np
 import pandas as pd
 
 from .inverse import fit_slope
-from .spec import CLASSIFICATION_TARGETS, DEFAULT_RESTRICTED_METHOD, DEFAULT_TEACHER_ROWS, RunSpec
+from .spec import (
+    CLASSIFICATION_TARGETS,
+    DEFAULT_RESTRICTED_METHOD,
+    DEFAULT_TEACHER_ROWS,
+    RunSpec,
+    shares_data,
+)
 from .spurious import SPURIOUS_REL_LOSS, teacher_zero_loss
 
 __all__ = [
@@ -35,6 +41,7 @@ __all__ = [
     "with_problems",
     "gap_values",
     "minimum_verdicts",
+    "shared_data",
     "EXACT_AT_WIDTH",
     "cell_stats",
     "decay_rates",
@@ -144,12 +151,24 @@ def _diverged(df: pd.DataFrame) -> pd.Series:
     return df["run_status"].eq("diverged")
 
 
+def shared_data(df: pd.DataFrame) -> pd.Series:
+    """Per row, whether the seeds of its cell train on one data set (``spec.shares_data``;
+    rows without the columns have the defaults: grid points, no noise)."""
+
+    def col(name, default):
+        return df[name] if name in df else pd.Series(default, index=df.index)
+
+    shared = shares_data(col("target", ""), col("sampling", "grid"), col("noise", 0.0))
+    return pd.Series(shared, index=df.index)
+
+
 def minimum_verdicts(df: pd.DataFrame, eps: float) -> pd.Series:
     """Per row of ``gap_values``: "" unless a certified local minimum, else
 
     - "spurious": a network of the same cell (width, problem, parametrization) is better
-      by more than eps: another end point of the cell (not diverged), or J* where it is
-      the optimum at that width (``EXACT_AT_WIDTH``);
+      by more than eps: another end point of the cell (not diverged; only where the
+      cell's seeds share one data set, ``shared_data``), or J* where it is the optimum
+      at that width (``EXACT_AT_WIDTH``, on the run's own data);
     - "optimal": not spurious, and within eps of a lower bound on the width's optimum
       (``LOWER_BOUNDS``): within eps of the optimum itself;
     - "undecided": neither; a gap to a lower bound alone (``convex_lower_bound``, the
@@ -161,7 +180,9 @@ def minimum_verdicts(df: pd.DataFrame, eps: float) -> pd.Series:
     # a diverged end point is never a certified minimum, whatever its numbers say
     certified = df["certified"].astype(bool) & ~diverged
     j = df["j_final"].where(np.isfinite(df["j_final"]) & ~diverged)
-    cell_best = j.groupby([df[c] for c in CELL]).transform("min")
+    # another seed's objective is a value on another data set unless the cell shares one:
+    # then only J* (computed on the run's own data) can show a minimum spurious
+    cell_best = j.groupby([df[c] for c in CELL]).transform("min").where(shared_data(df))
     exact = df["reference"].isin(EXACT_AT_WIDTH)
     attainable = np.fmin(cell_best, df["j_star"].where(exact))
     bounded = df["reference"].isin(LOWER_BOUNDS)
