@@ -42,7 +42,8 @@ def log_unit_task(tracking_uri: str, experiment: str, parent: str, unit, rows: l
     """Log one unit as a child run (FINISHED only once its table is written)."""
     from realspace.tracking.connection import open_store
 
-    params = {k: v for k, v in unit.inputs.items() if k != "spec"}
+    # specs and keys of the members: the members param names them already
+    params = {k: v for k, v in unit.inputs.items() if k not in ("spec", "specs", "keys")}
     if unit.members:
         params["members"] = ",".join(unit.members)
     return open_store(tracking_uri, experiment).log_stage(

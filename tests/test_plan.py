@@ -251,3 +251,43 @@ def test_seed_pairs_and_cell_names_keep_restricted_methods_apart():
         assert len({by_key[k].restricted_method for k in u.members}) == 1
     cells = {cell_key(r.spec): r.spec for r in runs}
     assert len(set(cell_names(cells).values())) == len(cells) == 3
+
+
+def test_witness_and_stability_units_cover_their_problems():
+    """One witness unit per unrestricted problem over all its end points; one stability
+    unit per d = 1 problem and parametrization over the stability widths' lowest seeds;
+    a weight decay is a problem of its own, and changing the analysis settings changes
+    the units' keys (so a rerun recomputes them), never the runs' keys."""
+    from realspace.sweep.analysis import plan_analysis
+
+    doc = {
+        "name": "w",
+        "targets": [{"name": "sin"}, {"name": "sin", "weight_decay": 0.01}],
+        "widths": [4, 8, 16],
+        "seeds": 5,
+        "analysis": {"retrain_seeds": 0, "pathology_max_log2": 2, "seed_pairs": 0},
+    }
+    cfg = parse_config(doc)
+    runs = plan_runs(cfg)
+    by_key = {r.key: r.spec for r in runs}
+    units = plan_analysis(cfg, runs)
+    witness = [u for u in units if u.stage == "witness"]
+    assert len(witness) == 2
+    for u in witness:
+        specs = [by_key[k] for k in u.members]
+        assert {s.parametrization for s in specs} == {"unrestricted"}
+        assert len(specs) == 3 * 5 and len({s.weight_decay for s in specs}) == 1
+        assert u.inputs["keys"] == list(u.members)
+    stability = [u for u in units if u.stage == "stability"]
+    assert len(stability) == 4  # 2 problems x 2 parametrizations
+    for u in stability:
+        specs = [by_key[k] for k in u.members]
+        assert sorted((s.width, s.seed) for s in specs) == [
+            (w, s) for w in (8, 16) for s in range(4)
+        ]
+        assert u.inputs["kinds"] == ["add", "scale", "shift"]
+    fewer = parse_config({**doc, "analysis": {**doc["analysis"], "stability_seeds": 2}})
+    again = [u for u in plan_analysis(fewer, plan_runs(fewer)) if u.stage == "stability"]
+    assert {u.key for u in again}.isdisjoint(u.key for u in stability)
+    assert all(len(u.members) == 4 for u in again)
+    assert [r.key for r in plan_runs(fewer)] == [r.key for r in runs]

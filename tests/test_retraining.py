@@ -1,5 +1,6 @@
-"""The retraining experiment and its controls: the start, the control's floor, which rows
-enter the exponent, and the bootstrap interval over networks."""
+"""The retraining experiment and its control: the start, the control's floor, the exponent
+of the travel against the realization's own travel (every row kept), and the bootstrap
+interval over networks."""
 
 import itertools
 
@@ -11,12 +12,7 @@ import torch
 from realspace import in_restricted_set, uniform_distance
 from realspace.inverse import bootstrap_slope, fit_slope
 from realspace.problem import network_from_params
-from realspace.report.retraining import (
-    FIT_RATIO,
-    FLOOR_RATIO,
-    exclusion,
-    retrain_exponents,
-)
+from realspace.report.retraining import FIT_RATIO, retrain_exponents
 from realspace.spec import RunSpec
 from realspace.train import TrainOptions, train_shard
 from realspace.train.retrain import HEADROOM_SCALE, retrain_start, retrain_table
@@ -59,18 +55,23 @@ def test_retraining_fits_its_targets_without_weight_decay_and_reports_the_floor(
     assert (rows["weight_decay"] == 0.01).all() and (rows["width"] == 8).all()
 
 
-def test_a_trainer_that_does_not_move_fits_nothing_and_is_left_out(trained):
-    """lr 1e-12: the control and every row stay at the start (d_P ~ 0; float64, or the
-    float32 rounding of the start, ~1e-7, would be the floor), no target is reached (fit
-    error = d_W), so every row is excluded as not fitted."""
+def test_a_trainer_that_does_not_move_travels_nowhere_and_reaches_no_target(trained):
+    """lr 1e-12: the control and every row stay at the start (d_P ~ 0; float64), no target
+    is reached (fit error = d_W): the rows say so, none is dropped. The realization's
+    travel in W^{1,inf} is not small all the same: a kink moved by 1e-11 changes f' by
+    |c_i a_i| on a sliver, so d_W_travel is a neuron's slope jump (at most the largest)."""
     spec, params = trained
     float64 = TrainOptions(dtype=torch.float64)
     rows = pd.DataFrame(
         retrain_table(spec, params, "unrestricted", ["scale"], [1e-2, 1e-1], 50, 1e-12, float64)
     )
     assert (rows["floor"] < 1e-9).all() and (rows["d_P"] < 1e-9).all()
+    jumps = np.abs(params["c"] * params["a"][:, 0])
+    assert (rows["d_W_travel"] > 1e-3 * jumps.max()).all()
+    assert (rows["d_W_travel"] <= jumps.sum() + 1e-9).all()
     assert rows["fit_d_inf"].to_numpy() == pytest.approx(rows["d_W"].to_numpy(), rel=1e-3)
-    assert (exclusion(rows) == "fit").all()
+    e = retrain_exponents(rows).iloc[0]
+    assert e["rows"] == 2 and e["reached_g"] == 0.0
 
 
 def _rows(network, d_w, d_p, **extra):
@@ -80,6 +81,7 @@ def _rows(network, d_w, d_p, **extra):
         parametrization="restricted",
         kind="add",
         d_W=d_w,
+        d_W_travel=d_w,
         d_P=d_p,
         d_P_bound="exact",
         fit_d_inf=0.01 * np.asarray(d_w),
@@ -92,34 +94,33 @@ def _rows(network, d_w, d_p, **extra):
     )
 
 
-def test_rows_are_left_out_for_kink_bound_fit_and_floor():
-    d_w = np.array([1e-3, 1e-2, 1e-1, 1e-1, 1e-1, 1e-1])
-    rows = _rows("n0", d_w, np.sqrt(d_w))
-    rows.loc[2, "kind"] = "kink"
-    rows.loc[3, "d_P_bound"] = "upper"
-    rows.loc[4, "fit_d_inf"] = 2 * FIT_RATIO * rows.loc[4, "d_W"]
-    rows.loc[5, "floor"] = rows.loc[5, "d_P"] / FLOOR_RATIO  # exactly at the limit
-    assert exclusion(rows).tolist() == ["", "", "kink", "bound", "fit", "floor"]
-    assert (exclusion(rows.drop(columns="floor")) == "no control").all()
-
-
-def test_the_exponent_of_controlled_rows_and_its_interval_over_networks():
-    """Two networks on d_P = C d_W^(1/2) with their own C: p = 1/2 exactly, in every
-    resample; rows left out (a floor-level one) do not bend it."""
-    d_w = np.array([1e-4, 1e-3, 1e-2, 1e-1])
+def test_the_exponent_is_fitted_per_kind_against_the_realizations_travel():
+    """Two networks on d_P = C x^(1/2), x = d_W_travel (not the nominal d_W, which here is
+    ten times larger and constant): p = 1/2 exactly in every resample. A second kind with
+    p = 1 is fitted apart. A row at the control's floor and a row that missed g stay in:
+    they are reported (reached_g), never dropped."""
+    x = np.array([1e-4, 1e-3, 1e-2, 1e-1])
     rows = pd.concat(
         [
-            _rows("n0", d_w, 0.3 * np.sqrt(d_w)),
-            _rows("n1", d_w, 2.0 * np.sqrt(d_w)),
-            _rows("n1", np.array([1e-5]), np.array([1e-6]), floor=1e-6),
+            _rows("n0", np.full(4, 1.0), 0.3 * np.sqrt(x), d_W_travel=x),
+            _rows("n1", np.full(4, 1.0), 2.0 * np.sqrt(x), d_W_travel=x),
+            _rows("n0", x, 0.5 * x, kind="scale"),
+            _rows("n1", x, 0.7 * x, kind="scale", fit_d_inf=x),
         ],
         ignore_index=True,
     )
-    e = retrain_exponents(rows).iloc[0]
-    assert (e["networks"], e["rows"], e["excluded_floor"]) == (2, 8, 1)
-    assert e["exponent"] == pytest.approx(0.5, abs=1e-12)
-    assert e["ci_low"] == pytest.approx(0.5, abs=1e-12)
-    assert e["ci_high"] == pytest.approx(0.5, abs=1e-12)
+    e = retrain_exponents(rows).set_index("kind")
+    assert (e.loc["add", "networks"], e.loc["add", "rows"]) == (2, 8)
+    for kind, p in (("add", 0.5), ("scale", 1.0)):
+        assert e.loc[kind, "exponent"] == pytest.approx(p, abs=1e-12)
+        assert e.loc[kind, "ci_low"] == pytest.approx(p, abs=1e-12)
+        assert e.loc[kind, "ci_high"] == pytest.approx(p, abs=1e-12)
+    assert e.loc["scale", "reached_g"] == 0.5  # n1's rows fit g no better than d_W
+    # a row near the floor stays in and bends the fit: nothing is filtered on d_P
+    low = pd.concat([rows, _rows("n1", np.array([1.0]), np.array([1e-6]), d_W_travel=1e-5)])
+    bent = retrain_exponents(low).set_index("kind").loc["add"]
+    assert bent["rows"] == 9 and bent["exponent"] > 0.55
+    assert retrain_exponents(rows.drop(columns="d_W_travel")).empty  # rows before it existed
 
 
 def test_bootstrap_interval_lies_within_the_slopes_of_every_resample():

@@ -208,7 +208,9 @@ def retrain_distances(
     start: ShallowNet, end: ShallowNet, target: ShallowNet, D: float, restricted: bool
 ) -> dict:
     """How far retraining moved the parameters: d_P(start, end) (raw, unrestricted) or the
-    fibre distance on Omega_N (restricted), and how well ``end`` fits g: sup |R(end) - g|.
+    fibre distance on Omega_N (restricted); how far it moved the realization:
+    ``d_W_travel`` = d_W(R(start), R(end)) (exact in d = 1), the x against which the
+    travel is fitted; and how well ``end`` fits g: sup |R(end) - g|.
 
     The fit is judged in the uniform norm: a kink of ``end`` a hair away from g's makes
     f' differ by |c_i a_i| on the sliver between them, so d_W(R(end), g) stays of order
@@ -218,5 +220,6 @@ def retrain_distances(
     return {
         "d_P": float(travel),
         "d_P_bound": travel.bound,
+        "d_W_travel": float(sobolev_distance(start, end, D)),
         "fit_d_inf": float(uniform_distance(end, target, D)),
     }

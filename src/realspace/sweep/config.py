@@ -27,6 +27,7 @@ from ..spec import (
     TEACHER_ROWS,
     problem_conflicts,
 )
+from ..stability import STABILITY_DELTAS, STABILITY_KINDS
 
 __all__ = ["SweepConfig", "ConfigError", "load_config", "parse_config", "as_config"]
 
@@ -35,6 +36,7 @@ OptimizerKind = Literal[OPTIMIZERS]
 Sampling = Literal[SAMPLINGS]
 TeacherRows = Literal[TEACHER_ROWS]
 Perturbation = Literal[PERTURBATIONS]
+StabilityKind = Literal[STABILITY_KINDS]
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -138,6 +140,14 @@ class Analysis(Strict):
     retrain_steps: PositiveInt = 1000
     retrain_lr: PositiveFloat = 1e-3
     convex_samples: PositiveInt = 2000  # sampled activation patterns where not exact
+    # claim 2: witnesses (free neuron, realization-space descent) of unrestricted end points
+    witnesses: bool = True
+    # claim 3 on trained networks (d = 1): end points of these widths, this many seeds per
+    # cell, perturbed by each kind at each size (exact d_W and fibre distances)
+    stability_widths: list[PositiveInt] = [8, 16]
+    stability_seeds: Annotated[int, Field(ge=0)] = 4  # 0: off
+    stability_kinds: Annotated[list[StabilityKind], Field(min_length=1)] = list(STABILITY_KINDS)
+    stability_deltas: Annotated[list[PositiveFloat], Field(min_length=2)] = list(STABILITY_DELTAS)
     report: bool = True  # write the report when the sweep ends
 
 

@@ -20,8 +20,6 @@ A controlled experiment (docs/science.md#inverse-stability-experiments):
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import replace
 
 import numpy as np
@@ -30,7 +28,7 @@ from ..inverse import perturb, restricted_start, retrain_distances
 from ..nets import ShallowNet
 from ..problem import make_data, network_from_params, rng_for
 from ..restricted import DEFAULT_TOL
-from ..spec import RunSpec, target_label
+from ..spec import RunSpec, network_label
 from .loop import TrainOptions, train_shard
 
 __all__ = ["retrain_table", "retrain_start", "STREAM_PERTURB", "HEADROOM_SCALE"]
@@ -41,13 +39,6 @@ HEADROOM_SCALE = 1e-6  # |c| = ||a|| of the extra neuron: it moves f by at most 
 
 def _params(net: ShallowNet) -> dict:
     return {"a": net.a, "b": net.b, "c": net.c, "e": np.asarray(net.e), "w": net.linear}
-
-
-def network_label(spec: RunSpec) -> str:
-    """A short stable name of the trained network a retraining unit starts from: its
-    problem, width and seed, and a hash of its whole spec (other axes apart)."""
-    digest = hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode()).hexdigest()
-    return f"{target_label(spec)} w{spec.width} s{spec.seed} {digest[:8]}"
 
 
 def retrain_start(gamma: ShallowNet, spec: RunSpec, restricted: bool) -> ShallowNet:
@@ -88,7 +79,7 @@ def retrain_table(
     the fibre distance on Omega_N), ``d_P_bound``, ``fit_d_inf`` (sup |R(end) - g|),
     ``floor`` (the control's d_P), ``floor_bound``, ``floor_fit_d_inf``, ``r_half``,
     ``r_one``, ``width``, ``seed``, ``weight_decay`` (the source run's; retraining uses
-    none).
+    none), ``d_W_travel`` (exact d_W(R(start), R(end)): how far the realization moved).
     """
     if spec.d != 1 or spec.loss != "mse":
         raise ValueError("retraining is defined for d = 1 MSE runs")
