@@ -99,9 +99,8 @@ def test_claim4_table_compares_best_and_median_at_equal_width():
         32: True,
     }
     assert c4.set_index("width").loc[8, "best_restricted"] == pytest.approx(1.51)
-    v = claim_verdicts(
-        df, pd.DataFrame(), pd.DataFrame(), c4, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), 1e-3
-    )
+    empty = pd.DataFrame()
+    v = claim_verdicts(empty, empty, c4, empty, empty, empty, 1e-3)
     assert v[3]["verdict"] == "inconclusive" and "75%" in v[3]["evidence"]
 
 
@@ -142,34 +141,17 @@ def test_claim1_verdicts_follow_the_widest_width():
     empty = pd.DataFrame()
     cells, rates = _cells(1e-5)
     assert (
-        claim_verdicts(empty, cells, rates, empty, empty, empty, empty, 1e-4)[0]["verdict"]
-        == "supported"
+        claim_verdicts(cells, rates, empty, empty, empty, empty, 1e-4)[0]["verdict"] == "supported"
     )
     cells, rates = _cells(0.5, exponent_gaps=(0.3, 0.4))  # rising gap, above eps
     assert (
-        claim_verdicts(empty, cells, rates, empty, empty, empty, empty, 1e-4)[0]["verdict"]
+        claim_verdicts(cells, rates, empty, empty, empty, empty, 1e-4)[0]["verdict"]
         == "not supported"
     )
     cells, rates = _cells(1e-5, reference="best_in_cell")
     assert (
-        claim_verdicts(empty, cells, rates, empty, empty, empty, empty, 1e-4)[0]["verdict"]
+        claim_verdicts(cells, rates, empty, empty, empty, empty, 1e-4)[0]["verdict"]
         == "inconclusive"
-    )
-
-
-def test_claim3_verdict_from_the_pathology_table():
-    from realspace.inverse import pathology_table
-
-    path = pd.DataFrame(pathology_table(12))
-    empty = pd.DataFrame()
-    v = claim_verdicts(empty, empty, empty, empty, path, empty, empty, 1e-4)[2]
-    assert v["verdict"] == "supported"
-    assert "P1: r_1/2 ~ n^1.50 raw" in v["evidence"]  # docs/science.md: P1 grows like n^(3/2)
-    broken = path.copy()
-    broken["r_half_canonical"] = broken["r_half_raw"]
-    assert (
-        claim_verdicts(empty, empty, empty, empty, broken, empty, empty, 1e-4)[2]["verdict"]
-        == "not supported"
     )
 
 
@@ -188,9 +170,8 @@ def test_claim4_keeps_restricted_methods_apart_and_rests_on_the_default():
     assert len(c4) == 8 and set(c4["method"]) == {DEFAULT_RESTRICTED_METHOD, other}
     good = c4.set_index("method")["restricted_as_good"]
     assert good[DEFAULT_RESTRICTED_METHOD].all() and not good[other].any()
-    v = claim_verdicts(
-        df, pd.DataFrame(), pd.DataFrame(), c4, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), 1e-3
-    )
+    empty = pd.DataFrame()
+    v = claim_verdicts(empty, empty, c4, empty, empty, empty, 1e-3)
     assert v[3]["verdict"] == "supported"
     assert f"{other} 0% of 4" in v[3]["evidence"]
     # every cell table keeps the methods apart
@@ -241,7 +222,9 @@ def test_the_report_opens_with_the_claims_at_a_glance():
     assert set(glance.table.columns) >= {"verdict", "rests on", "section", "figure"}
     assert "100% of 4" in glance.table.set_index("claim").loc[4, "rests on"]
     headings = [s.heading for s in sections]
-    expected = [h for h in glance.table["section"] if not h.startswith("Inverse stability")]
+    # the sections of claims 2 and 3 show the stages' evidence: absent without stages
+    ran = ("Inverse stability", "Claim 2")
+    expected = [h for h in glance.table["section"] if not h.startswith(ran)]
     assert all(h in headings for h in expected)
 
 
@@ -255,14 +238,7 @@ def test_claim4_run_by_run_shares_pair_seeds():
     assert c4["win_share"] == pytest.approx((n * (n + 1) / 2) / n**2)  # ties count
     assert c4["paired_share"] == pytest.approx(3 / 5)  # seeds 2, 3, 4
     assert c4["restricted_as_good"]
-    v = claim_verdicts(
-        df,
-        pd.DataFrame(),
-        pd.DataFrame(),
-        stats.claim4_table(stats.with_problems(df)),
-        pd.DataFrame(),
-        pd.DataFrame(),
-        pd.DataFrame(),
-        1e-3,
-    )
+    empty = pd.DataFrame()
+    c4 = stats.claim4_table(stats.with_problems(df))
+    v = claim_verdicts(empty, empty, c4, empty, empty, empty, 1e-3)
     assert "as good as an unrestricted one in 60% of pairs (paired by seed" in v[3]["evidence"]

@@ -31,6 +31,9 @@ DOC = {
         "retrain_deltas": [0.01],
         "retrain_kinds": ["add", "scale"],
         "retrain_steps": 40,
+        "stability_widths": [3],
+        "stability_seeds": 2,
+        "stability_deltas": [1e-2, 1e-3, 1e-4],
     },
 }
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -89,12 +92,11 @@ def test_analysis_units_are_logged_once_each_with_their_tables(swept):
     uri, summary = swept
     cfg = parse_config(DOC)
     units = plan_analysis(cfg, plan_runs(cfg))
-    # 6 pathology families; 8 cells with 2 seeds; sin and teacher at width 3, 2 targets each
-    assert [sum(u.stage == s for u in units) for s in ("pathology", "seed_pairs", "retrain")] == [
-        6,
-        8,
-        4,
-    ]
+    # 6 pathology families; 8 cells with 2 seeds; sin and teacher at width 3, 2 targets
+    # each; a witness unit per unrestricted problem; stability per problem and
+    # parametrization
+    stages = ("pathology", "seed_pairs", "retrain", "witness", "stability")
+    assert [sum(u.stage == s for u in units) for s in stages] == [6, 8, 4, 2, 4]
     _, _, stages = _children(MlflowClient(uri), uri)
     assert sorted(c.data.tags["realspace.run_key"] for c in stages) == sorted(u.key for u in units)
     assert summary.analysis_units == len(units) and summary.failed_units == []
@@ -109,6 +111,14 @@ def test_analysis_units_are_logged_once_each_with_their_tables(swept):
     assert all(r["d_W"] == pytest.approx(0.01, rel=1e-9) for r in retrain)
     pairs = reader.stage("seed_pairs")
     assert len(pairs) == 8  # one pair per cell of two seeds
+    witness = reader.stage("witness")
+    runs = load_runs(DOC, uri)
+    unrestricted = set(runs.loc[runs["parametrization"] == "unrestricted", "run_key"])
+    assert {r["run_key"] for r in witness} == unrestricted and len(witness) == 8
+    stability = [r for r in reader.stage("stability") if r["parametrization"] == "restricted"]
+    assert len(stability) == 2 * 2 * 3 * 3  # targets x seeds x kinds x deltas, at width 3
+    assert all(r["d_W"] == pytest.approx(r["delta"], rel=1e-9) for r in stability)
+    assert all(r["d_P_bound"] == "exact" for r in stability)
 
 
 def test_the_report_is_written_and_logged_to_the_parent(swept):
@@ -123,6 +133,7 @@ def test_the_report_is_written_and_logged_to_the_parent(swept):
         "inverse_stability",
         "census_vs_width",
         "gallery",
+        "witness",
     ):
         data = (folder / f"{name}.png").read_bytes()
         assert data.startswith(PNG)
@@ -133,7 +144,7 @@ def test_the_report_is_written_and_logged_to_the_parent(swept):
     assert [v[0] for v in verdicts] == ["1", "2", "3", "4"]
     assert all(f"Claim {c} ({v})" in md for c, v in verdicts)  # with its evidence
     html = (folder / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 5 and "<table" in html
+    assert html.count("data:image/png;base64,") == 6 and "<table" in html
     client = MlflowClient(uri)
     parent, _, _ = _children(client, uri)
     logged = {f.path for f in client.list_artifacts(parent.info.run_id, "report")}

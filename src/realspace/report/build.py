@@ -15,8 +15,9 @@ from .gallery import gallery_items
 from .metrics import cell_metrics
 from .render import render_html, render_markdown
 from .sections import FIGURES, report_sections
+from .witnesses import best_witness, witness_item, witness_rows
 
-__all__ = ["Report", "build_report"]
+__all__ = ["Report", "build_report", "witness_key"]
 
 
 @dataclass
@@ -39,6 +40,7 @@ def build_report(
     planned: int | None = None,
     gallery_params: dict[str, dict] | None = None,
     reference: pd.DataFrame | None = None,
+    witness_params: dict[str, dict] | None = None,
 ) -> Report:
     """Statistics, figures, verdicts; writes report.md, report.html and the PNGs to
     ``folder``.
@@ -46,12 +48,14 @@ def build_report(
     ``runs``: load_runs rows; ``stages``: analysis rows by stage; ``eps``: near-optimality
     threshold on the gap; ``planned``: networks the sweep planned; ``reference``: J* and
     its label per row (default: ``stats.reference_frame``); ``gallery_params``: end
-    points by run id for the realization gallery (choose them with ``pick_gallery``).
+    points by run id for the realization gallery (choose them with ``pick_gallery``);
+    ``witness_params``: the end point of the best claim-2 witness by run key
+    (``witness_key``), drawn when given.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     ev = collect_evidence(runs, stages, eps, planned=planned, reference=reference)
-    figures = _draw_figures(ev, gallery_params or {}, folder)
+    figures = _draw_figures(ev, gallery_params or {}, witness_params or {}, folder)
     sections = report_sections(ev)
     (folder / "report.md").write_text(render_markdown(title, sections))
     images = {name: path.read_bytes() for name, path in figures.items()}
@@ -60,7 +64,7 @@ def build_report(
     return Report(folder, files, ev.verdicts, ev.cells, cell_metrics(ev.cells, ev.census))
 
 
-def _draw_figures(ev: Evidence, gallery_params: dict[str, dict], folder: Path) -> dict:
+def _draw_figures(ev: Evidence, gallery_params: dict, witness_params: dict, folder: Path) -> dict:
     """Each of ``FIGURES`` drawn into ``folder``: its path by file name."""
     gallery = gallery_items(ev.runs, gallery_params) if len(ev.runs) else []
     drawn = {
@@ -69,10 +73,23 @@ def _draw_figures(ev: Evidence, gallery_params: dict[str, dict], folder: Path) -
             ev.cells, folder / "spurious_vs_width.png"
         ),
         "inverse_stability.png": plots.inverse_stability(
-            ev.pathology, ev.seed_pairs, ev.retrain, folder / "inverse_stability.png"
+            ev.stability, ev.retrain, ev.pathology, ev.seed_pairs, folder / "inverse_stability.png"
         ),
         "census_vs_width.png": plots.census_vs_width(ev.census, folder / "census_vs_width.png"),
         "gallery.png": plots.gallery(gallery, folder / "gallery.png"),
+        "witness.png": plots.witness(
+            witness_item(ev.runs, best_witness(ev.witnesses), witness_params),
+            folder / "witness.png",
+        ),
     }
     assert tuple(drawn) == FIGURES
     return drawn
+
+
+def witness_key(runs: pd.DataFrame, stages: dict[str, list[dict]]) -> str | None:
+    """The run key of the best verified claim-2 witness of ``runs`` (load_runs rows with
+    ``problem``), whose end point the witness figure draws; None without one."""
+    if not len(runs):
+        return None
+    best = best_witness(witness_rows(runs, pd.DataFrame(stages.get("witness", []))))
+    return None if best is None else str(best["run_key"])

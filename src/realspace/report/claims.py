@@ -8,23 +8,21 @@ rests on spelled out; the rules are written here, before any data is seen:
    median gap there is <= eps for all such problems; not supported when it is > eps for
    all of them and the fitted gap exponent is >= 0 (no decay); otherwise inconclusive
    (mixed, or no certified reference at all).
-2. degenerate parametrizations, and parameter-space minima that are not realization-space
-   minima: both existence claims. Not supported when no unrestricted end point carries
-   degenerate neurons (dead, affine on Q, duplicate or opposite; or a canonical form
-   narrower than the network); supported when some does and some certified local minimum
-   is spurious against what its width attains (``stats.minimum_verdicts``: another end
-   point of its cell, or the width's exact optimum, better by more than eps);
-   inconclusive when degenerate end points exist but no minimum is shown spurious (a gap
-   to a lower bound alone is undecided, and reported as such).
-3. inverse stability: supported when (a) along some raw family P1-P4 the ratio r_1/2
-   grows with n (exponent > 0.25, fitted over the larger half of n), (b) along P0 the
-   ratio against the uniform norm grows, (c) on Omega_N (fibre distances of canonical
-   forms) r_1/2 stays bounded along every family (exponent <= 0.1), and (d) controlled
-   restricted retraining (``report.retraining``) does not contradict exponent 1/2: where it
-   rests on at least two networks, the 95 % bootstrap interval of p in d_P ~ d_W^p
-   reaches 1/2 (p < 1/2 throughout would mean distances shrinking slower than
-   d_W^(1/2)). Not supported when (c) fails; otherwise inconclusive. Seed pairs are
-   reported as further evidence.
+2. a parameter-space minimum need not be a realization-space minimum: supported by one
+   verified *witness* (``report.witnesses``: a certified unrestricted minimum, no sample
+   on a kink, with a free neuron whose slot, given a new balanced neuron, lowers J at a
+   positive first-order rate, checked by construction at g = 1e-2 .. 1e-6); not
+   supported when certified unrestricted minima exist and none has a free neuron with a
+   positive rate; otherwise inconclusive. Spurious (non-global) minima are another
+   statement, reported apart.
+3. inverse stability, on trained networks (``report.stability``): per perturbation kind,
+   the exponent p of the exact fibre distance ~ d_W^p with a bootstrap interval over
+   networks. Holds on Omega_N: every kind's interval reaches 1/2; sharp: some kind's
+   interval lies at or below 0.6; fails in general: the lower bound for unrestricted end
+   points with a free neuron has an interval below 1/2. Supported: all three; not
+   supported: some restricted kind's interval lies wholly below 1/2; otherwise
+   inconclusive. The pathology fixtures check the distances and decide nothing;
+   retraining is reported beside the verdict.
 4. restricted loses nothing: the share of (problem, width) pairs where the restricted
    best objective is at least as low as the unrestricted best (relative 1e-3), for the
    default restricted method (all rows when it was not trained). Supported at >= 90 %,
@@ -38,15 +36,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..inverse import fit_slope
 from ..stats import claim4_verdict_rows
-from .retraining import retrain_exponents
+from .witnesses import best_witness
 
 __all__ = ["claim_verdicts", "classification_claim1"]
 
 CERTIFIED = ("teacher_realizable", "convex_exact")
-RETRAIN_RATE = 0.5  # the theorem's exponent: d_P <= C d_W^(1/2) on Omega_N
-RETRAIN_MIN_NETWORKS = 2  # a bootstrap interval over fewer networks is no interval
 
 
 def _claim1(
@@ -119,108 +114,117 @@ def classification_claim1(cells: pd.DataFrame, rates: pd.DataFrame, eps: float, 
     return _claim1(sub, rates, eps, certified=(*CERTIFIED, *LOWER_BOUND_REFERENCES))
 
 
-def _claim2(df: pd.DataFrame, cells: pd.DataFrame) -> dict:
-    u = df[df["parametrization"] == "unrestricted"] if "parametrization" in df else df
-    if u.empty or "census_dead" not in u:
-        return {"verdict": "inconclusive", "evidence": "no unrestricted end points"}
-    shares = u[["census_dead", "census_affine", "census_duplicate", "census_opposite"]]
-    degenerate = (shares.sum(axis=1) > 0) | (u["census_effective_width"] < u["width"])
-
-    def total(col):
-        return int(cells[col].sum()) if col in cells else 0
-
-    spurious, undecided, certified = total("spurious"), total("undecided"), total("certified")
-    evidence = (
-        f"{int(degenerate.sum())} of {len(u)} unrestricted end points are degenerate "
-        f"(mean shares: dead {shares['census_dead'].mean():.3f}, affine "
-        f"{shares['census_affine'].mean():.3f}, duplicate {shares['census_duplicate'].mean():.3f},"
-        f" opposite {shares['census_opposite'].mean():.3f}); of {certified} certified local "
-        f"minima (both parametrizations), {spurious} are spurious (a network of the same "
-        f"width attains an objective lower by more than eps), {undecided} undecided (only a "
-        f"lower bound, the optimum over all widths, is below them) and "
-        f"{certified - spurious - undecided} within eps of their width's optimum"
+def _claim2(witnesses: pd.DataFrame) -> dict:
+    """Claim 2 on ``witness_rows``: supported by one verified witness; not supported when
+    certified unrestricted minima exist and none has a free neuron with a positive rate;
+    otherwise (no minimum, or descents whose construction did not verify) inconclusive."""
+    if witnesses.empty:
+        return {"verdict": "inconclusive", "evidence": "the witness stage has not run"}
+    minima = witnesses[witnesses["minimum"]]
+    verified = minima[minima["witness"]]
+    descending = minima[minima["descends"]]
+    free = int((minima["free_neurons"] > 0).sum())
+    counts = (
+        f"{len(verified)} of {len(minima)} certified unrestricted minima (of "
+        f"{len(witnesses)} end points) are verified witnesses"
     )
-    if not degenerate.any():
-        verdict = "not supported"
-    elif spurious:
-        verdict = "supported"
-    else:
-        verdict = "inconclusive"
+    evidence = (
+        f"{counts}; {free} minima have a free neuron, {len(descending)} with a positive "
+        "realization-space descent rate at their width"
+    )
+    best = best_witness(witnesses)
+    if best is not None:
+        best_text = (
+            f"best: {best['problem']} width {int(best['width'])} seed {int(best['seed'])}, "
+            f"rate {best['descent_rate']:.3g} ({best['rate_bound']}), C {best['witness_C']:.3g}"
+        )
+        evidence += f"; {best_text}: J falls at every g in 1e-2 .. 1e-6 while the "
+        evidence += "realization moves by at most C g"
+        return {"verdict": "supported", "number": f"{counts}; {best_text}", "evidence": evidence}
+    if minima.empty:
+        return {
+            "verdict": "inconclusive",
+            "number": counts,
+            "evidence": evidence + ": no certified unrestricted minimum to test",
+        }
+    if descending.empty:
+        return {
+            "verdict": "not supported",
+            "number": counts,
+            "evidence": evidence + ": every certified minimum is a realization-space "
+            "minimum as far as a free neuron can tell",
+        }
     return {
-        "verdict": verdict,
-        "number": f"{int(degenerate.sum())} of {len(u)} unrestricted end points degenerate; "
-        f"{spurious} of {certified} certified minima spurious",
-        "evidence": evidence,
+        "verdict": "inconclusive",
+        "number": counts,
+        "evidence": evidence + ", none verified by construction",
     }
 
 
-def _retrain_lines(retrain: pd.DataFrame) -> tuple[list[str], bool]:
-    """The retraining evidence, one line per parametrization, and whether the restricted
-    rows contradict exponent 1/2 (rule (d))."""
-    exps = retrain_exponents(retrain)
-    lines, contradicts = [], False
-    for _, e in exps.iterrows():
-        lines.append(
-            f"retraining ({e['parametrization']}, {e['rows']} controlled rows of "
-            f"{e['networks']} networks; left out: {e['excluded_fit']} not fitted, "
-            f"{e['excluded_floor']} at the control's floor, {e['excluded_other']} kink or "
-            f"bound): d_P ~ d_W^{e['exponent']:.2f} (95 % interval [{e['ci_low']:.2f}, "
-            f"{e['ci_high']:.2f}]), median r_1/2 {e['r_half_median']:.3g}, max "
-            f"{e['r_half_max']:.3g}, median floor {e['floor_median']:.2g}"
-        )
-        if (
-            e["parametrization"] == "restricted"
-            and e["networks"] >= RETRAIN_MIN_NETWORKS
-            and e["ci_high"] < RETRAIN_RATE
-        ):
-            contradicts = True
-    return lines, contradicts
+# claim 3: the theorem's exponent, and the float slack of a fit that should give it exactly
+STABILITY_RATE = 0.5
+RATE_SLACK = 0.02
+SHARP_MARGIN = 0.1  # sharp: some kind's interval at or below 1/2 + this
+MIN_NETWORKS = 2  # a bootstrap interval over fewer networks is no interval
 
 
-def _claim3(pathology: pd.DataFrame, seed_pairs: pd.DataFrame, retrain: pd.DataFrame) -> dict:
-    if pathology.empty:
-        return {"verdict": "inconclusive", "evidence": "the pathology stage has not run"}
-    exps = {
-        fam: (
-            fit_slope(g["n"], g["r_half_raw"], tail=0.5),
-            fit_slope(g["n"], g["r_half_canonical"], tail=0.5),
-            fit_slope(g["n"], g["r_half_raw_inf"], tail=0.5),
-        )
-        for fam, g in pathology.groupby("family")
-    }
-    raw_grows = [f for f in ("P1", "P2", "P3", "P4") if f in exps and exps[f][0] > 0.25]
-    uniform_grows = "P0" in exps and exps["P0"][2] > 0.25
-    bounded = all(not (e[1] > 0.1) for e in exps.values())
+def _two(v: float) -> str:
+    return f"{round(v, 2) + 0.0:.2f}"  # + 0.0: no "-0.00" for a fit that is 0 up to rounding
+
+
+def _interval(e) -> str:
+    return f"{_two(e['exponent'])} [{_two(e['ci_low'])}, {_two(e['ci_high'])}]"
+
+
+def _claim3(stability: pd.DataFrame, retrain: pd.DataFrame) -> dict:
+    """Claim 3 on ``stability_exponents`` (and ``retrain_exponents``, reported only).
+
+    On Omega_N (restricted rows; kinds fitted over a decade of d_W, at least
+    ``MIN_NETWORKS`` networks): *holds* when every kind's interval reaches 1/2
+    (``ci_high >= 1/2 - RATE_SLACK``), *sharp* when some kind's lies at or below
+    1/2 + ``SHARP_MARGIN``; *fails in general* when the unrestricted lower bound's interval
+    lies below 1/2. Supported: all three. Not supported: some restricted kind's interval
+    lies wholly below 1/2. Otherwise inconclusive."""
+    if stability.empty:
+        return {"verdict": "inconclusive", "evidence": "the stability stage has not run"}
+    usable = stability[stability["fitted"] & (stability["networks"] >= MIN_NETWORKS)]
+    omega = usable[usable["parametrization"] == "restricted"]
+    free = usable[usable["parametrization"] == "unrestricted"]
+    low = STABILITY_RATE - RATE_SLACK
+    holds = len(omega) > 0 and bool((omega["ci_high"] >= low).all())
+    sharp = bool((omega["ci_high"] <= STABILITY_RATE + SHARP_MARGIN).any())
+    fails = len(free) > 0 and bool((free["ci_high"] < low).all())
+    below = omega[omega["ci_high"] < low]
     lines = [
-        f"{f}: r_1/2 ~ n^{e[0]:.2f} raw, n^{e[1]:.2f} on Omega_N" for f, e in sorted(exps.items())
+        f"{e['parametrization']} {e['kind']}: p {_interval(e)} over {e['networks']} "
+        f"networks, {e['rows']} rows; max r_1/2 {e['r_half_max']:.3g}, max r_1 "
+        f"{e['r_one_max']:.3g}" + ("" if e["fitted"] else " (d_W spans less than a decade)")
+        for _, e in stability.iterrows()
     ]
-    if "P0" in exps:
-        lines.append(f"P0 against the uniform norm: r_1/2 ~ n^{exps['P0'][2]:.2f}")
-    if not seed_pairs.empty:
+    lines.append(
+        f"holds on Omega_N: {'yes' if holds else 'no'}; sharp (some kind p <= "
+        f"{STABILITY_RATE + SHARP_MARGIN:g}): {'yes' if sharp else 'no'}; fails for "
+        f"unrestricted networks with a free neuron: {'yes' if fails else 'no'}"
+    )
+    for _, e in retrain.iterrows() if not retrain.empty else []:
         lines.append(
-            "seed pairs (closest in W^1,inf): median r_1/2 "
-            f"{seed_pairs['r_half_raw'].median():.3g} raw vs "
-            f"{seed_pairs['r_half_canonical'].median():.3g} on Omega_N"
+            f"retraining ({e['parametrization']}, {e['kind']}; does training find the "
+            f"nearby parametrization? not in the verdict): d_P ~ d_W(start, end)^"
+            f"{_interval(e)}, {e['networks']} networks, {e['reached_g']:.0%} reached g"
+            + ("" if e.get("fitted", True) else " (d_W(start, end) spans less than a decade)")
         )
-    contradicts = False
-    if not retrain.empty:
-        more, contradicts = _retrain_lines(retrain)
-        lines += more
-    if contradicts:
-        lines.append(
-            f"restricted retraining contradicts exponent {RETRAIN_RATE:g}: its interval lies "
-            "below it"
-        )
-    if raw_grows and uniform_grows and bounded and not contradicts:
-        verdict = "supported"
-    elif not bounded:
+    if len(below):
         verdict = "not supported"
+    elif holds and sharp and fails:
+        verdict = "supported"
     else:
         verdict = "inconclusive"
-    worst = max((e[1] for e in exps.values() if e[1] == e[1]), default=float("nan"))
+    number = "; ".join(
+        f"{e['parametrization'][0]} {e['kind']} p {_interval(e)}" for _, e in usable.iterrows()
+    )
     return {
         "verdict": verdict,
-        "number": f"largest r_1/2 exponent on Omega_N {worst:.2f} (bounded: <= 0.1)",
+        "number": number or "no kind fitted over two or more networks",
         "evidence": "; ".join(lines),
     }
 
@@ -285,37 +289,35 @@ def _run_by_run(rows: pd.DataFrame) -> str:
 
 
 def claim_verdicts(
-    df: pd.DataFrame,
     cells: pd.DataFrame,
     rates: pd.DataFrame,
     claim4: pd.DataFrame,
-    pathology: pd.DataFrame,
-    seed_pairs: pd.DataFrame,
+    witnesses: pd.DataFrame,
+    stability: pd.DataFrame,
     retrain: pd.DataFrame,
     eps: float,
     expressivity: pd.DataFrame | None = None,
 ) -> list[dict]:
-    """One dict per claim: number, statement, verdict, evidence.
+    """One dict per claim: claim, statement, verdict, number, evidence.
 
-    ``df``: load_runs rows with gaps (``stats.gap_values``); ``cells``, ``rates``,
-    ``claim4``: ``stats.cell_stats``, ``stats.decay_rates`` and ``stats.claim4_table`` of
-    them; ``expressivity``: ``stats.expressivity_table`` (claim 4's evidence, not its
-    rule); ``pathology``, ``seed_pairs``, ``retrain``: the analysis stages' rows. Any frame
-    may be empty; a claim is inconclusive when the frame it rests on is (claim 1:
-    ``cells``, 2: ``df``, 3: ``pathology``, 4: ``claim4``).
+    ``cells``, ``rates``, ``claim4``: ``stats.cell_stats``, ``stats.decay_rates`` and
+    ``stats.claim4_table`` of the runs; ``witnesses``: ``witnesses.witness_rows``;
+    ``stability``: ``stability.stability_exponents``; ``retrain``:
+    ``retraining.retrain_exponents`` (claim 3's evidence, not its rule);
+    ``expressivity``: ``stats.expressivity_table`` (claim 4's evidence, not its rule).
+    Any frame may be empty; a claim is inconclusive when the frame it rests on is
+    (claim 1: ``cells``, 2: ``witnesses``, 3: ``stability``, 4: ``claim4``).
     """
     statements = [
         "local minima of the regularized problem are almost optimal for large networks",
-        "realizations have degenerate parametrizations; parameter-space minima need not be "
-        "realization-space minima",
-        "inverse stability fails in general (and for the uniform norm) but holds on Omega_N "
-        "with exponent 1/2",
+        "a parameter-space minimum need not be a realization-space minimum",
+        "inverse stability fails in general but holds on Omega_N with exponent 1/2",
         "optimizing over the restricted set loses nothing",
     ]
     results = [
         _claim1(cells, rates, eps),
-        _claim2(df, cells),
-        _claim3(pathology, seed_pairs, retrain),
+        _claim2(witnesses),
+        _claim3(stability, retrain),
         _claim4(claim4, expressivity),
     ]
     return [

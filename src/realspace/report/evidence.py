@@ -12,7 +12,9 @@ import pandas as pd
 from .. import stats
 from ..inverse import fit_slope
 from .claims import claim_verdicts, classification_claim1
-from .retraining import exclusion, retrain_exponents
+from .retraining import FIT_RATIO, retrain_exponents
+from .stability import stability_exponents
+from .witnesses import witness_rows, witness_table
 
 __all__ = ["Evidence", "collect_evidence"]
 
@@ -36,8 +38,14 @@ class Evidence:
     pathology_exponents: pd.DataFrame  # per family: fitted exponents of the ratios
     seed_pair_summary: pd.DataFrame  # describe() of the seed-pair columns
     retrain_summary: pd.DataFrame  # medians per (parametrization, kind, delta)
-    retrain_exponents: pd.DataFrame  # retraining.retrain_exponents: d_P ~ d_W^p with CI
+    retrain_exponents: pd.DataFrame  # retraining.retrain_exponents: per kind, with CI
     verdicts: list[dict]  # claim_verdicts: one dict per claim
+    # claim 2: witnesses.witness_rows (one per unrestricted end point) and per cell
+    witnesses: pd.DataFrame = field(default_factory=pd.DataFrame)
+    witness_cells: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # claim 3: stability stage rows and stability.stability_exponents of them
+    stability: pd.DataFrame = field(default_factory=pd.DataFrame)
+    stability_exponents: pd.DataFrame = field(default_factory=pd.DataFrame)
     # stats.spurious_table: spurious share per (teacher, k, n) of the gaussian runs
     spurious: pd.DataFrame = field(default_factory=pd.DataFrame)
     # stats.classification_table and claim 1's verdict over the classification problems
@@ -71,9 +79,11 @@ def collect_evidence(
     pathology = pd.DataFrame(stages.get("pathology", []))
     seed_pairs = pd.DataFrame(stages.get("seed_pairs", []))
     retrain = pd.DataFrame(stages.get("retrain", []))
-    verdicts = claim_verdicts(
-        df, cells, rates, claim4, pathology, seed_pairs, retrain, eps, expressivity
-    )
+    stability = pd.DataFrame(stages.get("stability", []))
+    witnesses = witness_rows(df, pd.DataFrame(stages.get("witness", []))) if len(df) else df
+    exponents = stability_exponents(stability)
+    travel = retrain_exponents(retrain)
+    verdicts = claim_verdicts(cells, rates, claim4, witnesses, exponents, travel, eps, expressivity)
     return Evidence(
         runs=df,
         eps=eps,
@@ -89,8 +99,12 @@ def collect_evidence(
         pathology_exponents=pathology_exponents(pathology),
         seed_pair_summary=seed_pair_summary(seed_pairs),
         retrain_summary=retrain_summary(retrain),
-        retrain_exponents=retrain_exponents(retrain),
+        retrain_exponents=travel,
         verdicts=verdicts,
+        witnesses=witnesses,
+        witness_cells=witness_table(witnesses),
+        stability=stability,
+        stability_exponents=exponents,
         spurious=stats.spurious_table(df) if len(df) else pd.DataFrame(),
         classification=classification,
         classification_verdict=classification_claim1(
@@ -130,15 +144,17 @@ def seed_pair_summary(seed_pairs: pd.DataFrame) -> pd.DataFrame:
 
 
 def retrain_summary(retrain: pd.DataFrame) -> pd.DataFrame:
-    """Median d_W, d_P, the control's floor beside it, r_1/2 and the fit error per
-    (parametrization, perturbation kind, delta), and how many rows are controlled (enter
-    the exponent: ``retraining.exclusion``)."""
+    """Median d_W (to g), d_W_travel (start to end), d_P, the control's floor beside it and
+    the fit error per (parametrization, perturbation kind, delta), with the rows and how
+    many reached g (``fit_d_inf <= FIT_RATIO d_W``)."""
     if retrain.empty:
         return pd.DataFrame()
-    columns = [c for c in ("d_W", "d_P", "floor", "r_half", "fit_d_inf") if c in retrain]
-    frame = retrain.assign(controlled=exclusion(retrain) == "")
+    columns = [
+        c for c in ("d_W", "d_W_travel", "d_P", "floor", "fit_d_inf", "r_half") if c in retrain
+    ]
+    frame = retrain.assign(reached_g=retrain["fit_d_inf"] <= FIT_RATIO * retrain["d_W"])
     keys = ["parametrization", "kind", "delta"]
     out = frame.groupby(keys)[columns].median()
     out["rows"] = frame.groupby(keys).size()
-    out["controlled"] = frame.groupby(keys)["controlled"].sum()
+    out["reached_g"] = frame.groupby(keys)["reached_g"].sum()
     return out.reset_index()

@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["gap_vs_width", "spurious_vs_width", "inverse_stability", "census_vs_width", "gallery"]
+__all__ = [
+    "gap_vs_width",
+    "spurious_vs_width",
+    "inverse_stability",
+    "census_vs_width",
+    "gallery",
+    "witness",
+]
 
 COLORS = {"unrestricted": "tab:blue", "restricted": "tab:orange"}
 FLOOR = 1e-12  # gaps at or below this are drawn on the floor of the log axis
@@ -116,65 +123,98 @@ def spurious_vs_width(cells: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
+KIND_MARKERS = {"add": "o", "scale": "s", "shift": "^", "new kink": "x"}
+
+
+def _stability_panel(ax, stability: pd.DataFrame) -> None:
+    """Claim 3's evidence: y vs the exact d_W per kind, restricted (fibre distance) and
+    unrestricted (the new kink's lower bound)."""
+    if stability.empty:
+        return
+    for (par, kind), g in stability.groupby(["parametrization", "kind"]):
+        y = g["d_P"] if par == "restricted" else g["lower_bound"]
+        ax.scatter(
+            g["d_W"],
+            y,
+            s=12,
+            color=COLORS.get(par),
+            marker=KIND_MARKERS.get(kind, "o"),
+            label=f"{par} {kind}",
+            alpha=0.6,
+        )
+
+
+def _retrain_panel(ax, retrain: pd.DataFrame) -> None:
+    if retrain.empty or "d_W_travel" not in retrain:
+        return
+    for (par, kind), g in retrain.groupby(["parametrization", "kind"]):
+        ax.scatter(
+            g["d_W_travel"],
+            g["d_P"],
+            s=12,
+            color=COLORS.get(par),
+            marker=KIND_MARKERS.get(kind, "o"),
+            label=f"{par} {kind}",
+            alpha=0.6,
+        )
+
+
+def _reference_slopes(ax) -> None:
+    """Slopes 1/2 and 1 through the middle of what the panel shows."""
+    points = [c.get_offsets() for c in ax.collections if len(c.get_offsets())]
+    if not points:
+        return
+    xy = np.concatenate(points)
+    x, y = xy[:, 0], xy[:, 1]
+    ok = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
+    if not ok.any():
+        return
+    x, y = x[ok], y[ok]
+    lo, hi = float(x.min()), max(float(x.max()), float(x.min()) * 10)
+    grid = np.geomspace(lo, hi, 20)
+    for p, ls in ((0.5, "--"), (1.0, ":")):
+        scale = float(np.median(y)) / np.sqrt(lo * hi) ** p
+        ax.plot(grid, scale * grid**p, color="gray", ls=ls, lw=1, label=f"slope {p:g}")
+
+
 def inverse_stability(
-    path_rows: pd.DataFrame, pairs: pd.DataFrame, retrain: pd.DataFrame, path: Path
+    stability: pd.DataFrame,
+    retrain: pd.DataFrame,
+    path_rows: pd.DataFrame,
+    pairs: pd.DataFrame,
+    path: Path,
 ) -> Path:
-    """d_P vs d_W on log-log axes with reference slopes 1/2 and 1: pathologies (raw and
-    on Omega_N), seed pairs, retraining (unrestricted vs restricted)."""
+    """Parameter distance vs realization distance on log-log axes, with reference slopes
+    1/2 and 1: trained networks perturbed by kind (claim 3's evidence: restricted fibre
+    distances, the unrestricted new kink's lower bound), retraining (the parameters'
+    travel vs the realization's), and the checks of the distances (pathologies and seed
+    pairs, raw and on Omega_N)."""
+    from matplotlib.ticker import NullFormatter
+
     plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.3))
-    panels = [
-        (
-            "pathologies P0-P4",
-            path_rows,
-            [("d_P_raw", "raw", "tab:red"), ("d_P_canonical", "Omega_N (fibre)", "tab:green")],
-        ),
-        (
-            "seed pairs (closest)",
-            pairs,
-            [("d_P_raw", "raw", "tab:red"), ("d_P_canonical", "Omega_N (fibre)", "tab:green")],
-        ),
-    ]
-    for ax, (title, frame, series) in zip(axes[:2], panels, strict=True):
-        for col, label, color in series:
-            if not frame.empty:
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    ax_trained, ax_retrain, ax_path, ax_pairs = axes.flat
+    _stability_panel(ax_trained, stability)
+    ax_trained.set_title("trained networks perturbed (claim 3)")
+    _retrain_panel(ax_retrain, retrain)
+    ax_retrain.set_title("retraining: travel of parameters vs realization")
+    for ax, frame, title in (
+        (ax_path, path_rows, "check: pathologies P0-P4"),
+        (ax_pairs, pairs, "check: closest seed pairs"),
+    ):
+        if not frame.empty:
+            for col, label, color in (
+                ("d_P_raw", "raw", "tab:red"),
+                ("d_P_canonical", "Omega_N (fibre)", "tab:green"),
+            ):
                 ax.scatter(frame["d_W"], frame[col], s=12, color=color, label=label, alpha=0.7)
         ax.set_title(title)
-    ax = axes[2]
-    groups = retrain.groupby(["parametrization", "d_P_bound"]) if not retrain.empty else []
-    for (par, bound), g in groups:
-        marker, label = ("o", par) if bound == "exact" else ("x", f"{par} (upper bound)")
-        ax.scatter(
-            g["d_W"], g["d_P"], s=14, color=COLORS.get(par), label=label, alpha=0.7, marker=marker
-        )
-    ax.set_title("retraining from trained Gamma")
-    frames = [
-        (path_rows, ["d_P_raw", "d_P_canonical"]),
-        (pairs, ["d_P_raw", "d_P_canonical"]),
-        (retrain, ["d_P"]),
-    ]
-    for ax, (frame, cols) in zip(axes, frames, strict=True):
-        if not frame.empty:
-            x = frame["d_W"].to_numpy(float)
-            y = np.concatenate([frame[c].to_numpy(float) for c in cols])
-            x, y = x[(x > 0) & np.isfinite(x)], y[(y > 0) & np.isfinite(y)]
-            if len(x) and len(y):
-                lo, hi = float(x.min()), max(float(x.max()), float(x.min()) * 10)
-                grid = np.geomspace(lo, hi, 20)
-                for p, ls in ((0.5, "--"), (1.0, ":")):  # through the data's centre
-                    scale = float(np.median(y)) / np.sqrt(lo * hi) ** p
-                    ax.plot(grid, scale * grid**p, color="gray", ls=ls, lw=1, label=f"slope {p:g}")
-        ax.set(
-            xscale="log",
-            yscale="log",
-            xlabel="d_W (W^1,inf distance of realizations)",
-            ylabel="d_P (parameter distance)",
-        )
-        from matplotlib.ticker import NullFormatter
-
+    for ax in axes.flat:
+        _reference_slopes(ax)
+        ax.set(xscale="log", yscale="log", xlabel="d_W (W^1,inf)", ylabel="parameter distance")
         ax.xaxis.set_minor_formatter(NullFormatter())
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=6)
     fig.suptitle("Inverse stability: parameter distance vs realization distance")
     return _save(fig, path)
 
@@ -232,6 +272,38 @@ def gallery(items: list[dict], path: Path) -> Path:
         ax.set(xlabel="x", ylabel="f(x)", title=it["title"])
         ax.title.set_fontsize(8)
         ax.legend(fontsize=6)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def witness(item: dict | None, path: Path) -> Path:
+    """The best claim-2 witness (``witnesses.witness_item``): its realization and data
+    with the free neuron's new kink, and beside it the loss's gradient in the function
+    values with the descent direction the new neuron takes."""
+    title = "Claim 2: a parameter-space minimum that is not a realization-space minimum"
+    if item is None:
+        return _empty(path, title, "no verified witness in d = 1")
+    fig, (left, right) = _plt().subplots(1, 2, figsize=(10, 3.6))
+    left.plot(item["data_x"], item["data_y"], ".", color="0.6", ms=3, label="data")
+    left.plot(item["x"], item["f"], color="tab:blue", lw=1.2, label="realization R Theta")
+    left.axvline(item["kink"], color="tab:red", ls="--", lw=1, label="new kink t")
+    left.set(xlabel="x", ylabel="f(x)", title=item["title"])
+    left.title.set_fontsize(8)
+    left.legend(fontsize=6)
+    scale = np.abs(item["G"]).max() / max(np.abs(item["direction"]).max(), 1e-300)
+    right.axhline(0.0, color="0.8", lw=0.8)
+    right.plot(item["data_x"], item["G"], ".", color="tab:gray", ms=3, label="G = dL/df (data)")
+    right.plot(
+        item["x"],
+        scale * item["direction"],
+        color="tab:red",
+        lw=1.2,
+        label="descent direction v rho(u x - t) (scaled)",
+    )
+    right.axvline(item["kink"], color="tab:red", ls="--", lw=1)
+    right.set(xlabel="x", title="J falls along the direction: <G, direction> < 0")
+    right.title.set_fontsize(8)
+    right.legend(fontsize=6)
     fig.suptitle(title)
     return _save(fig, path)
 

@@ -25,19 +25,23 @@ def publish(reader, out_dir=None, log: bool = True):
     """``publish_report`` from an open SweepReader: everything is read through it, so
     the store is opened, the sweep planned and its children listed once."""
     from ..report import build_report, pick_gallery
+    from ..report.build import witness_key
     from ..stats import gap_values, reference_frame, with_problems
     from ..sweep.analysis import STAGES
 
     cfg = reader.config
     runs = reader.runs()
     stages = {s: reader.stage(s) for s in STAGES}
-    gallery_params, reference = {}, None
+    gallery_params, witness_params, reference = {}, {}, None
     if len(runs):
         framed = with_problems(runs)
         reference = reference_frame(framed, samples=cfg.analysis.convex_samples)
         picks = pick_gallery(gap_values(framed, reference))
         if len(picks):
             gallery_params = dict(zip(picks["run_key"], reader.params(picks), strict=True))
+        best = witness_key(framed, stages)
+        if best is not None:
+            witness_params = {best: reader.params_by_key([best])[0]}
     report = build_report(
         runs,
         stages,
@@ -47,6 +51,7 @@ def publish(reader, out_dir=None, log: bool = True):
         planned=len(reader.planned),
         gallery_params=gallery_params,
         reference=reference,
+        witness_params=witness_params,
     )
     if log:
         reader.store.log_report(reader.parent, report.folder, report.metrics)
