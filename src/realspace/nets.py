@@ -6,7 +6,8 @@ A network of width N computes
 
 with a of shape (N, d), b and c of shape (N,), and an affine part (w, e).
 The *unrestricted* parametrization fixes w = 0 (``w=None``); the *restricted*
-parametrization carries a free w of shape (d,). Everything here is float64.
+parametrization carries a free w of shape (d,), and so does an unrestricted network with
+a linear term (``RunSpec.linear_term``). Everything here is float64.
 
 Vector outputs (m >= 2 classes of a classifier): c has shape (N, m), e shape (m,) and
 the linear part W shape (m, d), so f(x) = sum_i c_i rho(<a_i, x> + b_i) + W x + e in R^m.

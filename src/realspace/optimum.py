@@ -426,16 +426,16 @@ def reference_optima(specs, samples: int = 2000) -> list[tuple[float, str]]:
             out.append((float("nan"), ""))
             continue
         x, y = make_data(spec)
-        if spec.loss == "logistic" and free_part_separates(x, y, spec.restricted):
+        if spec.loss == "logistic" and free_part_separates(x, y, spec.has_linear):
             out.append((float("nan"), ""))  # infimum 0, not attained: no optimum
             continue
         h = hashlib.sha256(x.tobytes() + y.tobytes())
-        h.update(repr((spec.weight_decay, spec.restricted, spec.loss)).encode())
+        h.update(repr((spec.weight_decay, spec.has_linear, spec.loss)).encode())
         key = h.hexdigest()
         if key not in solved:
             try:
                 solved[key] = convex_optimum(
-                    x, y, spec.weight_decay, spec.restricted, samples=samples, loss=spec.loss
+                    x, y, spec.weight_decay, spec.has_linear, samples=samples, loss=spec.loss
                 )
             except RuntimeError:  # no solver reached an accurate optimum: no reference
                 solved[key] = None

@@ -450,17 +450,17 @@ def multiclass_references(specs, samples: int = 2000) -> list[MulticlassBounds |
             continue
         x, y = make_data(spec)
         h = hashlib.sha256(x.tobytes() + y.tobytes())
-        h.update(repr((spec.weight_decay, spec.restricted, spec.outputs)).encode())
+        h.update(repr((spec.weight_decay, spec.has_linear, spec.outputs)).encode())
         h.update(str(samples).encode())
         key = h.hexdigest()
         if key not in _SOLVED:
             if len(_SOLVED) >= 256:  # bounded: the report asks for both bounds in turn
                 _SOLVED.pop(next(iter(_SOLVED)))
             _SOLVED[key] = None
-            if not free_part_recedes(x, y, spec.outputs, spec.restricted):
+            if not free_part_recedes(x, y, spec.outputs, spec.has_linear):
                 try:
                     _SOLVED[key] = multiclass_bounds(
-                        x, y, spec.weight_decay, spec.restricted, spec.outputs, samples=samples
+                        x, y, spec.weight_decay, spec.has_linear, spec.outputs, samples=samples
                     )
                 except (cp.error.SolverError, RuntimeError) as err:
                     # no certified number: the cells fall back to the best in the cell

@@ -174,8 +174,12 @@ def eval_grid(d: int, D: float) -> np.ndarray | None:
 
 
 def network_from_params(params: dict, restricted: bool) -> ShallowNet:
-    """The ShallowNet of one run's parameter dict (the affine slope w only when restricted;
-    vector outputs when c is (N, m))."""
+    """The ShallowNet of one run's parameter dict (vector outputs when c is (N, m)).
+
+    ``restricted``: whether the network carries its linear part w, which is what
+    ``spec.has_linear`` says (restricted runs, and unrestricted runs with ``linear_term``);
+    otherwise w = 0 is fixed and the stored w is ignored (the plain unrestricted network).
+    """
     e = params["e"]
     return ShallowNet(
         params["a"],

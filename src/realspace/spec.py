@@ -166,6 +166,14 @@ class RunSpec:
     gaussian target takes another than ``DEFAULT_TEACHER_ROWS``) is in ``to_dict`` only
     when it is not the default: i.i.d. Gaussian rows keep the keys they had before it; and
     ``n_classes`` only when it is not 2.
+
+    ``linear_term``: an unrestricted run whose linear part w trains like the restricted
+    model's (f = sum c_i rho(<a_i, x> + b_i) + <w, x> + e): at equal width the two realize
+    the same functions on the cube, the comparison claim 4 needs. Read False for restricted
+    runs. ``polish``: the size of a float64 full-batch polish of the end point on the same
+    objective (0: none): up to ``polish`` L-BFGS iterations, ``10 polish`` decaying-step
+    iterations, L-BFGS again (``train.polish``). Both are in ``to_dict`` only when set, so the runs
+    without them keep their keys.
     """
 
     target: str = "sin"
@@ -198,12 +206,20 @@ class RunSpec:
     restricted_method: str = ""
     teacher_rows: str = DEFAULT_TEACHER_ROWS
     n_classes: int = 2
+    linear_term: bool = False
+    polish: int = 0
 
     def __post_init__(self):
         def bad(msg):
             raise ValueError(f"RunSpec: {msg}")
 
         # normalized, not refused: replace(spec, parametrization=...) must keep working
+        # read False where it means nothing: a restricted run's affine part is always
+        # free, and the Gaussian teacher-student model has no affine part at all
+        if self.parametrization == "restricted" or LOSS_KINDS.get(self.target) == "gaussian":
+            object.__setattr__(self, "linear_term", False)
+        if self.polish < 0:
+            bad(f"polish must be >= 0 (L-BFGS iterations; 0: off), got {self.polish}")
         if self.parametrization != "restricted":
             object.__setattr__(self, "restricted_method", "")
         elif not self.restricted_method:
@@ -294,6 +310,12 @@ class RunSpec:
         return self.parametrization == "restricted"
 
     @property
+    def has_linear(self) -> bool:
+        """Whether the linear part w trains: restricted runs, and unrestricted runs with
+        ``linear_term`` (the plain unrestricted network has w = 0 fixed)."""
+        return self.restricted or self.linear_term
+
+    @property
     def shares_data(self) -> bool:
         """Whether every seed of this run's cell trains on the same data set
         (``shares_data``)."""
@@ -324,6 +346,7 @@ class RunSpec:
             self.train_output,
             self.restricted_method,
             self.outputs,
+            self.linear_term,
         )
 
     def to_dict(self) -> dict:
@@ -338,6 +361,10 @@ class RunSpec:
             del out["teacher_rows"]
         if self.n_classes == 2:
             del out["n_classes"]
+        if not self.linear_term:
+            del out["linear_term"]
+        if not self.polish:
+            del out["polish"]
         return out
 
     @classmethod
@@ -359,6 +386,13 @@ class RunSpec:
         classes = data.pop("n_classes", None)
         if classes is not None and classes == classes:  # NaN: a binary run beside others
             data["n_classes"] = int(classes)
+        # a table's missing value (a run stored without the field, beside others) reads NaN
+        linear = data.pop("linear_term", None)
+        if linear is not None and linear == linear:
+            data["linear_term"] = bool(linear)
+        polish = data.pop("polish", None)
+        if polish is not None and polish == polish:
+            data["polish"] = int(polish)
         if isinstance(data.get("target_params"), dict):
             data["target_params"] = tuple(sorted(data["target_params"].items()))
         return cls(**data)

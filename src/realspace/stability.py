@@ -8,8 +8,9 @@ A. Restricted end points: Gamma in Omega_N, perturbed by a kind at size delta in
    ``default_rng((seed, kind index))``, the same at every delta: each kind is one family
    delta -> 0, and its exponent is the rate along one fixed direction.
 
-B. Unrestricted end points Theta (w = 0) with a free neuron: g = R Theta + s rho(sigma (x - t)),
-   t a new kink. A width-N parametrization Phi of g (no linear term) needs for every kink
+B. Unrestricted end points Theta (w = 0, or w trained with ``linear_term``) with a free
+   neuron: g = R Theta + s rho(sigma (x - t)), t a new kink. A width-N parametrization Phi
+   of g (with or without a linear term: w has no kink) needs for every kink
    kappa of g its own neuron with (a, b) on L_kappa = {b + kappa a = 0}. The sup-norm
    distance from (a_i, b_i) to L_kappa is |r| / (1 + |kappa|), r = b_i + kappa a_i: a move
    (u, v) with max(|u|, |v|) <= m changes b + kappa a by |v + kappa u| <= m (1 + |kappa|),
@@ -200,9 +201,13 @@ def stability_rows(
 def free_neurons(theta: ShallowNet, D: float, tol: float = DEFAULT_TOL) -> np.ndarray:
     """Mask (N,) of the neurons whose slot a width-N network can give up without changing its
     realization on Q: dead on Q (b_j <= -D |a_j|, a_j = b_j = 0 included), c_j = 0, or one of
-    a pair with positively collinear (a, b) (angle <= tol: the pair merges into one neuron)."""
+    a pair with positively collinear (a, b) (angle <= tol: the pair merges into one neuron);
+    with a linear part (``theta.w`` given) also affine on Q (folded into (w, e))."""
     D = check_domain(D)
-    free = classify_neurons(theta, D, tol)["dead"] | (theta.c == 0)
+    kind = classify_neurons(theta, D, tol)
+    free = kind["dead"] | (theta.c == 0)
+    if theta.w is not None:
+        free |= kind["affine"]
     nz = np.flatnonzero(np.any(np.column_stack([theta.a, theta.b]) != 0, axis=1))
     if nz.size >= 2:
         same, _ = hyperplane_angles(theta.a[nz], theta.b[nz])
@@ -212,8 +217,8 @@ def free_neurons(theta: ShallowNet, D: float, tol: float = DEFAULT_TOL) -> np.nd
 
 
 def kink_lower_bound(theta: ShallowNet, g: ShallowNet, D: float, tol=DEFAULT_TOL) -> Distance:
-    """A lower bound of min d_P(Theta, Phi) over the width-N parametrizations Phi of g without
-    a linear term (N = Theta's width, d = 1; module docstring, part B):
+    """A lower bound of min d_P(Theta, Phi) over the width-N parametrizations Phi of g, with
+    or without a linear term (N = Theta's width, d = 1; module docstring, part B):
 
         LB = min over injective kinks -> neurons i of max_kappa |b_i + kappa a_i| / (1 + |kappa|)
 
@@ -250,8 +255,6 @@ def free_neuron_rows(
     """
     D = check_domain(D)
     _scalar_1d(theta)
-    if np.any(theta.linear != 0):
-        raise ValueError("free_neuron_rows takes an unrestricted network (w = 0)")
     free = free_neurons(theta, D, tol)
     if not free.any():
         return []
@@ -267,6 +270,7 @@ def free_neuron_rows(
             np.append(theta.b, -sigma * t),
             np.append(theta.c, s),
             theta.e,
+            theta.w,  # a linear_term run's trained w (None: w = 0)
         )
         d_w = sobolev_distance(theta, g, D)
         rows.append(

@@ -41,7 +41,7 @@ def gallery_items(df: pd.DataFrame, params: dict[str, dict], limit: int = 6) -> 
         if row["run_key"] not in params or len(items) >= limit:
             continue
         spec = stats.specs_of(row.to_frame().T)[0]
-        net = network_from_params(params[row["run_key"]], spec.restricted)
+        net = network_from_params(params[row["run_key"]], spec.has_linear)
         if spec.d == 2:
             items.append(_regions(spec, net, row))
             continue

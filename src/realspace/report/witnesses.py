@@ -87,7 +87,7 @@ def witness_item(runs: pd.DataFrame, best: pd.Series | None, params: dict | None
     spec = stats.specs_of(row)[0]
     if spec.d != 1 or spec.outputs != 1 or spec.loss == "gaussian":
         return None
-    net = network_from_params(params[best["run_key"]], restricted=False)
+    net = network_from_params(params[best["run_key"]], spec.has_linear)
     x, y = make_data(spec)
     grid = eval_grid(1, spec.D)
     u, t = float(np.ravel(best["witness_u"])[0]), float(best["witness_t"])

@@ -78,8 +78,16 @@ def plan_analysis(cfg: SweepConfig, runs: list[PlannedRun]) -> list[StageUnit]:
     for r in runs:
         s = r.spec
         if s.loss == "mse" and s.d == 1:
-            # restricted methods apart: a seed pair compares two runs of one method
-            variant = (s.weight_decay, s.optimizer, s.lr, s.steps, s.restricted_method)
+            # restricted methods apart: a seed pair compares two runs of one method (and
+            # of one model: with or without a trained linear term)
+            variant = (
+                s.weight_decay,
+                s.optimizer,
+                s.lr,
+                s.steps,
+                s.restricted_method,
+                s.linear_term,
+            )
             cells.setdefault((*cell_of(s), variant), []).append(r)
 
     def _method(variant):
@@ -101,6 +109,8 @@ def plan_analysis(cfg: SweepConfig, runs: list[PlannedRun]) -> list[StageUnit]:
                         "closest": a.seed_pairs,
                         "D": members[0].spec.D,
                         "restricted": par == "restricted",
+                        # unrestricted runs with a trained w: only then, so other keys stay
+                        **({"linear": True} if members[0].spec.linear_term else {}),
                     },
                     [m.key for m in members],
                 )
@@ -204,7 +214,8 @@ def compute_unit(stage: str, inputs: dict, params: list[dict], options=None) -> 
             inputs["max_log2"], inputs["D"], families=(inputs["family"],)
         )
     if stage == "seed_pairs":
-        nets = [network_from_params(p, inputs["restricted"]) for p in params]
+        linear = inputs["restricted"] or inputs.get("linear", False)
+        nets = [network_from_params(p, linear) for p in params]
         return inverse.seed_pair_table(nets, inputs["D"], inputs["closest"])
     if stage == "retrain":
         from ..spec import RunSpec
@@ -241,7 +252,7 @@ def _witness_rows(inputs: dict, params: list[dict]) -> list[dict]:
 
     rows = []
     for key, spec, p in _members(inputs, params):
-        net = network_from_params(p, restricted=False)
+        net = network_from_params(p, spec.has_linear)  # linear_term runs carry w
         if spec.loss == "gaussian":
             found = find_gaussian_witness(net.a, teacher_rows(spec), seed=spec.seed)
         else:
@@ -259,7 +270,7 @@ def _stability_rows(inputs: dict, params: list[dict]) -> list[dict]:
 
     rows = []
     for key, spec, p in _members(inputs, params):
-        net = network_from_params(p, spec.restricted)
+        net = network_from_params(p, spec.has_linear)
         if spec.restricted:
             found = stability_rows(
                 canonical_form(net, spec.D), spec.D, inputs["kinds"], inputs["deltas"], spec.seed

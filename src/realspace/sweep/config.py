@@ -98,6 +98,18 @@ class Optimizer(Strict):
     steps: _grid(PositiveInt) = 2000
     batch_size: Annotated[int, Field(ge=0)] = 0
     init_scale: PositiveFloat = 1.0
+    # a float64 full-batch L-BFGS polish of each end point, this many iterations; "auto":
+    # POLISH_AUTO for weight-decay runs on data (where claim 1 is decided), else none
+    polish: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
+
+    def polish_steps(self, weight_decay: float, loss: str) -> int:
+        """The polish iterations of a run with this weight decay and loss."""
+        if self.polish != "auto":
+            return int(self.polish)
+        return POLISH_AUTO if weight_decay > 0 and loss != "gaussian" else 0
+
+
+POLISH_AUTO = 200  # L-BFGS iterations of the automatic polish
 
 
 class Stopping(Strict):
@@ -187,6 +199,9 @@ class SweepConfig(Strict):
     data: Data = Data()
     optimizer: Optimizer = Optimizer()
     weight_decay: _grid(NonNegFloat) = 0.0
+    # unrestricted runs with the restricted model's free linear term w (claim 4 compares
+    # equal function classes); false: the plain unrestricted network (w = 0)
+    linear_term: bool = False
     stopping: Stopping = Stopping()
     execution: Execution = Execution()
     tracking: Tracking = Tracking()

@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from .. import SCIENCE_VERSION
-from ..spec import DEFAULT_TEACHER_ROWS, RunSpec
+from ..spec import DEFAULT_TEACHER_ROWS, LOSS_KINDS, RunSpec
 from .config import SweepConfig
 from .memory import networks_per_shard
 
@@ -89,6 +89,11 @@ def sweep_key(cfg: SweepConfig) -> str:
         for field, default in (("n_classes", 2), ("noise", None)):  # fields added later
             if target[field] == default:
                 del target[field]
+    # fields added later, at their defaults: the key a sweep had before them
+    if not science["linear_term"]:
+        del science["linear_term"]
+    if science["optimizer"]["polish"] == "auto":
+        del science["optimizer"]["polish"]
     if not any("restricted" in (t.parametrizations or cfg.parametrizations) for t in cfg.targets):
         del science["restricted_methods"]  # an axis of restricted runs only
     return _digest({"science_version": SCIENCE_VERSION, "sweep": science})[:24]
@@ -153,7 +158,9 @@ def plan_runs(cfg: SweepConfig) -> list[PlannedRun]:
             axis(opt.steps),
             axis(cfg.weight_decay if t.weight_decay is None else t.weight_decay),
         )
+        loss = LOSS_KINDS[t.name]  # the polish's rule tells only the population loss apart
         for par, width, kind, lr, steps, wd in grid:
+            polish = opt.polish_steps(wd, loss)
             for method in cfg.restricted_methods if par == "restricted" else [""]:
                 _add_cell(
                     runs,
@@ -168,6 +175,8 @@ def plan_runs(cfg: SweepConfig) -> list[PlannedRun]:
                         lr=lr,
                         steps=steps,
                         weight_decay=wd,
+                        linear_term=cfg.linear_term,  # read False for restricted runs
+                        polish=polish,
                     ),
                 )
     return runs

@@ -43,7 +43,7 @@ def _curve(spec: RunSpec, params: dict) -> tuple[np.ndarray, np.ndarray, np.ndar
     if spec.d != 1 or spec.loss != "mse":
         return None
     x = np.linspace(-spec.D, spec.D, POINTS)[:, None]
-    f = network_from_params(params, spec.restricted)(x)
+    f = network_from_params(params, spec.has_linear)(x)
     return x[:, 0], f, target_on(spec, x)
 
 

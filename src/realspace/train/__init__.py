@@ -12,6 +12,7 @@ from ..problem import init_params, make_data, network_from_params, teacher_net, 
 from ..spec import RunSpec
 from .certify import certify
 from .loop import ShardResult, TrainOptions, pick_device, train_shard
+from .polish import PolishInfo, polish
 from .record import RunRecord, build_records
 from .state import RunStatus
 
@@ -22,6 +23,8 @@ __all__ = [
     "RunRecord",
     "RunStatus",
     "train_shard",
+    "polish",
+    "PolishInfo",
     "certify",
     "build_records",
     "train_and_record",
@@ -41,12 +44,16 @@ def train_and_record(
     progress=None,
     certify_tol: float = 1e-6,
 ) -> list[RunRecord]:
-    """Train a shard, certify its end points and return one record per run."""
+    """Train a shard, polish its end points (where the specs ask: ``spec.polish``),
+    certify them and return one record per run: the polished end point is the one
+    recorded and certified, its objective before the polish kept beside it."""
     specs = list(specs)
     # certify needs the MSE runs' data again: drawn once here, not once per use
     data = _shard_data(specs) if specs and specs[0].loss != "gaussian" else None
     result = train_shard(specs, options, init=init, progress=progress, data=data)
-    return build_records(result, certify(result, tol=certify_tol, data=data), data)
+    result, polished = polish(result, data)
+    certificates = certify(result, tol=certify_tol, data=data)
+    return build_records(result, certificates, data, polished)
 
 
 def _shard_data(specs: list[RunSpec]) -> list[tuple]:

@@ -110,7 +110,8 @@ def mse_hessian(
     """Hessians (M, P, P) of the MSE objectives in the trainable parameters ``names``.
 
     p: a (M, N, d), b (M, N), c (M, N), e (M,), w (M, d); X (M, n, d), y (M, n), lam (M,);
-    ``names`` as ``trainable_names`` gives them (a; then b, e; c; w where trainable). The
+    ``names`` as ``trainable_names`` gives them (a; then b, e; c; w where trainable:
+    restricted runs and unrestricted ones with ``linear_term``). The
     flat order is that of ``cat(p[k].reshape(M, -1) for k in names)``: a row by row
     (a_11 .. a_1d, a_21, .. a_Nd), then b_1 .. b_N, e, c_1 .. c_N, w_1 .. w_d.
 
@@ -126,7 +127,7 @@ def mse_hessian(
     d2f_k/dc_i d(a_i, b_i) = s_ki (x_k, 1): the residual term is the blocks
     H[c_i, a_ij] = (2/n) sum_k r_k s_ki x_kj, H[c_i, b_i] = (2/n) sum_k r_k s_ki and
     their mirror images. A fixed parameter (b and e without bias, c with fixed output
-    weights, w unrestricted) has no column in G and no cross term; the penalty on a
+    weights, w without a linear term) has no column in G and no cross term; the penalty on a
     fixed c is a constant. At a kink (z_ki = 0) s_ki = 0, as torch's relu derivative
     takes it, so this equals torch.func's Hessian of ``_single_mse`` everywhere.
     """

@@ -9,6 +9,10 @@ implementation whatever the kernel. The logistic loss has the dense one ("auto" 
 "dense"; "compiled" compiles it); "prefix" and "fused" are written for MSE and refuse it.
 The multiclass cross-entropy (vector outputs) likewise.
 
+A trained linear part w (restricted runs, and unrestricted runs with ``linear_term``) is
+in every kernel's objective and gradients on data; the Gaussian population loss has no
+affine part and refuses ``linear_term``.
+
 The math: docs/science.md#training.
 """
 
@@ -58,7 +62,7 @@ def choose_objective(kernel: str, spec: RunSpec, device: torch.device) -> tuple[
     MSE, logistic and cross-entropy objectives take ``(p, X, y, lam)``, the Gaussian one
     ``(p, V, lam)``; all return the per-run objective (M,), data loss (M,) and gradients.
     Raises ValueError for an unknown kernel, "prefix" outside d = 1 or for a classification
-    loss, and "fused" for
+    loss, the Gaussian loss with ``linear_term``, and "fused" for
     a classification loss or for an MSE shard where it cannot run (it needs Triton, CUDA or
     TRITON_INTERPRET=1, and d <= 16).
     """
@@ -66,7 +70,7 @@ def choose_objective(kernel: str, spec: RunSpec, device: torch.device) -> tuple[
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     if kernel == "prefix" and spec.d != 1:
         raise ValueError("the prefix-sum kernel is for d = 1")
-    if spec.loss == "gaussian":
+    if spec.loss == "gaussian":  # no affine part (RunSpec reads linear_term False there)
         return gaussian_objective, "gaussian"
     if spec.loss in ("logistic", "cross_entropy"):
         if kernel in ("prefix", "fused"):

@@ -18,6 +18,7 @@ from ..restricted import in_restricted_set, restricted_set_margins
 from ..spec import RunSpec
 from ..targets import classification_scores, cross_entropy_loss
 from .loop import ShardResult
+from .polish import PolishInfo
 from .state import RunStatus
 
 __all__ = ["RunRecord", "build_records"]
@@ -132,10 +133,15 @@ class RunRecord:
     # least gap f_{y_k} - max_{j != y_k} f_j over path_norm)
     accuracy: float = float("nan")
     normalized_margin: float = float("nan")
+    # the float64 polish of the end point (train.polish): the objective of the trained end
+    # point before it (NaN where the run was not polished) and its L-BFGS iterations; the
+    # recorded and certified end point is the polished one where that lowered J
+    objective_before_polish: float = float("nan")
+    polish_iterations: int = 0
 
     @property
     def network(self) -> ShallowNet:
-        return network_from_params(self.params, self.spec.restricted)
+        return network_from_params(self.params, self.spec.has_linear)
 
     def _realize(self) -> None:
         """Fill the eval-grid fields not given to the constructor.
@@ -178,6 +184,8 @@ class RunRecord:
             "canonical_member": self.canonical_member,
             "accuracy": self.accuracy,
             "normalized_margin": self.normalized_margin,
+            "objective_before_polish": self.objective_before_polish,
+            "polish_iterations": self.polish_iterations,
             **{f"proj_{k}": int(v) for k, v in self.projections.items()},
             **{f"census_{k}": v for k, v in self.census.items()},
             **{
@@ -207,11 +215,15 @@ def canonical_objective(canonical: ShallowNet, spec: RunSpec, xy) -> float:
 
 
 def build_records(
-    result: ShardResult, certificates: list[dict], data: list | None = None
+    result: ShardResult,
+    certificates: list[dict],
+    data: list | None = None,
+    polish: PolishInfo | None = None,
 ) -> list[RunRecord]:
     """One record per network of ``result``; ``certificates`` from ``certify(result)``;
     ``data``: each run's (X, y) (MSE or logistic) when the caller has them (else drawn
-    again).
+    again); ``polish``: what ``polish(result)`` did (``result`` then holds the polished
+    end points), for each record's objective_before_polish and polish_iterations.
 
     The canonical form is computed once and handed to the census; the eval-grid fields
     are left to be computed when first read (see ``_OnGrid``).
@@ -219,7 +231,7 @@ def build_records(
     records = []
     for m, spec in enumerate(result.specs):
         params = {k: v[m] for k, v in result.params.items()}
-        net = network_from_params(params, spec.restricted)
+        net = network_from_params(params, spec.has_linear)
         cert = certificates[m]
         canonical = canonical_form(net, spec.D)
         keep = result.history_step[m] >= 0
@@ -255,6 +267,7 @@ def build_records(
                 canonical_member=in_restricted_set(canonical, spec.D),
                 accuracy=scores[0],
                 normalized_margin=scores[1],
+                **({} if polish is None else polish.fields(m)),
             )
         )
     return records

@@ -72,7 +72,8 @@ def retrain_table(
 ) -> list[dict]:
     """Retrain the end point ``params`` of ``spec`` (an unrestricted d = 1 MSE run) toward
     every (kind, delta) perturbation g of its realization, and toward R(Gamma) itself (the
-    control), in ``parametrization``, without weight decay.
+    control), in ``parametrization``, without weight decay. A source run with
+    ``linear_term`` keeps its trained w in Gamma, and retrains unrestricted with w trained.
 
     Returns one row per perturbation: ``network`` (``network_label``), ``kind``,
     ``delta``, ``d_W`` (exact d_W(R(Gamma), g)), ``d_P`` (distance travelled: raw d_P, or
@@ -83,7 +84,7 @@ def retrain_table(
     """
     if spec.d != 1 or spec.loss != "mse":
         raise ValueError("retraining is defined for d = 1 MSE runs")
-    gamma = network_from_params(params, restricted=False)
+    gamma = network_from_params(params, spec.has_linear)  # w: a linear_term run's own
     restricted = parametrization == "restricted"
     start = retrain_start(gamma, spec, restricted)
     x, _ = make_data(spec)
@@ -120,7 +121,7 @@ def retrain_table(
         data=[(x, g(x)) for g in targets],
     )
     ends = [
-        network_from_params({k: v[m] for k, v in result.params.items()}, restricted)
+        network_from_params({k: v[m] for k, v in result.params.items()}, run.has_linear)
         for m in range(len(jobs))
     ]
     control = retrain_distances(start, ends[0], gamma, spec.D, restricted)

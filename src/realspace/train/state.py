@@ -44,12 +44,15 @@ class RunStatus(enum.IntEnum):
 
 
 def trainable_names(spec: RunSpec) -> tuple[str, ...]:
+    """The trained entries of a run's parameters, in their flat order: a; b, e (with
+    biases); c (trained output weights); w (a linear part: restricted runs and unrestricted
+    ones with ``linear_term``, ``spec.has_linear``)."""
     names = ["a"]
     if spec.bias:
         names += ["b", "e"]
     if spec.train_output:
         names.append("c")
-    if spec.restricted:
+    if spec.has_linear:
         names.append("w")
     return tuple(names)
 
