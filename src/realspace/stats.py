@@ -29,7 +29,6 @@ import pandas as pd
 from .inverse import fit_slope
 from .spec import (
     CLASSIFICATION_TARGETS,
-    DEFAULT_RESTRICTED_METHOD,
     DEFAULT_TEACHER_ROWS,
     RunSpec,
     shares_data,
@@ -46,7 +45,6 @@ __all__ = [
     "cell_stats",
     "decay_rates",
     "claim4_table",
-    "claim4_verdict_rows",
     "at_least_as_good",
     "census_table",
     "expressivity_table",
@@ -254,10 +252,9 @@ def claim4_table(df: pd.DataFrame) -> pd.DataFrame:
 
     Columns: problem, width, method, best_unrestricted, best_restricted,
     median_unrestricted, median_restricted, restricted_as_good, median_ratio (median
-    restricted / median unrestricted), and run by run (``_seed_level``): win_share,
-    paired_share; empty when no width was trained in both
-    parametrizations. The evidence for claim 4 (``realspace.report.claims``) and the
-    report's "Claim 4" table as is.
+    restricted / median unrestricted); empty when no width was trained in both
+    parametrizations. A description per method beside claim 4's paired test
+    (``report.verdict_tables.paired_table``), which decides it.
     """
     j = trained_objective(df)
     method = restricted_methods(df)
@@ -282,9 +279,6 @@ def claim4_table(df: pd.DataFrame) -> pd.DataFrame:
     ).dropna()
     out["restricted_as_good"] = at_least_as_good(out["best_restricted"], out["best_unrestricted"])
     out["median_ratio"] = out["median_restricted"] / out["median_unrestricted"]
-    seeds = _seed_level(frame, method)
-    if not seeds.empty:
-        out = out.merge(seeds, on=["problem", "width", "method"], how="left")
     return out.sort_values(["problem", "width", "method"]).reset_index(drop=True)
 
 
@@ -292,48 +286,6 @@ def at_least_as_good(restricted, unrestricted):
     """Claim 4's comparison: restricted <= unrestricted up to a relative 1e-3 and an
     absolute 1e-9 (float32 training noise). Broadcasts."""
     return restricted <= unrestricted * (1 + 1e-3) + 1e-9
-
-
-def _seed_level(frame: pd.DataFrame, method: pd.Series) -> pd.DataFrame:
-    """Claim 4's comparison run by run rather than best against best: ``win_share``, the
-    share of (restricted, unrestricted) run pairs where the restricted one is as good;
-    ``paired_share``, the same over seeds trained in both (one seed draws the same
-    initial realization in either parametrization). Where both parametrizations end
-    alike (one continuous distribution) the win share is 1/2, and so is the chance that
-    one best beats the other: the verdict's 90 % asks restricted training to be better,
-    not as good. Empty without a seed column."""
-    if "seed" not in frame:
-        return pd.DataFrame()
-    u = frame[method == ""]
-    rows = []
-    for (problem, width, m), g in frame[method != ""].groupby(["problem", "width", "method"]):
-        ug = u[(u["problem"] == problem) & (u["width"] == width)]
-        if ug.empty:
-            continue
-        rj, uj = g["j"].to_numpy(float), ug["j"].to_numpy(float)
-        both = g.merge(ug, on="seed", suffixes=("_r", "_u"))
-        rows.append(
-            {
-                "problem": problem,
-                "width": width,
-                "method": m,
-                "win_share": float(at_least_as_good(rj[:, None], uj[None, :]).mean()),
-                "paired_share": float(at_least_as_good(both["j_r"], both["j_u"]).mean())
-                if len(both)
-                else np.nan,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def claim4_verdict_rows(claim4: pd.DataFrame) -> pd.DataFrame:
-    """The rows claim 4's verdict rests on: those of the default restricted method
-    (``DEFAULT_RESTRICTED_METHOD``, what a sweep trains unless told otherwise) when
-    present, else all rows."""
-    if claim4.empty or "method" not in claim4:
-        return claim4
-    own = claim4[claim4["method"] == DEFAULT_RESTRICTED_METHOD]
-    return own if len(own) else claim4
 
 
 EXPRESSIVITY_RTOL = 1e-6  # canonical objective vs the trained one: rounding, not science

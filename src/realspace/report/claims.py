@@ -3,11 +3,13 @@
 Each verdict is "supported", "not supported" or "inconclusive", with the evidence it
 rests on spelled out; the rules are written here, before any data is seen:
 
-1. near-optimality: for every problem with a certified reference (a realizable teacher,
-   or the convex optimum where it is exact) look at the widest width. Supported when the
-   median gap there is <= eps for all such problems; not supported when it is > eps for
-   all of them and the fitted gap exponent is >= 0 (no decay); otherwise inconclusive
-   (mixed, or no certified reference at all).
+1. near-optimality of the regularized problem (``verdict_tables.claim1_table``): weight-
+   decay cells whose reference is the exact convex optimum or a lower bound, converged
+   end points only (float64 gradient norm <= 1e-6), restricted ones (the
+   realization-space minima). Supported when at each problem's widest width the 90th
+   percentile gap is <= eps; not supported when some problem, at its two widest widths
+   with the exact optimum, has more than 10 % of them above 10 eps, not falling with
+   width; otherwise inconclusive. Unregularized cells do not decide it.
 2. a parameter-space minimum need not be a realization-space minimum: supported by one
    verified *witness* (``report.witnesses``: a certified unrestricted minimum, no sample
    on a kink, with a free neuron whose slot, given a new balanced neuron, lowers J at a
@@ -23,95 +25,122 @@ rests on spelled out; the rules are written here, before any data is seen:
    supported: some restricted kind's interval lies wholly below 1/2; otherwise
    inconclusive. The pathology fixtures check the distances and decide nothing;
    retraining is reported beside the verdict.
-4. restricted loses nothing: the share of (problem, width) pairs where the restricted
-   best objective is at least as low as the unrestricted best (relative 1e-3), for the
-   default restricted method (all rows when it was not trained). Supported at >= 90 %,
-   not supported below 50 %, inconclusive between; the other methods are reported.
+4. restricted loses nothing (``verdict_tables.paired_table``): expressivity (every
+   unrestricted end point's canonical form in Omega_N is as good), and per (problem,
+   width) restricted against unrestricted runs of the same seed, the one-sided 95 %
+   bounds of the median paired difference of gaps (objective ratio without a reference)
+   against the margin (eps; a factor 2 on ratios). Not supported: unrestricted better
+   beyond the margin somewhere (lower bound above it). Supported: expressivity, and
+   non-inferiority (upper bound within it) everywhere with at least 16 pairs against the
+   unrestricted model with the same free linear term. Otherwise inconclusive.
 
 The math: docs/science.md#the-claims-and-their-verdicts.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
-from ..stats import claim4_verdict_rows
+from .verdict_tables import MIN_PAIRS, RATIO_MARGIN
 from .witnesses import best_witness
 
 __all__ = ["claim_verdicts", "classification_claim1"]
 
-CERTIFIED = ("teacher_realizable", "convex_exact")
+# claim 1: the share of converged restricted end points above 10 eps that says "not
+# supported" at the two widest widths
+FAR_SHARE = 0.1
 
 
-def _claim1(
-    cells: pd.DataFrame, rates: pd.DataFrame, eps: float, certified: tuple = CERTIFIED
-) -> dict:
-    """Claim 1's rule over the problems whose references are in ``certified``. A reference
-    that is only a lower bound on the optimum (in ``certified`` but not in ``CERTIFIED``)
-    certifies a gap <= eps (J - J* <= J - bound) but never a gap above it: such a problem
-    counts for "supported" when within eps and otherwise for neither verdict."""
-    if cells.empty:
-        return {"verdict": "inconclusive", "evidence": "no finished runs"}
-    results = []
-    for (problem, par), g in cells.groupby(["problem", "parametrization"]):
-        cert = g[g["reference"].isin(certified)]
-        if cert.empty:
-            continue
-        widest = cert.loc[cert["width"].idxmax()]
-        exp = rates.query("problem == @problem and parametrization == @par")["exponent"]
-        exp = float(exp.iloc[0]) if len(exp) else float("nan")
-        results.append(
-            (
-                problem,
-                par,
-                int(widest["width"]),
-                float(widest["gap_median"]),
-                exp,
-                widest["reference"],
-            )
-        )
-    if not results:
+def _claim1(table: pd.DataFrame, eps: float) -> dict:
+    """Claim 1 on ``claim1_table`` (weight-decay cells with a deciding reference, converged
+    end points only). Per problem, the restricted rows at its widest width: supported when
+    every problem's gap_p90 <= eps there; not supported when some problem, at its two
+    widest widths with the exact optimum as reference, has more than ``FAR_SHARE`` of its
+    converged restricted end points above 10 eps at both, not falling with width;
+    otherwise inconclusive (no regularized cell with a deciding reference, no converged
+    end point at the widest width, or gaps to a lower bound above eps)."""
+    if table.empty:
         return {
             "verdict": "inconclusive",
-            "evidence": "no cell has a certified optimum (no realizable teacher, no exact "
-            "convex reference): gaps are measured against the best run of each cell only",
+            "evidence": "no weight-decay cell with the exact convex optimum or a lower bound "
+            "as reference: near-optimality of the unregularized problem is reported in its "
+            "table and does not decide claim 1",
         }
-    ok = [r for r in results if r[3] <= eps]
-    flat = [r for r in results if r[3] > eps and not (r[4] < 0) and r[5] in CERTIFIED]
-    lines = [
-        f"{p} / {par}: median gap {gap:.2e} at width {w} ({ref}; eps {eps:g}), "
-        f"gap ~ width^{exp:.2f}"
-        for p, par, w, gap, exp, ref in results
-    ]
-    if len(ok) == len(results):
-        verdict = "supported"
-    elif len(flat) == len(results):
+    r = table[table["parametrization"] == "restricted"]
+    lines, ok, unconverged, failing, p90s = [], [], [], [], []
+    for problem, g in r.groupby("problem"):
+        g = g.sort_values("width")
+        top = g.iloc[-1]
+        unrestricted = table[
+            (table["problem"] == problem)
+            & (table["parametrization"] == "unrestricted")
+            & (table["width"] == top["width"])
+        ]
+        beside = (
+            f"; unrestricted beside it: p90 {unrestricted['gap_p90'].iloc[0]:.2e} over "
+            f"{int(unrestricted['converged'].iloc[0])} converged"
+            if len(unrestricted)
+            else ""
+        )
+        lines.append(
+            f"{problem}: width {int(top['width'])} ({top['reference']}), "
+            f"{int(top['converged'])} of {int(top['runs'])} restricted end points converged "
+            f"(median gradient norm {top['median_grad_norm']:.1e}, "
+            f"{top.get('near_kink', float('nan')):.0%} with a sample on a kink), p90 gap "
+            f"{top['gap_p90']:.2e}, within eps {top['within_eps']:.0%} "
+            f"[{top['within_lo']:.0%}, {top['within_hi']:.0%}]{beside}"
+        )
+        if top["converged"] == 0:
+            unconverged.append(problem)
+        elif top["gap_p90"] <= eps:
+            ok.append(problem)
+            p90s.append(top["gap_p90"])
+        else:
+            p90s.append(top["gap_p90"])
+        exact = g[(g["reference"] == "convex_exact") & (g["converged"] > 0)].tail(2)
+        if (
+            len(exact) == 2
+            and (exact["above_10eps"] > FAR_SHARE).all()
+            and exact["above_10eps"].iloc[1] >= exact["above_10eps"].iloc[0]
+        ):
+            failing.append(problem)
+    problems = r["problem"].nunique()
+    if failing:
         verdict = "not supported"
+    elif problems and len(ok) == problems:
+        verdict = "supported"
     else:
         verdict = "inconclusive"
-    return {
-        "verdict": verdict,
-        "number": f"largest median gap at the widest width {max(r[3] for r in results):.2e} "
-        f"(eps {eps:g})",
-        "evidence": f"{len(ok)} of {len(results)} certified problems within eps at their "
-        "widest width. " + "; ".join(lines),
-    }
+    if unconverged:
+        lines.append(
+            f"no converged restricted end point at the widest width of {', '.join(unconverged)}"
+            " (none reached the gradient tolerance: a constant step stalls above it, which "
+            "the float64 polish removes, and at a minimum with a sample on a kink the "
+            "one-sided gradient need not vanish)"
+        )
+    if failing:
+        lines.append(
+            f"{', '.join(failing)}: more than {FAR_SHARE:.0%} of converged restricted end "
+            "points above 10 eps at the two widest widths, not falling with width"
+        )
+    number = (
+        f"largest p90 gap of converged restricted end points at the widest width "
+        f"{max(p90s):.2e} (eps {eps:g}); {len(ok)} of {problems} regularized problems within"
+        if p90s
+        else f"no converged restricted end point at the widest width (eps {eps:g})"
+    )
+    return {"verdict": verdict, "number": number, "evidence": "; ".join(lines)}
 
 
-# references that bound the optimum from below: a gap to them <= eps certifies near-optimality
-LOWER_BOUND_REFERENCES = ("convex_lower_bound", "convex_relaxation_lower_bound")
-
-
-def classification_claim1(cells: pd.DataFrame, rates: pd.DataFrame, eps: float, problems) -> dict:
-    """Claim 1 for the classification losses (logistic, cross-entropy): the rule of claim
-    1 over the cells of ``problems`` only, where a lower bound on the optimum (the
-    multiclass convex relaxation, or the convex program's bound below its width) also
-    certifies a gap within eps, and a gap above eps to a bound decides nothing."""
-    sub = cells[cells["problem"].isin(list(problems))] if len(cells) else cells
+def classification_claim1(table: pd.DataFrame, eps: float, problems) -> dict:
+    """Claim 1's rule over the classification problems only (logistic, cross-entropy)."""
+    sub = table[table["problem"].isin(list(problems))] if len(table) else table
     if sub.empty:
-        return {"verdict": "inconclusive", "evidence": "no classification runs"}
-    return _claim1(sub, rates, eps, certified=(*CERTIFIED, *LOWER_BOUND_REFERENCES))
+        return {
+            "verdict": "inconclusive",
+            "evidence": "no weight-decay classification cell with a deciding reference",
+        }
+    return _claim1(sub, eps)
 
 
 def _claim2(witnesses: pd.DataFrame) -> dict:
@@ -229,84 +258,93 @@ def _claim3(stability: pd.DataFrame, retrain: pd.DataFrame) -> dict:
     }
 
 
-def _expressivity(express: pd.DataFrame | None) -> str:
-    """Claim 4's first question, reported beside the verdict: can Omega_N express what the
-    unrestricted runs reached?"""
+def _expressivity(express: pd.DataFrame | None) -> tuple[bool, str]:
+    """Claim 4's first question: does every unrestricted end point have a canonical form
+    in Omega_N with an objective at most its own? (holds, the sentence)"""
     if express is None or express.empty:
-        return ""
+        return False, "expressivity not measured (no canonical objectives recorded)"
     runs, good = int(express["runs"].sum()), int(express["as_good"].sum())
-    return (
-        f"Expressivity: {good} of {runs} unrestricted end points have a canonical form in "
+    return good == runs, (
+        f"expressivity: {good} of {runs} unrestricted end points have a canonical form in "
         f"Omega_N with an objective at most theirs (largest relative change "
-        f"{float(express['max_rel_change'].max()):.2g}). Optimization: "
+        f"{float(express['max_rel_change'].max()):.2g})"
     )
 
 
-def _claim4(claim4: pd.DataFrame, express: pd.DataFrame | None = None) -> dict:
-    if claim4.empty:
+def _claim4(paired: pd.DataFrame, express: pd.DataFrame | None = None) -> dict:
+    """Claim 4 on ``paired_table`` and ``expressivity_table``. Not supported: unrestricted
+    training better beyond the margin somewhere (the lower bound of the median paired
+    difference above it). Supported: expressivity holds, and in every (problem, width)
+    the upper bound is within the margin with at least ``MIN_PAIRS`` pairs, against the
+    unrestricted model with the same free linear term (equal function classes).
+    Otherwise inconclusive."""
+    holds, express_text = _expressivity(express)
+    if paired.empty:
         return {
             "verdict": "inconclusive",
-            "evidence": _expressivity(express) + "no width trained in both parametrizations",
+            "evidence": express_text + "; no width trained in both parametrizations with "
+            "shared seeds",
         }
-    rows = claim4_verdict_rows(claim4)
-    share = float(rows["restricted_as_good"].mean())
-    worst = rows.loc[(rows["best_restricted"] / rows["best_unrestricted"]).idxmax()]
-    verdict = "supported" if share >= 0.9 else ("not supported" if share < 0.5 else "inconclusive")
-    method = f" ({worst['method']})" if "method" in rows else ""
-    per_method = (
-        [
-            f"{m} {float(g['restricted_as_good'].mean()):.0%} of {len(g)}"
-            for m, g in claim4.groupby("method")
-        ]
-        if "method" in claim4 and claim4["method"].nunique() > 1
-        else []
+    worst = paired.loc[(paired["upper"] - paired["margin"]).idxmax()]
+    better = paired[paired["unrestricted_better"]]
+    few = paired[paired["pairs"] < MIN_PAIRS]
+    unequal = not paired["linear_term"].all()
+    inferior = paired[~paired["non_inferior"]]
+    lines = [express_text]
+    lines.append(
+        f"non-inferior (one-sided 95 % upper bound of the median paired difference within "
+        f"the margin: eps {paired.loc[paired['scale'] == 'gap', 'margin'].max():g} on gaps, "
+        f"x{RATIO_MARGIN:g} on objective ratios) at {int(paired['non_inferior'].sum())} of "
+        f"{len(paired)} (problem, width), {int(paired['pairs'].min())} to "
+        f"{int(paired['pairs'].max())} pairs each"
     )
-    return {
-        "verdict": verdict,
-        "number": f"restricted{method} as good at {share:.0%} of {len(rows)} (problem, width)",
-        "evidence": _expressivity(express)
-        + f"restricted{method} best <= unrestricted best at {share:.0%} of "
-        f"{len(rows)} (problem, width) pairs; median objective ratio restricted/unrestricted "
-        f"{np.nanmedian(rows['median_ratio']):.3g}; worst: {worst['problem']} width "
-        f"{int(worst['width'])} ({worst['best_restricted']:.3g} vs "
-        f"{worst['best_unrestricted']:.3g})"
-        + (f". Per method: {'; '.join(per_method)}" if per_method else "")
-        + _run_by_run(rows),
-    }
-
-
-def _run_by_run(rows: pd.DataFrame) -> str:
-    """Beside the verdict, not in it: the comparison run by run. Where the two
-    parametrizations end alike, a restricted run is as good as an unrestricted one half
-    the time, and so is a best against a best: the verdict's share then sits near 50 %."""
-    if "win_share" not in rows or rows["win_share"].isna().all():
-        return ""
-    return (
-        f". Run by run: a restricted end point is as good as an unrestricted one in "
-        f"{np.nanmean(rows['win_share']):.0%} of pairs (paired by seed, the same initial "
-        f"realization: {np.nanmean(rows['paired_share']):.0%}; 50 % where both end alike)"
+    if len(better):
+        b = better.iloc[0]
+        lines.append(
+            f"unrestricted better beyond the margin at {len(better)}: e.g. {b['problem']} "
+            f"width {int(b['width'])}, median {b['scale']} difference {b['median']:.3g} "
+            f"[{b['lower']:.3g}, {b['upper']:.3g}]"
+        )
+    if unequal:
+        lines.append(
+            "the unrestricted runs lack the restricted model's free linear term (a smaller "
+            "function class at equal width): train them with linear_term to decide"
+        )
+    if len(few):
+        lines.append(f"{len(few)} (problem, width) with fewer than {MIN_PAIRS} pairs")
+    if len(better):
+        verdict = "not supported"
+    elif holds and not unequal and few.empty and inferior.empty:
+        verdict = "supported"
+    else:
+        verdict = "inconclusive"
+    number = (
+        f"worst: {worst['problem']} width {int(worst['width'])}, median paired "
+        f"{worst['scale']} difference {worst['median']:.3g}, 95 % interval "
+        f"[{worst['lower']:.3g}, {worst['upper']:.3g}] (margin {worst['margin']:g}, "
+        f"{int(worst['pairs'])} pairs)"
     )
+    return {"verdict": verdict, "number": number, "evidence": "; ".join(lines)}
 
 
 def claim_verdicts(
-    cells: pd.DataFrame,
-    rates: pd.DataFrame,
-    claim4: pd.DataFrame,
+    *,
+    near_optimality: pd.DataFrame,
     witnesses: pd.DataFrame,
     stability: pd.DataFrame,
     retrain: pd.DataFrame,
+    paired: pd.DataFrame,
+    expressivity: pd.DataFrame | None,
     eps: float,
-    expressivity: pd.DataFrame | None = None,
 ) -> list[dict]:
     """One dict per claim: claim, statement, verdict, number, evidence.
 
-    ``cells``, ``rates``, ``claim4``: ``stats.cell_stats``, ``stats.decay_rates`` and
-    ``stats.claim4_table`` of the runs; ``witnesses``: ``witnesses.witness_rows``;
-    ``stability``: ``stability.stability_exponents``; ``retrain``:
-    ``retraining.retrain_exponents`` (claim 3's evidence, not its rule);
-    ``expressivity``: ``stats.expressivity_table`` (claim 4's evidence, not its rule).
-    Any frame may be empty; a claim is inconclusive when the frame it rests on is
-    (claim 1: ``cells``, 2: ``witnesses``, 3: ``stability``, 4: ``claim4``).
+    ``near_optimality``: ``verdict_tables.claim1_table``; ``witnesses``:
+    ``witnesses.witness_rows``; ``stability``: ``stability.stability_exponents``;
+    ``retrain``: ``retraining.retrain_exponents`` (claim 3's evidence, not its rule);
+    ``paired``: ``verdict_tables.paired_table``; ``expressivity``:
+    ``stats.expressivity_table``. Any frame may be empty; a claim is inconclusive when
+    the frame it rests on is.
     """
     statements = [
         "local minima of the regularized problem are almost optimal for large networks",
@@ -315,10 +353,10 @@ def claim_verdicts(
         "optimizing over the restricted set loses nothing",
     ]
     results = [
-        _claim1(cells, rates, eps),
+        _claim1(near_optimality, eps),
         _claim2(witnesses),
         _claim3(stability, retrain),
-        _claim4(claim4, expressivity),
+        _claim4(paired, expressivity),
     ]
     return [
         {"claim": i + 1, "statement": s, **r}

@@ -14,6 +14,7 @@ from ..inverse import fit_slope
 from .claims import claim_verdicts, classification_claim1
 from .retraining import FIT_RATIO, retrain_exponents
 from .stability import stability_exponents
+from .verdict_tables import claim1_table, paired_table
 from .witnesses import witness_rows, witness_table
 
 __all__ = ["Evidence", "collect_evidence"]
@@ -40,6 +41,10 @@ class Evidence:
     retrain_summary: pd.DataFrame  # medians per (parametrization, kind, delta)
     retrain_exponents: pd.DataFrame  # retraining.retrain_exponents: per kind, with CI
     verdicts: list[dict]  # claim_verdicts: one dict per claim
+    # claim 1: verdict_tables.claim1_table (regularized cells with a deciding reference)
+    near_optimality: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # claim 4: verdict_tables.paired_table (restricted vs unrestricted, paired by seed)
+    paired: pd.DataFrame = field(default_factory=pd.DataFrame)
     # claim 2: witnesses.witness_rows (one per unrestricted end point) and per cell
     witnesses: pd.DataFrame = field(default_factory=pd.DataFrame)
     witness_cells: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -73,8 +78,10 @@ def collect_evidence(
         claim4 = stats.claim4_table(df)
         expressivity = stats.expressivity_table(df)
         census = stats.census_table(apart)
+        near = claim1_table(df, eps)
+        paired = paired_table(df, eps)
     else:
-        cells = rates = claim4 = census = expressivity = pd.DataFrame()
+        cells = rates = claim4 = census = expressivity = near = paired = pd.DataFrame()
     classification = stats.classification_table(df, cells) if len(df) else pd.DataFrame()
     pathology = pd.DataFrame(stages.get("pathology", []))
     seed_pairs = pd.DataFrame(stages.get("seed_pairs", []))
@@ -83,7 +90,15 @@ def collect_evidence(
     witnesses = witness_rows(df, pd.DataFrame(stages.get("witness", []))) if len(df) else df
     exponents = stability_exponents(stability)
     travel = retrain_exponents(retrain)
-    verdicts = claim_verdicts(cells, rates, claim4, witnesses, exponents, travel, eps, expressivity)
+    verdicts = claim_verdicts(
+        near_optimality=near,
+        witnesses=witnesses,
+        stability=exponents,
+        retrain=travel,
+        paired=paired,
+        expressivity=expressivity,
+        eps=eps,
+    )
     return Evidence(
         runs=df,
         eps=eps,
@@ -107,11 +122,11 @@ def collect_evidence(
         stability_exponents=exponents,
         spurious=stats.spurious_table(df) if len(df) else pd.DataFrame(),
         classification=classification,
-        classification_verdict=classification_claim1(
-            cells, rates, eps, set(classification["problem"]) if len(classification) else ()
-        )
+        classification_verdict=classification_claim1(near, eps, set(classification["problem"]))
         if len(classification)
         else {},
+        near_optimality=near,
+        paired=paired,
     )
 
 
