@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from realspace.spec import RunSpec
-from realspace.sweep.config import load_config, parse_config
+from realspace.sweep.config import ConfigError, load_config, parse_config
 from realspace.sweep.memory import bytes_per_network
 from realspace.sweep.plan import (
     MIN_SPLIT,
@@ -303,3 +303,27 @@ def test_witness_and_stability_units_cover_their_problems():
     assert {u.key for u in again}.isdisjoint(u.key for u in stability)
     assert all(len(u.members) == 4 for u in again)
     assert [r.key for r in plan_runs(fewer)] == [r.key for r in runs]
+
+
+def test_by_width_trains_the_projection_at_small_widths_and_intrinsic_above():
+    from realspace.spec import PROJECTION_MAX_WIDTH
+
+    doc = {
+        "name": "bw",
+        "targets": [{"name": "sin"}],
+        "widths": [2, PROJECTION_MAX_WIDTH, 2 * PROJECTION_MAX_WIDTH],
+        "seeds": 2,
+        "restricted_methods": ["by_width", "intrinsic"],
+    }
+    runs = plan_runs(parse_config(doc))
+    methods = {(r.spec.width, r.spec.restricted_method) for r in runs if r.spec.restricted}
+    assert methods == {
+        (2, "projection"),
+        (2, "intrinsic"),
+        (PROJECTION_MAX_WIDTH, "projection"),
+        (PROJECTION_MAX_WIDTH, "intrinsic"),
+        (2 * PROJECTION_MAX_WIDTH, "intrinsic"),  # by_width and intrinsic: one run, one key
+    }
+    assert len(runs) == len({r.key for r in runs}) == 2 * (3 + 5)
+    with pytest.raises(ConfigError, match="unknown restricted method 'sometimes'"):
+        parse_config({**doc, "restricted_methods": ["sometimes"]})

@@ -245,3 +245,29 @@ def test_pairs_are_matched_by_seed_not_by_rank():
     assert (t["median"] == 0).all() and (t["upper"] == 0).all()
     shuffled = _pairs(u[::-1], u)
     assert (paired_table(shuffled, EPS)["upper"] > EPS).all()
+
+
+def test_the_rows_claims_rest_on_are_the_method_trained_at_each_width():
+    """A by_width sweep trains the projection at small widths and intrinsic coordinates
+    above: each width's own method counts. Where both were trained, the default's."""
+    from realspace.report.verdict_tables import default_method_rows
+
+    df = pd.concat(
+        [
+            _runs({("restricted", 4): [0.0] * 2}).assign(restricted_method="projection"),
+            _runs({("restricted", 16): [0.0] * 2}).assign(restricted_method="intrinsic"),
+            _runs({("restricted", 32): [0.0] * 2}).assign(restricted_method="projection"),
+            _runs({("restricted", 32): [0.0] * 2}).assign(restricted_method="intrinsic"),
+            _runs({("unrestricted", 32): [0.0] * 2}),
+        ],
+        ignore_index=True,
+    )
+    chosen = df[default_method_rows(df)]
+    assert sorted(zip(chosen["width"], chosen["restricted_method"], strict=True)) == [
+        (4, "projection"),
+        (4, "projection"),
+        (16, "intrinsic"),
+        (16, "intrinsic"),
+        (32, "intrinsic"),
+        (32, "intrinsic"),
+    ]

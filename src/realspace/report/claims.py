@@ -318,11 +318,11 @@ def _claim4(paired: pd.DataFrame, express: pd.DataFrame | None = None) -> dict:
         verdict = "supported"
     else:
         verdict = "inconclusive"
+    what = "gap difference" if worst["scale"] == "gap" else "objective ratio J_r / J_u"
     number = (
-        f"worst: {worst['problem']} width {int(worst['width'])}, median paired "
-        f"{worst['scale']} difference {worst['median']:.3g}, 95 % interval "
-        f"[{worst['lower']:.3g}, {worst['upper']:.3g}] (margin {worst['margin']:g}, "
-        f"{int(worst['pairs'])} pairs)"
+        f"worst: {worst['problem']} width {int(worst['width'])}, median paired {what} "
+        f"{worst['median']:.3g}, 95 % interval [{worst['lower']:.3g}, {worst['upper']:.3g}] "
+        f"(margin {worst['margin']:g}, {int(worst['pairs'])} pairs)"
     )
     return {"verdict": verdict, "number": number, "evidence": "; ".join(lines)}
 

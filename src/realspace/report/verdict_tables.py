@@ -43,12 +43,14 @@ MIN_PAIRS = 16  # claim 4: pairs per (problem, width) for "supported"
 
 
 def default_method_rows(df: pd.DataFrame) -> pd.Series:
-    """Mask of the restricted rows claims 1 and 4 rest on: the default restricted method's
-    where it was trained, else every restricted row."""
+    """Mask of the restricted rows claims 1 and 4 rest on: per (problem, width), the rows
+    of the one restricted method trained there (a ``by_width`` sweep trains one method per
+    width), or of the default method where several were."""
     method = restricted_methods(df)
     restricted = method != ""
-    own = restricted & (method == DEFAULT_RESTRICTED_METHOD)
-    return own if own.any() else restricted
+    keys = [df["problem"], df["width"]] if "problem" in df else [df["width"]]
+    several = method.where(restricted).groupby(keys).transform("nunique") > 1
+    return restricted & (~several | (method == DEFAULT_RESTRICTED_METHOD))
 
 
 def _share_interval(k: int, n: int) -> tuple[float, float]:
@@ -66,8 +68,9 @@ def claim1_table(df: pd.DataFrame, eps: float) -> pd.DataFrame:
     the converged runs' gap_p90, within_eps with its 95 % interval (within_lo, within_hi),
     above_10eps (share of converged with gap > 10 eps), median_grad_norm (of all runs:
     what a stalled optimizer leaves) and near_kink (share with a sample on a kink, where
-    the one-sided gradient of a minimum need not vanish). Restricted rows are the default method's; the
-    parametrization column says "restricted" or "unrestricted"."""
+    the one-sided gradient of a minimum need not vanish). Restricted rows are those of
+    ``default_method_rows``; the parametrization column says "restricted" or
+    "unrestricted"."""
     if df.empty or "weight_decay" not in df:
         return pd.DataFrame()
     keep = (df["weight_decay"] > 0) & df["reference"].isin(DECIDING)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..inverse import PERTURBATIONS
 from ..spec import (
+    BY_WIDTH,
     DEFAULT_RESTRICTED_METHOD,
     DEFAULT_TEACHER_ROWS,
     OPTIMIZERS,
@@ -218,11 +219,10 @@ class SweepConfig(Strict):
     @field_validator("restricted_methods")
     @classmethod
     def _known_methods(cls, v):
-        unknown = [m for m in v if m not in RESTRICTED_METHODS]
+        known = (*RESTRICTED_METHODS, BY_WIDTH)
+        unknown = [m for m in v if m not in known]
         if unknown:
-            raise ValueError(
-                f"unknown restricted method {unknown[0]!r}; known: {', '.join(RESTRICTED_METHODS)}"
-            )
+            raise ValueError(f"unknown restricted method {unknown[0]!r}; known: {', '.join(known)}")
         if len(set(v)) != len(v):
             raise ValueError("duplicate restricted methods")
         return v

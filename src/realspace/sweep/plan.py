@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from .. import SCIENCE_VERSION
-from ..spec import DEFAULT_TEACHER_ROWS, LOSS_KINDS, RunSpec
+from ..spec import BY_WIDTH, DEFAULT_TEACHER_ROWS, LOSS_KINDS, RunSpec, method_for_width
 from .config import SweepConfig
 from .memory import networks_per_shard
 
@@ -169,7 +169,7 @@ def plan_runs(cfg: SweepConfig) -> list[PlannedRun]:
                     RunSpec(
                         **common,
                         parametrization=par,
-                        restricted_method=method,
+                        restricted_method=method_for_width(width) if method == BY_WIDTH else method,
                         width=width,
                         optimizer=kind,
                         lr=lr,
