@@ -161,7 +161,8 @@ def _retrain_panel(ax, retrain: pd.DataFrame) -> None:
 
 def _reference_slopes(ax) -> None:
     """Slopes 1/2 and 1 through the middle of what the panel shows."""
-    points = [c.get_offsets() for c in ax.collections if len(c.get_offsets())]
+    # offsets are masked arrays: their plain data, or numpy warns that it ignores the mask
+    points = [np.ma.getdata(c.get_offsets()) for c in ax.collections if len(c.get_offsets())]
     if not points:
         return
     xy = np.concatenate(points)
