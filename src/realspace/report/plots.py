@@ -126,37 +126,37 @@ def spurious_vs_width(cells: pd.DataFrame, path: Path) -> Path:
 KIND_MARKERS = {"add": "o", "scale": "s", "shift": "^", "new kink": "x"}
 
 
-def _stability_panel(ax, stability: pd.DataFrame) -> None:
-    """Claim 3's evidence: y vs the exact d_W per kind, restricted (fibre distance) and
-    unrestricted (the new kink's lower bound)."""
-    if stability.empty:
-        return
-    for (par, kind), g in stability.groupby(["parametrization", "kind"]):
-        y = g["d_P"] if par == "restricted" else g["lower_bound"]
+def _by_kind(ax, frame: pd.DataFrame, x: str, y) -> None:
+    """One scatter per (parametrization, kind) of ``frame``: x against y (a column name,
+    or a function of the group giving the values)."""
+    for (par, kind), g in frame.groupby(["parametrization", "kind"]):
         ax.scatter(
-            g["d_W"],
-            y,
+            g[x],
+            y(par, g) if callable(y) else g[y],
             s=12,
             color=COLORS.get(par),
             marker=KIND_MARKERS.get(kind, "o"),
             label=f"{par} {kind}",
             alpha=0.6,
+        )
+
+
+def _stability_panel(ax, stability: pd.DataFrame) -> None:
+    """Claim 3's evidence: y vs the exact d_W per kind, restricted (fibre distance) and
+    unrestricted (the new kink's lower bound)."""
+    if not stability.empty:
+        _by_kind(
+            ax,
+            stability,
+            "d_W",
+            lambda par, g: g["d_P"] if par == "restricted" else g["lower_bound"],
         )
 
 
 def _retrain_panel(ax, retrain: pd.DataFrame) -> None:
-    if retrain.empty or "d_W_travel" not in retrain:
-        return
-    for (par, kind), g in retrain.groupby(["parametrization", "kind"]):
-        ax.scatter(
-            g["d_W_travel"],
-            g["d_P"],
-            s=12,
-            color=COLORS.get(par),
-            marker=KIND_MARKERS.get(kind, "o"),
-            label=f"{par} {kind}",
-            alpha=0.6,
-        )
+    """The parameters' travel against the realization's, per kind."""
+    if not retrain.empty and "d_W_travel" in retrain:
+        _by_kind(ax, retrain, "d_W_travel", "d_P")
 
 
 def _reference_slopes(ax) -> None:
