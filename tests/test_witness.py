@@ -300,3 +300,34 @@ def test_in_2d_exact_slots_use_the_closed_form_and_data_dead_ones_the_estimate()
     assert (w0.slot, w0.exact_on_Q, w0.distance_bound, w0.witness) == (3, True, "closed form", True)
     assert w0.C == pytest.approx(w0.C0, rel=1e-14)
     assert w0.C0 == pytest.approx(max(D * np.abs(w0.u).sum() - w0.t, np.abs(w0.u).max()))
+
+
+def test_an_affine_neuron_is_a_free_slot_only_where_the_linear_part_trains():
+    """c rho(a x + b) with b >= D |a| is the affine c (a x + b) on Q: with a trained linear
+    part it folds into (w, e), its slot freed without moving the realization on Q; in the
+    plain unrestricted network (w = 0) it is no free slot."""
+    x = np.linspace(-D, D, 40)[:, None]
+    y = labels("mse", x)
+    a, b, c = [[1.0], [-1.0], [0.5]], [0.2, 0.1, 2.0], [0.5, -0.8, 0.7]  # neuron 2 affine on Q
+    linear = ShallowNet(a, b, c, 0.1, [0.3])
+    free = free_neurons(linear, x, D)
+    assert free.affine == (2,) and free.slots == (2,) and free.exact_on_Q == (True,)
+    assert free_neurons(ShallowNet(a, b, c, 0.1), x, D).count == 0
+    desc = descent_direction(loss_gradient(linear(x), y, "mse"), x, 0.0, D)
+    g = 1e-4
+    moved = witness_network(linear, free, desc, g)
+    assert moved.w[0] == pytest.approx(0.3 + 0.7 * 0.5, rel=1e-15)  # w += c a
+    assert moved.e == pytest.approx(0.1 + 0.7 * 2.0, rel=1e-15)  # e += c b
+    assert sobolev_distance(linear, moved, D) == pytest.approx(max(D - desc.t, 1.0) * g, rel=1e-9)
+
+
+def test_a_merge_within_the_angle_tolerance_is_not_exact_on_Q():
+    """Two neurons 1e-8 rad off parallel merge (the trainer's tolerance) but not exactly:
+    the slot counts, yet not as exact on Q; exactly parallel ones are exact."""
+    x = np.linspace(-D, D, 40)[:, None]
+    tilt = 1e-8
+    near = ShallowNet([[1.0], [-1.0], [3.0]], [0.2, 0.1, 0.6 + 3 * tilt], [0.5, -0.8, 2.0])
+    free = free_neurons(near, x, D)
+    assert free.duplicates == ((2, 0),) and free.exact_on_Q == (False,)
+    exact = ShallowNet([[1.0], [-1.0], [3.0]], [0.2, 0.1, 0.6], [0.5, -0.8, 2.0])
+    assert free_neurons(exact, x, D).exact_on_Q == (True,)

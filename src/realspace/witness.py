@@ -43,6 +43,7 @@ __all__ = [
 
 LOSSES = {"mse": mse, "logistic": logistic_loss, "cross_entropy": cross_entropy_loss}
 SIZES = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
+EXACT_ANGLE = 1e-12  # rad: a merged pair this parallel is exactly one neuron up to rounding
 
 
 def loss_gradient(f: np.ndarray, y: np.ndarray, loss: str) -> np.ndarray:
@@ -82,20 +83,24 @@ class FreeNeurons:
 
     ``dead``: preactivation <= tol on every sample; ``zero_output``: ||c_i|| <= tol (not
     dead); ``duplicates``: pairs (slot, keep) with (a_slot, b_slot) = s (a_keep, b_keep),
-    s > 0 (within the angle tolerance): the slot's neuron merges into keep's. ``exact_on_Q``
-    is aligned with ``slots``: True when freeing the slot leaves the realization unchanged on
-    all of Q (dead on Q: b_i <= -D||a_i||_1, zero output, or a merge), False when only on
-    the data (dead on the samples but alive somewhere in Q).
+    s > 0 (within the angle tolerance): the slot's neuron merges into keep's; ``affine``: in
+    a network with a linear part w, neurons affine on Q (b_i >= D ||a_i||_1), which fold
+    into (w, e). ``exact_on_Q`` is aligned with ``slots``: True when freeing the slot
+    leaves the realization unchanged on all of Q (dead on Q: b_i <= -D||a_i||_1, zero
+    output, an exactly parallel merge, a fold), False when only on the data (dead on the
+    samples but alive somewhere in Q) or up to the merge's angle.
     """
 
     dead: tuple[int, ...]
     zero_output: tuple[int, ...]
     duplicates: tuple[tuple[int, int], ...]
     exact_on_Q: tuple[bool, ...]
+    affine: tuple[int, ...] = ()  # affine on Q, in a network with a linear part w
 
     @property
     def slots(self) -> tuple[int, ...]:
-        return self.dead + self.zero_output + tuple(i for i, _ in self.duplicates)
+        dup = tuple(i for i, _ in self.duplicates)
+        return self.dead + self.zero_output + dup + self.affine
 
     @property
     def count(self) -> int:
@@ -142,9 +147,25 @@ def free_neurons(
     rest = np.flatnonzero(~dead & ~zero & np.any(ab != 0.0, axis=1))
     dups = _collinear_pairs(ab, rest, angle_tol)
     d_idx, z_idx = np.flatnonzero(dead), np.flatnonzero(zero)
-    exact = [bool(dead_q[i]) for i in d_idx] + [True] * (len(z_idx) + len(dups))
+    # a pair merges exactly only when exactly parallel; within angle_tol the merge moves
+    # the realization a little, which the distance check must then measure
+    unit = ab / np.maximum(np.linalg.norm(ab, axis=1, keepdims=True), 1e-300)
+    merged = [bool(np.linalg.norm(unit[i] - unit[k]) <= EXACT_ANGLE) for i, k in dups]
+    exact = [bool(dead_q[i]) for i in d_idx] + [True] * len(z_idx) + merged
+    # with a trained linear part an affine-on-Q neuron folds into (w, e): a free slot too
+    affine: list[int] = []
+    if net.w is not None:
+        on_q = np.flatnonzero(
+            (net.b - D * np.abs(net.a).sum(axis=1) >= -tol) & ~dead & ~zero & ~dead_q
+        )
+        taken = {i for pair in dups for i in pair}
+        affine = [int(i) for i in on_q if i not in taken]
     return FreeNeurons(
-        tuple(int(i) for i in d_idx), tuple(int(i) for i in z_idx), tuple(dups), tuple(exact)
+        tuple(int(i) for i in d_idx),
+        tuple(int(i) for i in z_idx),
+        tuple(dups),
+        tuple(exact + [True] * len(affine)),
+        tuple(affine),
     )
 
 
@@ -236,6 +257,12 @@ def witness_network(
     if slot is None or slot not in free.slots:
         raise ValueError(f"slot {slot!r} is not a free neuron of this network")
     a, b, c = net.a.copy(), net.b.copy(), net.c.copy()
+    w, e = (None if net.w is None else np.array(net.w, dtype=float)), np.array(net.e, dtype=float)
+    if slot in free.affine:  # c rho(z) = c z on Q: into the linear part and the bias
+        if c.ndim == 2:
+            w, e = w + np.outer(c[slot], a[slot]), e + c[slot] * b[slot]
+        else:
+            w, e = w + c[slot] * a[slot], e + c[slot] * b[slot]
     keep = dict(free.duplicates).get(slot)
     if keep is not None:
         # (a_slot, b_slot) = s (a_keep, b_keep): c_s rho(z_s) + c_k rho(z_k) = gamma rho(z_k)
@@ -249,7 +276,7 @@ def witness_network(
         a[keep], b[keep], c[keep] = (k * a[keep], k * b[keep], gamma / k) if size > 0 else (0, 0, 0)
     root = np.sqrt(g)
     a[slot], b[slot], c[slot] = root * descent.u, -root * descent.t, root * np.asarray(descent.v)
-    return ShallowNet(a, b, c, net.e, net.w)
+    return ShallowNet(a, b, c, e if e.ndim else float(e), w)
 
 
 # -- verified witnesses ----------------------------------------------------------------
@@ -336,8 +363,11 @@ def find_witness(
             dist = sobolev_distance(net, moved, D)
             dists.append(float(dist))
             bound = dist.bound
-    ok = all(dj > 0 for dj in drops) and all(
-        dw <= c0 * g * (1 + 1e-6) + 1e-15 for dw, g in zip(dists, sizes, strict=True)
+    # a lower-bound estimate of d_W below C0 g proves nothing: such a slot never verifies
+    ok = (
+        bound != "lower"
+        and all(dj > 0 for dj in drops)
+        and all(dw <= c0 * g * (1 + 1e-6) + 1e-15 for dw, g in zip(dists, sizes, strict=True))
     )
     C = max(dw / g for dw, g in zip(dists, sizes, strict=True))
     return Witness(
