@@ -76,6 +76,16 @@ def test_claim2_is_not_supported_when_no_certified_minimum_can_descend():
     assert "0 of 3 certified" in v["number"]
 
 
+def test_claim2_never_rests_a_no_on_a_lower_bound_of_the_rate():
+    """In d >= 2 (or on the population loss) the rate is a lower bound over candidate
+    directions: a non-positive one excludes nothing, so no "not supported" on it."""
+    stage = _stage([1, 0], [-0.01, np.nan], [False, False]).assign(rate_bound="lower")
+    v = _claim2(_runs(2), stage)
+    assert v["verdict"] == "inconclusive" and "only a lower bound" in v["evidence"]
+    exact = _stage([1, 0], [-0.01, np.nan], [False, False])
+    assert _claim2(_runs(2), exact)["verdict"] == "not supported"
+
+
 def test_claim2_is_inconclusive_without_minima_or_without_a_verified_descent():
     # a descent whose construction did not verify (e.g. d_W not O(g)) decides nothing
     v = _claim2(_runs(2), _stage([1, 0], [0.2, np.nan], [False, False]))

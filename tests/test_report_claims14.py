@@ -185,7 +185,7 @@ def test_claim4_is_supported_by_non_inferiority_everywhere_with_enough_pairs():
     r = u + rng.uniform(-1e-5, 1e-5, MIN_PAIRS)  # alike within a tenth of eps
     v = _claim4(_pairs(r, u), _express())
     assert v["verdict"] == "supported"
-    assert "95 % interval" in v["number"] and f"{MIN_PAIRS} pairs" in v["number"]
+    assert "one-sided 95 % bounds" in v["number"] and f"{MIN_PAIRS} pairs" in v["number"]
 
 
 def test_claim4_is_not_supported_when_unrestricted_training_is_better_beyond_the_margin():
@@ -271,3 +271,22 @@ def test_the_rows_claims_rest_on_are_the_method_trained_at_each_width():
         (32, "intrinsic"),
         (32, "intrinsic"),
     ]
+
+
+def test_claim4_compares_trained_end_points_and_counts_diverged_runs_as_lost():
+    """Where a polish ran, each run enters with the objective training reached
+    (objective_before_polish): the polish optimizes a restricted run's raw parameters,
+    not over Omega_N. A diverged restricted run loses its pair; two diverged runs decide
+    nothing and are no pair."""
+    u = np.zeros(MIN_PAIRS)
+    df = _pairs(u, u)
+    df["objective_before_polish"] = np.where(
+        df["parametrization"] == "restricted", 0.3 + 5 * EPS, np.nan
+    )
+    t = paired_table(df, EPS)
+    assert np.allclose(t["median"], 5 * EPS, rtol=1e-9) and t["unrestricted_better"].all()
+    df = _pairs(u, u)
+    df.loc[(df["parametrization"] == "restricted") & (df["seed"] < 12), "run_status"] = "diverged"
+    assert paired_table(df, EPS)["unrestricted_better"].all()  # 12 of 16 lost: x_(5) = inf
+    df.loc[(df["parametrization"] == "unrestricted") & (df["seed"] < 12), "run_status"] = "diverged"
+    assert (paired_table(df, EPS)["pairs"] == MIN_PAIRS - 12).all()

@@ -1,4 +1,4 @@
-"""Distribution-free confidence bounds on quantiles from order statistics (claims 1 and 4).
+"""Distribution-free confidence bounds on quantiles from order statistics (claim 4).
 
 For n independent draws of a continuous distribution with q-quantile xi_q, the number of
 draws below xi_q is Binomial(n, q). So the k-th smallest draw x_(k) is at least xi_q with

@@ -152,6 +152,11 @@ def _claim2(witnesses: pd.DataFrame) -> dict:
     minima = witnesses[witnesses["minimum"]]
     verified = minima[minima["witness"]]
     descending = minima[minima["descends"]]
+    # a rate that is only a lower bound (d >= 2, the population loss) and not positive
+    # shows no descent, and no absence of one either
+    unknown = minima[
+        (minima["free_neurons"] > 0) & ~minima["descends"] & (minima["rate_bound"] != "exact")
+    ]
     free = int((minima["free_neurons"] > 0).sum())
     counts = (
         f"{len(verified)} of {len(minima)} certified unrestricted minima (of "
@@ -176,18 +181,20 @@ def _claim2(witnesses: pd.DataFrame) -> dict:
             "number": counts,
             "evidence": evidence + ": no certified unrestricted minimum to test",
         }
-    if descending.empty:
+    if descending.empty and unknown.empty:
         return {
             "verdict": "not supported",
             "number": counts,
             "evidence": evidence + ": every certified minimum is a realization-space "
             "minimum as far as a free neuron can tell",
         }
-    return {
-        "verdict": "inconclusive",
-        "number": counts,
-        "evidence": evidence + ", none verified by construction",
-    }
+    why = (
+        ", none verified by construction"
+        if len(descending)
+        else f"; {len(unknown)} minima with a free neuron have only a lower bound on their "
+        "rate (candidate directions), not positive: no descent found, none excluded"
+    )
+    return {"verdict": "inconclusive", "number": counts, "evidence": evidence + why}
 
 
 # claim 3: the theorem's exponent, and the float slack of a fit that should give it exactly
@@ -285,7 +292,9 @@ def _claim4(paired: pd.DataFrame, express: pd.DataFrame | None = None) -> dict:
             "evidence": express_text + "; no width trained in both parametrizations with "
             "shared seeds",
         }
-    worst = paired.loc[(paired["upper"] - paired["margin"]).idxmax()]
+    # the worst cell by its upper bound's excess over the margin, relative to the margin
+    # (gaps and ratios have margins of different sizes)
+    worst = paired.loc[((paired["upper"] - paired["margin"]) / paired["margin"]).idxmax()]
     better = paired[paired["unrestricted_better"]]
     few = paired[paired["pairs"] < MIN_PAIRS]
     unequal = not paired["linear_term"].all()
@@ -321,7 +330,8 @@ def _claim4(paired: pd.DataFrame, express: pd.DataFrame | None = None) -> dict:
     what = "gap difference" if worst["scale"] == "gap" else "objective ratio J_r / J_u"
     number = (
         f"worst: {worst['problem']} width {int(worst['width'])}, median paired {what} "
-        f"{worst['median']:.3g}, 95 % interval [{worst['lower']:.3g}, {worst['upper']:.3g}] "
+        f"{worst['median']:.3g}, one-sided 95 % bounds [{worst['lower']:.3g}, "
+        f"{worst['upper']:.3g}] "
         f"(margin {worst['margin']:g}, {int(worst['pairs'])} pairs)"
     )
     return {"verdict": verdict, "number": number, "evidence": "; ".join(lines)}
