@@ -63,7 +63,7 @@ def end_points(width: int, parametrization: str, seeds: int):
         result = train_shard(part, TrainOptions())
         for m, spec in enumerate(part):
             params = {k: v[m] for k, v in result.params.items()}
-            out.append((spec, network_from_params(params, spec.restricted)))
+            out.append((spec, network_from_params(params, spec.has_linear)))
     return out
 
 

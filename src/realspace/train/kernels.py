@@ -62,9 +62,8 @@ def choose_objective(kernel: str, spec: RunSpec, device: torch.device) -> tuple[
     MSE, logistic and cross-entropy objectives take ``(p, X, y, lam)``, the Gaussian one
     ``(p, V, lam)``; all return the per-run objective (M,), data loss (M,) and gradients.
     Raises ValueError for an unknown kernel, "prefix" outside d = 1 or for a classification
-    loss, the Gaussian loss with ``linear_term``, and "fused" for
-    a classification loss or for an MSE shard where it cannot run (it needs Triton, CUDA or
-    TRITON_INTERPRET=1, and d <= 16).
+    loss, and "fused" for a classification loss or for an MSE shard where it cannot run (it
+    needs Triton, CUDA or TRITON_INTERPRET=1, and d <= 16).
     """
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
