@@ -111,13 +111,16 @@ def test_sweep_on_a_local_ray(workdir):
     cfg = _config(tmp / "s.yaml", "ray-small", [2, 3], 80)
     res = _sweep(cfg, tmp, ray_tmp, timeout=400)
     assert "16 trained" in res.stdout
-    # the analysis units ran on the Ray workers, and the report was written
-    assert "Analysis: 18 units logged" in res.stdout, res.stdout
+    # the analysis units ran on the Ray workers, and the report was written: 6 pathology
+    # families, 8 seed-pair cells, 4 retraining units, 2 witness units (an unrestricted
+    # problem each; no stability unit: its widths are 8 and 16)
+    assert "Analysis: 20 units logged" in res.stdout, res.stdout
     assert (tmp / "reports" / "ray-small" / "report.html").stat().st_size > 10_000
     uri = f"sqlite:///{tmp / 'mlruns.db'}"
     runs, units = _plan(cfg)
+    assert len(units) == 20 and sum(u.stage == "witness" for u in units) == 2
     state = sweep_state(uri, "ray-small")
-    check_complete(uri, state, runs, units)  # 8 cells, 16 networks (each once), 18 units
+    check_complete(uri, state, runs, units)  # 8 cells, 16 networks (each once), 20 units
     assert len(state.cells) == 8 and len(state.networks) == 16
     assert all(r["node"] for r in state.rows)  # trained (and written) on Ray workers
     st = subprocess.run(
