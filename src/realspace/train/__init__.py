@@ -65,9 +65,7 @@ def _shard_data(specs: list[RunSpec]) -> list[tuple]:
     made: dict = {}
     out = []
     for s in specs:
-        own = s.target in ("spirals", "mixture")  # drawn from teacher_seed, noise included
-        shared = own or (s.sampling == "grid" and not s.noise)
-        key = replace(s, seed=0) if shared else s
+        key = replace(s, seed=0) if s.shares_data else s
         if key not in made:
             made[key] = make_data(s)
             for v in made[key]:

@@ -68,7 +68,7 @@ from .loop import ShardResult
 from .model import cross_entropy_objective, logistic_objective, mse_objective, mse_objective_1d
 from .state import Layout, RunStatus, trainable_names
 
-__all__ = ["PolishInfo", "polish", "polish_network", "end_point_objective", "objective_of"]
+__all__ = ["PolishInfo", "polish", "objective_of"]
 
 OBJECTIVES = {
     "mse": mse_objective,
@@ -162,15 +162,6 @@ def _tensors(params: dict) -> dict:
         k: torch.tensor(np.asarray(v, dtype=np.float64), dtype=torch.float64)[None]
         for k, v in params.items()
     }
-
-
-def end_point_objective(spec: RunSpec, params: dict, X: np.ndarray, y: np.ndarray) -> float:
-    """J (float64) of one network's parameters {a, b, c, e, w} on its data: the objective
-    the polish minimizes (and the certificate reports, to rounding)."""
-    X, y = _sorted(spec, X, y)
-    lam = torch.tensor([float(spec.weight_decay)], dtype=torch.float64)
-    J = objective_of(spec)(_tensors(params), torch.tensor(X)[None], torch.tensor(y)[None], lam)
-    return float(J[0][0])
 
 
 def _canonical_params(q: dict, spec: RunSpec) -> dict:
@@ -295,36 +286,6 @@ def _finish(spec: RunSpec, start: dict, p: dict, X, Y) -> tuple[dict, float, flo
     if J1 <= J0:
         return after, J0, J1, True
     return {k: np.array(v, dtype=np.float64) for k, v in start.items()}, J0, J0, False
-
-
-def polish_network(
-    spec: RunSpec, params: dict, X: np.ndarray, y: np.ndarray, iterations: int | None = None
-) -> tuple[dict, dict]:
-    """Polish one network's end point ``params`` {a, b, c, e, w} on its data (X, y):
-    ``polish`` of a shard of one. ``iterations``: L-BFGS iterations (default
-    ``spec.polish``; phase 1 takes DECAY_STEPS_PER_ITERATION times as many steps).
-    Returns (parameters, info): the polished parameters where their objective is at most
-    the end point's, else the end point's own (copies either way); info holds
-    objective_before, objective_after, objective_decayed, iterations, evaluations,
-    seconds and kept."""
-    if iterations is not None:
-        spec = replace(spec, polish=int(iterations))
-    result = ShardResult(
-        specs=[spec],
-        params={k: np.asarray(v, dtype=np.float64)[None] for k, v in params.items()},
-        status=np.array([RunStatus.BUDGET]),
-        steps=np.zeros(1, np.int64),
-        diverged_step=-np.ones(1, np.int64),
-        history_step=-np.ones((1, 1), np.int64),
-        history_loss=np.full((1, 1), np.nan),
-        counts={},
-    )
-    out, info = polish(result, [(X, y)])
-    one = {k: v[0] for k, v in vars(info).items()}
-    if spec.polish <= 0:  # nothing done: the end point's J all the same
-        J0 = end_point_objective(spec, params, X, y)
-        one.update(objective_before=J0, objective_after=J0)
-    return {k: np.array(v[0]) for k, v in out.params.items()}, one
 
 
 def _polish_slice(specs_all, part: list[int], params: dict, xy: dict, info: PolishInfo) -> None:
