@@ -146,3 +146,19 @@ def test_which_targets_share_their_data_across_seeds():
         x1, y1 = make_data(replace(spec, seed=1))
         same = np.array_equal(x0, x1) and np.array_equal(y0, y1)
         assert spec.shares_data == same, spec
+
+
+def test_a_diverged_run_marked_certified_is_never_a_minimum():
+    """A diverged end point is no minimum whatever its certificate says (the run stopped at
+    a blow-up, not at a critical point). Two such runs, both flagged certified: one far
+    above the cell's converged end point (it would be spurious), one below the lower bound
+    (it would be optimal). Neither gets a verdict; the cell counts only the converged
+    minimum, undecided above the lower bound 0.3 (hand-counted: 1 certified, 0 spurious)."""
+    objectives = [0.3841, 0.5, 0.1]
+    certified = [True, True, True]
+    status = ["converged", "diverged", "diverged"]
+    df = _sin_cell(objectives, "convex_lower_bound", 0.3, certified, status)
+    assert stats.minimum_verdicts(df, eps=1e-4).tolist() == ["undecided", "", ""]
+    cell = stats.cell_stats(df, eps=1e-4).iloc[0]
+    assert (cell["certified"], cell["spurious"], cell["undecided"]) == (1, 0, 1)
+    assert cell["spurious_share"] == 0.0
