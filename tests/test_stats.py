@@ -102,10 +102,32 @@ def test_claim4_table_compares_best_and_median_at_equal_width():
 
 
 def test_census_means_per_cell():
+    """Each seed of a cell has its own census values; the table holds their arithmetic mean,
+    worked out by hand here (it differs from the cell's max, min, median, first and last
+    seed), and the two parametrizations at one width are kept apart."""
     df = stats.with_problems(frame(lambda w, s: 0.0))
+    per_seed = {  # seeds 0..4
+        "census_dead": [0.0, 0.25, 0.5, 0.25, 0.5],  # sum 1.5
+        "census_duplicate": [0.125, 0.0, 0.0, 0.375, 0.0],  # sum 0.5
+        "census_imbalance_mean": [0.1, 0.4, 0.9, 1.6, 2.5],  # sum 5.5
+        "census_effective_width": [15, 14, 13, 15, 11],  # sum 68
+    }
+    cell = (df["parametrization"] == "unrestricted") & (df["width"] == 16)
+    for col, values in per_seed.items():
+        df[col] = df[col].astype(float)
+        df.loc[cell, col] = df.loc[cell, "seed"].map(dict(enumerate(values)))
     census = stats.census_table(df).set_index(["parametrization", "width"])
+    assert len(census) == 8  # 2 parametrizations x 4 widths
+    got = census.loc[("unrestricted", 16)]
+    assert got["dead"] == pytest.approx(1.5 / 5, abs=1e-15)
+    assert got["duplicate"] == pytest.approx(0.5 / 5, abs=1e-15)
+    assert got["imbalance_mean"] == pytest.approx(5.5 / 5, abs=1e-15)
+    assert got["effective_width"] == pytest.approx(68 / 5, abs=1e-12)
+    assert got["affine"] == 0.0 and got["opposite"] == 0.0
+    # the other cells keep the frame's constant values (every seed alike)
+    other = census.loc[("restricted", 16)]
+    assert (other["dead"], other["effective_width"]) == (0.0, 15)
     assert census.loc[("unrestricted", 8), "dead"] == 0.25
-    assert census.loc[("restricted", 16), "effective_width"] == 15
 
 
 def test_problem_labels_name_the_axes_a_sweep_varies():
