@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from netgen import random_net
 
-from realspace import canonical_form, sobolev_distance
+from realspace import ShallowNet, canonical_form, sobolev_distance
 from realspace.inverse import (
     fit_slope,
     pathology_table,
@@ -105,7 +105,33 @@ def test_seed_pairs_are_the_closest_and_the_fibre_distance_ignores_reparametriza
     assert rows[0]["d_P_canonical"] < 1e-9  # one realization, one fibre
 
 
+def _same_realization_other_parameters(net: ShallowNet, rng) -> ShallowNet:
+    """``net`` with each neuron rescaled, (a, b, c) -> (s a, s b, c / s) with s > 0, neuron 0
+    flipped, c rho(z) = c rho(-z) + c z with c z moved into (w, e), and the neurons permuted
+    (built by hand): one realization, other parameters, the width kept as retraining does."""
+    s = rng.uniform(0.3, 3.0, net.width)
+    a, b, c = s[:, None] * net.a, s * net.b, net.c / s
+    w, e = net.linear + c[0] * a[0], net.e + c[0] * b[0]
+    a[0], b[0] = -a[0], -b[0]
+    perm = rng.permutation(net.width)
+    return ShallowNet(a[perm], b[perm], c[perm], e, w)
+
+
 def test_retrain_distances_use_the_fibre_on_omega():
-    net = canonical_form(random_net(np.random.default_rng(6), 4, 1), 1.0)
-    dist = retrain_distances(net, net, net, 1.0, restricted=True)
-    assert dist["d_P"] == 0 and dist["fit_d_inf"] == 0
+    """A restricted run's travel is measured up to the symmetries of the realization: an
+    end point that is the start rescaled, flipped and permuted has the start's realization,
+    so it lies in the start's fibre and travelled 0 (to rounding), while its raw parameters
+    are far from the start's (the unrestricted measure, d_P > 0)."""
+    rng = np.random.default_rng(6)
+    start = canonical_form(random_net(rng, 4, 1), 1.0)
+    end = _same_realization_other_parameters(start, rng)
+    x = np.linspace(-1.0, 1.0, 2001)[:, None]
+    np.testing.assert_allclose(end(x), start(x), rtol=0, atol=1e-12)  # one realization
+    assert not np.allclose(end.a, start.a)
+    dist = retrain_distances(start, end, start, 1.0, restricted=True)
+    assert dist["d_P"] == pytest.approx(0.0, abs=1e-12), dist
+    assert dist["d_W_travel"] == pytest.approx(0.0, abs=1e-12)
+    assert dist["fit_d_inf"] == pytest.approx(0.0, abs=1e-12)
+    raw = retrain_distances(start, end, start, 1.0, restricted=False)
+    assert raw["d_P"] > 0.1, raw
+    assert raw["d_W_travel"] == dist["d_W_travel"]
