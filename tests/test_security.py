@@ -1,15 +1,24 @@
 """Credentials never shown; names never become paths outside their folder; bad config
 documents only ever raise the loader's validation error."""
 
+import re
 import subprocess
 import sys
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from realspace.sweep.config import ConfigError, parse_config
+from realspace.spec import (
+    BY_WIDTH,
+    OPTIMIZERS,
+    PARAMETRIZATIONS,
+    RESTRICTED_METHODS,
+    SAMPLINGS,
+    TARGET_NAMES,
+)
+from realspace.sweep.config import ConfigError, SweepConfig, parse_config
 from realspace.tracking.secrets import hide_uri, mask, reveal_uri
 
 GOOD = {"name": "t", "targets": [{"name": "sin"}], "widths": [2, 4]}
@@ -127,22 +136,127 @@ KEYS = [
 ]
 
 
+# the keys a document must give (the rest have defaults)
+REQUIRED = ("name", "targets", "widths")
+# a name becomes a folder: letters, digits, _ . -, never starting with a dot or a dash
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+# the separators after a key's name at the start of an error line ("  widths[0]: ...")
+AFTER_KEY = (":", ".", "[")
+
+
+def _axis(value) -> list:
+    """A grid axis as a list (a single value or a list of values)."""
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _assert_schema_invariants(cfg: SweepConfig, doc: dict) -> None:
+    """What an accepted document guarantees, stated from the schema's rules (the README's
+    sweep keys), not read back from the validators: every width, seed count, step count,
+    sample count, dimension and rate positive; seeds non-negative and distinct; widths
+    distinct; every choice among the science core's; the name a safe folder name."""
+    assert NAME.fullmatch(cfg.name) and cfg.name == doc["name"]
+    assert len(cfg.targets) == len(doc["targets"]) >= 1
+    for t in cfg.targets:
+        assert t.name in TARGET_NAMES
+        assert t.teacher_width >= 1 and t.teacher_seed >= 0 and t.n_classes >= 2
+        assert t.noise is None or t.noise >= 0
+        assert t.input_dim is None or t.input_dim >= 1
+        assert t.widths is None or (t.widths and min(t.widths) >= 1)
+        assert t.parametrizations is None or set(t.parametrizations) <= set(PARAMETRIZATIONS)
+        assert all(wd >= 0 for wd in _axis(t.weight_decay if t.weight_decay is not None else 0))
+    assert len(cfg.widths) == len(doc["widths"]) >= 1
+    assert all(isinstance(w, int) and w >= 1 for w in cfg.widths)
+    assert len(set(cfg.widths)) == len(cfg.widths)
+    seeds = cfg.seed_list()
+    assert seeds and all(isinstance(s, int) and s >= 0 for s in seeds)
+    assert len(set(seeds)) == len(seeds)
+    assert cfg.parametrizations and set(cfg.parametrizations) <= set(PARAMETRIZATIONS)
+    methods = cfg.restricted_methods
+    assert methods and set(methods) <= {*RESTRICTED_METHODS, BY_WIDTH}
+    assert len(set(methods)) == len(methods)
+    assert cfg.input_dim >= 1 and cfg.domain > 0
+    assert cfg.data.n_samples >= 1 and cfg.data.sampling in SAMPLINGS and cfg.data.noise >= 0
+    opt = cfg.optimizer
+    assert set(_axis(opt.kind)) <= set(OPTIMIZERS)
+    assert all(lr > 0 for lr in _axis(opt.lr)) and all(n >= 1 for n in _axis(opt.steps))
+    assert all(0 <= m < 1 for m in (opt.momentum, opt.beta1, opt.beta2))
+    assert opt.batch_size >= 0 and opt.init_scale > 0
+    assert all(wd >= 0 for wd in _axis(cfg.weight_decay))
+
+
+def _named_fields(message: str) -> set[str]:
+    """The schema's top-level keys that the error lines of a ConfigError name."""
+    fields = SweepConfig.model_fields
+    return {f for f in fields if any(f"\n  {f}{sep}" in message for sep in AFTER_KEY)}
+
+
+def _assert_rejection_names_the_document(err: ConfigError, doc) -> None:
+    """A rejected document's error names what is wrong with it: the top level when it is
+    no mapping; else a key it has (or a required key it lacks), and no other key."""
+    message = str(err)
+    if not isinstance(doc, dict):
+        assert "expected a mapping at the top level" in message, message
+        return
+    assert message.startswith("config: invalid sweep configuration\n"), message
+    missing = {k for k in REQUIRED if k not in doc}
+    keys = {*doc, *missing}
+    lines = [f"\n  {k}{sep}" for k in keys if k for sep in AFTER_KEY]
+    lines += ["\n  (top level): unknown key"] if "" in doc else []
+    lines += ["\n  (top level): targets["] if "targets" in doc else []  # a cross-key rule
+    assert any(line in message for line in lines), (message, doc)
+    assert _named_fields(message) <= keys, (message, doc)
+    for k in missing:
+        assert f"\n  {k}: Field required" in message, message
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(KEYS), json_values, max_size=8) | json_values)
+@example({"name": "t", "targets": [{"name": "sin"}], "widths": [2, 2]})
+@example({"name": "t", "targets": [{"name": "sin"}], "widths": [0]})
+@example({"name": "..", "targets": [{"name": "sin"}], "widths": [2]})
+@example([GOOD])
 def test_random_documents_raise_only_config_errors(doc):
+    """Any document is either accepted, with the schema's invariants holding, or rejected
+    with a ConfigError that names a key of the document; never another exception."""
     try:
-        parse_config(doc)
-    except ConfigError:
-        pass
+        cfg = parse_config(doc)
+    except ConfigError as err:
+        _assert_rejection_names_the_document(err, doc)
+    else:
+        _assert_schema_invariants(cfg, doc)
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.fixed_dictionaries({}, optional={k: json_values for k in KEYS}))
+@example({})
+@example({"widths": [3, 3]})
+@example({"widths": [0]})
+@example({"seeds": [0, 0]})
+@example({"seeds": 0})
+@example({"seeds": [-1]})
+@example({"name": "-rf"})
+@example({"targets": [{"name": "nope"}]})
+@example({"targets": [{"name": "spirals"}]})  # the plane, at input_dim 1
+@example({"parametrizations": ["neither"]})
+@example({"input_dim": 0})
+@example({"domain": 0.0})
+@example({"weight_decay": -0.1})
+@example({"optimizer": {"lr": 0}})
+@example({"data": {"noise": -1}})
 def test_random_mutations_of_a_good_config_raise_only_config_errors(extra):
+    """A good document with keys replaced: accepted with the schema's invariants holding, or
+    rejected with a ConfigError naming only replaced keys (the good document alone is
+    accepted; the targets through the rules that tie a target to the other keys)."""
+    doc = {**GOOD, **extra}
     try:
-        parse_config({**GOOD, **extra})
-    except ConfigError:
-        pass
+        cfg = parse_config(doc)
+    except ConfigError as err:
+        _assert_rejection_names_the_document(err, doc)
+        named = _named_fields(str(err))
+        assert named <= set(extra), (str(err), extra)
+        assert named or "\n  (top level): targets[" in str(err), str(err)
+    else:
+        _assert_schema_invariants(cfg, doc)
 
 
 @pytest.mark.parametrize(
