@@ -230,12 +230,37 @@ def test_rebalancing_never_changes_the_realization():
         np.testing.assert_allclose(np.abs(g.c), np.linalg.norm(g.a, axis=1), rtol=1e-14)
 
 
-def test_projection_counts_are_recorded():
-    rec = train_and_record([base(parametrization="restricted", steps=300, lr=5e-2)])[0]
-    assert set(rec.projections) == {"folded", "kink", "merge", "reseed"}
-    assert all(v >= 0 for v in rec.projections.values())
+# a width-5 network on Q = [-1, 1] with one of each projection event planted (d = 1):
+PLANTED = {
+    "a": np.array([[1.0], [2.0], [1.0], [-1.0], [0.5]]),
+    "b": np.array([0.2, 0.4, -3.0, 0.5, 0.1]),
+    "c": np.array([1.0, 0.5, 0.7, -0.8, 0.0]),
+    "e": np.zeros(()),
+    "w": np.zeros(1),
+}
+# neuron 1 is neuron 0 scaled by 2, one hyperplane (a merge, which frees neuron 1); the kink
+# of neuron 2 sits at x = 3, outside the cube (a kink clamp); neuron 4 has c = 0 (a fold,
+# which frees it); neuron 3 is generic. Two freed neurons: two reseeds.
+PLANTED_COUNTS = {"folded": 1, "kink": 1, "merge": 1, "reseed": 2}
+
+
+@pytest.mark.parametrize("method", ["projection", "intrinsic"])
+def test_projection_counts_are_recorded(method):
+    """A restricted run started from a network with one planted duplicate pair, one kink
+    outside the cube and one silent neuron records exactly those events: the first
+    projection (step 0) takes the start into Omega_N, and a gradient tolerance no
+    gradient meets stops the run there, so no later step adds any."""
+    spec = base(
+        width=5,
+        parametrization="restricted",
+        restricted_method=method,
+        grad_tol=1e9,
+    )
+    rec = train_and_record([spec], F64, init=[PLANTED])[0]
+    assert rec.steps == 0 and rec.status == "converged"
+    assert rec.projections == PLANTED_COUNTS
     unres = train_and_record([base(steps=10)])[0]
-    assert sum(unres.projections.values()) == 0
+    assert unres.projections == dict.fromkeys(PLANTED_COUNTS, 0)
 
 
 # ---------------------------------------------------------------------------
