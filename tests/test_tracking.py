@@ -213,14 +213,43 @@ def test_a_sweep_of_the_old_layout_is_refused_not_misread(tmp_path):
     assert st.client.get_run(old).info.status == "RUNNING"
 
 
-def test_the_experiment_opens_on_its_runs_in_the_ui(store):
-    """MLflow 3's UI opens an untagged experiment on its traces overview ("Traces: 0");
-    a sweep's experiment carries the tag that makes the runs table its landing page."""
-    from realspace.tracking.layout import EXPERIMENT_KIND
+# what MLflow 3's UI reads to choose an experiment's landing page: the experiment tag
+# "mlflow.experimentKind" with the value of its ExperimentKind.CUSTOM_MODEL_DEVELOPMENT
+# (MLflow's names, written out here rather than taken from the implementation)
+UI_KIND_TAG = "mlflow.experimentKind"
+UI_RUNS_KIND = "custom_model_development"
 
-    _, st, *_ = store
+
+def _ui_bundle() -> str | None:
+    """The JavaScript of the installed MLflow UI's main bundle (None without the UI)."""
+    from pathlib import Path
+
+    import mlflow
+
+    js = Path(mlflow.__file__).parent / "server" / "js" / "build" / "static" / "js"
+    main = sorted(js.glob("main.*.js"))
+    return main[0].read_text(errors="replace") if main else None
+
+
+def test_the_experiment_opens_on_its_runs_in_the_ui(store, tmp_path):
+    """MLflow 3's UI opens an untagged experiment on its traces overview ("Traces: 0");
+    a sweep's experiment carries the tag that makes the runs table its landing page, by
+    MLflow's own key and value (the UI bundle that is installed reads those very
+    strings); an experiment made before the tag existed gets it when a sweep opens it."""
+    from realspace.tracking.connection import connect
+
+    uri, st, *_ = store
     exp = st.client.get_experiment(st.experiment_id)
-    assert exp.tags.get(EXPERIMENT_KIND[0]) == EXPERIMENT_KIND[1]
+    assert exp.tags.get(UI_KIND_TAG) == UI_RUNS_KIND, exp.tags
+    bundle = _ui_bundle()
+    if bundle is not None:  # the pinned MLflow's UI: the key it looks up, the value it knows
+        assert f'"{UI_KIND_TAG}"' in bundle
+        assert f'CUSTOM_MODEL_DEVELOPMENT="{UI_RUNS_KIND}"' in bundle
+    older = st.client.create_experiment("made-before-the-tag", tmp_path.as_uri())
+    assert UI_KIND_TAG not in st.client.get_experiment(older).tags
+    conn = connect(uri, "made-before-the-tag")
+    assert conn.experiment_id == older
+    assert st.client.get_experiment(older).tags.get(UI_KIND_TAG) == UI_RUNS_KIND
 
 
 def test_a_write_cut_short_by_a_full_disk_names_the_file_and_leaves_no_half(tmp_path):
