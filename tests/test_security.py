@@ -150,10 +150,10 @@ def _axis(value) -> list:
 
 
 def _assert_schema_invariants(cfg: SweepConfig, doc: dict) -> None:
-    """What an accepted document guarantees, stated from the schema's rules (the README's
-    sweep keys), not read back from the validators: every width, seed count, step count,
-    sample count, dimension and rate positive; seeds non-negative and distinct; widths
-    distinct; every choice among the science core's; the name a safe folder name."""
+    """What an accepted document guarantees, checked on the parsed values rather than
+    through the validators: every width, seed count, step count, sample count, dimension
+    and rate positive; seeds non-negative and distinct; widths distinct; every choice among
+    the science core's (realspace.spec); the name a safe folder name."""
     assert NAME.fullmatch(cfg.name) and cfg.name == doc["name"]
     assert len(cfg.targets) == len(doc["targets"]) >= 1
     for t in cfg.targets:
