@@ -1,7 +1,7 @@
 """A sweep's state read straight from its tracking store with MLflow's client and
-pyarrow, independently of realspace's reader: the truth the flow tests compare with; and
-the invariants the fault and integration tests check on it (``check_consistent`` at any
-moment, ``check_complete`` at the end)."""
+pyarrow, independently of realspace's reader: the truth the flow tests compare with; what
+a sweep plans (``planned``); and the invariants the fault and integration tests check on
+it (``check_consistent`` at any moment, ``check_complete`` at the end)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,18 @@ class SweepState:
     def keys(self) -> list[str]:
         """Run keys in the tables, with repetitions (a duplicate shows twice)."""
         return [r["run_key"] for r in self.rows]
+
+
+def planned(config: dict | Path) -> tuple[list, list]:
+    """(planned runs, planned analysis units) of a sweep, from its document or its YAML
+    file: what ``check_consistent`` and ``check_complete`` take."""
+    from realspace.sweep.analysis import plan_analysis
+    from realspace.sweep.config import load_config, parse_config
+    from realspace.sweep.plan import plan_runs
+
+    cfg = parse_config(config) if isinstance(config, dict) else load_config(config)
+    runs = plan_runs(cfg)
+    return runs, plan_analysis(cfg, runs)
 
 
 def sweep_state(uri: str, name: str) -> SweepState:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from factories import sweep_config
 
 from realspace.problem import make_data, target_on, teacher_net
 from realspace.spec import RunSpec, target_label
@@ -109,7 +110,7 @@ def test_bad_classification_specs_are_refused(kw, match):
 
 
 def test_a_sweep_file_takes_classes_and_per_target_noise_and_refuses_bad_ones_first():
-    base = dict(name="c", widths=[4], input_dim=2)
+    base = sweep_config(name="c", widths=[4], input_dim=2)
     cfg = parse_config(
         {**base, "targets": [{"name": "spirals", "n_classes": 3, "noise": 0.1}, {"name": "sin"}]}
     )

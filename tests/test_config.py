@@ -1,15 +1,13 @@
 """Sweep configs: bad input is refused before any work, naming the key and the reason."""
 
-import textwrap
 from pathlib import Path
 
 import pytest
+from factories import sweep_config, write_config
 from typer.testing import CliRunner
 
 from realspace.cli import app
 from realspace.sweep.config import ConfigError, load_config, parse_config
-
-GOOD = {"name": "t", "targets": [{"name": "sin"}], "widths": [2, 4]}
 
 
 def check(doc, *fragments):
@@ -21,7 +19,7 @@ def check(doc, *fragments):
 
 
 def test_good_config_and_defaults():
-    cfg = parse_config(GOOD)
+    cfg = parse_config(sweep_config())
     assert cfg.seed_list() == list(range(8))
     assert cfg.parametrizations == ["unrestricted", "restricted"]
 
@@ -29,22 +27,22 @@ def test_good_config_and_defaults():
 @pytest.mark.parametrize(
     "doc, fragments",
     [
-        ({**GOOD, "widht": [2]}, ["widht: unknown key"]),
-        ({**GOOD, "optimizer": {"lr": 0.1, "momentun": 0.9}}, ["optimizer.momentun: unknown key"]),
-        ({**GOOD, "widths": []}, ["widths: List should have at least 1 item"]),
-        ({**GOOD, "widths": [4, 0]}, ["widths[1]: Input should be greater than 0"]),
-        ({**GOOD, "widths": "four"}, ["widths: Input should be a valid list"]),
-        ({**GOOD, "seeds": [1, 2, 2]}, ["seeds: duplicate seeds [2]"]),
-        ({**GOOD, "seeds": 0}, ["seeds"]),
-        ({**GOOD, "targets": [{"name": "cosine"}]}, ["targets[0].name: unknown target 'cosine'"]),
-        ({**GOOD, "targets": []}, ["targets: List should have at least 1 item"]),
-        ({**GOOD, "domain": -1}, ["domain: Input should be greater than 0"]),
-        ({**GOOD, "optimizer": {"lr": [0.1, -1]}}, ["optimizer.lr"]),
-        ({**GOOD, "optimizer": {"kind": "lbfgs"}}, ["optimizer.kind"]),
-        ({**GOOD, "parametrizations": ["balanced"]}, ["parametrizations[0]"]),
-        ({**GOOD, "targets": [{"name": "gaussian"}]}, ["targets[0] (gaussian)", "unrestricted"]),
-        ({**GOOD, "name": "../evil"}, ["name: String should match pattern"]),
-        ({**GOOD, "execution": {"device": "tpu"}}, ["execution.device"]),
+        (sweep_config(widht=[2]), ["widht: unknown key"]),
+        (sweep_config(optimizer={"lr": 0.1, "momentun": 0.9}), ["optimizer.momentun: unknown key"]),
+        (sweep_config(widths=[]), ["widths: List should have at least 1 item"]),
+        (sweep_config(widths=[4, 0]), ["widths[1]: Input should be greater than 0"]),
+        (sweep_config(widths="four"), ["widths: Input should be a valid list"]),
+        (sweep_config(seeds=[1, 2, 2]), ["seeds: duplicate seeds [2]"]),
+        (sweep_config(seeds=0), ["seeds"]),
+        (sweep_config(targets=[{"name": "cosine"}]), ["targets[0].name: unknown target 'cosine'"]),
+        (sweep_config(targets=[]), ["targets: List should have at least 1 item"]),
+        (sweep_config(domain=-1), ["domain: Input should be greater than 0"]),
+        (sweep_config(optimizer={"lr": [0.1, -1]}), ["optimizer.lr"]),
+        (sweep_config(optimizer={"kind": "lbfgs"}), ["optimizer.kind"]),
+        (sweep_config(parametrizations=["balanced"]), ["parametrizations[0]"]),
+        (sweep_config(targets=[{"name": "gaussian"}]), ["targets[0] (gaussian)", "unrestricted"]),
+        (sweep_config(name="../evil"), ["name: String should match pattern"]),
+        (sweep_config(execution={"device": "tpu"}), ["execution.device"]),
     ],
 )
 def test_bad_configs_name_key_and_reason(doc, fragments):
@@ -52,7 +50,7 @@ def test_bad_configs_name_key_and_reason(doc, fragments):
 
 
 def test_every_problem_is_listed_at_once():
-    msg = check({"name": "t", "targets": [{"name": "sin", "colour": 1}], "widths": [0]})
+    msg = check(sweep_config(targets=[{"name": "sin", "colour": 1}], widths=[0]))
     assert "targets[0].colour: unknown key" in msg and "widths[0]" in msg
 
 
@@ -74,14 +72,7 @@ def test_yaml_errors_and_shapes(tmp_path):
 
 
 def test_cli_refuses_a_bad_config_before_any_work(tmp_path):
-    path = tmp_path / "bad.yaml"
-    path.write_text(
-        textwrap.dedent("""
-        name: t
-        targets: [{name: sin}]
-        widths: [2, -4]
-    """)
-    )
+    path = write_config(tmp_path / "bad.yaml", sweep_config(widths=[2, -4]))
     result = CliRunner().invoke(app, ["sweep", str(path)])
     assert result.exit_code == 2
     assert "widths[1]: Input should be greater than 0" in result.output
@@ -97,11 +88,11 @@ def test_shipped_configs_are_valid():
 def test_analysis_settings_are_validated_and_never_change_the_sweep_key():
     from realspace.sweep.plan import plan_runs, sweep_key
 
-    check({**GOOD, "analysis": {"retrain_kinds": ["move"]}}, "analysis.retrain_kinds[0]")
-    check({**GOOD, "analysis": {"gap_eps": 0}}, "analysis.gap_eps")
-    check({**GOOD, "analysis": {"pathology_max_log2": 40}}, "analysis.pathology_max_log2")
-    base = parse_config(GOOD)
-    other = parse_config({**GOOD, "analysis": {"gap_eps": 0.1, "seed_pairs": 0}})
+    check(sweep_config(analysis={"retrain_kinds": ["move"]}), "analysis.retrain_kinds[0]")
+    check(sweep_config(analysis={"gap_eps": 0}), "analysis.gap_eps")
+    check(sweep_config(analysis={"pathology_max_log2": 40}), "analysis.pathology_max_log2")
+    base = parse_config(sweep_config())
+    other = parse_config(sweep_config(analysis={"gap_eps": 0.1, "seed_pairs": 0}))
     assert sweep_key(base) == sweep_key(other)
     assert [r.key for r in plan_runs(base)] == [r.key for r in plan_runs(other)]
 
@@ -111,23 +102,23 @@ def test_a_target_may_set_its_own_weight_decay():
     from realspace.sweep.plan import plan_runs
 
     cfg = parse_config(
-        {**GOOD, "seeds": 1, "targets": [{"name": "sin"}, {"name": "sin", "weight_decay": 0.01}]}
+        sweep_config(seeds=1, targets=[{"name": "sin"}, {"name": "sin", "weight_decay": 0.01}])
     )
     runs = plan_runs(cfg)
     assert sorted({r.spec.weight_decay for r in runs}) == [0.0, 0.01]
     assert {target_label(r.spec) for r in runs} == {"sin", "sin wd=0.01"}
-    check({**GOOD, "targets": [{"name": "sin", "weight_decay": -1}]}, "targets[0].weight_decay")
+    check(sweep_config(targets=[{"name": "sin", "weight_decay": -1}]), "targets[0].weight_decay")
 
 
 def test_restricted_methods_are_an_axis_with_a_default_and_known_names():
     from realspace.spec import DEFAULT_RESTRICTED_METHOD
 
-    assert parse_config(GOOD).restricted_methods == [DEFAULT_RESTRICTED_METHOD]
-    both = parse_config({**GOOD, "restricted_methods": ["intrinsic", "projection"]})
+    assert parse_config(sweep_config()).restricted_methods == [DEFAULT_RESTRICTED_METHOD]
+    both = parse_config(sweep_config(restricted_methods=["intrinsic", "projection"]))
     assert both.restricted_methods == ["intrinsic", "projection"]
     check(
-        {**GOOD, "restricted_methods": ["clamp"]},
+        sweep_config(restricted_methods=["clamp"]),
         "restricted_methods: unknown restricted method 'clamp'; known: intrinsic, projection",
     )
-    check({**GOOD, "restricted_methods": []}, "restricted_methods")
-    check({**GOOD, "restricted_methods": ["intrinsic", "intrinsic"]}, "duplicate")
+    check(sweep_config(restricted_methods=[]), "restricted_methods")
+    check(sweep_config(restricted_methods=["intrinsic", "intrinsic"]), "duplicate")

@@ -16,21 +16,21 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pytest
-import yaml
+from factories import LIGHT_ANALYSIS, SIN_AND_TEACHER, sweep_config, write_config
 from procs import CLI, free_port, kill_matching, quiet_env, start_mlflow
-from sweepstate import check_complete, check_consistent, sweep_state
+from sweepstate import check_complete, check_consistent, planned, sweep_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-DOC = {
-    "name": "faults",
-    "targets": [{"name": "sin"}, {"name": "teacher", "teacher_width": 2}],
-    "widths": [2, 3, 4, 5],
-    "seeds": 2,
-    "optimizer": {"steps": 120, "lr": 0.02},
-    "data": {"n_samples": 32},
-    "analysis": {"pathology_max_log2": 3, "seed_pairs": 1, "retrain_seeds": 0},
-}
+DOC = sweep_config(
+    name="faults",
+    targets=SIN_AND_TEACHER,
+    widths=[2, 3, 4, 5],
+    seeds=2,
+    optimizer={"steps": 120, "lr": 0.02},
+    data={"n_samples": 32},
+    analysis=LIGHT_ANALYSIS,
+)
 
 
 def _sweep(cfg: Path, cwd: Path, *args, fault=None, timeout=600, **env):
@@ -59,20 +59,9 @@ def _sweep(cfg: Path, cwd: Path, *args, fault=None, timeout=600, **env):
     return subprocess.CompletedProcess(proc.args, code, out.read_text(), err.read_text())
 
 
-def _plan(doc: dict):
-    """(planned runs, planned analysis units) of a sweep."""
-    from realspace.sweep.analysis import plan_analysis
-    from realspace.sweep.config import parse_config
-    from realspace.sweep.plan import plan_runs
-
-    cfg = parse_config(doc)
-    runs = plan_runs(cfg)
-    return runs, plan_analysis(cfg, runs)
-
-
 def _check_complete(uri: str, doc: dict, analysis: bool = True):
     """The sweep's state, checked complete (sweepstate.check_complete)."""
-    runs, units = _plan(doc)
+    runs, units = planned(doc)
     state = sweep_state(uri, doc["name"])
     check_complete(uri, state, runs, units if analysis else ())
     return state
@@ -98,10 +87,9 @@ def _finished(runs) -> dict[str, str]:
 
 
 def test_driver_sigkilled_at_five_points_then_a_rerun_completes(tmp_path):
-    cfg = tmp_path / "f.yaml"
-    cfg.write_text(yaml.safe_dump(DOC))
+    cfg = write_config(tmp_path / "f.yaml", DOC)
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
-    runs, units = _plan(DOC)
+    runs, units = planned(DOC)
     rows: dict = {}  # run key -> (cell run, table, row) of every network in the tables so far
     files: dict = {}  # (cell run, table) -> (inode, mtime) of every table so far
     cells: dict = {}  # cell key -> its run id, once opened
@@ -153,8 +141,7 @@ def test_driver_sigkilled_at_five_points_then_a_rerun_completes(tmp_path):
 def test_a_ray_worker_killed_mid_shard_is_retried(tmp_path):
     ray_tmp = tempfile.mkdtemp(prefix="rsflt", dir="/tmp")
     doc = {**DOC, "name": "worker-kill"}
-    cfg = tmp_path / "w.yaml"
-    cfg.write_text(yaml.safe_dump(doc))
+    cfg = write_config(tmp_path / "w.yaml", doc)
     mark = tmp_path / "killed-once"
     try:
         res = _sweep(
@@ -178,10 +165,9 @@ def test_a_ray_worker_killed_mid_shard_is_retried(tmp_path):
 
 def test_a_shard_failing_every_retry_is_reported_and_the_rest_completes(tmp_path):
     doc = {**DOC, "name": "one-bad-shard", "widths": [2], "targets": [{"name": "sin"}]}
-    cfg = tmp_path / "b.yaml"
-    cfg.write_text(yaml.safe_dump(doc))
+    cfg = write_config(tmp_path / "b.yaml", doc)
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
-    runs, _ = _plan(doc)
+    runs, _ = planned(doc)
     # every attempt of the unrestricted shard raises (3 attempts, with backoff)
     res = _sweep(cfg, tmp_path, "--in-process", "--no-analysis", fault="train:raise@unrestricted")
     assert res.returncode == 1
@@ -220,8 +206,7 @@ def test_the_tracking_server_away_for_20_s_loses_nothing(tmp_path):
     art = tmp_path / "art"
     server = start_mlflow(backend, art, port, tmp_path)
     doc = {**DOC, "name": "outage", "optimizer": {"steps": 400, "lr": 0.02}}
-    cfg = tmp_path / "o.yaml"
-    cfg.write_text(yaml.safe_dump(doc))
+    cfg = write_config(tmp_path / "o.yaml", doc)
     uri = f"http://127.0.0.1:{port}"
     sweep = subprocess.Popen(
         CLI + ["sweep", str(cfg), "--quiet", "--in-process", "--tracking-uri", uri],
@@ -270,8 +255,7 @@ def test_divergent_runs_are_recorded_as_diverged_with_their_step(tmp_path):
         "widths": [4],
         "optimizer": {"kind": "gd", "lr": [1e6, 0.01], "steps": 50},
     }
-    cfg = tmp_path / "d.yaml"
-    cfg.write_text(yaml.safe_dump(doc))
+    cfg = write_config(tmp_path / "d.yaml", doc)
     res = _sweep(cfg, tmp_path, "--in-process", "--no-analysis")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "8 trained, 0 already finished, 4 diverged" in res.stdout, res.stdout
@@ -338,10 +322,9 @@ def test_a_full_disk_while_tables_are_written_ends_with_a_clear_error(tmp_path):
         "optimizer": {"steps": 3000, "lr": 0.02},
         "execution": {"num_workers": 1},
     }
-    cfg = tmp_path / "full.yaml"
-    cfg.write_text(yaml.safe_dump(doc))
+    cfg = write_config(tmp_path / "full.yaml", doc)
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
-    runs, _ = _plan(doc)
+    runs, _ = planned(doc)
     sweep = subprocess.Popen(
         CLI + ["sweep", str(cfg), "--quiet", "--no-analysis"],
         cwd=tmp_path,
@@ -409,8 +392,7 @@ def test_status_and_slow_readers_of_the_embedded_store_never_fail_a_sweep(tmp_pa
     from realspace.tracking.reader import SweepReader
 
     doc = {**DOC, "name": "readers", "optimizer": {"steps": 600, "lr": 0.02}}
-    cfg = tmp_path / "r.yaml"
-    cfg.write_text(yaml.safe_dump(doc))
+    cfg = write_config(tmp_path / "r.yaml", doc)
     db = tmp_path / "mlruns.db"
     uri = f"sqlite:///{db}"
     sweep = subprocess.Popen(

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
+from factories import SIN_AND_TEACHER, sweep_config, write_config
 from procs import CLI, kill_matching, quiet_env
-from sweepstate import check_complete, check_consistent, sweep_state
+from sweepstate import check_complete, check_consistent, planned, sweep_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -39,16 +39,6 @@ def _deleted(uri: str, experiment: str) -> list:
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
     return client.search_runs([exp.experiment_id], "", run_view_type=ViewType.DELETED_ONLY)
-
-
-def _plan(path: Path):
-    from realspace.sweep.analysis import plan_analysis
-    from realspace.sweep.config import load_config
-    from realspace.sweep.plan import plan_runs
-
-    cfg = load_config(path)
-    runs = plan_runs(cfg)
-    return runs, plan_analysis(cfg, runs)
 
 
 def _tables(folder: Path) -> dict[Path, tuple[int, int]]:
@@ -86,14 +76,14 @@ def _trained_count(folder: Path) -> int:
 
 
 def _config(path: Path, name: str, widths, steps) -> Path:
-    doc = {
-        "name": name,
-        "targets": [{"name": "sin"}, {"name": "teacher", "teacher_width": 2}],
-        "widths": widths,
-        "seeds": 2,
-        "optimizer": {"steps": steps, "lr": 0.02},
-        "data": {"n_samples": 64},
-        "analysis": {
+    doc = sweep_config(
+        name=name,
+        targets=SIN_AND_TEACHER,
+        widths=widths,
+        seeds=2,
+        optimizer={"steps": steps, "lr": 0.02},
+        data={"n_samples": 64},
+        analysis={
             "pathology_max_log2": 4,
             "seed_pairs": 1,
             "retrain_widths": [2],
@@ -101,9 +91,8 @@ def _config(path: Path, name: str, widths, steps) -> Path:
             "retrain_kinds": ["add"],
             "retrain_steps": 20,
         },
-    }
-    path.write_text(yaml.safe_dump(doc))
-    return path
+    )
+    return write_config(path, doc)
 
 
 def test_sweep_on_a_local_ray(workdir):
@@ -117,7 +106,7 @@ def test_sweep_on_a_local_ray(workdir):
     assert "Analysis: 20 units logged" in res.stdout, res.stdout
     assert (tmp / "reports" / "ray-small" / "report.html").stat().st_size > 10_000
     uri = f"sqlite:///{tmp / 'mlruns.db'}"
-    runs, units = _plan(cfg)
+    runs, units = planned(cfg)
     assert len(units) == 20 and sum(u.stage == "witness" for u in units) == 2
     state = sweep_state(uri, "ray-small")
     check_complete(uri, state, runs, units)  # 8 cells, 16 networks (each once), 20 units
@@ -138,7 +127,7 @@ def test_sigkill_then_rerun_completes_without_duplicates(workdir):
     tmp, ray_tmp = workdir
     cfg = _config(tmp / "k.yaml", "killed", [2, 3, 4, 5, 6, 7], 600)
     uri = f"sqlite:///{tmp / 'mlruns.db'}"
-    runs, _ = _plan(cfg)
+    runs, _ = planned(cfg)
     proc = subprocess.Popen(
         CLI + ["sweep", str(cfg), "--quiet", "--no-analysis"],
         cwd=tmp,

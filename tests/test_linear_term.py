@@ -12,6 +12,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from factories import sweep_config
 from netgen import plant_degenerate, random_net
 
 from realspace import ShallowNet, canonical_form, in_restricted_set
@@ -287,14 +288,9 @@ def test_the_gaussian_model_reads_no_linear_term():
 # ---------------------------------------------------------------------------
 # Keys, and the plain unrestricted run unchanged
 # ---------------------------------------------------------------------------
-DOC = {
-    "name": "linear-term",
-    "targets": [{"name": "sin"}],
-    "widths": [2],
-    "seeds": 2,
-    "optimizer": {"steps": 20},
-    "data": {"n_samples": 16},
-}
+DOC = sweep_config(
+    name="linear-term", widths=[2], seeds=2, optimizer={"steps": 20}, data={"n_samples": 16}
+)
 
 
 def test_keys_of_the_plain_runs_do_not_change():

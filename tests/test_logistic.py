@@ -5,6 +5,7 @@ teacher_labels target, kernel routing and the rules a classification run obeys."
 import numpy as np
 import pytest
 import torch
+from factories import sweep_config
 
 from realspace.nets import ShallowNet
 from realspace.problem import init_params, make_data, teacher_net
@@ -227,7 +228,7 @@ def test_the_classification_target_adds_no_field_to_run_keys():
 def test_a_sweep_file_takes_the_classification_target_and_refuses_certain_flips():
     from realspace.sweep.config import SweepConfig
 
-    base = dict(name="c", widths=[4], input_dim=2, targets=[{"name": "teacher_labels"}])
+    base = sweep_config(name="c", widths=[4], input_dim=2, targets=[{"name": "teacher_labels"}])
     assert SweepConfig(**base).targets[0].name == "teacher_labels"
     with pytest.raises(ValueError, match="flip probability"):
         SweepConfig(**base, data={"noise": 1.0})

@@ -11,20 +11,19 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
+from factories import sweep_config, write_config
 from procs import CLI, quiet_env
-from sweepstate import check_complete, sweep_state
+from sweepstate import check_complete, planned, sweep_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-DOC = {
-    "name": "one-driver",
-    "targets": [{"name": "sin"}],
-    "widths": [2, 3],
-    "seeds": 2,
-    "optimizer": {"steps": 60, "lr": 0.02},
-    "data": {"n_samples": 16},
-}
+DOC = sweep_config(
+    name="one-driver",
+    widths=[2, 3],
+    seeds=2,
+    optimizer={"steps": 60, "lr": 0.02},
+    data={"n_samples": 16},
+)
 RUNS = 8  # 2 widths x 2 parametrizations x 2 seeds
 
 
@@ -54,13 +53,6 @@ def _finish(proc: subprocess.Popen, cwd: Path, tag: str, timeout: float = 400) -
     return {"pid": proc.pid, "code": code, **flat}
 
 
-def _planned():
-    from realspace.sweep.config import parse_config
-    from realspace.sweep.plan import plan_runs
-
-    return plan_runs(parse_config(DOC))
-
-
 def _lease_params(state) -> list[dict]:
     """The generations of the sweep's lease, in order (one per driver that took it)."""
     params = state.parent.data.params
@@ -70,8 +62,7 @@ def _lease_params(state) -> list[dict]:
 
 @pytest.mark.parametrize("order", [("plain", "wait"), ("wait", "plain")])
 def test_two_drivers_started_a_second_apart_train_the_sweep_once(tmp_path, order):
-    cfg = tmp_path / "s.yaml"
-    cfg.write_text(yaml.safe_dump(DOC))
+    cfg = write_config(tmp_path / "s.yaml", DOC)
     procs = {}
     for i, mode in enumerate(order):
         if i:
@@ -97,7 +88,7 @@ def test_two_drivers_started_a_second_apart_train_the_sweep_once(tmp_path, order
         assert f"0 trained, {RUNS} already finished" in loser["out"], loser
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     state = sweep_state(uri, DOC["name"])
-    check_complete(uri, state, _planned())  # one FINISHED run per key, no duplicates
+    check_complete(uri, state, planned(DOC)[0])  # one FINISHED run per key, no duplicates
     holders = _lease_params(state)
     assert holders[0]["pid"] == winner["pid"]
     # the refused driver never held it; the waiting one took it after the winner let go
@@ -112,8 +103,7 @@ def test_a_sigkilled_holder_is_taken_over_and_a_rerun_resumes_within_a_minute(tm
 
     from realspace.tracking.lease import LeaseState, lease_state, read_holder
 
-    cfg = tmp_path / "s.yaml"
-    cfg.write_text(yaml.safe_dump(DOC))
+    cfg = write_config(tmp_path / "s.yaml", DOC)
     # SIGKILLed after its first table piece is written, before the second
     holder = _start(cfg, tmp_path, "killed", REALSPACE_FAULT="logging:2")
     killed = _finish(holder, tmp_path, "killed")
@@ -131,5 +121,5 @@ def test_a_sigkilled_holder_is_taken_over_and_a_rerun_resumes_within_a_minute(tm
     assert time.time() - died < 60, "the rerun took more than a minute"
     assert f"{RUNS - trained} trained, {trained} already finished" in rerun["out"], rerun
     state = sweep_state(uri, DOC["name"])
-    check_complete(uri, state, _planned())
+    check_complete(uri, state, planned(DOC)[0])
     assert [h["pid"] for h in _lease_params(state)] == [killed["pid"], rerun["pid"]]

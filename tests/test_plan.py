@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from factories import sweep_config
 
 from realspace.spec import RunSpec
 from realspace.sweep.config import ConfigError, load_config, parse_config
@@ -21,14 +22,14 @@ from realspace.sweep.plan import (
     sweep_key,
 )
 
-DOC = {
-    "name": "p",
-    "targets": [{"name": "sin"}, {"name": "teacher", "teacher_width": 3}],
-    "widths": [2, 8, 32],
-    "seeds": 4,
-    "optimizer": {"lr": [0.01, 0.03]},
-    "weight_decay": [0.0, 1e-3],
-}
+DOC = sweep_config(
+    name="p",
+    targets=[{"name": "sin"}, {"name": "teacher", "teacher_width": 3}],
+    widths=[2, 8, 32],
+    seeds=4,
+    optimizer={"lr": [0.01, 0.03]},
+    weight_decay=[0.0, 1e-3],
+)
 
 PROBE = """
 import json, sys
@@ -114,7 +115,7 @@ def test_shards_balance_the_work_and_come_largest_first():
     """One shape is most of the work (width 256 against 2 and 8): it is split into parts
     of about the share per_worker * workers gives each shard, the light shapes are not
     split, and shards come in order of decreasing work (longest first)."""
-    doc = {"name": "b", "targets": [{"name": "sin"}], "widths": [2, 8, 256], "seeds": 40}
+    doc = sweep_config(name="b", widths=[2, 8, 256], seeds=40)
     runs = plan_runs(parse_config(doc))
     whole = pack_shards(runs, 2**40, per_worker=0)
     assert len(whole) == 6  # one per (width, parametrization)
@@ -137,8 +138,7 @@ def test_shards_balance_the_work_and_come_largest_first():
 
 def test_shapes_too_small_to_repay_a_task_are_not_split():
     """Four tiny networks over 8 shares: each shape stays one shard (a shard costs a task)."""
-    doc = {"name": "t", "targets": [{"name": "sin"}], "widths": [2], "seeds": 2}
-    doc["optimizer"] = {"steps": 60}
+    doc = sweep_config(widths=[2], seeds=2, optimizer={"steps": 60})
     runs = plan_runs(parse_config(doc))
     assert all(network_work(r.spec) * 2 < MIN_SPLIT for r in runs)
     assert len(pack_shards(runs, 2**40, workers=2, per_worker=4)) == 2
@@ -205,7 +205,7 @@ def test_keys_of_the_shipped_configs_are_those_of_before_teacher_rows(
 
 def test_teacher_rows_other_than_the_default_are_keyed():
     target = {"name": "gaussian", "teacher_width": 4, "input_dim": 4}
-    doc = {"name": "g", "widths": [4], "seeds": 2, "parametrizations": ["unrestricted"]}
+    doc = sweep_config(name="g", widths=[4], seeds=2, parametrizations=["unrestricted"])
     keys, sweeps = [], []
     for rows in ("gaussian", "orthogonal", "identity"):
         cfg = parse_config({**doc, "targets": [{**target, "teacher_rows": rows}]})
@@ -247,14 +247,13 @@ def test_seed_pairs_and_cell_names_keep_restricted_methods_apart():
     from realspace.sweep.analysis import plan_analysis
     from realspace.tracking.layout import cell_names
 
-    doc = {
-        "name": "m",
-        "targets": [{"name": "sin"}],
-        "widths": [4],
-        "seeds": 3,
-        "restricted_methods": ["intrinsic", "projection"],
-        "analysis": {"retrain_seeds": 0, "pathology_max_log2": 2},
-    }
+    doc = sweep_config(
+        name="m",
+        widths=[4],
+        seeds=3,
+        restricted_methods=["intrinsic", "projection"],
+        analysis={"retrain_seeds": 0, "pathology_max_log2": 2},
+    )
     runs = plan_runs(parse_config(doc))
     pairs = [u for u in plan_analysis(parse_config(doc), runs) if u.stage == "seed_pairs"]
     assert len(pairs) == 3 and len({u.name for u in pairs}) == 3
@@ -272,13 +271,13 @@ def test_witness_and_stability_units_cover_their_problems():
     the units' keys (so a rerun recomputes them), never the runs' keys."""
     from realspace.sweep.analysis import plan_analysis
 
-    doc = {
-        "name": "w",
-        "targets": [{"name": "sin"}, {"name": "sin", "weight_decay": 0.01}],
-        "widths": [4, 8, 16],
-        "seeds": 5,
-        "analysis": {"retrain_seeds": 0, "pathology_max_log2": 2, "seed_pairs": 0},
-    }
+    doc = sweep_config(
+        name="w",
+        targets=[{"name": "sin"}, {"name": "sin", "weight_decay": 0.01}],
+        widths=[4, 8, 16],
+        seeds=5,
+        analysis={"retrain_seeds": 0, "pathology_max_log2": 2, "seed_pairs": 0},
+    )
     cfg = parse_config(doc)
     runs = plan_runs(cfg)
     by_key = {r.key: r.spec for r in runs}
@@ -308,13 +307,12 @@ def test_witness_and_stability_units_cover_their_problems():
 def test_by_width_trains_the_projection_at_small_widths_and_intrinsic_above():
     from realspace.spec import PROJECTION_MAX_WIDTH
 
-    doc = {
-        "name": "bw",
-        "targets": [{"name": "sin"}],
-        "widths": [2, PROJECTION_MAX_WIDTH, 2 * PROJECTION_MAX_WIDTH],
-        "seeds": 2,
-        "restricted_methods": ["by_width", "intrinsic"],
-    }
+    doc = sweep_config(
+        name="bw",
+        widths=[2, PROJECTION_MAX_WIDTH, 2 * PROJECTION_MAX_WIDTH],
+        seeds=2,
+        restricted_methods=["by_width", "intrinsic"],
+    )
     runs = plan_runs(parse_config(doc))
     methods = {(r.spec.width, r.spec.restricted_method) for r in runs if r.spec.restricted}
     assert methods == {

@@ -3,12 +3,12 @@ documents only ever raise the loader's validation error."""
 
 import re
 import subprocess
-import sys
 
 import pytest
-import yaml
+from factories import sweep_config, write_config
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from procs import CLI, free_port
 
 from realspace.spec import (
     BY_WIDTH,
@@ -20,9 +20,6 @@ from realspace.spec import (
 )
 from realspace.sweep.config import ConfigError, SweepConfig, parse_config
 from realspace.tracking.secrets import hide_uri, mask, reveal_uri
-
-GOOD = {"name": "t", "targets": [{"name": "sin"}], "widths": [2, 4]}
-CLI = [sys.executable, "-m", "realspace.cli"]
 
 
 @pytest.mark.parametrize(
@@ -65,9 +62,8 @@ def test_a_hidden_uri_is_revealed_only_in_its_process(monkeypatch):
 
 
 def test_the_cli_never_prints_a_password(tmp_path):
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(
-        yaml.safe_dump({**GOOD, "tracking": {"uri": "http://bob:topsecret@127.0.0.1:9/"}})
+    cfg = write_config(
+        tmp_path / "c.yaml", sweep_config(tracking={"uri": "http://bob:topsecret@127.0.0.1:9/"})
     )
     env = {
         "PATH": "/usr/bin:/bin",
@@ -96,7 +92,7 @@ def test_the_cli_never_prints_a_password(tmp_path):
 @pytest.mark.parametrize("name", ["..", ".hidden", "-rf", "a/b", "../../etc", "a\\b", ""])
 def test_sweep_names_cannot_leave_the_report_folder(name):
     with pytest.raises(ConfigError, match="name"):
-        parse_config({**GOOD, "name": name})
+        parse_config(sweep_config(name=name))
 
 
 def test_the_loader_is_safe_yaml(tmp_path):
@@ -211,10 +207,10 @@ def _assert_rejection_names_the_document(err: ConfigError, doc) -> None:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(KEYS), json_values, max_size=8) | json_values)
-@example({"name": "t", "targets": [{"name": "sin"}], "widths": [2, 2]})
-@example({"name": "t", "targets": [{"name": "sin"}], "widths": [0]})
-@example({"name": "..", "targets": [{"name": "sin"}], "widths": [2]})
-@example([GOOD])
+@example(sweep_config(widths=[2, 2]))
+@example(sweep_config(widths=[0]))
+@example(sweep_config(name="..", widths=[2]))
+@example([sweep_config()])
 def test_random_documents_raise_only_config_errors(doc):
     """Any document is either accepted, with the schema's invariants holding, or rejected
     with a ConfigError that names a key of the document; never another exception."""
@@ -247,7 +243,7 @@ def test_random_mutations_of_a_good_config_raise_only_config_errors(extra):
     """A good document with keys replaced: accepted with the schema's invariants holding, or
     rejected with a ConfigError naming only replaced keys (the good document alone is
     accepted; the targets through the rules that tie a target to the other keys)."""
-    doc = {**GOOD, **extra}
+    doc = sweep_config(**extra)
     try:
         cfg = parse_config(doc)
     except ConfigError as err:
@@ -271,8 +267,7 @@ def test_random_mutations_of_a_good_config_raise_only_config_errors(extra):
 def test_unreachable_services_fail_fast_before_any_work(tmp_path, args, message):
     import time
 
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(yaml.safe_dump(GOOD))
+    cfg = write_config(tmp_path / "c.yaml", sweep_config())
     t0 = time.perf_counter()
     res = subprocess.run(
         CLI + ["sweep", str(cfg), *args], cwd=tmp_path, capture_output=True, text=True, timeout=60
@@ -283,12 +278,6 @@ def test_unreachable_services_fail_fast_before_any_work(tmp_path, args, message)
     assert elapsed < 15, elapsed
     assert "pw@" not in res.stderr
     assert not (tmp_path / "reports").exists()  # nothing half-written
-
-
-def _write(tmp_path, doc):
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(yaml.safe_dump(doc))
-    return cfg
 
 
 @pytest.mark.parametrize(
@@ -306,7 +295,7 @@ def _write(tmp_path, doc):
     ],
 )
 def test_oversized_sweeps_are_refused_with_the_estimate(tmp_path, extra, message):
-    cfg = _write(tmp_path, {**GOOD, **extra})
+    cfg = write_config(tmp_path / "c.yaml", sweep_config(**extra))
     res = subprocess.run(
         CLI + ["sweep", str(cfg)], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
@@ -317,14 +306,8 @@ def test_oversized_sweeps_are_refused_with_the_estimate(tmp_path, extra, message
 
 @pytest.mark.integration
 def test_yes_confirms_a_sweep_over_its_stated_budget(tmp_path):
-    doc = {
-        **GOOD,
-        "widths": [2],
-        "seeds": 1,
-        "optimizer": {"steps": 5},
-        "execution": {"max_runs": 1},
-    }
-    cfg = _write(tmp_path, doc)
+    doc = sweep_config(widths=[2], seeds=1, optimizer={"steps": 5}, execution={"max_runs": 1})
+    cfg = write_config(tmp_path / "c.yaml", doc)
     res = subprocess.run(
         CLI + ["sweep", str(cfg), "--yes", "--in-process", "--quiet", "--no-analysis"],
         cwd=tmp_path,
@@ -338,11 +321,8 @@ def test_yes_confirms_a_sweep_over_its_stated_budget(tmp_path):
 def test_the_ui_warns_when_it_binds_beyond_loopback(tmp_path):
     import os
     import signal
-    import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
         CLI
         + [

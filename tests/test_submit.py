@@ -6,10 +6,10 @@ import subprocess
 import time
 
 import pytest
-import yaml
+from factories import sweep_config, write_config
 from procs import CLI, free_port, quiet_env
 
-DOC = {"name": "submit-args", "targets": [{"name": "sin"}], "widths": [2], "seeds": 1}
+DOC = sweep_config(name="submit-args", widths=[2], seeds=1)
 
 
 def _cli(tmp_path, *args, **env):
@@ -22,9 +22,7 @@ def _cli(tmp_path, *args, **env):
 
 @pytest.fixture
 def cfg(tmp_path):
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(DOC))
-    return path
+    return write_config(tmp_path / "s.yaml", DOC)
 
 
 def test_submit_without_a_prefect_server_named_is_refused_before_any_work(tmp_path, cfg):
