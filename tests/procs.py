@@ -1,5 +1,6 @@
 """Processes for the integration tests: free loopback ports, a quiet environment, servers
-awaited over HTTP, and clean-up by PID (never a machine-wide stop)."""
+(MLflow's, Prefect's) started on loopback and awaited over HTTP, and clean-up by PID
+(never a machine-wide stop). The fixtures that hold a server for a module: conftest.py."""
 
 import os
 import signal
@@ -116,4 +117,19 @@ def start_mlflow(backend: str, artifacts: Path, port: int, cwd: Path) -> subproc
         cwd,
         "mlflow",
         quiet_env(),
+    )
+
+
+def start_prefect(home: Path, port: int, ui: bool = False) -> subprocess.Popen:
+    """`prefect server start` on loopback, its home and SQLite database in ``home``; with
+    its UI (told the API's port: it would call 4200) or without."""
+    api = f"http://127.0.0.1:{port}/api"
+    settings = {"PREFECT_UI_API_URL": api} if ui else {"PREFECT_UI_ENABLED": "false"}
+    return start_server(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        port,
+        "/api/health",
+        home,
+        "prefect",
+        quiet_env(PREFECT_HOME=str(home), **settings),
     )

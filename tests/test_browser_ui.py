@@ -7,19 +7,17 @@ test is skipped, unless REALSPACE_REQUIRE_BROWSER=1 (set by CI).
 import contextlib
 import os
 import re
-import signal
 import socket
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
 from browser import chromium
 from browser import need_browser as _need_browser
 from browser import wait_for as _wait_for
-from procs import CLI, free_port, quiet_env
+from factories import sweep_config, write_config
+from procs import CLI, free_port, quiet_env, stop_group, wait_http
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -28,20 +26,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 def finished_sweep(tmp_path_factory):
     _need_browser()
     tmp = tmp_path_factory.mktemp("ui")
-    cfg = tmp / "b.yaml"
-    cfg.write_text(
-        yaml.safe_dump(
-            {
-                "name": "browser-check",
-                "targets": [{"name": "sin"}],
-                "widths": [2],
-                "seeds": 2,
-                "optimizer": {"steps": 30},
-                "data": {"n_samples": 16},
-                "analysis": {"pathology_max_log2": 2, "seed_pairs": 0, "retrain_seeds": 0},
-            }
-        )
+    doc = sweep_config(
+        name="browser-check",
+        widths=[2],
+        seeds=2,
+        optimizer={"steps": 30},
+        data={"n_samples": 16},
+        analysis={"pathology_max_log2": 2, "seed_pairs": 0, "retrain_seeds": 0},
     )
+    cfg = write_config(tmp / "b.yaml", doc)
     res = subprocess.run(
         CLI + ["sweep", str(cfg), "--in-process", "--quiet"],
         cwd=tmp,
@@ -90,26 +83,11 @@ def _realspace_ui(tmp: Path, cfg: Path):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None, "realspace ui exited"
-            assert time.time() < deadline, "the MLflow UI did not come up in 120 s"
-            time.sleep(0.5)
+        wait_http(url + "/health", proc, 120, tmp / "ui.out")
         _only_on_loopback(port)
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)
 
 
 @pytest.fixture(scope="module")
@@ -200,20 +178,15 @@ def test_the_ui_shows_a_sweep_of_20000_networks(tmp_path, browser):
     runs (the parent and its 4 cells, not 20,000 runs), a cell's page shows its metrics,
     and its networks.html is previewed with its rows."""
     _need_browser()
-    cfg = tmp_path / "big.yaml"
-    cfg.write_text(
-        yaml.safe_dump(
-            {
-                "name": "browser-20k",
-                "targets": [{"name": "sin"}],
-                "widths": [2, 4],
-                "seeds": 5000,
-                "optimizer": {"steps": 5},
-                "data": {"n_samples": 16},
-                "analysis": {"report": False},
-            }
-        )
+    doc = sweep_config(
+        name="browser-20k",
+        widths=[2, 4],
+        seeds=5000,
+        optimizer={"steps": 5},
+        data={"n_samples": 16},
+        analysis={"report": False},
     )
+    cfg = write_config(tmp_path / "big.yaml", doc)
     res = subprocess.run(
         CLI + ["sweep", str(cfg), "--no-analysis", "--quiet"],
         cwd=tmp_path,

@@ -2,90 +2,36 @@
 joined with `ray start --address`), `mlflow server` on a PostgreSQL database of its own,
 and `prefect server start`. The same `realspace sweep` command runs against them.
 
-Every process is started here on a free loopback port and stopped by its PID (process
-group, or the processes whose command line names this test's Ray directory); the
-database is created here and dropped afterwards. Nothing machine-wide is stopped.
+Every process is started on a free loopback port (the servers and the database by the
+shared fixtures of conftest.py, the Ray nodes here) and stopped by its PID (process group,
+or the processes whose command line names this test's Ray directory); the database is
+dropped afterwards. Nothing machine-wide is stopped.
 """
 
 import json
 import shutil
 import subprocess
 import tempfile
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
-from procs import (
-    BIN,
-    CLI,
-    free_port,
-    kill_matching,
-    quiet_env,
-    start_mlflow,
-    start_server,
-    stop_group,
-)
-from sweepstate import check_complete, placement, sweep_state
+from factories import LIGHT_ANALYSIS, SIN_AND_TEACHER, sweep_config, write_config
+from procs import BIN, CLI, free_port, kill_matching, quiet_env
+from sweepstate import check_complete, placement, planned, sweep_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SECRET, SECRET_ENV = "s3cretPW42", "envSecret77"
-PG = dict(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-DOC = {
-    "name": "cluster-check",
-    "targets": [{"name": "sin"}, {"name": "teacher", "teacher_width": 2}],
-    "widths": [2, 3, 4, 5],
-    "seeds": 2,
-    "optimizer": {"steps": 100, "lr": 0.02},
-    "data": {"n_samples": 32},
-    "analysis": {"pathology_max_log2": 3, "seed_pairs": 1, "retrain_seeds": 0},
-}
-
-
-@pytest.fixture(scope="module")
-def database():
-    psycopg2 = pytest.importorskip("psycopg2")
-    name = f"realspace_test_{uuid.uuid4().hex[:10]}"
-    con = psycopg2.connect(**PG)
-    con.autocommit = True
-    with con.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    with con.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    con.close()
-
-
-@pytest.fixture(scope="module")
-def server_artifacts(tmp_path_factory) -> Path:
-    """The folder where the MLflow server keeps the artifacts it receives."""
-    return tmp_path_factory.mktemp("mlflow") / "artifacts"
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(database, server_artifacts):
-    port = free_port()
-    proc = start_mlflow(database, server_artifacts, port, server_artifacts.parent)
-    yield f"http://127.0.0.1:{port}"
-    stop_group(proc)
-
-
-@pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("prefect")
-    port = free_port()
-    proc = start_server(
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        port,
-        "/api/health",
-        tmp,
-        "prefect",
-        quiet_env(PREFECT_HOME=str(tmp), PREFECT_UI_ENABLED="false"),
-    )
-    yield f"http://127.0.0.1:{port}/api"
-    stop_group(proc)
+DOC = sweep_config(
+    name="cluster-check",
+    targets=SIN_AND_TEACHER,
+    widths=[2, 3, 4, 5],
+    seeds=2,
+    optimizer={"steps": 100, "lr": 0.02},
+    data={"n_samples": 32},
+    analysis=LIGHT_ANALYSIS,
+)
 
 
 @pytest.fixture(scope="module")
@@ -122,8 +68,7 @@ def ray_cluster():
 @pytest.fixture(scope="module")
 def cluster_sweep(ray_cluster, mlflow_server, prefect_server, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sweep")
-    cfg = tmp / "c.yaml"
-    cfg.write_text(yaml.safe_dump(DOC))
+    cfg = write_config(tmp / "c.yaml", DOC)
     res = subprocess.run(
         CLI
         + [
@@ -137,7 +82,7 @@ def cluster_sweep(ray_cluster, mlflow_server, prefect_server, tmp_path_factory):
             mlflow_server.replace("http://", f"http://realspace:{SECRET}@"),
         ],
         cwd=tmp,
-        env=quiet_env(PREFECT_API_URL=prefect_server, MLFLOW_TRACKING_PASSWORD=SECRET_ENV),
+        env=quiet_env(PREFECT_API_URL=prefect_server.api, MLFLOW_TRACKING_PASSWORD=SECRET_ENV),
         capture_output=True,
         text=True,
         timeout=600,
@@ -146,23 +91,13 @@ def cluster_sweep(ray_cluster, mlflow_server, prefect_server, tmp_path_factory):
     return res, cfg
 
 
-def _plan():
-    from realspace.sweep.analysis import plan_analysis
-    from realspace.sweep.config import parse_config
-    from realspace.sweep.plan import plan_runs
-
-    cfg = parse_config(DOC)
-    runs = plan_runs(cfg)
-    return runs, plan_analysis(cfg, runs)
-
-
 def test_the_sweep_uses_both_nodes_and_logs_everything_through_the_server(
-    cluster_sweep, mlflow_server, server_artifacts
+    cluster_sweep, mlflow_server, mlflow_artifacts
 ):
     from mlflow.tracking import MlflowClient
 
     res, _ = cluster_sweep
-    runs, units = _plan()
+    runs, units = planned(DOC)
     assert f"{len(runs)} trained" in res.stdout
     state = sweep_state(mlflow_server, "cluster-check")
     # the parent, 16 cells, 14 units and 32 network runs FINISHED, each network once
@@ -175,7 +110,7 @@ def test_the_sweep_uses_both_nodes_and_logs_everything_through_the_server(
     pieces = set().union(*state.pieces.values())
     assert len([n for n in pieces if n.endswith(".parquet")]) == 16  # 8 shards x 2 cells
     for c in state.cells:  # mlflow-artifacts:/<experiment>/<run>/artifacts
-        folder = server_artifacts / c.info.artifact_uri.split(":", 1)[1].lstrip("/") / "shards"
+        folder = mlflow_artifacts / c.info.artifact_uri.split(":", 1)[1].lstrip("/") / "shards"
         assert {p.name for p in folder.iterdir()} == state.pieces[c.info.run_id]
     # ... and come back
     client = MlflowClient(mlflow_server)
@@ -213,7 +148,7 @@ def test_credentials_surface_nowhere(cluster_sweep, mlflow_server, prefect_serve
     async def flow_runs():
         from prefect.client.orchestration import PrefectClient
 
-        async with PrefectClient(prefect_server) as c:
+        async with PrefectClient(prefect_server.api) as c:
             return await c.read_flow_runs()
 
     texts += [json.dumps(f.parameters, default=str) for f in asyncio.run(flow_runs())]
@@ -227,7 +162,7 @@ def test_the_flow_and_its_tasks_are_in_the_prefect_server(cluster_sweep, prefect
     async def read():
         from prefect.client.orchestration import PrefectClient
 
-        async with PrefectClient(prefect_server) as client:
+        async with PrefectClient(prefect_server.api) as client:
             flows = await client.read_flow_runs()
             tasks = await client.read_task_runs(limit=200)
             return flows, tasks
@@ -236,7 +171,7 @@ def test_the_flow_and_its_tasks_are_in_the_prefect_server(cluster_sweep, prefect
     assert [f.state_name for f in flows] == ["Completed"]
     assert len(tasks) < 200
     names = [t.name.rsplit("-", 1)[0] for t in tasks]
-    _, units = _plan()
+    _, units = planned(DOC)
     # the workers write their tables themselves: no logging task per shard in the driver
     assert names.count("open-sweep") == 1 and "log-shard" not in names
     assert names.count("train-shard") == 8  # one per shape: 2 parametrizations x 4 widths

@@ -17,21 +17,20 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
-from procs import BIN, CLI, free_port, quiet_env, start_server, stop_group
-from sweepstate import check_complete, check_consistent, sweep_state
+from factories import sweep_config, write_config
+from procs import BIN, CLI, quiet_env
+from sweepstate import check_complete, check_consistent, planned, sweep_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 POOL = "realspace-test"
-DOC = {
-    "name": "submitted",
-    "targets": [{"name": "sin"}],
-    "widths": [2, 3],
-    "seeds": 2,
-    "optimizer": {"steps": 60, "lr": 0.02},
-    "data": {"n_samples": 16},
-}
+DOC = sweep_config(
+    name="submitted",
+    widths=[2, 3],
+    seeds=2,
+    optimizer={"steps": 60, "lr": 0.02},
+    data={"n_samples": 16},
+)
 # one network per shard, each a few seconds: a sweep that is surely mid-run when cancelled
 SLOW = {
     **DOC,
@@ -52,23 +51,12 @@ def _cli(cwd: Path, *args, env: dict, timeout: float = 120) -> tuple[int, str, s
 
 
 @pytest.fixture(scope="module")
-def prefect(tmp_path_factory):
-    """A Prefect server (its own home and SQLite database), the process work pool and one
-    worker; yields (environment pointing at the server, the worker's process)."""
-    tmp = tmp_path_factory.mktemp("prefect")
-    port = free_port()
-    # with its UI (the last test opens it), told the API's port: it would call 4200
-    home = dict(PREFECT_HOME=str(tmp), PREFECT_UI_API_URL=f"http://127.0.0.1:{port}/api")
-    server = start_server(
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        port,
-        "/api/health",
-        tmp,
-        "prefect",
-        quiet_env(**home),
-    )
+def prefect(prefect_server_with_ui):
+    """The Prefect server (with its UI: the last test opens it), the process work pool and
+    one worker; yields (environment pointing at the server, the worker's process)."""
+    tmp = prefect_server_with_ui.home
     env = quiet_env(
-        PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
+        PREFECT_API_URL=prefect_server_with_ui.api,
         PREFECT_HOME=str(tmp / "client"),
         PREFECT_WORKER_QUERY_SECONDS="1",  # picks a run up within a second, not ten
     )
@@ -85,7 +73,6 @@ def prefect(tmp_path_factory):
     finally:
         for w in workers:  # a worker keeps nothing: SIGKILL, not 20 s of waiting on SIGTERM
             _kill_group(w)
-        stop_group(server)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -142,8 +129,7 @@ def _losses(uri: str, name: str) -> dict[str, float]:
 
 def test_a_submitted_sweep_leaves_the_store_of_a_foreground_sweep(prefect, tmp_path):
     env, _ = prefect
-    cfg = tmp_path / "s.yaml"
-    cfg.write_text(yaml.safe_dump(DOC))
+    cfg = write_config(tmp_path / "s.yaml", DOC)
     (tmp_path / "fg").mkdir()
     (tmp_path / "sub").mkdir()
     t = time.time()
@@ -167,7 +153,7 @@ def test_a_submitted_sweep_leaves_the_store_of_a_foreground_sweep(prefect, tmp_p
     assert len(fg) == 8 and sorted(sub) == sorted(fg)
     for key, loss in fg.items():
         assert math.isclose(sub[key], loss, rel_tol=1e-6, abs_tol=1e-9), key
-    check_complete(uri, sweep_state(uri, DOC["name"]), _planned(DOC))
+    check_complete(uri, sweep_state(uri, DOC["name"]), planned(DOC)[0])
 
 
 def _descendants(pid: int) -> list[int]:
@@ -176,17 +162,9 @@ def _descendants(pid: int) -> list[int]:
     return kids + [d for k in kids for d in _descendants(k)]
 
 
-def _planned(doc):
-    from realspace.sweep.config import parse_config
-    from realspace.sweep.plan import plan_runs
-
-    return plan_runs(parse_config(doc))
-
-
 def test_a_submitted_sweep_cancelled_mid_run_ends_cancelled_and_resumes(prefect, tmp_path):
     env, workers = prefect
-    cfg = tmp_path / "s.yaml"
-    cfg.write_text(yaml.safe_dump(SLOW))
+    cfg = write_config(tmp_path / "s.yaml", SLOW)
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     run_id = _submit(cfg, tmp_path, env)
     deadline = time.time() + 120
@@ -201,9 +179,9 @@ def test_a_submitted_sweep_cancelled_mid_run_ends_cancelled_and_resumes(prefect,
     run = _wait_state(env, run_id, {"Cancelled", "Completed", "Failed", "Crashed"}, 90)
     assert run.state.name == "Cancelled", run.state
     state = sweep_state(uri, SLOW["name"])
-    planned = _planned(SLOW)
-    assert 0 < len(state.keys) < len(planned)  # stopped mid-run
-    check_consistent(uri, state, planned)  # nothing FINISHED lacks its data
+    runs, _ = planned(SLOW)
+    assert 0 < len(state.keys) < len(runs)  # stopped mid-run
+    check_consistent(uri, state, runs)  # nothing FINISHED lacks its data
     lease = json.loads(state.parent.data.tags["realspace.lease"])
     assert lease["released"] is True  # given back on the way out, not left to expire
     code, out, err = _cli(tmp_path, "status", str(cfg), env=env)
@@ -264,7 +242,7 @@ def test_a_submitted_sweep_cancelled_mid_run_ends_cancelled_and_resumes(prefect,
     assert run.state.name == "Completed", run.state
     assert _flow_run(env, killed).state.name == "Crashed"  # not revived by the new run
     state = sweep_state(uri, SLOW["name"])
-    check_complete(uri, state, planned)
+    check_complete(uri, state, runs)
     assert before <= {p for names in state.pieces.values() for p in names}
     # the resubmission updated the deployment and kept its schedule
     from prefect.client.orchestration import SyncPrefectClient
@@ -292,8 +270,7 @@ def test_the_prefect_ui_shows_the_deployment_and_a_finished_submitted_run(prefec
 
     need_browser()
     env, _ = prefect
-    cfg = tmp_path / "s.yaml"
-    cfg.write_text(yaml.safe_dump(TINY))
+    cfg = write_config(tmp_path / "s.yaml", TINY)
     run_id = _submit(cfg, tmp_path, env)
     run = _wait_state(env, run_id, {"Completed", "Failed", "Crashed", "Cancelled"}, 180)
     assert run.state.name == "Completed", run.state
