@@ -1,13 +1,21 @@
 """Fixtures shared by the test modules: the servers a module's tests run against (each
-module its own, started on free loopback ports and stopped by their process group), and
-a record of MLflow's run searches. Sweep documents: factories.py; processes: procs.py."""
+module its own: Prefect's temporary API, or real servers started on free loopback ports
+and stopped by their process group), and a record of MLflow's run searches. Sweep
+documents: factories.py; processes: procs.py."""
 
+import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from procs import free_port, start_mlflow, start_prefect, stop_group
+
+# no telemetry from MLflow or Prefect, nor from the servers this process starts (set
+# before any test module imports them)
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
 
 POSTGRES = dict(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
 
@@ -27,6 +35,15 @@ def search_queries(monkeypatch) -> list:
 
     monkeypatch.setattr(MlflowClient, "search_runs", counted)
     return queries
+
+
+@pytest.fixture(scope="module")
+def prefect_harness():
+    """A temporary Prefect API for the flows the module runs in this process."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
 
 
 @dataclass(frozen=True)

@@ -3,50 +3,40 @@ Prefect API): binary logistic and 3-class cross-entropy runs in both parametriza
 their end points read back from the store and scored again in numpy (float64), and the
 report's classification section with its references."""
 
-import os
 from pathlib import Path
 
 import pytest
+from factories import LIGHT_ANALYSIS, sweep_config
 
-os.environ.setdefault("DO_NOT_TRACK", "true")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+from realspace.problem import make_data, network_from_params
+from realspace.restricted import in_restricted_set
+from realspace.spec import RunSpec
+from realspace.targets import classification_scores, cross_entropy_loss, logistic_loss
+from realspace.tracking import SweepReader, load_runs
 
-from realspace.problem import make_data, network_from_params  # noqa: E402
-from realspace.restricted import in_restricted_set  # noqa: E402
-from realspace.spec import RunSpec  # noqa: E402
-from realspace.targets import (  # noqa: E402
-    classification_scores,
-    cross_entropy_loss,
-    logistic_loss,
-)
-from realspace.tracking import SweepReader, load_runs  # noqa: E402
-
-DOC = {
-    "name": "classes",
-    "targets": [
+DOC = sweep_config(
+    name="classes",
+    targets=[
         {"name": "spirals", "n_classes": 3, "weight_decay": 0.02},
         {"name": "teacher_labels", "teacher_width": 4, "teacher_seed": 2, "weight_decay": 0.01},
     ],
-    "input_dim": 2,
-    "widths": [2, 4],
-    "seeds": 2,
-    "optimizer": {"steps": 200, "lr": 0.02},
-    "data": {"n_samples": 24},
-    "execution": {"dtype": "float64"},
-    "analysis": {"pathology_max_log2": 3, "seed_pairs": 0, "retrain_seeds": 0},
-}
+    input_dim=2,
+    widths=[2, 4],
+    seeds=2,
+    optimizer={"steps": 200, "lr": 0.02},
+    data={"n_samples": 24},
+    execution={"dtype": "float64"},
+    analysis={**LIGHT_ANALYSIS, "seed_pairs": 0},
+)
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory):
-    from prefect.testing.utilities import prefect_test_harness
-
+def swept(prefect_harness, tmp_path_factory):
     from realspace.flows.sweep import sweep_flow
 
     folder = tmp_path_factory.mktemp("store")
     uri = f"sqlite:///{folder / 'mlruns.db'}"
-    with prefect_test_harness(server_startup_timeout=120):
-        summary = sweep_flow(DOC, uri, progress=False, report_dir=str(folder / "report"))
+    summary = sweep_flow(DOC, uri, progress=False, report_dir=str(folder / "report"))
     return uri, summary
 
 

@@ -12,9 +12,7 @@ import time
 
 import pytest
 
-os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
-
-from realspace.tracking.lease import (  # noqa: E402
+from realspace.tracking.lease import (
     EXPIRY_S,
     LEASE_PARAM,
     LEASE_TAG,
@@ -26,7 +24,7 @@ from realspace.tracking.lease import (  # noqa: E402
     pid_alive,
     read_holder,
 )
-from realspace.tracking.runs import SweepStore  # noqa: E402
+from realspace.tracking.runs import SweepStore
 
 HOST = socket.gethostname()
 

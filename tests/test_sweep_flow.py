@@ -2,30 +2,25 @@
 through MlflowClient and pyarrow and compared with the trainer's own records; its analysis stages
 and the report it ends with."""
 
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from sweepstate import sweep_state
+from factories import SIN_AND_TEACHER, sweep_config
+from sweepstate import planned, sweep_state
 
-os.environ.setdefault("DO_NOT_TRACK", "true")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+from realspace.tracking import SweepReader, load_runs
+from realspace.train import train_and_record
 
-from realspace.sweep.config import parse_config  # noqa: E402
-from realspace.sweep.plan import plan_runs  # noqa: E402
-from realspace.tracking import SweepReader, load_runs  # noqa: E402
-from realspace.train import train_and_record  # noqa: E402
-
-DOC = {
-    "name": "tiny",
-    "targets": [{"name": "sin"}, {"name": "teacher", "teacher_width": 2}],
-    "widths": [2, 3],
-    "seeds": 2,
-    "optimizer": {"steps": 60, "lr": 0.02},
-    "data": {"n_samples": 32},
-    "analysis": {
+DOC = sweep_config(
+    name="tiny",
+    targets=SIN_AND_TEACHER,
+    widths=[2, 3],
+    seeds=2,
+    optimizer={"steps": 60, "lr": 0.02},
+    data={"n_samples": 32},
+    analysis={
         "pathology_max_log2": 5,
         "retrain_widths": [3],
         "retrain_deltas": [0.01],
@@ -35,20 +30,12 @@ DOC = {
         "stability_seeds": 2,
         "stability_deltas": [1e-2, 1e-3, 1e-4],
     },
-}
+)
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def harness():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
-@pytest.fixture(scope="module")
-def swept(harness, tmp_path_factory):
+def swept(prefect_harness, tmp_path_factory):
     from realspace.flows.sweep import sweep_flow
 
     folder = tmp_path_factory.mktemp("store")
@@ -66,7 +53,7 @@ def test_flow_writes_every_network_once_into_its_cell(swept):
     from mlflow.tracking import MlflowClient
 
     uri, summary = swept
-    runs = plan_runs(parse_config(DOC))
+    runs, _ = planned(DOC)
     assert summary.trained == len(runs) == 16 and summary.remaining == 0
     state = sweep_state(uri, "tiny")
     assert state.parent.info.status == "FINISHED"
@@ -87,11 +74,8 @@ def test_flow_writes_every_network_once_into_its_cell(swept):
 def test_analysis_units_are_logged_once_each_with_their_tables(swept):
     from mlflow.tracking import MlflowClient
 
-    from realspace.sweep.analysis import plan_analysis
-
     uri, summary = swept
-    cfg = parse_config(DOC)
-    units = plan_analysis(cfg, plan_runs(cfg))
+    _, units = planned(DOC)
     # 6 pathology families; 8 cells with 2 seeds; sin and teacher at width 3, 2 targets
     # each; a witness unit per unrestricted problem; stability per problem and
     # parametrization
@@ -167,7 +151,7 @@ def test_tables_hold_the_trainers_records(swept):
     rows = {r["run_key"]: r for r in state.rows}
     nets = {n.data.tags["realspace.run_key"]: n for n in state.networks}
     reader = SweepReader(DOC, uri)
-    runs = plan_runs(parse_config(DOC))[::3]  # trained alone: a run never depends on its shard
+    runs = planned(DOC)[0][::3]  # trained alone: a run never depends on its shard
     records = [train_and_record([r.spec])[0] for r in runs]
     ends = reader.params_by_key([r.key for r in runs])
     for run, rec, end in zip(runs, records, ends, strict=True):
@@ -208,7 +192,7 @@ def test_rerun_skips_everything_and_creates_nothing(swept):
 def test_load_runs_reads_one_typed_row_per_network(swept):
     uri, _ = swept
     df = load_runs(DOC, uri)
-    runs = plan_runs(parse_config(DOC))
+    runs, _ = planned(DOC)
     assert len(df) == 16 and sorted(df["run_key"]) == sorted(r.key for r in runs)
     assert df["width"].dtype.kind == "i" and df["lr"].dtype.kind == "f"
     assert df["certified"].dtype == bool and set(df["parametrization"]) == {
@@ -237,7 +221,7 @@ def test_the_report_reads_the_store_once(swept, tmp_path, search_queries):
     assert (tmp_path / "report.md").exists() and report.verdicts
 
 
-def test_shards_are_handed_over_in_order_a_window_at_a_time(harness):
+def test_shards_are_handed_over_in_order_a_window_at_a_time(prefect_harness):
     """in_order submits items in their order with at most `window` in flight and yields
     each future once. (Two tasks on two threads may start in either order, so the order
     checked is the submissions', which is what in_order decides.)"""
@@ -282,7 +266,7 @@ def test_shards_are_handed_over_in_order_a_window_at_a_time(harness):
     assert order == list(range(8)) and sorted(started) == list(range(8))
 
 
-def test_once_told_to_stop_in_order_submits_nothing_more_and_yields_what_flies(harness):
+def test_once_told_to_stop_in_order_submits_nothing_more_and_yields_what_flies(prefect_harness):
     """A full disk stops the handing out of shards: after ``stop()`` turns true no item
     is submitted, and every item submitted before is still yielded once."""
     from prefect import flow, task

@@ -2,19 +2,16 @@
 through one SweepReader and through read-only SQL, a table cut short, analysis units
 reconciled after a crash, a cell closed, a store of the old layout refused."""
 
-import os
-
 import numpy as np
 import pytest
+from factories import sweep_config
 
-os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
-
-from realspace.sweep.config import parse_config  # noqa: E402
-from realspace.sweep.plan import cell_key, plan_runs, sweep_key  # noqa: E402
-from realspace.tracking import SweepReader, load_runs  # noqa: E402
-from realspace.tracking.layout import KEY_TAG, PARENT_TAG, SWEEP_TAG  # noqa: E402
-from realspace.tracking.runs import OldLayout, Reconciled, SweepStore  # noqa: E402
-from realspace.tracking.tables import (  # noqa: E402
+from realspace.sweep.config import parse_config
+from realspace.sweep.plan import cell_key, plan_runs, sweep_key
+from realspace.tracking import SweepReader, load_runs
+from realspace.tracking.layout import KEY_TAG, PARENT_TAG, SWEEP_TAG
+from realspace.tracking.runs import OldLayout, Reconciled, SweepStore
+from realspace.tracking.tables import (
     SHARDS,
     piece_arrays,
     piece_name,
@@ -22,15 +19,14 @@ from realspace.tracking.tables import (  # noqa: E402
     put_piece,
 )
 
-DOC = {
-    "name": "reader-check",
-    "targets": [{"name": "sin"}],
-    "parametrizations": ["unrestricted"],
-    "widths": [2],
-    "seeds": 4,
-    "optimizer": {"steps": 20, "lr": 0.02},
-    "data": {"n_samples": 16},
-}
+DOC = sweep_config(
+    name="reader-check",
+    parametrizations=["unrestricted"],
+    widths=[2],
+    seeds=4,
+    optimizer={"steps": 20, "lr": 0.02},
+    data={"n_samples": 16},
+)
 
 
 def _write(st, cell, runs, records, shard="shard-0"):
