@@ -10,6 +10,7 @@ from realspace.report.claims import claim_verdicts
 from realspace.report.verdict_tables import (
     CONVERGED_GRAD,
     MIN_PAIRS,
+    RATIO_MARGIN,
     claim1_table,
     paired_table,
 )
@@ -142,6 +143,118 @@ def test_claim1_table_counts_and_intervals():
     assert row["within_eps"] == 0.8 and row["above_10eps"] == 0.1
     assert row["within_lo"] < 0.8 < row["within_hi"]  # Clopper-Pearson around 8 of 10
     assert row["within_lo"] == pytest.approx(0.4439, abs=1e-4)
+
+
+def _cell(
+    problem="p",
+    width=16,
+    p90=1e-6,
+    above=0.0,
+    converged=10,
+    par="restricted",
+    reference="convex_exact",
+    near_kink=0.0,
+):
+    """One ``claim1_table`` row: 10 runs of which ``converged`` converged, their p90 gap
+    and share above 10 eps (NaN without a converged run, as the table writes them)."""
+    none = converged == 0
+    return dict(
+        problem=problem,
+        parametrization=par,
+        width=width,
+        reference=reference,
+        runs=10,
+        converged=converged,
+        gap_p90=np.nan if none else p90,
+        within_eps=np.nan if none else 0.9,
+        within_lo=np.nan if none else 0.55,
+        within_hi=np.nan if none else 1.0,
+        above_10eps=np.nan if none else above,
+        median_grad_norm=1e-9,
+        near_kink=near_kink,
+    )
+
+
+def _claim1_of(*cells):
+    return _verdicts(near=pd.DataFrame(list(cells)))[0]
+
+
+def test_claim1_a_p90_gap_of_exactly_eps_is_within_eps():
+    """Within eps means gap <= eps: a p90 equal to eps supports, one a hair above does
+    not; the number names that p90 and eps."""
+    v = _claim1_of(_cell(p90=EPS))
+    assert v["verdict"] == "supported"
+    assert "1.00e-04 (eps 0.0001)" in v["number"] and "1 of 1" in v["number"]
+    assert _claim1_of(_cell(p90=EPS * (1 + 1e-12)))["verdict"] == "inconclusive"
+
+
+def test_claim1_refutes_on_the_two_widest_widths_with_converged_end_points():
+    """The refutation reads the two widest widths with the exact optimum that have a
+    converged end point: a narrower width does not enter, a widest width where none
+    converged does not hide the two below it, and one converged run is a share."""
+    far = dict(above=0.3, p90=1e-2)
+    # the narrowest of three widths is below FAR_SHARE: the two widest decide
+    three = [_cell(width=8, above=0.0), _cell(width=16, **far), _cell(width=32, **far)]
+    assert _claim1_of(*three)["verdict"] == "not supported"
+    # the widest has no converged end point: the two below it decide
+    v = _claim1_of(_cell(width=8, **far), _cell(width=16, **far), _cell(width=32, converged=0))
+    assert v["verdict"] == "not supported" and "widest width of p" in v["evidence"]
+    # one converged end point at each, far from the optimum: a share of 1
+    one = dict(converged=1, above=1.0, p90=1e-2)
+    assert _claim1_of(_cell(width=8, **one), _cell(width=16, **one))["verdict"] == "not supported"
+
+
+def test_claim1_evidence_names_each_failing_and_unconverged_problem():
+    """Every problem that refutes, and every problem without a converged end point at its
+    widest width, is named with the reason."""
+    far = dict(above=0.3, p90=1e-2)
+    failing = [_cell("a", 8, **far), _cell("a", 16, **far), _cell("b", 8, **far)]
+    failing += [_cell("b", 16, **far)]
+    v = _claim1_of(*failing)
+    assert v["verdict"] == "not supported"
+    assert "a, b: more than 10% of converged restricted end points above 10 eps" in v["evidence"]
+    assert "above 10 eps at the two widest widths" in v["evidence"]
+    v = _claim1_of(_cell("a", converged=0), _cell("b", converged=0))
+    assert v["verdict"] == "inconclusive"
+    assert "widest width of a, b (none reached the gradient tolerance" in v["evidence"]
+    assert "a sample on a kink the one-sided gradient need not vanish" in v["evidence"]
+    assert "no converged restricted end point at the widest width" in v["number"]
+
+
+def test_claim1_evidence_sets_each_problem_beside_its_own_unrestricted_cell():
+    """Each problem's line names its widest restricted cell's numbers, and beside them
+    the unrestricted cell of that problem and width only (none where none was trained);
+    the number is the largest of the problems' p90 gaps."""
+    cells = [
+        _cell("a", 8, p90=4e-5),
+        _cell("a", 16, p90=3e-5, converged=9, near_kink=0.25),
+        _cell("a", 8, p90=5e-3, converged=6, par="unrestricted"),
+        _cell("a", 16, p90=2e-3, converged=7, par="unrestricted"),
+        _cell("b", 16, p90=6e-5),
+    ]
+    v = _claim1_of(*cells)
+    assert v["verdict"] == "supported"
+    clauses = v["evidence"].split("; ")
+    a = next(c for c in clauses if c.startswith("a: "))
+    assert "width 16 (convex_exact), 9 of 10 restricted end points converged" in a
+    assert "25% with a sample on a kink" in a and "p90 gap 3.00e-05" in a
+    assert "unrestricted beside it: p90 2.00e-03 over 7 converged" in v["evidence"]
+    b = next(c for c in clauses if c.startswith("b: "))
+    assert "p90 gap 6.00e-05" in b and "beside" not in v["evidence"].split("b: ")[1]
+    largest = "largest p90 gap of converged restricted end points at the widest width 6.00e-05"
+    assert largest in v["number"]  # b's, the larger of the two problems'
+
+
+def test_claim1_without_a_deciding_cell_says_why():
+    v = _verdicts()[0]
+    assert v["verdict"] == "inconclusive"
+    why = "no weight-decay cell with the exact convex optimum or a lower bound as "
+    assert why in v["evidence"] and "does not decide claim 1" in v["evidence"]
+    from realspace.report.claims import classification_claim1
+
+    v = classification_claim1(EMPTY, EPS, ["a"])  # claim1_table of no deciding row
+    assert v["verdict"] == "inconclusive"
+    assert "no weight-decay classification cell with a deciding reference" in v["evidence"]
 
 
 # -- claim 4 -------------------------------------------------------------------------------
@@ -290,3 +403,210 @@ def test_claim4_compares_trained_end_points_and_counts_diverged_runs_as_lost():
     assert paired_table(df, EPS)["unrestricted_better"].all()  # 12 of 16 lost: x_(5) = inf
     df.loc[(df["parametrization"] == "unrestricted") & (df["seed"] < 12), "run_status"] = "diverged"
     assert (paired_table(df, EPS)["pairs"] == MIN_PAIRS - 12).all()
+
+
+def _paired_cell(width=8, scale="gap", median=0.0, lower=-1e-5, upper=1e-5, pairs=MIN_PAIRS):
+    """One ``paired_table`` row, its verdict flags read off its bounds and margin."""
+    margin = EPS if scale == "gap" else RATIO_MARGIN
+    return dict(
+        problem="p",
+        width=width,
+        scale=scale,
+        pairs=pairs,
+        median=median,
+        lower=lower,
+        upper=upper,
+        margin=margin,
+        non_inferior=upper <= margin,
+        unrestricted_better=lower > margin,
+        linear_term=True,
+    )
+
+
+def _claim4_of(*cells, expressivity=None):
+    return _verdicts(paired=pd.DataFrame(list(cells)), expressivity=expressivity)[3]
+
+
+def test_claim4_names_the_worst_cell_relative_to_its_margin():
+    """Gaps and ratios have margins of different sizes: the worst cell is the one whose
+    upper bound exceeds its own margin by the most margins (a gap bound 4 eps above eps
+    against a ratio bound half a margin above 2), and the number says which scale."""
+    gap = _paired_cell(8, "gap", median=2e-4, lower=1e-5, upper=5e-4)
+    ratio = _paired_cell(16, "ratio", median=1.5, lower=1.1, upper=3.0)
+    v = _claim4_of(gap, ratio, expressivity=_express())
+    assert v["verdict"] == "inconclusive"
+    assert v["number"].startswith("worst: p width 8, median paired gap difference 0.0002")
+    assert "[1e-05, 0.0005] (margin 0.0001, 16 pairs)" in v["number"]
+    clauses = v["evidence"].split("; ")  # expressivity, then non-inferiority
+    assert clauses[0].startswith("expressivity: 32 of 32") and clauses[1].startswith("non-inf")
+    assert "eps 0.0001 on gaps, x2 on objective ratios" in v["evidence"]
+    assert "at 0 of 2 (problem, width), 16 to 16 pairs each" in v["evidence"]
+    v = _claim4_of(ratio, expressivity=_express())
+    assert "worst: p width 16, median paired objective ratio J_r / J_u 1.5" in v["number"]
+
+
+def test_claim4_evidence_names_where_unrestricted_training_is_better():
+    """One cell of two is worse beyond the margin: it refutes, and the evidence names it
+    with its median and bounds."""
+    fine = _paired_cell(8)
+    better = _paired_cell(16, median=3e-4, lower=2e-4, upper=4e-4)
+    v = _claim4_of(fine, better, expressivity=_express())
+    assert v["verdict"] == "not supported"
+    assert "unrestricted better beyond the margin at 1: e.g. p width 16" in v["evidence"]
+    assert "median gap difference 0.0003 [0.0002, 0.0004]" in v["evidence"]
+
+
+def test_claim4_evidence_says_why_it_cannot_decide():
+    """Unequal function classes, or nothing measured: the evidence names the reason."""
+    v = _claim4_of({**_paired_cell(8), "linear_term": False}, expressivity=_express())
+    assert v["verdict"] == "inconclusive"
+    assert "free linear term (a smaller function class at equal width)" in v["evidence"]
+    v = _verdicts()[3]
+    assert v["verdict"] == "inconclusive" and "expressivity not measured" in v["evidence"]
+    assert "no width trained in both parametrizations with shared seeds" in v["evidence"]
+
+
+# -- the tables' rows and boundaries ------------------------------------------------------
+def _rows(par, width, gaps, problem="p", reference="convex_exact", j_star=0.25, **columns):
+    """Raw rows of one (problem, parametrization, width), one run per gap (seeds 0..),
+    with objective j_star + gap; ``columns`` override or add columns (None drops one)."""
+    gaps = np.asarray(gaps, dtype=float)
+    df = pd.DataFrame(
+        dict(
+            problem=problem,
+            parametrization=par,
+            restricted_method="intrinsic" if par == "restricted" else np.nan,
+            width=width,
+            seed=range(len(gaps)),
+            weight_decay=0.01,
+            reference=reference,
+            gap=gaps,
+            j_final=j_star + gaps,
+            grad_norm=1e-9,
+            run_status="converged",
+            linear_term=np.nan if par == "restricted" else True,
+        )
+    )
+    for name, value in columns.items():
+        df = df.drop(columns=name) if value is None else df.assign(**{name: value})
+    return df
+
+
+def test_claim1_table_boundaries_are_inclusive_where_the_rule_says_at_most():
+    """Converged is grad_norm <= CONVERGED_GRAD, within eps is gap <= eps, and above
+    10 eps is strictly above: runs exactly at each bound fall on the "at most" side."""
+    gaps = [EPS, 10 * EPS, 10.5 * EPS, 0.0]
+    row = claim1_table(_rows("restricted", 16, gaps, grad_norm=CONVERGED_GRAD), EPS).iloc[0]
+    assert row["converged"] == 4
+    assert row["within_eps"] == 0.5  # 0 and eps
+    assert row["above_10eps"] == 0.25  # 10.5 eps only
+
+
+def test_claim1_table_reads_runs_without_optional_columns():
+    """Runs without a status are judged by their gradient alone; without weight decay
+    recorded, no row is regularized; near_kink is the share of runs on a kink, NaN where
+    it was not recorded."""
+    df = _rows("restricted", 16, [0.0] * 4, run_status=None, near_kink=[True, False, False, False])
+    row = claim1_table(df, EPS).iloc[0]
+    assert row["converged"] == 4 and row["near_kink"] == 0.25
+    assert np.isnan(claim1_table(_rows("restricted", 16, [0.0] * 4), EPS).iloc[0]["near_kink"])
+    assert claim1_table(_rows("restricted", 16, [0.0] * 4, weight_decay=None), EPS).empty
+
+
+def test_claim1_table_names_every_reference_of_a_cell():
+    """A cell whose runs rest on the exact optimum and on a lower bound names both; it is
+    not an exact-optimum cell, so it cannot refute."""
+    df = _rows("restricted", 16, [1e-2] * 4)
+    df.loc[df["seed"] < 2, "reference"] = "convex_lower_bound"
+    row = claim1_table(df, EPS).iloc[0]
+    assert row["reference"] == "convex_exact+convex_lower_bound"
+    assert _claim1(pd.concat([df, df.assign(width=8)]))["verdict"] == "inconclusive"
+
+
+def test_the_method_of_each_width_is_chosen_per_problem():
+    """Two problems at one width, each trained with one method: each keeps its own rows
+    (several methods means several at the same problem and width). Without a problem
+    column the choice is per width."""
+    from realspace.report.verdict_tables import default_method_rows
+
+    df = pd.concat(
+        [
+            _rows("restricted", 8, [0.0] * 2, problem="a", restricted_method="projection"),
+            _rows("restricted", 8, [0.0] * 2, problem="b"),
+            _rows("unrestricted", 8, [0.0] * 2, problem="a"),
+        ],
+        ignore_index=True,
+    )
+    assert default_method_rows(df).tolist() == [True] * 4 + [False] * 2
+    no_problem = df[df["problem"] == "a"].drop(columns="problem")
+    assert default_method_rows(no_problem).tolist() == [True, True, False, False]
+
+
+def test_paired_table_reads_runs_without_optional_columns():
+    """Without linear_term recorded (or with it missing on an unrestricted run) the
+    unrestricted runs lack the linear term; without seeds nothing can be paired."""
+    n = MIN_PAIRS
+    df = pd.concat(
+        [_rows("restricted", 8, [0.0] * n), _rows("unrestricted", 8, [0.0] * n)], ignore_index=True
+    )
+    t = paired_table(df, EPS)
+    assert t["pairs"].tolist() == [n] and t["linear_term"].tolist() == [True]
+    assert paired_table(df.drop(columns="linear_term"), EPS)["linear_term"].tolist() == [False]
+    missing = df.assign(linear_term=df["linear_term"].where(df["seed"] > 0))
+    assert paired_table(missing, EPS)["linear_term"].tolist() == [False]
+    assert paired_table(df.drop(columns="seed"), EPS).empty
+
+
+def test_paired_table_compares_gaps_only_where_both_sides_have_a_reference():
+    """A best_in_cell gap on either side compares nothing across parametrizations: the
+    objective ratio decides; with references on both sides, the gaps do."""
+    n = MIN_PAIRS
+    for ref_r, ref_u in [("best_in_cell", "convex_exact"), ("convex_exact", "best_in_cell")]:
+        df = pd.concat(
+            [
+                _rows("restricted", 8, [0.0] * n, reference=ref_r),
+                _rows("unrestricted", 8, [0.0] * n, reference=ref_u),
+            ]
+        )
+        assert paired_table(df, EPS)["scale"].tolist() == ["ratio"]
+    df = pd.concat([_rows("restricted", 8, [0.0] * n), _rows("unrestricted", 8, [0.0] * n)])
+    assert paired_table(df, EPS)["scale"].tolist() == ["gap"]
+
+
+def test_paired_gap_differences_are_the_recorded_gaps():
+    """Without a polish each run's gap is the one recorded against its own reference,
+    which may differ between the parametrizations (an exact optimum against a lower
+    bound): the paired difference is gap_r - gap_u (exact binary numbers here)."""
+    n = MIN_PAIRS
+    r = _rows("restricted", 8, [2.0**-12] * n, j_star=0.25)
+    u = _rows("unrestricted", 8, [2.0**-11] * n, reference="convex_lower_bound", j_star=0.125)
+    t = paired_table(pd.concat([r, u]), EPS)
+    assert t["median"].tolist() == [2.0**-12 - 2.0**-11]
+
+
+def test_a_ratio_against_a_diverged_run_is_lost_not_dropped():
+    """A diverged restricted run enters as J = +inf (the ratio +inf): it stays a pair and
+    loses it. 12 of 16 lost: the 5th smallest ratio is +inf, unrestricted is better."""
+    n = MIN_PAIRS
+    r = _rows("restricted", 8, [0.0] * n, reference="best_in_cell")
+    r["run_status"] = np.where(r["seed"] < 12, "diverged", "converged")
+    u = _rows("unrestricted", 8, [0.0] * n, reference="best_in_cell")
+    t = paired_table(pd.concat([r, u]), EPS).iloc[0]
+    assert t["pairs"] == n and t["lower"] == np.inf and t["unrestricted_better"]
+
+
+def test_a_bound_exactly_at_the_margin_is_within_it():
+    """Non-inferior is upper <= margin and "unrestricted better" is lower > margin: every
+    ratio exactly 2 (J_r = 0.5, J_u = 0.25) or every gap difference exactly eps (a power
+    of two here) is non-inferior and not worse."""
+    n = MIN_PAIRS
+    r = _rows("restricted", 8, [0.0] * n, reference="best_in_cell", j_star=0.5)
+    u = _rows("unrestricted", 8, [0.0] * n, reference="best_in_cell", j_star=0.25)
+    t = paired_table(pd.concat([r, u]), EPS).iloc[0]
+    assert (t["scale"], t["lower"], t["upper"]) == ("ratio", RATIO_MARGIN, RATIO_MARGIN)
+    assert t["non_inferior"] and not t["unrestricted_better"]
+    eps = 2.0**-10
+    r, u = _rows("restricted", 8, [eps] * n), _rows("unrestricted", 8, [0.0] * n)
+    t = paired_table(pd.concat([r, u]), eps).iloc[0]
+    assert (t["scale"], t["lower"], t["upper"]) == ("gap", eps, eps)
+    assert t["non_inferior"] and not t["unrestricted_better"]
