@@ -4,7 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from realspace.report.claims import claim_verdicts
+from realspace.report.claims import (
+    RATE_SLACK,
+    SHARP_MARGIN,
+    STABILITY_RATE,
+    claim_verdicts,
+)
 from realspace.report.stability import FREE_SIZE_MIN, stability_exponents
 from realspace.report.witnesses import witness_rows, witness_table
 
@@ -44,12 +49,12 @@ def _stage(free, rate, witness) -> pd.DataFrame:
     )
 
 
-def _verdicts(witnesses=EMPTY, stability=EMPTY) -> list[dict]:
+def _verdicts(witnesses=EMPTY, stability=EMPTY, retrain=EMPTY) -> list[dict]:
     return claim_verdicts(
         near_optimality=EMPTY,
         witnesses=witnesses,
         stability=stability,
-        retrain=EMPTY,
+        retrain=retrain,
         paired=EMPTY,
         expressivity=None,
         eps=1e-4,
@@ -96,6 +101,76 @@ def test_claim2_is_inconclusive_without_minima_or_without_a_verified_descent():
         v = _claim2(runs, witness)
         assert v["verdict"] == "inconclusive" and "0 of 0 certified" in v["number"]
     assert _claim2(_runs(1), EMPTY)["verdict"] == "inconclusive"  # the stage has not run
+
+
+def _minima(free, rate, witness=None, bound="exact", minimum=True) -> pd.DataFrame:
+    """``witness_rows`` as the stage leaves them: one end point per entry, a certified
+    minimum unless told otherwise, descending where it has a free neuron and a positive
+    rate."""
+    free, rate = np.asarray(free), np.asarray(rate, dtype=float)
+    n = len(free)
+    return pd.DataFrame(
+        dict(
+            problem="sin",
+            width=8,
+            seed=range(n),
+            free_neurons=free,
+            descent_rate=rate,
+            rate_bound=bound,
+            witness=[False] * n if witness is None else witness,
+            witness_C=[2.0 + i for i in range(n)],
+            minimum=minimum,
+            descends=(free > 0) & (rate > 0),
+        )
+    )
+
+
+def test_claim2_evidence_counts_minima_free_neurons_and_descents():
+    """Of minima with 0, 1 and 2 free neurons, two have a free neuron and one of those a
+    positive rate; none verified: the counts and the reason are in the evidence."""
+    v = _verdicts(witnesses=_minima([0, 1, 2], [np.nan, 0.2, -0.1]))[1]
+    assert v["verdict"] == "inconclusive"
+    counts = "0 of 3 certified unrestricted minima (of 3 end points) are verified witnesses"
+    assert v["number"] == counts
+    free = "2 minima have a free neuron, 1 with a positive realization-space descent rate"
+    assert free in v["evidence"]
+    assert "none verified by construction" in v["evidence"]
+
+
+def test_claim2_a_minimum_without_a_free_neuron_is_a_realization_space_minimum():
+    """Without a free neuron there is no descent to look for, whatever the rate's kind
+    (d >= 2 gives lower bounds): such minima say "not supported"."""
+    v = _verdicts(witnesses=_minima([0, 0], [np.nan, np.nan], bound="lower"))[1]
+    assert v["verdict"] == "not supported"
+    assert "0 minima have a free neuron, 0 with a positive" in v["evidence"]
+    why = "every certified minimum is a realization-space minimum as far as a free neuron can"
+    assert why in v["evidence"]
+    # a free neuron whose rate is only a lower bound, not positive, excludes nothing
+    v = _verdicts(witnesses=_minima([1], [-0.01], bound="lower"))[1]
+    assert v["verdict"] == "inconclusive"
+    assert "1 minima with a free neuron have only a lower bound on their rate" in v["evidence"]
+    assert "no descent found, none excluded" in v["evidence"]
+
+
+def test_claim2_evidence_of_a_witness_keeps_the_counts_and_states_the_construction():
+    """A supported claim 2 still counts the minima, names the best witness (the larger
+    rate) and states what its construction verified."""
+    rows = _minima([1, 1], [0.05, 0.3], witness=[True, True])
+    v = _verdicts(witnesses=rows)[1]
+    assert v["verdict"] == "supported"
+    assert v["evidence"].startswith("2 of 2 certified unrestricted minima (of 2 end points)")
+    assert "seed 1, rate 0.3 (exact), C 3" in v["evidence"]
+    assert "while the realization moves by at most C g" in v["evidence"]
+
+
+def test_claim2_says_why_without_minima_or_without_the_stage():
+    """A free neuron with a positive rate at a point that is no certified minimum decides
+    nothing; the evidence says there was no minimum, or no stage, to test."""
+    v = _verdicts(witnesses=_minima([1], [0.2], minimum=False))[1]
+    assert v["verdict"] == "inconclusive" and "0 of 0 certified" in v["number"]
+    assert "no certified unrestricted minimum to test" in v["evidence"]
+    v = _verdicts()[1]
+    assert v["verdict"] == "inconclusive" and "witness stage has not run" in v["evidence"]
 
 
 def test_the_witness_table_counts_per_cell():
@@ -224,6 +299,102 @@ def test_a_kind_whose_distance_does_not_follow_delta_is_not_fitted():
     assert not exps.loc["shift", "fitted"] and exps.loc["add", "fitted"]
     v = _claim3(rows)
     assert v["verdict"] == "supported" and "spans less than a decade" in v["evidence"]
+
+
+LOW = STABILITY_RATE - RATE_SLACK  # "reaches 1/2" up to the fit's float slack
+SHARP = STABILITY_RATE + SHARP_MARGIN
+
+
+def _kind(kind, high, par="restricted", p=None, networks=3, fitted=True) -> dict:
+    """One ``stability_exponents`` row: exponent p (default: high - 0.05), its interval
+    [p - 0.05, high]."""
+    p = high - 0.05 if p is None else p
+    return dict(
+        parametrization=par,
+        kind=kind,
+        networks=networks,
+        rows=6 * networks,
+        exponent=p,
+        ci_low=p - 0.05,
+        ci_high=high,
+        fitted=fitted,
+        r_half_max=1.25,
+        r_one_max=40.0,
+    )
+
+
+FREE = _kind("new kink", 0.1, par="unrestricted", p=0.0)  # the lower bound, p = 0
+
+
+def _claim3_of(*kinds, retrain=EMPTY) -> dict:
+    """Claim 3 on the given ``stability_exponents`` rows."""
+    return _verdicts(stability=pd.DataFrame(list(kinds)), retrain=retrain)[2]
+
+
+def test_claim3_bounds_are_inclusive_where_the_rule_says_at_or_below():
+    """An interval reaching exactly 1/2 - RATE_SLACK reaches 1/2 (and is not "below");
+    one ending exactly at 1/2 + SHARP_MARGIN is sharp; a free neuron's interval must lie
+    strictly below 1/2 - RATE_SLACK to show the failure."""
+    assert _claim3_of(_kind("add", LOW), _kind("scale", 1.0), FREE)["verdict"] == "supported"
+    assert _claim3_of(_kind("add", SHARP), FREE)["verdict"] == "supported"  # one kind suffices
+    assert _claim3_of(_kind("add", SHARP + 1e-9), FREE)["verdict"] == "inconclusive"
+    edge = _kind("new kink", LOW, par="unrestricted", p=0.3)
+    assert _claim3_of(_kind("add", 0.55), edge)["verdict"] == "inconclusive"
+    below = {**edge, "ci_high": LOW - 1e-9}
+    assert _claim3_of(_kind("add", 0.55), below)["verdict"] == "supported"
+
+
+def test_claim3_evidence_answers_each_of_its_three_questions():
+    """Holds on Omega_N, sharp, fails in general: each answered yes or no, with the
+    sharpness bound; without a usable kind the number says so."""
+    v = _claim3_of(_kind("add", 0.55), FREE)
+    assert "holds on Omega_N: yes; sharp (some kind p <= 0.6): yes" in v["evidence"]
+    assert "fails for unrestricted networks with a free neuron: yes" in v["evidence"]
+    # no restricted kind over two networks: nothing holds or is sharp on Omega_N
+    v = _claim3_of(_kind("add", 0.55, networks=1))
+    assert v["verdict"] == "inconclusive"
+    assert "holds on Omega_N: no; sharp (some kind p <= 0.6): no" in v["evidence"]
+    assert "fails for unrestricted networks with a free neuron: no" in v["evidence"]
+    assert v["number"] == "no kind fitted over two or more networks"
+    assert "the stability stage has not run" in _verdicts()[2]["evidence"]
+
+
+def test_claim3_number_and_evidence_carry_every_kinds_interval():
+    """The number lists each usable kind's p and interval (a fit that is 0 up to rounding
+    reads 0.00, not -0.00); the evidence gives every kind's networks, rows and largest
+    r_1/2 and r_1, and says which kinds' d_W spans less than a decade."""
+    near_zero = _kind("new kink", 0.0, par="unrestricted", p=-0.004)
+    v = _claim3_of(_kind("add", 0.55), near_zero, _kind("shift", 0.5, fitted=False))
+    assert v["number"].split("; ") == [
+        "r add p 0.50 [0.45, 0.55]",
+        "u new kink p 0.00 [-0.05, 0.00]",
+    ]
+    evidence = v["evidence"]
+    add = evidence.split("restricted add: ")[1].split("unrestricted new kink")[0]
+    assert "p 0.50 [0.45, 0.55] over 3 networks, 18 rows" in add
+    assert "max r_1/2 1.25, max r_1 40" in add and "less than a decade" not in add
+    shift = evidence.split("restricted shift: ")[1]
+    assert "max r_1 40 (d_W spans less than a decade)" in shift
+    assert any(c.startswith("holds on Omega_N: ") for c in evidence.split("; "))
+
+
+def test_claim3_evidence_reports_retraining_beside_the_verdict():
+    """Retraining's exponents are stated (kind, interval, networks, share that reached g,
+    an unfitted span named) and change no verdict."""
+    retrain = pd.DataFrame(
+        [
+            dict(_kind("add", 0.6, p=0.5), reached_g=0.75),
+            dict(_kind("shift", 0.6, p=0.5, networks=2, fitted=False), reached_g=1.0),
+        ]
+    )
+    kinds = (_kind("add", 0.55), FREE)
+    v = _claim3_of(*kinds, retrain=retrain)
+    assert v["verdict"] == _claim3_of(*kinds)["verdict"] == "supported"
+    add = v["evidence"].split("retraining (restricted, add")[1].split("retraining (")[0]
+    assert "d_P ~ d_W(start, end)^0.50 [0.45, 0.60], 3 networks, 75% reached g" in add
+    assert "less than a decade" not in add
+    shift = v["evidence"].split("retraining (restricted, shift")[1]
+    assert "2 networks, 100% reached g (d_W(start, end) spans less than a decade)" in shift
 
 
 def test_classification_claim1_reads_the_classification_problems_only():
