@@ -41,6 +41,7 @@ __all__ = [
     "gap_values",
     "minimum_verdicts",
     "shared_data",
+    "diverged_runs",
     "EXACT_AT_WIDTH",
     "cell_stats",
     "decay_rates",
@@ -143,7 +144,8 @@ EXACT_AT_WIDTH = ("teacher_realizable", "convex_exact")
 LOWER_BOUNDS = (*EXACT_AT_WIDTH, "convex_lower_bound", "convex_relaxation_lower_bound")
 
 
-def _diverged(df: pd.DataFrame) -> pd.Series:
+def diverged_runs(df: pd.DataFrame) -> pd.Series:
+    """A boolean mask, one per row: the run diverged (all False without ``run_status``)."""
     if "run_status" not in df:
         return pd.Series(False, index=df.index)
     return df["run_status"].eq("diverged")
@@ -174,7 +176,7 @@ def minimum_verdicts(df: pd.DataFrame, eps: float) -> pd.Series:
       nothing cannot tell a spurious minimum from the
       width's own optimum.
     """
-    diverged = _diverged(df)
+    diverged = diverged_runs(df)
     # a diverged end point is never a certified minimum, whatever its numbers say
     certified = df["certified"].astype(bool) & ~diverged
     j = df["j_final"].where(np.isfinite(df["j_final"]) & ~diverged)

@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..quantiles import median_bounds
 from ..spec import DEFAULT_RESTRICTED_METHOD
-from ..stats import restricted_methods
+from ..stats import diverged_runs, restricted_methods
 
 __all__ = [
     "CONVERGED_GRAD",
@@ -79,7 +79,7 @@ def claim1_table(df: pd.DataFrame, eps: float) -> pd.DataFrame:
     frame = df[keep]
     if frame.empty:
         return pd.DataFrame()
-    diverged = frame["run_status"].eq("diverged") if "run_status" in frame else False
+    diverged = diverged_runs(frame)
     converged = (frame["grad_norm"] <= CONVERGED_GRAD) & ~diverged
     frame = frame.assign(
         converged=converged, par=np.where(restricted[keep], "restricted", "unrestricted")
@@ -130,7 +130,7 @@ def paired_table(df: pd.DataFrame, eps: float) -> pd.DataFrame:
     # claim 4 compares; the polish optimizes a restricted run's raw parameters)
     before = df["objective_before_polish"] if "objective_before_polish" in df else np.nan
     trained = pd.Series(before, index=df.index).where(lambda v: np.isfinite(v), df["j_final"])
-    diverged = df["run_status"].eq("diverged") if "run_status" in df else False
+    diverged = diverged_runs(df)
     frame = df.assign(
         j_final=trained.where(~diverged, np.inf),  # a diverged run loses its pair
         gap=(trained - (df["j_final"] - df["gap"])).where(~diverged, np.inf),
@@ -138,7 +138,7 @@ def paired_table(df: pd.DataFrame, eps: float) -> pd.DataFrame:
     cols = ["problem", "width", "seed", "j_final", "gap", "reference"]
     linear = df["linear_term"] if "linear_term" in df else pd.Series(False, index=df.index)
     r = frame.loc[restricted, cols]
-    u = frame.loc[unrestricted, cols].assign(linear=linear[unrestricted].fillna(False).astype(bool))
+    u = frame.loc[unrestricted, cols].assign(linear=linear[unrestricted].eq(True))
     both = r.merge(u, on=["problem", "width", "seed"], suffixes=("_r", "_u"))
     rows = []
     for (problem, width), g in both.groupby(["problem", "width"]):
