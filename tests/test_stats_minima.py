@@ -162,3 +162,35 @@ def test_a_diverged_run_marked_certified_is_never_a_minimum():
     cell = stats.cell_stats(df, eps=1e-4).iloc[0]
     assert (cell["certified"], cell["spurious"], cell["undecided"]) == (1, 0, 1)
     assert cell["spurious_share"] == 0.0
+
+
+def test_verdicts_of_a_frame_without_run_status_or_data_columns():
+    """Older records: no run_status (no run diverged) and no target, sampling or noise
+    columns (grid points without noise: the seeds share one data set). The verdicts are
+    those of the full frame, row for row under its own index (not 0..n-1)."""
+    df = _sin_cell([0.3841, 0.5, 0.39], "convex_lower_bound", 0.3).set_axis([7, 2, 5])
+    want = ["undecided", "spurious", "spurious"]
+    assert stats.minimum_verdicts(df, eps=1e-4).tolist() == want
+    bare = df.drop(columns=["run_status", "target", "sampling", "noise"])
+    got = stats.minimum_verdicts(bare, eps=1e-4)
+    assert got.index.tolist() == [7, 2, 5] and got.tolist() == want
+    shared = stats.shared_data(bare)
+    assert shared.index.tolist() == [7, 2, 5] and shared.all()
+
+
+def test_shared_data_follows_the_target_before_sampling_and_noise():
+    """Spirals draw their points from the teacher seed: shared across seeds even with
+    uniform sampling and label noise; sin on uniform points is not; sin without a sampling
+    or noise column is on the default grid without noise."""
+    df = pd.DataFrame(
+        dict(
+            target=["spirals", "sin", "sin"],
+            sampling=["uniform", "uniform", "grid"],
+            noise=[0.1, 0.0, 0.0],
+        ),
+        index=[4, 8, 6],
+    )
+    assert stats.shared_data(df).tolist() == [True, False, True]
+    assert stats.shared_data(df.drop(columns="noise").iloc[2:]).tolist() == [True]
+    assert stats.shared_data(df.drop(columns="sampling").iloc[2:]).tolist() == [True]
+    assert not stats.shared_data(df.assign(noise=0.1).iloc[1:]).any()
