@@ -265,3 +265,90 @@ def test_the_shipped_sweep_is_the_published_setting():
     assert {("orthogonal", k) for k in range(6, 13)} <= cells
     m = len(cfg.seed_list())
     assert np.sqrt(0.25 / m) <= 0.05 and cfg.execution.dtype == "float64"
+
+
+SPURIOUS_COLUMNS = [
+    "problem",
+    "teacher_rows",
+    "k",
+    "n",
+    "d",
+    "runs",
+    "certified",
+    "spurious",
+    "spurious_share",
+    "spurious_se",
+    "max_rel_loss_below",
+    "min_rel_loss_above",
+]
+
+
+def test_spurious_table_of_older_records_and_of_a_cell_without_minima():
+    """Records without weight_decay (none trained with it) and without run_status (none
+    diverged) count as such; a cell whose runs are all uncertified has no share, no
+    standard error and no relative losses beside the threshold (NaN, not an error). The
+    table has exactly the documented columns and a fresh index."""
+    rows = run_rows("identity", 6, 6, [1e-14, 3e-3, 4e-3]) + run_rows(
+        "identity", 6, 7, [0.5, 0.25], certified=False
+    )
+    df = stats.with_problems(pd.DataFrame(rows)).set_axis([9, 4, 7, 1, 3])
+    bare = df.drop(columns=["weight_decay", "run_status"])
+    for records in (df, bare):
+        table = spurious_table(records)
+        assert list(table.columns) == SPURIOUS_COLUMNS
+        assert list(table.index) == [0, 1]
+        six, seven = table.iloc[0], table.iloc[1]
+        assert (six["n"], six["runs"], six["certified"], six["spurious"]) == (6, 3, 3, 2)
+        assert six["min_rel_loss_above"] == pytest.approx(3e-3, rel=1e-9)
+        assert (seven["n"], seven["runs"], seven["certified"], seven["spurious"]) == (7, 2, 0, 0)
+        assert seven[["spurious_share", "spurious_se"]].isna().all()
+        assert seven[["max_rel_loss_below", "min_rel_loss_above"]].isna().all()
+
+
+def test_a_relative_loss_exactly_at_the_threshold_is_not_spurious():
+    """The rule is L > threshold L(0): with the threshold set to one run's own L / L(0), that
+    run is the largest certified relative loss at or below it, not a spurious minimum."""
+    df = stats.with_problems(pd.DataFrame(run_rows("identity", 6, 6, [1e-14, 2e-4, 3e-3])))
+    at = float(stats.relative_losses(df).iloc[1])
+    table = spurious_table(df, rel_threshold=at).iloc[0]
+    assert (table["certified"], table["spurious"]) == (3, 1)
+    assert table["max_rel_loss_below"] == at
+    assert spurious_table(df, rel_threshold=at * (1 - 1e-12)).iloc[0]["spurious"] == 2
+
+
+def test_rows_without_teacher_rows_have_the_default_gaussian_teacher():
+    """A missing value (None, NaN, an empty string, or no column at all) is the default
+    teacher; given values are kept. The index is the frame's."""
+    df = pd.DataFrame(
+        {"teacher_rows": ["identity", None, np.nan, "", "orthogonal"]}, index=[5, 1, 4, 2, 3]
+    )
+    kinds = stats.teacher_kinds(df)
+    assert kinds.tolist() == ["identity", "gaussian", "gaussian", "gaussian", "orthogonal"]
+    assert kinds.index.tolist() == [5, 1, 4, 2, 3]
+    bare = stats.teacher_kinds(df.drop(columns="teacher_rows"))
+    assert bare.tolist() == ["gaussian"] * 5 and bare.index.tolist() == [5, 1, 4, 2, 3]
+
+
+def arccos_zero_loss(V):
+    """L(0) = (1/2) sum_{j,l} K(v_j, v_l), K(u, v) = E[rho(u.x) rho(v.x)] for x ~ N(0, I):
+    |u| |v| (sin t + (pi - t) cos t) / (2 pi), t the angle between u and v."""
+    norms = np.linalg.norm(V, axis=1)
+    cos = np.clip(V @ V.T / np.outer(norms, norms), -1.0, 1.0)
+    t = np.arccos(cos)
+    K = np.outer(norms, norms) * (np.sin(t) + (np.pi - t) * cos) / (2 * np.pi)
+    return 0.5 * K.sum()
+
+
+def test_relative_losses_of_gaussian_teachers_against_the_arccos_kernel():
+    """Gaussian teacher rows are N(0, 1) draws from the teacher seed: each row's L(0) is the
+    closed form on those rows, with its own k, d and seed (k != d, two seeds, no
+    teacher_rows column: the default)."""
+    rows = []
+    for k, d, seed in [(3, 4, 3), (3, 4, 5), (2, 5, 3)]:
+        rows.append(dict(teacher_width=k, d=d, teacher_seed=seed, loss=0.25))
+    df = pd.DataFrame(rows)
+    want = [
+        0.25 / arccos_zero_loss(np.random.default_rng(s).standard_normal((k, d)))
+        for k, d, s in [(3, 4, 3), (3, 4, 5), (2, 5, 3)]
+    ]
+    np.testing.assert_allclose(stats.relative_losses(df), want, rtol=1e-12)
