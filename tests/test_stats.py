@@ -543,3 +543,14 @@ def test_classification_table_reads_older_and_incomplete_frames():
     assert "j_upper" not in binary and "reference" not in binary
     assert stats.classification_table(runs.drop(columns="accuracy"), pd.DataFrame()).empty
     assert stats.classification_table(runs.drop(columns="target"), pd.DataFrame()).empty
+
+
+def test_trained_objective_without_weight_decay_is_the_loss():
+    """A frame without a weight_decay column (hand-built, or older records) minimized the
+    loss: the objective column, penalty included, must not be read."""
+    from realspace.stats import trained_objective
+
+    df = pd.DataFrame({"objective": [1.0, 2.0], "loss": [0.5, 1.5]})
+    assert trained_objective(df).tolist() == [0.5, 1.5]
+    wd = df.assign(weight_decay=[0.0, 0.01])
+    assert trained_objective(wd).tolist() == [0.5, 2.0]

@@ -108,7 +108,7 @@ def with_methods(df: pd.DataFrame) -> pd.DataFrame:
 
 def trained_objective(df: pd.DataFrame) -> pd.Series:
     """What each run minimized: the objective with weight decay, the loss without."""
-    wd = df["weight_decay"] if "weight_decay" in df else 0.0
+    wd = df["weight_decay"] if "weight_decay" in df else pd.Series(0.0, index=df.index)
     return df["objective"].where(wd > 0, df["loss"])
 
 
