@@ -610,3 +610,14 @@ def test_a_bound_exactly_at_the_margin_is_within_it():
     t = paired_table(pd.concat([r, u]), eps).iloc[0]
     assert (t["scale"], t["lower"], t["upper"]) == ("gap", eps, eps)
     assert t["non_inferior"] and not t["unrestricted_better"]
+
+
+def test_claim1_converged_means_the_certificate_tolerance_1e_6():
+    """Converged is the certificate's float64 gradient tolerance, 1e-6 (docs/science.md),
+    written here as a number rather than read from the module: an end point at 1e-5, far
+    from optimal, is not converged and cannot refute claim 1; at 1e-6 it is and does."""
+    far, near = 1e-2, 1e-6
+    cells = {("restricted", 8): [far] * 3 + [near] * 7, ("restricted", 16): [far] * 3 + [near] * 7}
+    assert claim1_table(_runs(cells, grad=1e-5), EPS)["converged"].tolist() == [0, 0]
+    assert _claim1(_runs(cells, grad=1e-5))["verdict"] == "inconclusive"
+    assert _claim1(_runs(cells, grad=1e-6))["verdict"] == "not supported"
