@@ -621,3 +621,12 @@ def test_claim1_converged_means_the_certificate_tolerance_1e_6():
     assert claim1_table(_runs(cells, grad=1e-5), EPS)["converged"].tolist() == [0, 0]
     assert _claim1(_runs(cells, grad=1e-5))["verdict"] == "inconclusive"
     assert _claim1(_runs(cells, grad=1e-6))["verdict"] == "not supported"
+
+
+def test_claim1_a_realizable_teacher_never_decides_even_with_weight_decay():
+    """A teacher's zero optimum is the unregularized problem's: with a penalty the optimum
+    is positive, so rows labelled teacher_realizable (whatever their weight decay) are no
+    reference for claim 1. Only the convex optimum and the lower bounds decide."""
+    rows = _runs({("restricted", 16): [1e-6] * 10}, reference="teacher_realizable")
+    assert claim1_table(rows, EPS).empty
+    assert _claim1(rows)["verdict"] == "inconclusive"
