@@ -1,6 +1,8 @@
 """Mutants of the rules' module-level constants, which mutmut (it mutates function bodies
 only) leaves alone: each threshold a verdict rests on is moved, and the rule tests must
-fail. One mutant at a time, on a copy of src/ (the working tree is never edited).
+fail. Then a few whole-rule edits that a one-token mutation cannot make (a point estimate
+for an interval, a verdict branch made unreachable). One mutant at a time, on a copy of
+src/ (the working tree is never edited).
 
     .venv/bin/python .ci/constant_mutants.py
 
@@ -63,6 +65,27 @@ MUTANTS = [
         "stats.py",
         'LOWER_BOUNDS = (*EXACT_AT_WIDTH, "convex_lower_bound", "convex_relaxation_lower_bound")',
         "LOWER_BOUNDS = EXACT_AT_WIDTH",
+    ),
+    # whole-rule edits
+    (  # claim 3 on the point estimate instead of the interval's upper end
+        "report/claims.py",
+        'holds = len(omega) > 0 and bool((omega["ci_high"] >= low).all())',
+        'holds = len(omega) > 0 and bool((omega["exponent"] >= low).all())',
+    ),
+    (  # claim 4's "not supported" made unreachable
+        "report/verdict_tables.py",
+        '"unrestricted_better": bool(lo > margin),',
+        '"unrestricted_better": False,',
+    ),
+    (  # claim 4 on the point estimate instead of the upper bound
+        "report/verdict_tables.py",
+        '"non_inferior": bool(hi <= margin),',
+        '"non_inferior": bool(np.nanmedian(diff) <= margin),',
+    ),
+    (  # claim 1 refuted even where the far share falls with width
+        "report/claims.py",
+        'and exact["above_10eps"].iloc[1] >= exact["above_10eps"].iloc[0]',
+        "and True",
     ),
 ]
 
