@@ -131,7 +131,7 @@ def test_bootstrap_interval_lies_within_the_slopes_of_every_resample():
     x = np.tile(np.logspace(-4, -1, 4), 3)
     groups = np.repeat(["a", "b", "c"], 4)
     y = x ** np.repeat([0.3, 0.5, 0.8], 4) * np.exp(0.01 * rng.standard_normal(12))
-    p, lo, hi = bootstrap_slope(x, y, groups, n_boot=500, seed=1)
+    p, lo, hi, degenerate = bootstrap_slope(x, y, groups, n_boot=500, seed=1)
     every = [
         fit_slope(
             np.concatenate([x[groups == g] for g in draw]),
@@ -141,5 +141,35 @@ def test_bootstrap_interval_lies_within_the_slopes_of_every_resample():
     ]
     assert min(every) <= lo <= p <= hi <= max(every)
     assert lo < 0.45 and hi > 0.6  # the networks disagree: a wide interval
-    assert bootstrap_slope(x, y, groups, n_boot=500, seed=1) == (p, lo, hi)
+    assert bootstrap_slope(x, y, groups, n_boot=500, seed=1) == (p, lo, hi, degenerate)
+    assert degenerate == 0  # every network spans three decades of x
     assert np.isnan(bootstrap_slope(x[:4], y[:4], groups[:4])[1])  # one network: no interval
+
+
+def test_fit_slope_is_least_squares_in_log_log_and_has_none_across_one_point():
+    """Against numpy's polyfit where the fit is well posed; NaN (never a warning: the
+    suite turns realspace's warnings into errors) where the x are one point to 1e-12."""
+    rng = np.random.default_rng(3)
+    x = np.logspace(-5, -1, 9)
+    y = 0.7 * x**0.55 * np.exp(0.1 * rng.standard_normal(9))
+    ref = np.polyfit(np.log(x), np.log(y), 1)[0]
+    assert fit_slope(x, y) == pytest.approx(ref, rel=1e-12)
+    near = 1e-3 * (1 + 1e-12 * np.arange(5))  # polyfit: "poorly conditioned"
+    assert np.isnan(fit_slope(near, near**0.5))
+    apart = 1e-3 * (1 + 1e-6 * np.arange(5))  # distinct at 1e-6: a slope, the exact one
+    assert fit_slope(apart, apart**0.5) == pytest.approx(0.5, rel=1e-6)
+
+
+def test_resamples_without_a_slope_are_counted_not_warned():
+    """Network "a" has all its rows at one x: a resample that draws only "a" has no
+    slope. The count equals a brute-force recount of the same draws (seeded generator,
+    labels sorted), and the interval comes from the rest."""
+    x = np.concatenate([np.full(4, 1e-2), np.logspace(-4, -1, 4), np.logspace(-4, -1, 4)])
+    groups = np.repeat(["a", "b", "c"], 4)
+    y = x**0.5
+    n_boot = 2700
+    p, lo, hi, degenerate = bootstrap_slope(x, y, groups, n_boot=n_boot, seed=5)
+    rng = np.random.default_rng(5)
+    only_a = sum(bool((rng.integers(0, 3, 3) == 0).all()) for _ in range(n_boot))
+    assert degenerate == only_a and only_a > 50  # about n_boot / 27
+    assert lo == pytest.approx(0.5, rel=1e-9) and hi == pytest.approx(0.5, rel=1e-9)

@@ -22,6 +22,7 @@ The math: docs/science.md#inverse-stability-experiments.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -40,6 +41,7 @@ __all__ = [
     "retrain_distances",
     "fit_slope",
     "bootstrap_slope",
+    "SlopeInterval",
 ]
 
 PERTURBATIONS = ("add", "scale", "kink")
@@ -54,32 +56,53 @@ def ratios(d_p: float, d_w: float) -> dict:
         }
 
 
+# x values closer than this in log (a factor 1 + 1e-9) are one point: a slope across them
+# is rounding noise, so a set of such x has no slope (polyfit warns "poorly conditioned")
+SAME_X = 1e-9
+
+
 def fit_slope(x, y, tail: float = 1.0) -> float:
-    """Least-squares slope of log y against log x over the finite, positive points
-    (nan with fewer than two): the exponent p of y ~ x^p. ``tail`` < 1 fits only the
-    points with the largest x (that fraction of them, at least two): the asymptotic rate,
-    without the pre-asymptotic start of a family."""
+    """Least-squares slope of log y against log x over the finite, positive points: the
+    exponent p of y ~ x^p. NaN with fewer than two distinct x (log x spread at most
+    ``SAME_X``). ``tail`` < 1 fits only the points with the largest x (that fraction of
+    them, at least two): the asymptotic rate, without the pre-asymptotic start of a
+    family."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
     if tail < 1 and np.count_nonzero(ok) > 2:
         keep = max(2, int(np.ceil(tail * np.count_nonzero(ok))))
         cut = np.sort(x[ok])[-keep]
         ok &= x >= cut
-    if np.count_nonzero(ok) < 2 or np.ptp(np.log(x[ok])) == 0:
+    if np.count_nonzero(ok) < 2:
         return float("nan")
-    return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0])
+    lx, ly = np.log(x[ok]), np.log(y[ok])
+    if np.ptp(lx) <= SAME_X:
+        return float("nan")
+    dx = lx - lx.mean()  # centred: the normal equations' closed form is well conditioned
+    return float(dx @ (ly - ly.mean()) / (dx @ dx))
 
 
-def bootstrap_slope(x, y, groups, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """(p, lo, hi): ``fit_slope`` of all points, and the 2.5 and 97.5 percentiles of the
-    slopes refitted on ``n_boot`` bootstrap samples of the ``groups`` (whole groups drawn
-    with replacement, e.g. networks: points of one group are not independent). NaN where
-    fewer than two groups, or fewer than half of the resamples give a slope."""
+class SlopeInterval(NamedTuple):
+    """``bootstrap_slope``'s answer: the slope, its interval, and how many resamples had
+    no slope (all their x one point: an expected case with few networks, counted)."""
+
+    p: float
+    lo: float
+    hi: float
+    degenerate: int
+
+
+def bootstrap_slope(x, y, groups, n_boot: int = 2000, seed: int = 0) -> SlopeInterval:
+    """(p, lo, hi, degenerate): ``fit_slope`` of all points, the 2.5 and 97.5 percentiles
+    of the slopes refitted on ``n_boot`` bootstrap samples of the ``groups`` (whole groups
+    drawn with replacement, e.g. networks: points of one group are not independent), and
+    the number of resamples without a slope, left out of the percentiles. lo and hi are
+    NaN where fewer than two groups, or fewer than half of the resamples give a slope."""
     x, y, groups = np.asarray(x, float), np.asarray(y, float), np.asarray(groups)
     p = fit_slope(x, y)
     labels = np.unique(groups)
     if labels.size < 2:
-        return p, float("nan"), float("nan")
+        return SlopeInterval(p, float("nan"), float("nan"), 0)
     members = [np.flatnonzero(groups == g) for g in labels]
     rng = np.random.default_rng(seed)
     slopes = []
@@ -88,10 +111,11 @@ def bootstrap_slope(x, y, groups, n_boot: int = 2000, seed: int = 0) -> tuple[fl
         slopes.append(fit_slope(x[idx], y[idx]))
     slopes = np.array(slopes)
     slopes = slopes[np.isfinite(slopes)]
+    degenerate = n_boot - slopes.size
     if slopes.size < n_boot / 2:
-        return p, float("nan"), float("nan")
+        return SlopeInterval(p, float("nan"), float("nan"), degenerate)
     lo, hi = np.percentile(slopes, [2.5, 97.5])
-    return p, float(lo), float(hi)
+    return SlopeInterval(p, float(lo), float(hi), degenerate)
 
 
 def pathology_table(max_log2: int = 12, D: float = 2.0, families=PATHOLOGIES) -> list[dict]:

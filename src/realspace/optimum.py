@@ -40,6 +40,7 @@ The math: docs/science.md#global-optimum-references.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -295,8 +296,10 @@ def convex_optimum(
     # many tiny neurons; the solution's width m is what decides where the value is exact)
     attained, tol = J(net), 1e-9 + 1e-7 * abs(problem.value)
     gamma = net.c**2
+    top = gamma.max(initial=0.0)  # 0 where the weight decay leaves no neuron at all
     for level in (np.inf, 1e-3, 1e-4, 1e-5, 1e-6):  # inf: no neuron at all
-        keep = gamma > level * gamma.max(initial=0)
+        # (written out: inf * 0 is NaN, and an all-zero solution is expected at large lam)
+        keep = np.zeros(gamma.shape, bool) if level == np.inf else gamma > level * top
         pruned = replace(net, a=net.a[keep], b=net.b[keep], c=net.c[keep])
         if J(pruned) <= problem.value + tol:
             net, attained = pruned, J(pruned)
@@ -340,7 +343,11 @@ def solve_program(problem, solver: str | None = None, seconds: float = SCS_SECON
         ok = ("optimal", "optimal_inaccurate")
     else:
         try:
-            problem.solve(solver="CLARABEL")
+            with warnings.catch_warnings():
+                # cvxpy warns on "optimal_inaccurate"; that status is refused here and
+                # SCS solves again, so the warning would only mislead
+                warnings.filterwarnings("ignore", "Solution may be inaccurate")
+                problem.solve(solver="CLARABEL")
         except SolverError:
             pass
         ok = ("optimal",)

@@ -48,6 +48,7 @@ Every number here is float64. The math: docs/science.md#global-optimum-reference
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -247,8 +248,12 @@ def multiclass_bounds(
     # (interior-point solutions carry many tiny neurons)
     tol = 1e-9 + 1e-7 * abs(separable)
     gamma = np.sum(net.c**2, axis=1)
-    for level in (np.inf, 1e-3, 1e-4, 1e-5, 1e-6, 0.0):
-        keep = gamma > level * gamma.max(initial=0) if level else np.ones(len(gamma), bool)
+    top = gamma.max(initial=0.0)  # 0 where the weight decay leaves no neuron at all
+    for level in (np.inf, 1e-3, 1e-4, 1e-5, 1e-6, 0.0):  # inf: none; 0: every neuron
+        if level == np.inf:  # written out: inf * 0 is NaN at an all-zero solution
+            keep = np.zeros(len(gamma), bool)
+        else:
+            keep = gamma > level * top if level else np.ones(len(gamma), bool)
         pruned = ShallowNet(net.a[keep], net.b[keep], net.c[keep], net.e, net.w)
         if J(pruned) <= separable + tol or level == 0.0:
             net = pruned
@@ -315,7 +320,11 @@ def _solve(problem, solver: str | None) -> None:
         ok = ("optimal",)
         for opts in _LADDER:  # the rungs get past failures; an inaccurate end goes to SCS
             try:
-                problem.solve(solver="CLARABEL", **opts)
+                with warnings.catch_warnings():
+                    # cvxpy warns on "optimal_inaccurate"; here that status is refused
+                    # below and SCS solves again, so the warning would only mislead
+                    warnings.filterwarnings("ignore", "Solution may be inaccurate")
+                    problem.solve(solver="CLARABEL", **opts)
             except cp.error.SolverError:
                 continue
             if problem.status in ok:

@@ -34,7 +34,8 @@ def retrain_exponents(retrain: pd.DataFrame) -> pd.DataFrame:
     and rows it rests on, rows whose travel is only an upper bound, the share that reached
     g, the median control floor and the median r_1/2 = d_P / d_W_travel^(1/2).
 
-    Columns: parametrization, kind, networks, rows, exponent, ci_low, ci_high, fitted
+    Columns: parametrization, kind, networks, rows, exponent, ci_low, ci_high,
+    degenerate_resamples (resamples without a slope: all their x one point), fitted
     (x spans at least a decade), upper_bounds, reached_g, floor_median, r_half_median.
     Empty without ``d_W_travel`` (rows written before it was measured).
     """
@@ -45,7 +46,7 @@ def retrain_exponents(retrain: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (par, kind), g in retrain.groupby(["parametrization", "kind"]):
         network = g["network"].to_numpy()
-        p, lo, hi = bootstrap_slope(
+        p, lo, hi, degenerate = bootstrap_slope(
             g["d_W_travel"].to_numpy(), g["d_P"].to_numpy(), network, BOOTSTRAP_SAMPLES, seed=0
         )
         x = g["d_W_travel"].to_numpy(float)
@@ -61,6 +62,7 @@ def retrain_exponents(retrain: pd.DataFrame) -> pd.DataFrame:
                 "exponent": p,
                 "ci_low": lo,
                 "ci_high": hi,
+                "degenerate_resamples": degenerate,
                 # a kink moved by training costs its slope jump in W^{1,inf} however
                 # small the move: then x sits near |c a| and does not follow delta
                 "fitted": bool(x.size > 1 and np.log10(x.max() / x.min()) >= 1.0),

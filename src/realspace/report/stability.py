@@ -69,16 +69,25 @@ def _measured(stability: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def _finite_stat(f, v: np.ndarray) -> float:
+    """f over the non-NaN entries of v; NaN when there are none (a kind whose distances
+    are all upper bounds has no exact ratio: an expected case, not a warning)."""
+    v = v[~np.isnan(v)]
+    return float(f(v)) if v.size else float("nan")
+
+
 def stability_exponents(stability: pd.DataFrame) -> pd.DataFrame:
     """Per (parametrization, kind): the exponent p of y ~ x^p over the rows with the
     smallest ``ASYMPTOTIC_SHARE`` of x (the rate as delta -> 0), its 95 % bootstrap
-    interval over networks (``bootstrap_slope``: NaN with fewer than two), the networks
-    and rows, ``fitted`` (those x span at least a decade: a kind whose d_W does not
+    interval over networks (``bootstrap_slope``: NaN with fewer than two; resamples
+    without a slope counted in ``degenerate_resamples``), the networks and rows,
+    ``fitted`` (those x span at least a decade: a kind whose d_W does not
     follow delta has no exponent), rows whose y is only an upper bound, and the median and
     largest r_1/2 = y / x^(1/2) and r_1 = y / x.
 
-    Columns: parametrization, kind, networks, rows, exponent, ci_low, ci_high, fitted,
-    upper_bounds, r_half_median, r_half_max, r_one_max.
+    Columns: parametrization, kind, networks, rows, exponent, ci_low, ci_high,
+    degenerate_resamples, fitted, upper_bounds, r_half_median, r_half_max, r_one_max
+    (NaN where the kind has no exact y).
     """
     if stability.empty:
         return pd.DataFrame()
@@ -96,7 +105,7 @@ def stability_exponents(stability: pd.DataFrame) -> pd.DataFrame:
         # pull the slope below the asymptotic one (the selection is on x, never on y)
         ok = (x > 0) & np.isfinite(x)
         tail = ok & (x <= np.quantile(x[ok], ASYMPTOTIC_SHARE)) if ok.any() else ok
-        p, lo, hi = bootstrap_slope(
+        p, lo, hi, degenerate = bootstrap_slope(
             x[tail], y[tail], g["network"].to_numpy()[tail], BOOTSTRAP_SAMPLES, seed=0
         )
         span = np.log10(x[tail].max() / x[tail].min()) if tail.sum() > 1 else 0.0
@@ -111,11 +120,12 @@ def stability_exponents(stability: pd.DataFrame) -> pd.DataFrame:
                 "exponent": p,
                 "ci_low": lo,
                 "ci_high": hi,
+                "degenerate_resamples": degenerate,
                 "fitted": bool(span >= 1.0 and np.isfinite(p)),
                 "upper_bounds": int((~g["exact"]).sum()),
-                "r_half_median": float(np.nanmedian(r_half)),
-                "r_half_max": float(np.nanmax(r_half)),
-                "r_one_max": float(np.nanmax(r_one)),
+                "r_half_median": _finite_stat(np.median, r_half),
+                "r_half_max": _finite_stat(np.max, r_half),
+                "r_one_max": _finite_stat(np.max, r_one),
             }
         )
     return pd.DataFrame(rows)
