@@ -52,6 +52,44 @@ def kill_matching(pattern: str) -> None:
             pass
 
 
+def descendants(pid: int) -> set[int]:
+    """The processes below ``pid`` now (children, their children, ...), read from /proc."""
+    parent = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # the command name is in parentheses and may hold spaces: split after its ')'
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended while being read
+            continue
+        parent[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {c for c, p in parent.items() if p in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process (a zombie, ended but not yet reaped, is not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def port_free(port: int) -> bool:
+    """Whether a new server could bind ``port`` on loopback (with SO_REUSEADDR, as
+    servers bind: the closed connections' TIME_WAIT does not hold the port for them)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
 def stop_group(proc: subprocess.Popen) -> None:
     """SIGTERM the process group, SIGKILL it if it lingers."""
     for sig in (signal.SIGTERM, signal.SIGKILL):

@@ -440,10 +440,43 @@ def ui(
         cmd += ["--default-artifact-root", artifact_root(uri)]
     out.print(f"MLflow UI for {_safe(uri)}: {page}  (Ctrl-C to stop)", highlight=False)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "DO_NOT_TRACK": "true"}
-    try:
-        subprocess.run(cmd, env=env, check=False)
-    except KeyboardInterrupt:
-        pass
+    # mlflow ui starts a uvicorn worker of its own: in a process group of their own, ended
+    # as one on Ctrl-C, SIGTERM (a process manager, `timeout`) or SIGHUP (a closed
+    # terminal), so no server outlives the command and holds the port
+    server = subprocess.Popen(cmd, env=env, start_new_session=True)
+    _end_group_on_signals(server)
+    server.wait()
+
+
+def _end_group_on_signals(proc) -> None:
+    """On SIGINT, SIGTERM or SIGHUP: SIGTERM ``proc``'s process group, SIGKILL what is
+    left of it after 5 s, and exit 0 (the user asked for the stop)."""
+    import signal
+    import time
+
+    def group_alive() -> bool:
+        proc.poll()  # reap the leader: a zombie still counts as a member of the group
+        try:
+            os.killpg(proc.pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+
+    def stop(signum, frame):
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + 5
+            while group_alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if not group_alive():
+                break
+        raise SystemExit(0)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
 
 
 if __name__ == "__main__":
