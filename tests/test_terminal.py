@@ -56,3 +56,41 @@ def test_a_stopped_ui_leaves_no_server_and_frees_its_port(tmp_path, sig):
             except ProcessLookupError:
                 pass
         proc.wait()
+
+
+def test_a_sweep_shows_progress_and_its_summary_and_no_warning(tmp_path):
+    """The main command's terminal from a fresh folder: the header, progress, the summary;
+    no Python warning (a degenerate bootstrap resample, an all-NaN ratio: handled, not
+    warned per occurrence) and no routine INFO log line (MLflow creating its tables).
+    Retraining and stability units run: both fit slopes under bootstrap resamples."""
+    doc = sweep_config(
+        widths=[2, 8],
+        seeds=2,
+        optimizer={"steps": 60},
+        data={"n_samples": 32},
+        analysis={
+            "pathology_max_log2": 3,
+            "seed_pairs": 1,
+            "retrain_widths": [2],
+            "retrain_seeds": 2,
+            "retrain_kinds": ["add"],
+            "retrain_deltas": [0.01, 0.1],
+            "retrain_steps": 20,
+            "stability_widths": [8],
+            "stability_seeds": 2,
+        },
+    )
+    cfg = write_config(tmp_path / "t.yaml", doc)
+    res = subprocess.run(
+        CLI + ["sweep", str(cfg), "--in-process"],
+        cwd=tmp_path,
+        env=quiet_env(COLUMNS="120"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "done: 8 trained" in res.stdout and "Analysis:" in res.stdout, res.stdout
+    for line in res.stderr.splitlines():
+        assert "Warning" not in line and " INFO " not in line, res.stderr
+    assert res.stderr.splitlines()[0].startswith("sweep t: 8 runs"), res.stderr

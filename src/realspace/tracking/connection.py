@@ -141,9 +141,26 @@ def _opening(uri: str):
     fd = os.open(db.parent, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        with _quiet_schema_setup():
+            yield
     finally:
         os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def _quiet_schema_setup():
+    """MLflow logs "Creating initial MLflow database tables..." and "Updating database
+    tables" at INFO when it creates a SQLite store: routine, not news for a sweep's
+    terminal. Its warnings and errors still show."""
+    import logging
+
+    logger = logging.getLogger("mlflow.store.db.utils")
+    level = logger.level
+    logger.setLevel(max(logging.WARNING, level))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 # One store per (URI, experiment) in a process: the sweep flow's tasks all run in the
