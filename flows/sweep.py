@@ -246,6 +246,7 @@ def sweep_flow(
     summary = SweepSummary(
         experiment=experiment,
         parent_run=parent,
+        experiment_id=opened["experiment_id"],
         tracking_uri=tracking_uri,
         runs=len(runs),
         skipped=len(runs) - len(pending),

@@ -20,7 +20,7 @@ def open_sweep_task(
     which networks are in the cells' tables.
 
     Returns {"parent": run id, "cells": {cell key: CellRun}, "pieces": {run key: Piece},
-    "units": {unit key: run id}}.
+    "units": {unit key: run id}, "experiment_id": the experiment's id}.
     """
     from realspace.tracking.connection import open_store
 
@@ -31,7 +31,13 @@ def open_sweep_task(
     pieces = {}
     for cell in opened.values():
         pieces.update(store.pieces(cell))
-    return {"parent": parent, "cells": opened, "pieces": pieces, "units": units}
+    return {
+        "parent": parent,
+        "cells": opened,
+        "pieces": pieces,
+        "units": units,
+        "experiment_id": store.experiment_id,
+    }
 
 
 @task(name="close-cells", cache_policy=NO_CACHE, persist_result=False, **STORE_RETRIES)

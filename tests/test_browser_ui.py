@@ -19,6 +19,8 @@ from browser import wait_for as _wait_for
 from factories import sweep_config, write_config
 from procs import CLI, free_port, quiet_env, stop_group, wait_http
 
+from realspace.tracking.layout import run_url
+
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 
@@ -130,10 +132,14 @@ def test_the_ui_shows_the_sweep_its_runs_and_the_report(finished_sweep, ui, brow
     assert "Traces: 0" not in body
     browser.save_screenshot(str(shots / "experiment.png"))
     # a cell run page (a child of the parent, with its networks' runs as children) shows
-    # the cell's params
-    browser.get(f"{ui}/#/experiments/{exp_id}/runs/{cell.info.run_id}")
-    _wait_for(
+    # the cell's params, in MLflow's model-training navigation: its side bar (Runs,
+    # Models, Model registry) and "Runs" in the breadcrumb, never the GenAI one's
+    # "Evaluations" breadcrumb, Traces overview or Judges (a link without the view
+    # parameter opens that)
+    browser.get(run_url(ui, exp_id, cell.info.run_id))
+    body = _wait_for(
         browser,
+        "Model registry",
         cell.info.run_name,
         "Parameters",
         "parametrization",
@@ -144,6 +150,7 @@ def test_the_ui_shows_the_sweep_its_runs_and_the_report(finished_sweep, ui, brow
         "Child runs",
         network.info.run_name,
     )
+    assert "Evaluations" not in body and "Judges" not in body and "Observability" not in body
     browser.save_screenshot(str(shots / "cell.png"))
     # its artifacts: the tables, and networks.html previewed (the networks, realizations)
     browser.get(f"{ui}/#/experiments/{exp_id}/runs/{cell.info.run_id}/artifacts/networks.html")
@@ -155,9 +162,10 @@ def test_the_ui_shows_the_sweep_its_runs_and_the_report(finished_sweep, ui, brow
     browser.switch_to.default_content()
     browser.save_screenshot(str(shots / "cell-artifacts.png"))
     # a network run page (a child of its cell) shows the network's params
-    browser.get(f"{ui}/#/experiments/{exp_id}/runs/{network.info.run_id}")
+    browser.get(run_url(ui, exp_id, network.info.run_id))
     _wait_for(
         browser,
+        "Model registry",
         network.info.run_name,
         "Parameters",
         "n_samples",

@@ -248,6 +248,43 @@ def test_the_experiment_opens_on_its_runs_in_the_ui(store, tmp_path):
     assert st.client.get_experiment(older).tags.get(UI_KIND_TAG) == UI_RUNS_KIND
 
 
+# the URL parameter MLflow 3's UI reads to choose between its GenAI and machine-learning
+# navigation, and the value of the latter (MLflow's names, written out)
+UI_VIEW_PARAM, UI_ML_VIEW = "workflowType", "machine_learning"
+
+
+def test_every_link_into_the_ui_names_the_machine_learning_view():
+    """A link to a run's page carries MLflow's own view parameter (the installed bundle
+    reads those strings); a tracking server's links lose its credentials, however the
+    password is written; a store that is not a server has no link."""
+    from realspace.cli import _look
+    from realspace.sweep.summary import SweepSummary
+    from realspace.tracking.layout import experiment_url, run_url, ui_base
+
+    bundle = _ui_bundle()
+    if bundle is not None:
+        assert f'MACHINE_LEARNING="{UI_ML_VIEW}"' in bundle and UI_VIEW_PARAM in bundle
+    view = f"?{UI_VIEW_PARAM}={UI_ML_VIEW}"
+    assert run_url("http://h:5000/", "3", "abc") == f"http://h:5000/#/experiments/3/runs/abc{view}"
+    assert experiment_url("http://h:5000", "3") == f"http://h:5000/#/experiments/3/runs{view}"
+    for uri, base in [
+        ("http://bob:***@mlflow.example:5000", "http://mlflow.example:5000"),
+        ("https://bob:top/se?cret@mlflow.example/prefix/", "https://mlflow.example/prefix"),
+        ("HTTP://[::1]:5000", "http://[::1]:5000"),
+        ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+        ("http://bob:pw@host:notaport", None),
+        ("sqlite:////tmp/mlruns.db", None),
+        ("postgresql://u:pw@127.0.0.1:5432/db", None),
+    ]:
+        assert ui_base(uri) == base, uri
+    summary = dict(experiment="e", parent_run="abc", runs=1, skipped=0, trained=1)
+    summary.update(diverged=0, remaining=0, shards=1)
+    served = SweepSummary(tracking_uri="http://u:***@h:5000", experiment_id="7", **summary)
+    assert _look(served, "c.yaml") == f"http://h:5000/#/experiments/7/runs/abc{view}"
+    local = SweepSummary(tracking_uri="sqlite:///m.db", experiment_id="7", **summary)
+    assert _look(local, "c.yaml").startswith("realspace ui c.yaml")
+
+
 def test_a_write_cut_short_by_a_full_disk_names_the_file_and_leaves_no_half(tmp_path):
     """A full disk (here: a writer that fails as the kernel would) raises NoSpace naming
     the file and what to do; the temporary half is gone; the error keeps its class and

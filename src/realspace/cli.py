@@ -281,6 +281,18 @@ def _print_plan(plan, where: str) -> None:
         err.print(f"[yellow]warning:[/yellow] {escape(p)}", highlight=False)
 
 
+def _look(s, config) -> str:
+    """Where to see the sweep: a tracking server serves its own UI, so the parent run's
+    page there (in MLflow's machine-learning view, without credentials); any other store
+    through `realspace ui`."""
+    from .tracking.layout import run_url, ui_base
+
+    base = ui_base(s.tracking_uri)
+    if base and s.experiment_id:
+        return run_url(base, s.experiment_id, s.parent_run)
+    return f"realspace ui {escape(str(config))}  (the experiment '{s.experiment}')"
+
+
 def _summarize(s, config) -> None:
     for f in s.failed_shards:
         err.print(
@@ -304,7 +316,7 @@ def _summarize(s, config) -> None:
         f"Wall {s.wall_s:.1f} s (start-up {s.startup_s:.1f} s, logging {s.logging_s:.1f} s).\n"
         f"Experiment '{s.experiment}', parent run {s.parent_run} in "
         f"{_safe(s.tracking_uri)}\n"
-        f"Look: realspace ui {escape(str(config))}  (the experiment '{s.experiment}')",
+        f"Look: {_look(s, config)}",
         highlight=False,
     )
     if s.report:

@@ -22,6 +22,7 @@ class SweepSummary:
 
     experiment: str
     parent_run: str
+    experiment_id: str | None  # the experiment's MLflow id: links into the UI
     tracking_uri: str  # masked: never a password
     runs: int  # planned
     skipped: int  # already in the store before this execution

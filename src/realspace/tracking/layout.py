@@ -79,11 +79,47 @@ COMMIT_TAG = "realspace.git_commit"
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
+# every link into MLflow's UI names its machine-learning view: MLflow 3.17 otherwise opens
+# a page reached by a link in its GenAI navigation ("Evaluations", Traces, Judges), even
+# for an experiment tagged as model development (checked in a browser)
+ML_VIEW = "workflowType=machine_learning"
+
+
 def experiment_url(base_url: str, experiment_id: str) -> str:
     """The MLflow UI page of a sweep's experiment: its runs table (without the workflow
     parameter MLflow 3.17 opens the GenAI overview, "Traces: 0")."""
-    page = f"/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    page = f"/#/experiments/{experiment_id}/runs?{ML_VIEW}"
     return base_url.rstrip("/") + page
+
+
+def run_url(base_url: str, experiment_id: str, run_id: str) -> str:
+    """The MLflow UI page of one run (a sweep's parent, a cell, a network, a unit), in
+    the machine-learning view ("Runs" in the breadcrumb, the model-training side bar)."""
+    page = f"/#/experiments/{experiment_id}/runs/{run_id}?{ML_VIEW}"
+    return base_url.rstrip("/") + page
+
+
+def ui_base(tracking_uri: str) -> str | None:
+    """The address of the UI that an MLflow tracking server at ``tracking_uri`` serves
+    (the server is its own UI), without credentials; None for a store that is not a
+    server (SQLite, a database: `realspace ui` serves those)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    scheme, sep, rest = tracking_uri.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        return None
+    # the credentials end at the last "@" (a password may hold "/" or "?", which would
+    # otherwise end the authority early and leave a piece of it in the path)
+    parts = urlsplit(f"{scheme}://{rest.rsplit('@', 1)[-1]}")
+    try:
+        port = parts.port
+    except ValueError:  # not a URL after all: no link rather than a wrong one
+        return None
+    if not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    netloc = host if port is None else f"{host}:{port}"
+    return urlunsplit((scheme.lower(), netloc, parts.path.rstrip("/"), "", ""))
 
 
 # end-point numbers logged as metrics (with the census_* and proj_* counts); the rest of a
