@@ -1,7 +1,7 @@
 """Fixtures shared by the test modules: the servers a module's tests run against (each
 module its own: Prefect's temporary API, or real servers started on free loopback ports
 and stopped by their process group), and a record of MLflow's run searches. Sweep
-documents: factories.py; processes: procs.py."""
+documents and synthetic run frames: factories.py; processes: procs.py."""
 
 import os
 import uuid

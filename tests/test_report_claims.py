@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from factories import run_frame
 
 from realspace.report.claims import (
     RATE_SLACK,
@@ -18,17 +19,14 @@ EMPTY = pd.DataFrame()
 
 # -- claim 2: witnesses ---------------------------------------------------------------
 def _runs(n: int, certified=True, near_kink=False, status="converged") -> pd.DataFrame:
-    return pd.DataFrame(
-        dict(
-            run_key=[f"k{i}" for i in range(n)],
-            problem="sin",
-            parametrization="unrestricted",
-            width=8,
-            seed=range(n),
-            certified=certified,
-            near_kink=near_kink,
-            run_status=status,
-        )
+    """``n`` unrestricted networks of width 8 keyed k0.., as the witness stage reads them."""
+    return run_frame(
+        {("unrestricted", 8): [0.0] * n},
+        problem="sin",
+        run_key=[f"k{i}" for i in range(n)],
+        certified=certified,
+        near_kink=near_kink,
+        run_status=status,
     )
 
 
@@ -404,20 +402,7 @@ def test_classification_claim1_reads_the_classification_problems_only():
     from realspace.report.verdict_tables import claim1_table
 
     def runs(problem, reference, gap):
-        return pd.DataFrame(
-            dict(
-                problem=problem,
-                parametrization="restricted",
-                restricted_method="intrinsic",
-                width=[64] * 4,
-                seed=range(4),
-                weight_decay=0.01,
-                reference=reference,
-                gap=gap,
-                grad_norm=1e-9,
-                run_status="converged",
-            )
-        )
+        return run_frame({("restricted", 64): [gap] * 4}, problem=problem, reference=reference)
 
     eps = 1e-4
     table = claim1_table(

@@ -4,6 +4,7 @@ built; the order-statistic bounds they rest on against the binomial distribution
 import numpy as np
 import pandas as pd
 import pytest
+from factories import run_frame
 
 from realspace.quantiles import median_bounds, quantile_lower_bound, quantile_upper_bound
 from realspace.report.claims import claim_verdicts
@@ -55,27 +56,17 @@ def test_median_bounds_cover_at_their_level():
 
 # -- claim 1 -------------------------------------------------------------------------------
 def _runs(cells: dict, problem="sin wd=0.01", wd=0.01, reference="convex_exact", grad=1e-8):
-    """Rows of ``cells``: (parametrization, width) -> list of gaps, one run each."""
-    rows = []
-    for (par, width), gaps in cells.items():
-        for seed, gap in enumerate(gaps):
-            rows.append(
-                dict(
-                    problem=problem,
-                    parametrization=par,
-                    restricted_method="intrinsic" if par == "restricted" else np.nan,
-                    width=width,
-                    seed=seed,
-                    weight_decay=wd,
-                    reference=reference,
-                    gap=gap,
-                    j_final=0.3 + gap,
-                    grad_norm=grad,
-                    run_status="converged",
-                    linear_term=True,
-                )
-            )
-    return pd.DataFrame(rows)
+    """Rows of ``cells``: (parametrization, width) -> list of gaps, one run each, with
+    objective 0.3 + gap and the linear term recorded on every row."""
+    return run_frame(
+        cells,
+        j_star=0.3,
+        problem=problem,
+        weight_decay=wd,
+        reference=reference,
+        grad_norm=grad,
+        linear_term=True,
+    )
 
 
 def _claim1(df):
@@ -470,26 +461,9 @@ def test_claim4_evidence_says_why_it_cannot_decide():
 def _rows(par, width, gaps, problem="p", reference="convex_exact", j_star=0.25, **columns):
     """Raw rows of one (problem, parametrization, width), one run per gap (seeds 0..),
     with objective j_star + gap; ``columns`` override or add columns (None drops one)."""
-    gaps = np.asarray(gaps, dtype=float)
-    df = pd.DataFrame(
-        dict(
-            problem=problem,
-            parametrization=par,
-            restricted_method="intrinsic" if par == "restricted" else np.nan,
-            width=width,
-            seed=range(len(gaps)),
-            weight_decay=0.01,
-            reference=reference,
-            gap=gaps,
-            j_final=j_star + gaps,
-            grad_norm=1e-9,
-            run_status="converged",
-            linear_term=np.nan if par == "restricted" else True,
-        )
+    return run_frame(
+        {(par, width): gaps}, j_star=j_star, problem=problem, reference=reference, **columns
     )
-    for name, value in columns.items():
-        df = df.drop(columns=name) if value is None else df.assign(**{name: value})
-    return df
 
 
 def test_claim1_table_boundaries_are_inclusive_where_the_rule_says_at_most():

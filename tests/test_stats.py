@@ -5,40 +5,46 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from factories import run_frame
 
 from realspace import stats
 from realspace.report.verdict_tables import paired_table
 
 
 def frame(gap_of_width, widths=(4, 8, 16, 32), seeds=5, j_star=0.5, wd=0.0):
-    """Runs of one problem in both parametrizations with objective J* + gap(width, seed)."""
-    rows = []
-    for par in ("unrestricted", "restricted"):
-        for w in widths:
-            for s in range(seeds):
-                j = j_star + gap_of_width(w, s)
-                rows.append(
-                    dict(
-                        target_label="sin",
-                        target="sin",
-                        parametrization=par,
-                        width=w,
-                        seed=s,
-                        weight_decay=wd,
-                        loss=j if wd == 0 else j - 0.1,
-                        objective=j if wd else j + 0.0,
-                        certified=s % 2 == 0,
-                        run_status="converged",
-                        d=1,
-                        census_dead=0.25 if par == "unrestricted" else 0.0,
-                        census_affine=0.0,
-                        census_duplicate=0.0,
-                        census_opposite=0.0,
-                        census_imbalance_mean=0.1,
-                        census_effective_width=w - 1,
-                    )
-                )
-    return pd.DataFrame(rows)
+    """Runs of one problem in both parametrizations with objective J* + gap(width, seed),
+    as loaded: before stats labels their problem and measures their gaps (no problem,
+    reference or gap), and older records without a restricted method, gradient norm or
+    linear term."""
+    cells = {
+        (par, w): [gap_of_width(w, s) for s in range(seeds)]
+        for par in ("unrestricted", "restricted")
+        for w in widths
+    }
+    return run_frame(
+        cells,
+        j_star=j_star,
+        problem=None,
+        restricted_method=None,
+        reference=None,
+        gap=None,
+        grad_norm=None,
+        linear_term=None,
+        weight_decay=wd,
+        loss=lambda df: df["j_final"] if wd == 0 else df["j_final"] - 0.1,
+        objective=lambda df: df["j_final"],
+        j_final=None,
+        target_label="sin",
+        target="sin",
+        certified=lambda df: df["seed"] % 2 == 0,
+        d=1,
+        census_dead=lambda df: np.where(df["parametrization"] == "unrestricted", 0.25, 0.0),
+        census_affine=0.0,
+        census_duplicate=0.0,
+        census_opposite=0.0,
+        census_imbalance_mean=0.1,
+        census_effective_width=lambda df: df["width"] - 1,
+    )
 
 
 def reference(df, value=0.5, label="convex_exact"):
