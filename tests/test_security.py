@@ -35,6 +35,18 @@ from realspace.tracking.secrets import hide_uri, mask, reveal_uri
             "see https://:***@host/x and sqlite:///a.db",
         ),
         ("http://mlflow:5000", "http://mlflow:5000"),
+        # a password holding "/", "?" or "#" (not percent-encoded): all of it masked
+        ("http://bob:top/secret@mlflow:5000/x", "http://bob:***@mlflow:5000/x"),
+        ("http://bob:a?b#c@mlflow:5000", "http://bob:***@mlflow:5000"),
+        # secrets in the query, whatever the case of the key; other parameters kept
+        (
+            "postgresql://bob@db/mlflow?sslmode=require&password=hunter2&x=1",
+            "postgresql://bob@db/mlflow?sslmode=require&password=***&x=1",
+        ),
+        ("https://h/api?Token=abc.def;api_key=k-1", "https://h/api?Token=***;api_key=***"),
+        ("mysql://db/x?sslpassword=pw#frag", "mysql://db/x?sslpassword=***#frag"),
+        # a path with ":" and "@" is no userinfo, a plain query is no secret
+        ("http://host/a:b@c?page=2", "http://host/a:b@c?page=2"),
     ],
 )
 def test_passwords_in_urls_are_masked(text, expected):

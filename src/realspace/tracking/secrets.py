@@ -13,9 +13,17 @@ import re
 
 __all__ = ["mask", "secret_values", "hide_uri", "reveal_uri"]
 
-# userinfo of a URL: scheme://user:password@host -> scheme://user:***@host
+# userinfo of a URL: scheme://user:password@host -> scheme://user:***@host. The password
+# runs to the "@" (it may hold "/", "?" or "#" where a user did not percent-encode them,
+# which a URL parser would take for the start of the path, query or fragment)
 _USERINFO = re.compile(
-    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@"
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]+)@"
+)
+# secrets in a URL's query: ...?password=PW, &sslpassword=..., &token=..., &api_key=...
+_QUERY_SECRET = re.compile(
+    r"(?P<key>[?&;][A-Za-z0-9_.-]*(?:password|passwd|secret|token|api_key|apikey"
+    r"|access_key|private_key)[A-Za-z0-9_.-]*=)(?P<value>[^&;#\s]+)",
+    re.IGNORECASE,
 )
 # environment variables whose values are secrets
 _SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|ACCESS_KEY|PRIVATE_KEY)", re.I)
@@ -30,11 +38,12 @@ def secret_values(environ=None) -> list[str]:
 
 
 def mask(text, environ=None):
-    """``text`` with URL passwords and secret environment values replaced by ``***``
-    (anything not a string is returned unchanged)."""
+    """``text`` with URL passwords (userinfo and secret query parameters) and secret
+    environment values replaced by ``***`` (anything not a string is returned unchanged)."""
     if not isinstance(text, str):
         return text
     text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    text = _QUERY_SECRET.sub(lambda m: f"{m['key']}***", text)
     for value in secret_values(environ):
         text = text.replace(value, "***")
     return text
