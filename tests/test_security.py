@@ -360,3 +360,47 @@ def test_the_ui_warns_when_it_binds_beyond_loopback(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+LEAK = "API request to http://bob:topsecret@127.0.0.1:5000/api/2.0/mlflow/runs/search failed"
+
+
+@pytest.mark.parametrize("command", ["sweep", "submit", "status", "report", "ui", "cancel"])
+def test_an_unexpected_error_in_any_command_ends_in_one_masked_line(
+    tmp_path, monkeypatch, capsys, command
+):
+    """MLflow's error text carries the tracking URI with its password. Raised where no
+    command expects it, it ends in one line with the password masked and exit 1: no
+    traceback (typer's would also print the local variables, the URI among them)."""
+    import sys
+
+    from mlflow.exceptions import MlflowException
+
+    import realspace.cli as cli
+    import realspace.service
+    import realspace.submit
+
+    def broken(*args, **kwargs):
+        raise MlflowException(LEAK)
+
+    cfg = write_config(tmp_path / "c.yaml", sweep_config())
+    # where each command first touches a config or a service
+    monkeypatch.setattr(cli, "_load", broken)  # status, report, ui
+    monkeypatch.setattr(realspace.service, "plan_sweep", broken)  # sweep, submit
+    monkeypatch.setattr(realspace.submit, "cancel", broken)
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # submit asks first
+    arg = "0d4f6a1e-0000-4000-8000-000000000000" if command == "cancel" else str(cfg)
+    monkeypatch.setattr(sys, "argv", ["realspace", command, arg])
+    monkeypatch.delenv("REALSPACE_TRACEBACK", raising=False)
+    with pytest.raises(SystemExit) as ended:
+        cli.main()
+    assert ended.value.code == 1
+    shown = capsys.readouterr()
+    assert "topsecret" not in shown.err + shown.out and "Traceback" not in shown.err
+    assert "error: MlflowException: API request to http://bob:***@127.0.0.1:5000" in shown.err
+    # asked for, the traceback is shown, masked as well
+    monkeypatch.setenv("REALSPACE_TRACEBACK", "1")
+    with pytest.raises(SystemExit):
+        cli.main()
+    shown = capsys.readouterr()
+    assert "Traceback" in shown.err and "topsecret" not in shown.err + shown.out

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from factories import sweep_config, write_config
@@ -26,8 +27,9 @@ def test_a_stopped_ui_leaves_no_server_and_frees_its_port(tmp_path, sig):
     """The signal goes to `realspace ui` alone (as a process manager or `timeout` sends
     it): within 10 s none of the processes it started is alive and the port binds."""
     port = free_port()
+    store = f"sqlite:///{tmp_path / 'x.db'}"
     proc = subprocess.Popen(
-        CLI + ["ui", "--port", str(port), "--tracking-uri", f"sqlite:///{tmp_path / 'x.db'}"],
+        CLI + ["ui", "--port", str(port), "--tracking-uri", store],
         cwd=tmp_path,
         env=quiet_env(),
         stdout=open(tmp_path / "ui.out", "w"),  # noqa: SIM115 - held by the process
@@ -38,6 +40,11 @@ def test_a_stopped_ui_leaves_no_server_and_frees_its_port(tmp_path, sig):
         wait_http(f"http://127.0.0.1:{port}/health", proc, 120, tmp_path / "ui.out")
         servers = descendants(proc.pid)
         assert servers, "realspace ui started no server"
+        # the store reaches the server by environment: no command line (`ps`) shows it,
+        # a password in it included; the server serves that store
+        for pid in servers:
+            assert store not in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+        assert (tmp_path / "x.db").exists()
         assert not port_free(port)
         os.kill(proc.pid, sig)
         deadline = time.monotonic() + 10

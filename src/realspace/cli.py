@@ -23,6 +23,8 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="Train shallow ReLU networks at scale; compare parameters and realizations.",
+    # typer's tracebacks print local variables: a tracking URI with its password
+    pretty_exceptions_enable=False,
 )
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # error lines whole: they name URIs and paths
@@ -439,8 +441,6 @@ def ui(
         "-m",
         "mlflow",
         "ui",
-        "--backend-store-uri",
-        uri,
         "--host",
         host,
         "--port",
@@ -452,6 +452,8 @@ def ui(
         cmd += ["--default-artifact-root", artifact_root(uri)]
     out.print(f"MLflow UI for {_safe(uri)}: {page}  (Ctrl-C to stop)", highlight=False)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "DO_NOT_TRACK": "true"}
+    # the store by environment, not argv: any user of the host sees a command line (`ps`)
+    env["MLFLOW_BACKEND_STORE_URI"] = uri
     # mlflow ui starts a uvicorn worker of its own: in a process group of their own, ended
     # as one on Ctrl-C, SIGTERM (a process manager, `timeout`) or SIGHUP (a closed
     # terminal), so no server outlives the command and holds the port
@@ -491,5 +493,25 @@ def _end_group_on_signals(proc) -> None:
         signal.signal(sig, stop)
 
 
+def main() -> None:
+    """The `realspace` command. An error no command expected (an MlflowException from a
+    store, a Ray or Prefect failure) ends in one masked line and exit 1: a traceback
+    would show the tracking URI's password, which MLflow puts in its error text.
+    REALSPACE_TRACEBACK=1 prints the traceback too, masked."""
+    try:
+        app()
+    except Exception as e:  # noqa: BLE001 - the last stop before the terminal
+        if os.environ.get("REALSPACE_TRACEBACK") == "1":
+            import traceback
+
+            err.print(escape(_safe(traceback.format_exc())), highlight=False)
+        err.print(
+            f"[red]error:[/red] {escape(_safe(f'{type(e).__name__}: {e}'))}\n"
+            "(unexpected; REALSPACE_TRACEBACK=1 shows where, credentials masked)",
+            highlight=False,
+        )
+        raise SystemExit(1) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()
