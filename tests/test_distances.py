@@ -689,3 +689,15 @@ def test_fibre_distance_above_64_live_neurons_is_the_heuristic_upper_bound():
     assert value.bound == "upper"
     assert value.method == "partners oriented alike + bottleneck assignment"
     assert value >= _flip_free_lower_bound(f, g, 1.0) * (1 - 1e-12)
+
+
+def test_distances_refuse_networks_of_different_shapes():
+    """Distances compare networks on one cube with one output count; they say which
+    differs."""
+    rng = np.random.default_rng(5)
+    one, two = random_net(rng, 2, 1), random_net(rng, 2, 2)
+    with pytest.raises(ValueError, match=r"^networks have different input dimensions: 1 and 2$"):
+        param_distance(one, two)
+    vector = ShallowNet(two.a, two.b, rng.standard_normal((2, 3)), np.zeros(3))
+    with pytest.raises(ValueError, match=r"^networks have different output counts: 1 and 3$"):
+        uniform_distance(two, vector, 1.0)
