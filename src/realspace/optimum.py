@@ -239,6 +239,10 @@ def convex_optimum(
     ``restricted``: the network carries a free linear part w (the restricted
     parametrization); otherwise only the output bias e is free. Returns the optimum, a
     ShallowNet attaining it and the labels (see ``ConvexOptimum``).
+
+    ``patterns`` (P, n) bool: the activation patterns to use instead of enumerating or
+    sampling them. Nothing says they are all of them, so the value is labelled like a
+    sampled one: attained by the network, an upper bound on the optimum.
     """
     import cvxpy as cp
 
@@ -258,7 +262,7 @@ def convex_optimum(
     if not lam > 0:
         raise ValueError(f"the convex reformulation needs weight decay lam > 0, got {lam}")
     n, d = X.shape
-    exact = True
+    exact = False  # given patterns may be a subset: the program's value is an upper bound
     if patterns is None:
         patterns, exact = activation_patterns(X, samples=samples)
     P = len(patterns)
