@@ -58,6 +58,8 @@ __all__ = [
     "solve_program",
 ]
 
+# the pruning's cuts on c^2, relative to the largest: tried from the sparsest on
+PRUNE_LEVELS = (1e-3, 1e-4, 1e-5, 1e-6)
 EXACT_2D_MAX_POINTS = 64  # exact pattern enumeration in d = 2 costs O(n^3) candidates
 
 
@@ -301,9 +303,8 @@ def convex_optimum(
     attained, tol = J(net), 1e-9 + 1e-7 * abs(problem.value)
     gamma = net.c**2
     top = gamma.max(initial=0.0)  # 0 where the weight decay leaves no neuron at all
-    for level in (np.inf, 1e-3, 1e-4, 1e-5, 1e-6):  # inf: no neuron at all
-        # (written out: inf * 0 is NaN, and an all-zero solution is expected at large lam)
-        keep = np.zeros(gamma.shape, bool) if level == np.inf else gamma > level * top
+    for cut in (np.inf, *(level * top for level in PRUNE_LEVELS)):  # inf: no neuron at all
+        keep = gamma > cut
         pruned = replace(net, a=net.a[keep], b=net.b[keep], c=net.c[keep])
         if J(pruned) <= problem.value + tol:
             net, attained = pruned, J(pruned)
@@ -347,11 +348,7 @@ def solve_program(problem, solver: str | None = None, seconds: float = SCS_SECON
         ok = ("optimal", "optimal_inaccurate")
     else:
         try:
-            with warnings.catch_warnings():
-                # cvxpy warns on "optimal_inaccurate"; that status is refused here and
-                # SCS solves again, so the warning would only mislead
-                warnings.filterwarnings("ignore", "Solution may be inaccurate")
-                problem.solve(solver="CLARABEL")
+            solve_clarabel(problem)
         except SolverError:
             pass
         ok = ("optimal",)
@@ -359,6 +356,14 @@ def solve_program(problem, solver: str | None = None, seconds: float = SCS_SECON
             solve_scs(problem, seconds)
     if problem.status not in ok:
         raise RuntimeError(f"convex program ended with status {problem.status}")
+
+
+def solve_clarabel(problem, **opts) -> None:
+    """Clarabel (interior point) with ``opts``, whose "optimal_inaccurate" the callers
+    refuse and hand to SCS: cvxpy's warning about it would only mislead, so it is hidden."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Solution may be inaccurate")
+        problem.solve(solver="CLARABEL", **opts)
 
 
 def solve_scs(problem, seconds: float) -> None:

@@ -48,13 +48,12 @@ Every number here is float64. The math: docs/science.md#global-optimum-reference
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from .nets import ShallowNet
-from .optimum import _cone_matrix, activation_patterns
+from .optimum import PRUNE_LEVELS, _cone_matrix, activation_patterns
 from .targets import weight_decay_penalty
 
 __all__ = [
@@ -249,13 +248,11 @@ def multiclass_bounds(
     tol = 1e-9 + 1e-7 * abs(separable)
     gamma = np.sum(net.c**2, axis=1)
     top = gamma.max(initial=0.0)  # 0 where the weight decay leaves no neuron at all
-    for level in (np.inf, 1e-3, 1e-4, 1e-5, 1e-6, 0.0):  # inf: none; 0: every neuron
-        if level == np.inf:  # written out: inf * 0 is NaN at an all-zero solution
-            keep = np.zeros(len(gamma), bool)
-        else:
-            keep = gamma > level * top if level else np.ones(len(gamma), bool)
+    cuts = (np.inf, *(level * top for level in PRUNE_LEVELS), -np.inf)  # none ... every one
+    for cut in cuts:
+        keep = gamma > cut
         pruned = ShallowNet(net.a[keep], net.b[keep], net.c[keep], net.e, net.w)
-        if J(pruned) <= separable + tol or level == 0.0:
+        if J(pruned) <= separable + tol or cut == -np.inf:
             net = pruned
             break
     merged = _merge_classes(net, center=True)
@@ -311,7 +308,7 @@ def _solve(problem, solver: str | None) -> None:
     off (``solve_program``), and a lower bound must not sit above the optimum."""
     import cvxpy as cp
 
-    from .optimum import solve_scs
+    from .optimum import solve_clarabel, solve_scs
 
     if solver is not None:
         problem.solve(solver=solver)
@@ -320,11 +317,7 @@ def _solve(problem, solver: str | None) -> None:
         ok = ("optimal",)
         for opts in _LADDER:  # the rungs get past failures; an inaccurate end goes to SCS
             try:
-                with warnings.catch_warnings():
-                    # cvxpy warns on "optimal_inaccurate"; here that status is refused
-                    # below and SCS solves again, so the warning would only mislead
-                    warnings.filterwarnings("ignore", "Solution may be inaccurate")
-                    problem.solve(solver="CLARABEL", **opts)
+                solve_clarabel(problem, **opts)
             except cp.error.SolverError:
                 continue
             if problem.status in ok:
