@@ -9,6 +9,8 @@ target to the rest of a run come from the science core (``realspace.spec``,
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -39,9 +41,27 @@ TeacherRows = Literal[TEACHER_ROWS]
 Perturbation = Literal[PERTURBATIONS]
 StabilityKind = Literal[STABILITY_KINDS]
 
-PositiveInt = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
-NonNegFloat = Annotated[float, Field(ge=0)]
+# Upper bounds: what no sweep needs and what would fail far from the config (an int64
+# column, a float overflow, a plan that fills the driver's memory) is refused here, with
+# the key's path, before anything is planned.
+MAX_SEED = 2**63 - 1  # seeds and steps are stored in int64 columns
+MAX_STEPS = 10**9
+MAX_WIDTH = 2**20  # neurons of a student or a teacher
+MAX_INPUT_DIM = 10_000
+MAX_CLASSES = 10_000
+MAX_SAMPLES = 2**31 - 1  # training points of one network (a grid's included)
+MAX_COUNT = 10**6  # a count of the analysis (pairs, seeds, samples)
+# networks one sweep may plan: planning holds every run in the driver's memory (about
+# 1.9 kB each), so 10^7 is about 19 GB; the plan's size against the memory available is
+# checked again before planning (``plan.check_plan_size``)
+MAX_RUNS = 10**7
+
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Steps = Annotated[int, Field(gt=0, le=MAX_STEPS)]
+Width = Annotated[int, Field(gt=0, le=MAX_WIDTH)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
 
 class ConfigError(ValueError):
@@ -66,13 +86,13 @@ class Target(Strict):
 
     name: str
     params: dict[str, float] = {}
-    teacher_width: PositiveInt = 4
-    teacher_seed: Annotated[int, Field(ge=0)] = 0
+    teacher_width: Width = 4
+    teacher_seed: Seed = 0
     teacher_rows: TeacherRows = DEFAULT_TEACHER_ROWS  # the Gaussian teacher's rows
-    n_classes: Annotated[int, Field(ge=2)] = 2  # classification targets only
+    n_classes: Annotated[int, Field(ge=2, le=MAX_CLASSES)] = 2  # classification targets only
     noise: NonNegFloat | None = None
-    input_dim: PositiveInt | None = None
-    widths: Annotated[list[PositiveInt], Field(min_length=1)] | None = None
+    input_dim: Annotated[int, Field(gt=0, le=MAX_INPUT_DIM)] | None = None
+    widths: Annotated[list[Width], Field(min_length=1)] | None = None
     parametrizations: Annotated[list[Parametrization], Field(min_length=1)] | None = None
     weight_decay: NonNegFloat | Annotated[list[NonNegFloat], Field(min_length=1)] | None = None
 
@@ -85,7 +105,7 @@ class Target(Strict):
 
 
 class Data(Strict):
-    n_samples: PositiveInt = 256
+    n_samples: Annotated[int, Field(gt=0, le=MAX_SAMPLES)] = 256
     sampling: Sampling = "grid"
     noise: NonNegFloat = 0.0
 
@@ -96,12 +116,12 @@ class Optimizer(Strict):
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
     beta1: Annotated[float, Field(ge=0, lt=1)] = 0.9
     beta2: Annotated[float, Field(ge=0, lt=1)] = 0.999
-    steps: _grid(PositiveInt) = 2000
-    batch_size: Annotated[int, Field(ge=0)] = 0
+    steps: _grid(Steps) = 2000
+    batch_size: Annotated[int, Field(ge=0, le=MAX_SAMPLES)] = 0
     init_scale: PositiveFloat = 1.0
     # a float64 full-batch L-BFGS polish of each end point, this many iterations; "auto":
     # POLISH_AUTO for weight-decay runs on data (where claim 1 is decided), else none
-    polish: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
+    polish: Annotated[int, Field(ge=0, le=MAX_STEPS)] | Literal["auto"] = "auto"
 
     def polish_steps(self, weight_decay: float, loss: str) -> int:
         """The polish iterations of a run with this weight decay and loss."""
@@ -115,7 +135,7 @@ POLISH_AUTO = 200  # L-BFGS iterations of the automatic polish
 
 class Stopping(Strict):
     grad_tol: NonNegFloat = 0.0
-    plateau_patience: Annotated[int, Field(ge=0)] = 0
+    plateau_patience: Annotated[int, Field(ge=0, le=MAX_STEPS)] = 0
     plateau_rel_tol: NonNegFloat = 1e-6
 
 
@@ -123,15 +143,15 @@ class Execution(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["float32", "float64"] = "float32"
     memory_budget_mb: PositiveFloat | None = None  # per shard; default: from the device
-    max_shard_size: PositiveInt = 4096
+    max_shard_size: Annotated[int, Field(gt=0, le=MAX_RUNS)] = 4096
     # balance: a shape with more than its share of the work is split so that the sweep
     # is at least this many shards per worker (0: one shard per shape, up to the limits)
-    shards_per_worker: Annotated[int, Field(ge=0)] = 4
+    shards_per_worker: Count = 4
     ray_address: str | None = None  # HOST:PORT of a running cluster; None: a local Ray
     cpus_per_worker: PositiveFloat = 1.0
     gpus_per_worker: NonNegFloat | None = None  # None: 1 when CUDA is present, else 0
-    num_workers: PositiveInt | None = None  # local Ray only; default: the CPU count
-    max_runs: PositiveInt | None = None  # a stated budget: larger sweeps need --yes
+    num_workers: Annotated[int, Field(gt=0, le=MAX_COUNT)] | None = None  # local Ray only
+    max_runs: Annotated[int, Field(gt=0, le=MAX_RUNS)] | None = None  # over it: --yes
 
 
 class Analysis(Strict):
@@ -140,9 +160,9 @@ class Analysis(Strict):
 
     gap_eps: PositiveFloat = 1e-4  # a run is near-optimal when J - J* <= gap_eps
     pathology_max_log2: Annotated[int, Field(ge=1, le=20)] = 12  # n = 2^1 .. 2^this
-    seed_pairs: Annotated[int, Field(ge=0)] = 4  # closest seed pairs per cell (0: off)
-    retrain_widths: list[PositiveInt] = [8, 32]  # widths whose end points are retrained
-    retrain_seeds: Annotated[int, Field(ge=0)] = 1  # trained networks per width (0: off)
+    seed_pairs: Count = 4  # closest seed pairs per cell (0: off)
+    retrain_widths: list[Width] = [8, 32]  # widths whose end points are retrained
+    retrain_seeds: Count = 1  # trained networks per width (0: off)
     retrain_kinds: Annotated[list[Perturbation], Field(min_length=1)] = list(PERTURBATIONS)
     retrain_deltas: Annotated[list[PositiveFloat], Field(min_length=1)] = [
         1e-4,
@@ -150,15 +170,15 @@ class Analysis(Strict):
         1e-2,
         1e-1,
     ]
-    retrain_steps: PositiveInt = 1000
+    retrain_steps: Steps = 1000
     retrain_lr: PositiveFloat = 1e-3
-    convex_samples: PositiveInt = 2000  # sampled activation patterns where not exact
+    convex_samples: Annotated[int, Field(gt=0, le=MAX_COUNT)] = 2000  # sampled patterns
     # claim 2: witnesses (free neuron, realization-space descent) of unrestricted end points
     witnesses: bool = True
     # claim 3 on trained networks (d = 1): end points of these widths, this many seeds per
     # cell, perturbed by each kind at each size (exact d_W and fibre distances)
-    stability_widths: list[PositiveInt] = [8, 16]
-    stability_seeds: Annotated[int, Field(ge=0)] = 4  # 0: off
+    stability_widths: list[Width] = [8, 16]
+    stability_seeds: Count = 4  # 0: off
     stability_kinds: Annotated[list[StabilityKind], Field(min_length=1)] = list(STABILITY_KINDS)
     stability_deltas: Annotated[list[PositiveFloat], Field(min_length=2)] = list(STABILITY_DELTAS)
     report: bool = True  # write the report when the sweep ends
@@ -193,9 +213,10 @@ class SweepConfig(Strict):
     # how restricted runs stay in Omega_N: an axis of the restricted runs only (each
     # restricted point of the grid is trained once per method; unrestricted ones once)
     restricted_methods: Annotated[list[str], Field(min_length=1)] = [DEFAULT_RESTRICTED_METHOD]
-    widths: Annotated[list[PositiveInt], Field(min_length=1)]
-    seeds: PositiveInt | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] = 8
-    input_dim: PositiveInt = 1
+    widths: Annotated[list[Width], Field(min_length=1)]
+    # a count (seeds 0 .. seeds - 1) or the seeds themselves
+    seeds: Annotated[int, Field(gt=0, le=MAX_RUNS)] | Annotated[list[Seed], Field(min_length=1)] = 8
+    input_dim: Annotated[int, Field(gt=0, le=MAX_INPUT_DIM)] = 1
     domain: PositiveFloat = 1.0
     data: Data = Data()
     optimizer: Optimizer = Optimizer()
@@ -260,19 +281,89 @@ class SweepConfig(Strict):
                 raise ValueError(f"targets[{i}] ({t.name}): " + "; ".join(sorted(broken)) + hint)
         return self
 
+    @model_validator(mode="after")
+    def _grids_have_few_enough_points(self):
+        for i, t in enumerate(self.targets):
+            d = t.input_dim or self.input_dim
+            if self.data.sampling != "grid" or t.name in ("spirals", "mixture", "gaussian"):
+                continue
+            side = max(2, round(self.data.n_samples ** (1.0 / d)))
+            if d * math.log2(side) > math.log2(MAX_SAMPLES):
+                where = f"targets[{i}].input_dim" if t.input_dim else "input_dim"
+                raise ValueError(
+                    f"{where} = {d} with data.sampling: grid makes a grid of {side}^{d} "
+                    f"points, more than {MAX_SAMPLES}; use data.sampling: uniform"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _few_enough_runs(self):
+        n = self.run_count()
+        if n > MAX_RUNS:
+            raise ValueError(
+                f"the axes make {n:.3g} networks (seeds x widths x parametrizations x the "
+                f"optimizer's and weight decay's grids, per target), more than the {MAX_RUNS:.0e} "
+                "a sweep may plan; split it into several sweeps"
+            )
+        return self
+
+    def run_count(self) -> int:
+        """Networks the sweep trains, from its axes alone (nothing is planned): the
+        number ``plan.plan_runs`` returns, or more where two points of the axes resolve
+        to the same runs (two equal targets; by_width beside the method it picks): a
+        plan holds each run once."""
+        opt = self.optimizer
+
+        def n(v):
+            return len(v) if isinstance(v, list) else 1
+
+        grid = n(opt.kind) * n(opt.lr) * n(opt.steps)
+        seeds = self.seeds if isinstance(self.seeds, int) else len(self.seeds)
+        total = 0
+        for t in self.targets:
+            wd = n(self.weight_decay if t.weight_decay is None else t.weight_decay)
+            methods = sum(
+                len(self.restricted_methods) if p == "restricted" else 1
+                for p in t.parametrizations or self.parametrizations
+            )
+            total += methods * len(t.widths or self.widths) * grid * wd
+        return total * seeds
+
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
 
+# where pydantic tried each member of a union (``int | list[int]``), it tags the key's
+# path with the member ("constrained-int", "list[constrained-int]", "literal['auto']")
+_UNION_TAG = re.compile(
+    r"^(constrained-\w+|(list|literal|function-\w+)\[.*\])$|^(int|float|str|bool)$"
+)
+# what a union member says when the value is not even of its type: noise where another
+# member took the value and found something else wrong with it
+_TYPE_ERRORS = {"int_type", "int_parsing", "float_type", "float_parsing", "list_type"}
+_TYPE_ERRORS |= {"string_type", "bool_type", "literal_error"}
+
+
 def _format(err: ValidationError) -> str:
-    lines = []
+    """One line per problem, ``key.path[i]: reason``, union members' tags left out."""
+    found = []
     for e in err.errors():
-        loc = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in e["loc"])
-        loc = loc.replace(".[", "[")
+        tags = [i for i, p in enumerate(e["loc"]) if isinstance(p, str) and _UNION_TAG.match(p)]
+        union = e["loc"][: tags[0]] if tags else None
+        loc = [p for i, p in enumerate(e["loc"]) if i not in tags]
+        found.append((union, loc, e))
+    # a union whose value one member accepted as its type keeps that member's problems
+    typed = {tuple(u) for u, _, e in found if u is not None and e["type"] not in _TYPE_ERRORS}
+    lines = []
+    for union, loc, e in found:
+        if union is not None and tuple(union) in typed and e["type"] in _TYPE_ERRORS:
+            continue
+        path = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in loc)
+        path = path.replace(".[", "[")
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
-        lines.append(f"  {loc or '(top level)'}: {msg}")
+        lines.append(f"  {path or '(top level)'}: {msg}")
     return "\n".join(sorted(set(lines)))
 
 

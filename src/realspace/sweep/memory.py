@@ -8,19 +8,22 @@ Peak memory of a training step, per network, in elements of the training dtype:
   intrinsic    ~ 4 P        (intrinsic restricted runs: the realized network, the pulled-back
                              gradient; their merges happen off the device, a slice at a time)
   Gaussian     ~ 8 N (N+k)  (pairwise angles and kernels, student-student and student-teacher)
-with B the batch size, n the data size, P = N (d + 2) + d + 1. A 1.5x safety factor
-covers allocator slack.
+  outputs      ~ 3 B m      (m > 1 outputs: logits, their softmax and its gradient)
+  teacher      ~ n k        (a teacher's hidden layer on the data, when its labels are drawn)
+with B the batch size, n the data size, m the outputs, k the teacher's width and
+P = N (d + 1) + m (N + 1 + d) parameters (N (d + 2) + d + 1 for m = 1). A 1.5x safety
+factor covers allocator slack.
 """
 
 from __future__ import annotations
 
 import os
 
-from ..spec import RunSpec
+from ..spec import TEACHER_TARGETS, RunSpec
 
 __all__ = ["bytes_per_network", "networks_per_shard", "default_budget"]
 
-SAFETY = 1.5
+SAFETY = (3, 2)  # 1.5x, a ratio of integers: no float overflow at any size
 
 
 def _itemsize(dtype) -> int:
@@ -37,18 +40,22 @@ ITEMSIZE = {"float32": 4, "float64": 8}
 def bytes_per_network(spec: RunSpec, dtype="float32") -> int:
     """Estimated peak bytes of one network of ``spec`` in a training step (see above)."""
     item = _itemsize(dtype)
-    N, d = spec.width, spec.d
-    P = N * (d + 2) + d + 1
+    N, d, m = spec.width, spec.d, spec.outputs
+    P = N * (d + 1) + m * (N + 1 + d)
     n = spec.n_points()
     B = spec.batch_size if spec.batch_size and spec.batch_size < n else n
     elems = 5 * B * N + 2 * n * (d + 1) + 7 * P
+    if m > 1:
+        elems += 3 * B * m
     if spec.restricted and spec.restricted_method == "projection":
         elems += 3 * N * N
     elif spec.restricted:
         elems += 4 * P
     if spec.loss == "gaussian":
         elems += 8 * N * (N + spec.teacher_width)
-    return int(SAFETY * elems * item)
+    elif spec.target in TEACHER_TARGETS:
+        elems += n * spec.teacher_width
+    return elems * item * SAFETY[0] // SAFETY[1]
 
 
 def default_budget(device: str = "cpu") -> int:
