@@ -120,6 +120,7 @@ def _wait_for_element(driver, tag, timeout=60):
         time.sleep(0.5)
 
 
+@pytest.mark.slow  # a sweep, an MLflow server and Chromium: 70 s here
 def test_the_ui_shows_the_sweep_its_runs_and_the_report(finished_sweep, ui, browser):
     tmp, _, exp_id, parent, cell, network = finished_sweep
     shots = Path(os.environ.get("REALSPACE_SCREENSHOTS", tmp))

@@ -14,6 +14,11 @@ from realspace.spec import RunSpec
 from realspace.targets import classification_scores, cross_entropy_loss, logistic_loss
 from realspace.tracking import SweepReader, load_runs
 
+# a sweep through the flow with its analysis (convex references for both losses): 80 s
+# here, so it runs with the slow tests; the shards' training, certificates and scores are
+# checked in the default run by test_logistic.py and test_cross_entropy.py
+pytestmark = pytest.mark.slow
+
 DOC = sweep_config(
     name="classes",
     targets=[

@@ -56,7 +56,8 @@ CASES = [
     (3, 70, 33, 3, True, True, True),
     (1, 5, 2, 16, True, True, True),
     (2, 64, 32, 2, False, False, False),  # the Gaussian-like model: no bias, c = 1
-    (4, 129, 65, 5, True, False, True),
+    # the largest (16 s here on the CPU) runs with the slow tests
+    pytest.param(4, 129, 65, 5, True, False, True, marks=pytest.mark.slow),
     (1, 1, 1, 1, True, True, False),
 ]
 

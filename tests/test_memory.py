@@ -34,6 +34,7 @@ print(M, mem("VmHWM") - base)
 """
 
 
+@pytest.mark.slow  # two shards of 300 MB each in fresh processes: 45 s here
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status")
 @pytest.mark.parametrize("parametrization", ["unrestricted", "restricted"])
 def test_a_shard_sized_for_a_budget_stays_inside_it(parametrization):

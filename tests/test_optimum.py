@@ -111,7 +111,8 @@ def test_a_free_linear_part_can_only_lower_the_optimum():
     assert fixed.value == pytest.approx(np.mean((2 - s) ** 2 * x[:, 0] ** 2) + 3e-2 * s, rel=1e-5)
 
 
-@pytest.mark.parametrize("d, n", [(1, 6), (2, 9)])
+# d = 2 (15 s here) runs with the slow tests; d = 1 keeps the property in the default run
+@pytest.mark.parametrize("d, n", [(1, 6), pytest.param(2, 9, marks=pytest.mark.slow)])
 def test_many_restart_training_never_beats_the_convex_value(d, n):
     """Brute force over initializations: 48 float64 Adam runs of the non-convex problem,
     wide enough to hold the convex solution. The best reaches the convex value and none
@@ -166,7 +167,8 @@ def test_the_logistic_optimum_is_attained_by_its_network_and_checks_its_labels()
     assert np.isnan(reference_optima([wd0])[0][0])  # no weight decay: infimum 0
 
 
-@pytest.mark.parametrize("restricted", [False, True])
+# restricted (40 s here) runs with the slow tests
+@pytest.mark.parametrize("restricted", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_many_restart_logistic_training_never_beats_the_convex_value(restricted):
     """The binary logistic loss with weight decay on teacher labels in d = 1 (patterns
     exact): 32 float64 Adam restarts, wide enough to hold the convex solution. None goes

@@ -75,7 +75,8 @@ def train_restarts(x, y, lam, width, seeds, restricted, steps=2000, lr=0.02):
     ]
 
 
-@pytest.mark.parametrize("restricted", [False, True])
+# restricted (22 s here) runs with the slow tests
+@pytest.mark.parametrize("restricted", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_many_restart_training_never_beats_the_lower_bound(restricted):
     """21 float64 Adam restarts of vector-output networks of widths 8, 16 and 32 on three
     spirals: every trained objective (evaluated in numpy) stays above the relaxation's

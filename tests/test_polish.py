@@ -203,7 +203,10 @@ def test_the_polish_reaches_the_exact_optimum_of_a_convex_case(par):
         assert rec.grad_norm < 1e-6
 
 
-@pytest.mark.parametrize("par", ["unrestricted", "restricted"])
+# unrestricted (19 s here) runs with the slow tests
+@pytest.mark.parametrize(
+    "par", [pytest.param("unrestricted", marks=pytest.mark.slow), "restricted"]
+)
 def test_the_polish_reaches_the_exact_optimum_of_a_logistic_case(par):
     """The binary logistic loss with weight decay on a teacher's labels in d = 1 (patterns
     exact, the free part does not separate them): the polished objective meets the convex
