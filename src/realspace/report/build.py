@@ -1,6 +1,7 @@
 """``build_report``: frames in, files out. Computes the evidence, draws the figures,
 renders report.md and report.html into one folder and returns what was written with the
-verdicts and the per-cell metrics."""
+verdicts and the per-cell metrics. Every file is renamed into place (a reader never sees
+half a report); the folder, when created here, is its owner's alone."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..files import atomic_write, private_dir
 from . import plots
 from .evidence import Evidence, collect_evidence
 from .gallery import gallery_items
@@ -52,16 +54,19 @@ def build_report(
     ``witness_params``: the end point of the best claim-2 witness by run key
     (``witness_key``), drawn when given.
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dir(Path(folder))
     ev = collect_evidence(runs, stages, eps, planned=planned, reference=reference)
     figures = _draw_figures(ev, gallery_params or {}, witness_params or {}, folder)
     sections = report_sections(ev)
-    (folder / "report.md").write_text(render_markdown(title, sections))
+    _write_text(folder / "report.md", render_markdown(title, sections))
     images = {name: path.read_bytes() for name, path in figures.items()}
-    (folder / "report.html").write_text(render_html(title, sections, images))
+    _write_text(folder / "report.html", render_html(title, sections, images))
     files = [folder / "report.md", folder / "report.html", *figures.values()]
     return Report(folder, files, ev.verdicts, ev.cells, cell_metrics(ev.cells, ev.census))
+
+
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
 def _draw_figures(ev: Evidence, gallery_params: dict, witness_params: dict, folder: Path) -> dict:

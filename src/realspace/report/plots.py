@@ -1,5 +1,6 @@
 """The report's figures (matplotlib, Agg backend, PNG). Each function takes frames and a
-path, writes one titled, labelled figure and returns the path."""
+path, writes one titled, labelled figure (atomically: a temporary sibling, then a rename)
+and returns the path."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ..files import atomic_write
 
 __all__ = [
     "gap_vs_width",
@@ -50,7 +53,8 @@ def _width_ticks(ax, widths) -> None:
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    kind = Path(path).suffix[1:] or "png"
+    atomic_write(path, lambda fh: fig.savefig(fh, format=kind, dpi=110))
     _plt().close(fig)
     return path
 

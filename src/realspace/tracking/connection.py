@@ -5,7 +5,8 @@ This module owns:
 - the tracking URI: ``--tracking-uri``, else MLFLOW_TRACKING_URI, else the config's, else
   the embedded store (``mlruns.db``, SQLite, in the working directory);
 - opening an MlflowClient and the sweep's experiment on it (created on first use, with
-  its artifacts beside the SQLite database when the store is one);
+  its artifacts beside the SQLite database when the store is one); an embedded store
+  realspace creates is its owner's alone (the database file 0o600, ``mlartifacts`` 0o700);
 - ``check_reachable``: a fail-fast health check, answering in seconds where MLflow's own
   client would retry for minutes;
 - the per-process cache of open stores (one per URI and experiment, reused by every
@@ -100,10 +101,15 @@ def connect(uri: str, experiment: str, create: bool = True) -> Connection:
     if exp is None and not create:
         exp_id = None
     elif exp is None:
+        root = artifact_root(uri)
+        if root is not None:  # beside a SQLite database: made private before MLflow makes it
+            from .artifacts import local_dir, private_dir
+
+            private_dir(local_dir(root))
         try:
             exp_id = client.create_experiment(
                 experiment,
-                artifact_location=artifact_root(uri),
+                artifact_location=root,
                 tags={EXPERIMENT_KIND[0]: EXPERIMENT_KIND[1]},
             )
         except MlflowException as e:
@@ -131,7 +137,14 @@ def _opening(uri: str):
     store does so without a lock: two processes opening one new store at once (two
     drivers of a sweep started together) fail with "table ... already exists". The lock
     (flock on the folder, released when the process dies) makes the second wait for the
-    first's tables. Other stores create their schema on their server's side."""
+    first's tables. Other stores create their schema on their server's side.
+
+    A database file that is not there yet is created first, empty (SQLite's empty
+    database) and readable by its owner only: SQLAlchemy would create it with the mode the
+    umask gives (world-readable on most shared hosts), and SQLite gives its journal and
+    WAL files the database file's mode, so the file is what has to be private. The folder
+    is left as it is: it is the user's (the working directory, by default), not
+    realspace's to change; a database file that exists keeps its mode too."""
     db = sqlite_path(uri)
     if db is None or os.name != "posix" or not db.parent.is_dir():
         yield
@@ -141,6 +154,8 @@ def _opening(uri: str):
     fd = os.open(db.parent, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(db, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         with _quiet_schema_setup():
             yield
     finally:

@@ -21,6 +21,7 @@ else marks a network done, which is what lets a sweep be killed anywhere and res
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..spec import RunSpec, target_label
-from .artifacts import atomic_write, local_dir, read_artifact
+from .artifacts import atomic_write, local_dir, private_dir, read_artifact
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -130,8 +131,7 @@ def put_piece(
     files = [(f"{name}.npz", _npz_bytes(arrays)), (f"{name}.parquet", _parquet_bytes(rows))]
     local = local_dir(artifact_uri)
     if local is not None:
-        folder = local / SHARDS
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = private_dir(local / SHARDS)
         for fname, data in files:
             atomic_write(folder / fname, lambda fh, data=data: fh.write(data))
     else:
@@ -163,7 +163,9 @@ def list_pieces(client, run_id: str, artifact_uri: str) -> list[Piece]:
     return [Piece(run_id, artifact_uri, s) for s in stems]
 
 
-def _fetch(client, piece: Piece, suffix: str) -> Path:
+def _fetch(client, piece: Piece, suffix: str) -> contextlib.AbstractContextManager[Path]:
+    """A local path to one file of a piece for a ``with`` block (a remote file's download
+    is removed when the block ends: read it into memory inside)."""
     return read_artifact(client, piece.run_id, piece.artifact_uri, f"{SHARDS}/{piece.name}{suffix}")
 
 
@@ -182,17 +184,18 @@ def read_key_column(path: Path) -> list[str] | None:
 def read_keys(client, piece: Piece) -> list[str] | None:
     """The run keys of a piece's table; None when the table does not read."""
     try:
-        path = _fetch(client, piece, ".parquet")
+        with _fetch(client, piece, ".parquet") as path:
+            return read_key_column(path)
     except Exception:  # noqa: BLE001 - a remote file that will not download: not there
         return None
-    return read_key_column(path)
 
 
 def read_table(client, piece: Piece) -> pd.DataFrame:
     """A piece's rows, ``target_params`` as a dict and the piece's name in ``piece``."""
     import pandas as pd
 
-    df = pd.read_parquet(_fetch(client, piece, ".parquet"))
+    with _fetch(client, piece, ".parquet") as path:
+        df = pd.read_parquet(path)
     df["target_params"] = [json.loads(t) for t in df["target_params"]]
     df["piece"] = piece.name
     return df
@@ -201,7 +204,8 @@ def read_table(client, piece: Piece) -> pd.DataFrame:
 def read_arrays(client, piece: Piece) -> dict[str, dict[str, np.ndarray]]:
     """run key -> its end point (a, b, c, e, w) and loss curve (history_step,
     history_loss, without the padding) of one piece."""
-    with np.load(_fetch(client, piece, ".npz")) as z:
+    # np.load of an npz reads each array on access: all of them read before the file goes
+    with _fetch(client, piece, ".npz") as path, np.load(path) as z:
         data = {k: z[k] for k in z.files}
     out = {}
     for m, key in enumerate(data["run_key"].tolist()):
