@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -38,7 +39,7 @@ def _port() -> int:
 
 def start_cluster(nodes: int, ray_tmp: str) -> str:
     port = _port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}  # token auth: see main()
     cpus = "2" if nodes == 1 else "1"
     common = ["--node-ip-address", "127.0.0.1", "--num-cpus", cpus, "--disable-usage-stats"]
     cmds = [
@@ -102,6 +103,11 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=8)
     ap.add_argument("--steps", type=int, default=1000)
     args = ap.parse_args()
+    # token authentication, as on a real cluster: the nodes and this driver share a token.
+    # Set before Ray is imported: a driver that connects by address keeps the mode Ray
+    # read then.
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
     from realspace.flows.runtime import prefect_api, quiet_environment
 
     quiet_environment()

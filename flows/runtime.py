@@ -15,10 +15,11 @@ import os
 import time
 
 # Side effects nobody asked for, off unless the user set them: usage statistics, telemetry,
-# Ray's auth-token file, and a Prefect start-up timeout too tight for small machines.
+# and a Prefect start-up timeout too tight for small machines. Ray's authentication is
+# not turned off here (see ``local_ray_token``): a driver joins a cluster in the mode and
+# with the token its environment gives.
 QUIET_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_AUTH_MODE": "disabled",
     "DO_NOT_TRACK": "true",
     "MLFLOW_ENABLE_TELEMETRY": "false",
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # a line per run against a server
@@ -29,9 +30,37 @@ QUIET_ENV = {
 }
 
 
-def quiet_environment() -> None:
+def quiet_environment(local_ray: bool = False) -> None:
+    """QUIET_ENV where the user set nothing; with ``local_ray`` (this process will start
+    a local Ray), that Ray's token too (``local_ray_token``)."""
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
+    if local_ray:
+        local_ray_token()
+
+
+AUTH_KEYS = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+
+
+def local_ray_token() -> None:
+    """Token authentication for the local Ray this process will start, with a token of
+    its own, held in the environment (its raylet and workers inherit it).
+
+    Ray (2.59 on) turns token authentication on for a local Ray by default, but then
+    writes the token to ~/.ray/auth_token, readable by every local user (mode 0644), and
+    prints a warning at every start. Where the user has configured none of Ray's
+    authentication (AUTH_KEYS, or a token file of their own), a fresh random token does
+    what Ray's default means to do, with no file and no warning. Ray reads the mode when
+    it is imported, so nothing is changed once it is: then Ray's own default applies."""
+    import secrets
+    import sys
+    from pathlib import Path
+
+    configured = any(k in os.environ for k in AUTH_KEYS)
+    if configured or "ray" in sys.modules or (Path.home() / ".ray" / "auth_token").exists():
+        return
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
 
 
 @contextlib.contextmanager
@@ -192,10 +221,23 @@ def _stop_with_this_process(pid: int) -> None:
 
 
 def worker_env() -> dict:
-    """Environment passed to the workers of a Ray cluster (they inherit nothing)."""
+    """Environment passed to the workers of a Ray cluster (they inherit nothing).
+
+    The real tracking URI travels here (``secrets.SECRET_URI_ENV``, set by ``hide_uri``
+    where it carries a password): the flow's parameters hold it masked, and workers
+    would otherwise authenticate with ``***``. Ray keeps a job's runtime environment
+    in its GCS, so whoever can reach the cluster's control plane can read it: Ray's
+    token auth (infra/) keeps that to the cluster's own nodes and the driver."""
+    from realspace.tracking.secrets import SECRET_URI_ENV
+
     keys = list(QUIET_ENV) + [
+        SECRET_URI_ENV,
+        "MLFLOW_TRACKING_USERNAME",  # MLflow's own credentials for a server, where used
+        "MLFLOW_TRACKING_PASSWORD",
+        "MLFLOW_TRACKING_TOKEN",
         "PREFECT_API_URL",
         "PREFECT_API_KEY",
+        "PREFECT_API_AUTH_STRING",  # a Prefect server with basic auth (infra/)
         "REALSPACE_FAULT",  # fault injection of the reliability tests (tasks/faults.py)
         "REALSPACE_FAULT_MARK",
     ]

@@ -3,6 +3,7 @@
 (never a machine-wide stop). The fixtures that hold a server for a module: conftest.py."""
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -15,6 +16,9 @@ import pytest
 
 BIN = Path(sys.executable).parent
 CLI = [sys.executable, "-m", "realspace.cli"]
+# Ray's token for every Ray the tests start (a local one by a sweep, a cluster by `ray
+# start`) and for their drivers: one per test session, never written to a file
+RAY_AUTH_TOKEN = secrets.token_hex(32)
 
 
 def free_port() -> int:
@@ -25,12 +29,15 @@ def free_port() -> int:
 
 def quiet_env(**extra) -> dict:
     """os.environ without telemetry, without a caller's tracking or Prefect settings and
-    without injected faults, plus ``extra``."""
+    without injected faults, with Ray's token authentication on (the session's token, for
+    a Ray that the process starts and for a cluster it joins or drives alike), plus
+    ``extra``."""
     env = {
         **os.environ,
         "DO_NOT_TRACK": "true",
         "RAY_USAGE_STATS_ENABLED": "0",
-        "RAY_AUTH_MODE": "disabled",
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": RAY_AUTH_TOKEN,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
@@ -38,6 +45,7 @@ def quiet_env(**extra) -> dict:
     }
     for k in ("REALSPACE_FAULT", "REALSPACE_FAULT_MARK", "PREFECT_API_URL", "MLFLOW_TRACKING_URI"):
         env.pop(k, None)
+    env.pop("RAY_AUTH_TOKEN_PATH", None)  # the token above, not a file
     return {**env, **extra}
 
 

@@ -8,10 +8,14 @@ or the processes whose command line names this test's Ray directory); the databa
 dropped afterwards. Nothing machine-wide is stopped.
 """
 
+import base64
+import http.client
+import http.server
 import json
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -65,8 +69,72 @@ def ray_cluster():
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
+class _Authenticating(http.server.BaseHTTPRequestHandler):
+    """Forwards a request to the MLflow server only with the Basic credentials
+    realspace:SECRET; refuses any other with 401 (counting the admitted, listing the
+    refused paths)."""
+
+    protocol_version = "HTTP/1.1"
+    HOP = {"authorization", "host", "connection", "transfer-encoding", "content-length"}
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0], 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            self.rfile.readline()
+            return b"".join(chunks)
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _forward(self):
+        body, server = self._body(), self.server
+        if self.headers.get("Authorization") != server.expected:
+            server.refused.append(self.path)
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="mlflow"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        server.admitted += 1
+        upstream = http.client.HTTPConnection(*server.upstream, timeout=300)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in self.HOP}
+        upstream.request(self.command, self.path, body=body, headers=headers)
+        reply = upstream.getresponse()
+        data = reply.read()
+        upstream.close()
+        self.send_response(reply.status)
+        for k, v in reply.getheaders():
+            if k.lower() not in self.HOP:
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+    def log_message(self, *args):
+        pass
+
+
 @pytest.fixture(scope="module")
-def cluster_sweep(ray_cluster, mlflow_server, prefect_server, tmp_path_factory):
+def authenticated_mlflow(mlflow_server):
+    """The MLflow server behind a proxy that admits only realspace:SECRET: the URL the
+    sweep is given (with the credentials in it) and the proxy, which counts the
+    requests it admitted and the paths it refused. (MLflow's client sends a URL's credentials as
+    Basic auth; a worker that got the masked URI would send realspace:***.)"""
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Authenticating)
+    proxy.daemon_threads = True
+    proxy.upstream = ("127.0.0.1", int(mlflow_server.rsplit(":", 1)[1]))
+    proxy.expected = "Basic " + base64.b64encode(f"realspace:{SECRET}".encode()).decode()
+    proxy.admitted, proxy.refused = 0, []
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    yield f"http://realspace:{SECRET}@127.0.0.1:{proxy.server_address[1]}", proxy
+    proxy.shutdown()
+
+
+@pytest.fixture(scope="module")
+def cluster_sweep(ray_cluster, authenticated_mlflow, prefect_server, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sweep")
     cfg = write_config(tmp / "c.yaml", DOC)
     res = subprocess.run(
@@ -78,8 +146,8 @@ def cluster_sweep(ray_cluster, mlflow_server, prefect_server, tmp_path_factory):
             "--ray-address",
             ray_cluster,
             "--tracking-uri",
-            # credentials in the URI (the server ignores them): they must surface nowhere
-            mlflow_server.replace("http://", f"http://realspace:{SECRET}@"),
+            # credentials in the URI, which the proxy checks: they must surface nowhere
+            authenticated_mlflow[0],
         ],
         cwd=tmp,
         env=quiet_env(PREFECT_API_URL=prefect_server.api, MLFLOW_TRACKING_PASSWORD=SECRET_ENV),
@@ -154,6 +222,24 @@ def test_credentials_surface_nowhere(cluster_sweep, mlflow_server, prefect_serve
     texts += [json.dumps(f.parameters, default=str) for f in asyncio.run(flow_runs())]
     for secret in (SECRET, SECRET_ENV):
         assert not any(secret in t for t in texts), secret
+
+
+def test_the_workers_authenticate_with_the_real_credentials(cluster_sweep, authenticated_mlflow):
+    """The flow's parameters hold the masked URI; the workers of the cluster, which upload
+    every piece through the server, got the real one through their environment: not one
+    request was refused (with the masked one, each upload was, and the sweep failed)."""
+    import requests
+
+    url, proxy = authenticated_mlflow
+    # the driver's fail-fast check asks /health without credentials: any answer will do
+    assert proxy.admitted > 0 and set(proxy.refused) <= {"/health"}, proxy.refused
+    before = len(proxy.refused)
+    # the proxy does refuse: the wrong password, and none
+    plain = url.replace(f"realspace:{SECRET}@", "")
+    for auth in (("realspace", "***"), None):
+        reply = requests.get(f"{plain}/api/2.0/mlflow/experiments/search", auth=auth)
+        assert reply.status_code == 401
+    assert len(proxy.refused) == before + 2
 
 
 def test_the_flow_and_its_tasks_are_in_the_prefect_server(cluster_sweep, prefect_server):

@@ -497,7 +497,11 @@ def main() -> None:
     """The `realspace` command. An error no command expected (an MlflowException from a
     store, a Ray or Prefect failure) ends in one masked line and exit 1: a traceback
     would show the tracking URI's password, which MLflow puts in its error text.
-    REALSPACE_TRACEBACK=1 prints the traceback too, masked."""
+    REALSPACE_TRACEBACK=1 prints the traceback too, masked; every log record (this
+    process's, Prefect's, MLflow's) is masked as it is made."""
+    from .tracking.secrets import mask_log_records
+
+    mask_log_records()
     try:
         app()
     except Exception as e:  # noqa: BLE001 - the last stop before the terminal

@@ -252,7 +252,7 @@ def _start_and_run(plan, held, t0, in_process, max_shards, progress, analysis, r
     as soon as it is taken, for the caller to release."""
     from .flows.runtime import local_ray, quiet_environment, ray_task_runner, starting_prefect_api
 
-    quiet_environment()
+    quiet_environment(local_ray=not (in_process or plan.ray_address))
     cfg = plan.config
     doc = cfg.model_dump(mode="json")
     if doc["tracking"]["uri"]:

@@ -8,10 +8,11 @@ shows a person or stores passes through ``mask``.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 
-__all__ = ["mask", "secret_values", "hide_uri", "reveal_uri"]
+__all__ = ["mask", "secret_values", "hide_uri", "reveal_uri", "mask_log_records"]
 
 # userinfo of a URL: scheme://user:password@host -> scheme://user:***@host. The password
 # runs to the "@" (it may hold "/", "?" or "#" where a user did not percent-encode them,
@@ -65,3 +66,38 @@ def reveal_uri(uri: str) -> str:
     """The real URI behind ``hide_uri``'s result (in the process that hid it)."""
     real = os.environ.get(SECRET_URI_ENV)
     return real if real and "***" in uri and mask(real) == uri else uri
+
+
+def mask_log_records() -> None:
+    """From now on, every log record this process makes is masked as it is made: its
+    message and its traceback text, whichever logger made it (realspace's, Prefect's,
+    MLflow's, Ray's) and whichever handlers it then reaches (the console, a file,
+    Prefect's API handler, which sends flow and task logs to the server). A filter on
+    handlers would miss those that libraries add later; the record factory is one place
+    for all. Idempotent; cheap for records below their logger's level, which are never
+    made."""
+    if getattr(logging.getLogRecordFactory(), "masks_secrets", False):
+        return
+    make = logging.getLogRecordFactory()
+
+    def masked_record(*args, **kwargs):
+        record = make(*args, **kwargs)
+        _mask_record(record)
+        return record
+
+    masked_record.masks_secrets = True
+    logging.setLogRecordFactory(masked_record)
+
+
+def _mask_record(record: logging.LogRecord) -> None:
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a broken format is logging's to report, as before
+        return
+    masked = mask(message)
+    if masked != message:
+        record.msg, record.args = masked, None
+    if record.exc_info and not record.exc_text:
+        # a formatter renders the traceback once and keeps it in exc_text: rendered here,
+        # masked, it is what every handler shows (the exception's text may hold a URI)
+        record.exc_text = mask(logging.Formatter().formatException(record.exc_info))
