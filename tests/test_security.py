@@ -317,6 +317,7 @@ def test_oversized_sweeps_are_refused_with_the_estimate(tmp_path, extra, message
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # a sweep in a subprocess: 16 s here; the refusal itself stays above
 def test_yes_confirms_a_sweep_over_its_stated_budget(tmp_path):
     doc = sweep_config(widths=[2], seeds=1, optimizer={"steps": 5}, execution={"max_runs": 1})
     cfg = write_config(tmp_path / "c.yaml", doc)
