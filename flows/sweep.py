@@ -13,6 +13,7 @@ import time
 from prefect import flow
 from prefect.futures import as_completed
 
+from realspace.files import hopeless
 from realspace.sweep.analysis import plan_analysis
 from realspace.sweep.budget import shard_budget
 from realspace.sweep.config import parse_config
@@ -28,7 +29,6 @@ from realspace.tasks.analysis import (
 from realspace.tasks.faults import fault_point
 from realspace.tasks.tracking import close_cells_task, open_sweep_task
 from realspace.tasks.train import shard_order, train_shard_task
-from realspace.tracking.artifacts import NO_SPACE
 from realspace.tracking.layout import cell_names
 from realspace.tracking.tables import Piece
 
@@ -196,7 +196,7 @@ def sweep_flow(
                 result = fut.result()
             except Exception as err:  # the shard failed every retry: report, go on
                 failed.append(Failure(shard.id, repr(err), runs=len(shard.runs)))
-                if isinstance(err, OSError) and err.errno in NO_SPACE:
+                if hopeless(err):  # a full disk, refused credentials:
                     # every shard would train only to fail at its write: hand out no more
                     full.append(str(err))
                 continue

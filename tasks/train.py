@@ -16,13 +16,13 @@ from prefect.cache_policies import NO_CACHE
 WRITE_DELAYS = (2, 8, 30, 60)
 
 
-def _retry_unless_disk_full(task, task_run, state) -> bool:
-    """A full disk is not retried: the retry would train the whole shard again (hours on
-    a large one) and fail at the same write; the driver stops handing out shards instead."""
-    from realspace.tracking.artifacts import NO_SPACE
+def _retry_unless_hopeless(task, task_run, state) -> bool:
+    """A full disk or refused credentials (``files.hopeless``) are not retried: the retry
+    would train the whole shard again (hours on a large one) and fail at the same write;
+    the driver stops handing out shards instead."""
+    from realspace.files import hopeless
 
-    err = state.data
-    return not (isinstance(err, OSError) and err.errno in NO_SPACE)
+    return not hopeless(state.data)
 
 
 # A shard that raises is retried twice with backoff (a run's result depends only on its
@@ -33,7 +33,7 @@ def _retry_unless_disk_full(task, task_run, state) -> bool:
     persist_result=False,
     retries=2,
     retry_delay_seconds=[5, 30],
-    retry_condition_fn=_retry_unless_disk_full,
+    retry_condition_fn=_retry_unless_hopeless,
 )
 def train_shard_task(order: str, options: dict) -> dict:
     """Train, certify and record one shard, and write its networks into their cell runs'
@@ -120,6 +120,7 @@ def _client(uri: str, cells: dict):
 def _write_pieces(client, shard_id, keys, records, cells, node) -> tuple[int, dict]:
     """One piece per cell of the shard; a remote store's write is retried on failure
     (WRITE_DELAYS). Returns (bytes written, {cell key: [piece name, its run keys]})."""
+    from realspace.files import hopeless
     from realspace.tasks.faults import fault_point
     from realspace.tracking.artifacts import local_dir
     from realspace.tracking.tables import piece_arrays, piece_name, piece_rows, put_piece
@@ -141,8 +142,8 @@ def _write_pieces(client, shard_id, keys, records, cells, node) -> tuple[int, di
                     client, dest["run_id"], dest["artifact_uri"], name, rows, arrays
                 )
                 break
-            except Exception:
-                if delay is None:
+            except Exception as e:
+                if delay is None or hopeless(e):  # refused credentials: refused again
                     raise
                 time.sleep(delay)
         pieces[cell] = [name, ks]

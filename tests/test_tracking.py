@@ -310,3 +310,73 @@ def test_a_write_cut_short_by_a_full_disk_names_the_file_and_leaves_no_half(tmp_
     with pytest.raises(ValueError):  # any other failure is itself, and leaves no half either
         atomic_write(target, lambda fh: (fh.write(b"x"), int("x")))
     assert list(tmp_path.iterdir()) == []
+
+
+REFUSALS = {
+    "an artifact upload (requests' HTTPError)": lambda status: _http_error(status),
+    "a REST call (MlflowException)": lambda status: _mlflow_error(status),
+}
+
+
+def _http_error(status):
+    import requests
+
+    reply = requests.Response()
+    reply.status_code = status
+    return requests.HTTPError(f"{status} Client Error for url: http://u:pw@h/x", response=reply)
+
+
+def _mlflow_error(status):
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos import databricks_pb2 as codes
+
+    code = {401: codes.UNAUTHENTICATED, 403: codes.PERMISSION_DENIED, 500: codes.INTERNAL_ERROR}
+    return MlflowException("API request to http://u:pw@h/x failed", error_code=code[status])
+
+
+@pytest.mark.parametrize("source", REFUSALS)
+def test_refused_credentials_fail_a_shard_at_once_and_stop_the_sweep(monkeypatch, source):
+    """A tracking server that refuses a worker's credentials (HTTP 401 or 403) refuses
+    every retry: the piece's write is not retried (it waited 100 s per piece), nor the
+    shard (which trained again each time), and the driver hands out no more shards
+    (``files.hopeless``), as for a full disk. Other server errors are retried as before."""
+    import errno
+    import pickle
+
+    import realspace.tasks.train as train_task
+    from realspace.files import hopeless
+    from realspace.tracking.artifacts import Refused
+
+    class Client:
+        def __init__(self, status):
+            self.status, self.calls = status, 0
+
+        def log_artifact(self, *args):
+            self.calls += 1
+            raise REFUSALS[source](self.status)
+
+    slept = []
+    monkeypatch.setattr(train_task.time, "sleep", slept.append)
+    cells = {"k": {"cell": "c", "run_id": "r", "artifact_uri": "mlflow-artifacts:/1/r/artifacts"}}
+    record = {"ignored": None}
+    monkeypatch.setattr("realspace.tracking.tables.piece_rows", lambda *a: [{"run_key": "k"}])
+    monkeypatch.setattr("realspace.tracking.tables.piece_arrays", lambda *a: {"x": np.zeros(1)})
+    for status in (401, 403):
+        client = Client(status)
+        with pytest.raises(Refused, match=f"refused this worker's credentials \\(HTTP {status}\\)"):
+            train_task._write_pieces(client, "s", ["k"], [record], cells, None)
+        assert client.calls == 1 and slept == []
+    try:
+        train_task._write_pieces(Client(401), "s", ["k"], [record], cells, None)
+    except Refused as e:
+        back = pickle.loads(pickle.dumps(e))  # as it comes back from a Ray worker
+        assert hopeless(back) and back.errno == errno.EACCES and "pw" not in str(back)
+        state = type("State", (), {"data": back})
+        assert train_task._retry_unless_hopeless(None, None, state) is False
+    # a server error is no refusal: retried with the backoff, then raised as it is
+    client = Client(500)
+    with pytest.raises(Exception) as info:
+        train_task._write_pieces(client, "s", ["k"], [record], cells, None)
+    assert not isinstance(info.value, Refused) and not hopeless(info.value)
+    assert client.calls == 1 + len(train_task.WRITE_DELAYS)
+    assert slept == list(train_task.WRITE_DELAYS)

@@ -17,13 +17,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["NO_SPACE", "NoSpace", "Writer", "atomic_write", "private_dir"]
+__all__ = ["NO_SPACE", "REFUSED", "NoSpace", "Writer", "atomic_write", "private_dir", "hopeless"]
 
 # a file's content, as a function that writes it into an open binary file
 Writer = Callable[[BinaryIO], None]
 
 # the disk is full, a quota is reached, or a file-size limit (RLIMIT_FSIZE) is hit
 NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+# the write was refused: a folder not writable, or a tracking server that refused the
+# credentials (``tracking.artifacts.refused``)
+REFUSED = frozenset({errno.EACCES, errno.EPERM})
+
+
+def hopeless(err: BaseException) -> bool:
+    """Whether a failed write would fail again however often it is retried: no space, or
+    no permission. Retrying one costs a whole shard's training each time."""
+    return isinstance(err, OSError) and err.errno in NO_SPACE | REFUSED
 
 
 class NoSpace(OSError):

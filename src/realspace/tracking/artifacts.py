@@ -15,6 +15,7 @@ remote file is read through a temporary download removed as soon as it has been 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import tempfile
 from collections.abc import Iterator
@@ -23,16 +24,20 @@ from pathlib import Path
 # the atomic write lives in the core (the report writes its files through it too)
 from ..files import NO_SPACE, NoSpace, Writer, atomic_write, private_dir
 
+_REFUSAL = {"UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403}
+
 __all__ = [
     "NO_SPACE",
     "TABLE",
     "NoSpace",
+    "Refused",
     "atomic_write",
     "local_dir",
     "private_dir",
     "put_files",
     "read_artifact",
     "read_table",
+    "refused",
     "table_files",
 ]
 
@@ -73,6 +78,28 @@ def put_files(client, run_id: str, artifact_uri: str, files: dict[str, Writer]) 
         for name, write in files.items():
             atomic_write(Path(tmp) / name, write)
         client.log_artifacts(run_id, tmp)
+
+
+class Refused(PermissionError):
+    """The tracking server refused this process's credentials: every retry would be
+    refused too. Constructed as PermissionError(errno, message), so that it crosses
+    process boundaries (Ray) as it is, and ``files.hopeless`` knows it."""
+
+
+def refused(err: BaseException) -> Refused | None:
+    """``err`` as Refused when it is a tracking server's refusal of the credentials
+    (HTTP 401 or 403: requests' HTTPError from an artifact upload, MlflowException's
+    error code from the REST API), else None."""
+    status = getattr(getattr(err, "response", None), "status_code", None)
+    status = status if status in (401, 403) else _REFUSAL.get(getattr(err, "error_code", None))
+    if status is None:
+        return None
+    return Refused(
+        errno.EACCES,
+        f"the tracking server refused this worker's credentials (HTTP {status}): check the "
+        "user and password of the tracking URI, or MLFLOW_TRACKING_USERNAME and "
+        "MLFLOW_TRACKING_PASSWORD where the workers run; the sweep resumes once they are right",
+    )
 
 
 @contextlib.contextmanager

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..spec import RunSpec, target_label
-from .artifacts import atomic_write, local_dir, private_dir, read_artifact
+from .artifacts import atomic_write, local_dir, private_dir, read_artifact, refused
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -139,7 +139,13 @@ def put_piece(
             for fname, data in files:
                 path = Path(tmp) / fname
                 path.write_bytes(data)
-                client.log_artifact(run_id, str(path), SHARDS)
+                try:
+                    client.log_artifact(run_id, str(path), SHARDS)
+                except Exception as e:
+                    refusal = refused(e)
+                    if refusal is None:
+                        raise
+                    raise refusal from None  # the original's text may hold the URI
     return sum(len(data) for _, data in files)
 
 
