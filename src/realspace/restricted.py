@@ -67,6 +67,10 @@ def hyperplane_angles(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndar
     # more in argument handling than in arithmetic, so their ufunc forms are spelled out
     # (the same operations, the same numbers).
     v = np.column_stack([a, b])
+    # each row scaled by its largest entry first: the squares of a weight-decayed
+    # neuron's 1e-160 entries would underflow to 0 (output_norms, for the same reason)
+    s = np.abs(v).max(axis=1, keepdims=True)
+    v = v / np.where(s > 0, s, 1.0)
     u = v / np.sqrt((v * v).sum(axis=1, keepdims=True))
     gram = np.minimum(np.maximum(u @ u.T, -1.0), 1.0)
     diff = np.sqrt(np.maximum(2.0 - 2.0 * gram, 0.0))
@@ -108,7 +112,7 @@ def restricted_set_margins(net: ShallowNet, D: float, tol: float = DEFAULT_TOL) 
     live = live_neurons(net)
     a, b, c = net.a[live], net.b[live], output_norms(net.c[live])
     n_live = int(live.sum())
-    norm2 = np.linalg.norm(a, axis=1)
+    norm2 = output_norms(a)  # scaled: no underflow at the 1e-160 of a decayed neuron
     norm1 = np.abs(a).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         log_ratio = np.abs(np.log(np.abs(c)) - np.log(norm2))
