@@ -132,11 +132,12 @@ def check_plan_size(cfg: SweepConfig, available: int | None = None) -> None:
     """Raise PlanTooLarge, before anything is planned, when the sweep's runs
     (``SweepConfig.run_count``, from the axes alone) would take more than ``available``
     bytes (default: half the memory available here) to plan."""
-    need = cfg.run_count() * PLAN_BYTES_PER_RUN
+    runs = cfg.run_count()
+    need = runs * PLAN_BYTES_PER_RUN
     available = default_budget("cpu") if available is None else available
     if need > available:
         raise PlanTooLarge(
-            f"the sweep's {cfg.run_count():,} networks would need about {need / 2**30:.1f} "
+            f"the sweep's {runs:,} networks would need about {need / 2**30:.1f} "
             f"GiB of memory to plan, more than the {available / 2**30:.1f} GiB at hand "
             "here; split it into several sweeps (fewer seeds or widths)"
         )

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import enum
 import os
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..files import atomic_write
 from ..spec import RunSpec
 from . import optim
 from .project import COUNTERS
@@ -135,21 +135,12 @@ class LoopState:
         )
 
     def save(self, path: str | os.PathLike, fingerprint: list) -> None:
-        """Write the state to ``path``, tagged with the shard's ``fingerprint``: into a
-        temporary sibling of a name no other writer uses (two drivers of a shard, in the
-        window of a lease taken over, each rename a whole checkpoint into place), then
-        renamed, so that a crash leaves the previous checkpoint intact. The temporary
-        file is removed when the write fails; the checkpoint is its owner's alone (0o600,
-        as the sibling is created)."""
-        path = Path(path)
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
-        try:
-            with open(fd, "wb") as fh:
-                torch.save({"fingerprint": fingerprint, **_fields(self)}, fh)
-            os.replace(name, path)
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
+        """Write the state to ``path``, tagged with the shard's ``fingerprint``, through
+        ``files.atomic_write``: a crash leaves the previous checkpoint intact, and two
+        drivers of a shard (in the window of a lease taken over) each rename a whole
+        checkpoint into place."""
+        state = {"fingerprint": fingerprint, **_fields(self)}
+        atomic_write(Path(path), lambda fh: torch.save(state, fh))
 
     @classmethod
     def load(cls, path: str | os.PathLike, fingerprint: list, device) -> LoopState:
