@@ -33,7 +33,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from realspace.optimum import reference_optima
+from realspace.convex import reference_optima
 from realspace.problem import make_data
 from realspace.spec import RunSpec
 from realspace.train import TrainOptions, polish, train_shard

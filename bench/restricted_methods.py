@@ -30,7 +30,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from realspace.optimum import reference_optima
+from realspace.convex import reference_optima
 from realspace.problem import make_data, network_from_params
 from realspace.spec import RunSpec
 from realspace.train import TrainOptions, train_shard

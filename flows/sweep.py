@@ -273,7 +273,7 @@ def sweep_flow(
         workers=workers,
         stopped=full[0] if full else None,
     )
-    from realspace.tracking.connection import open_store
+    from realspace.tracking.runs import open_store
 
     open_store(tracking_uri, experiment).finish_parent(
         parent,

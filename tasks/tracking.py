@@ -22,7 +22,7 @@ def open_sweep_task(
     Returns {"parent": run id, "cells": {cell key: CellRun}, "pieces": {run key: Piece},
     "units": {unit key: run id}, "experiment_id": the experiment's id}.
     """
-    from realspace.tracking.connection import open_store
+    from realspace.tracking.runs import open_store
 
     store = open_store(tracking_uri, experiment)
     parent = store.parent_run(sweep_key, name)
@@ -48,7 +48,7 @@ def close_cells_task(
     in their tables: metrics, networks.html, a run per network with ``network_runs``,
     then FINISHED. One task for all the cells a shard completes (a task run costs the
     Prefect API a few calls; a sweep has hundreds of cells). Returns their metrics."""
-    from realspace.tracking.connection import open_store
+    from realspace.tracking.runs import open_store
 
     store = open_store(tracking_uri, experiment)
     return [store.close_cell(cell, keys, network_runs) for cell, keys in cells]

@@ -159,6 +159,69 @@ def test_imports_point_down():
     assert not upward, "imports pointing up:\n" + "\n".join(upward)
 
 
+def import_graph() -> dict[str, set[str]]:
+    """module -> the realspace modules it imports (lazy and TYPE_CHECKING imports too: a
+    circle through them is still a circle for a reader, and one edit from a failing import)."""
+    graph = {}
+    for module, path in MODULES.items():
+        targets = {_resolve(t) for t, _ in imports(module, path) if t.startswith("realspace")}
+        graph[module] = targets - {module, ""}
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    index, low, on_stack, stack, found = {}, {}, set(), [], []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_circles():
+    assert circles(import_graph()) == []
+
+
+def test_the_circle_finder_finds_circles():
+    """The checker itself, on a graph with a two-module circle, a three-module circle and
+    a diamond (which is no circle)."""
+    graph = {
+        "a": {"b"},
+        "b": {"a", "c"},
+        "c": set(),
+        "x": {"y"},
+        "y": {"z"},
+        "z": {"x"},
+        "p": {"q", "r"},
+        "q": {"s"},
+        "r": {"s"},
+        "s": set(),
+    }
+    assert sorted(circles(graph)) == [["a", "b"], ["x", "y", "z"]]
+
+
 def test_lower_layers_import_no_heavy_stack():
     found = []
     for module, path in MODULES.items():

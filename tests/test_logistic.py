@@ -277,7 +277,7 @@ def test_the_logistic_reference_is_accurate_where_the_interior_point_method_is_n
 ):
     """The reference must be a minimum: descending from the network rebuilt from it
     gains at most solver tolerance."""
-    from realspace.optimum import convex_optimum
+    from realspace.convex import convex_optimum
 
     x, y = make_data(RunSpec(target=target, d=2, n_samples=36, teacher_width=k, teacher_seed=seed))
     opt = convex_optimum(x, y, lam, loss="logistic")
@@ -288,7 +288,7 @@ def test_the_logistic_reference_is_accurate_where_the_interior_point_method_is_n
 def test_the_logistic_program_falls_back_to_scs_where_the_interior_point_method_stalls():
     """36 of a teacher's labels at lam = 1e-3: Clarabel stops with insufficient progress
     (measured); the fallback's value must be attained by the network rebuilt from it."""
-    from realspace.optimum import convex_optimum
+    from realspace.convex import convex_optimum
     from realspace.targets import weight_decay_penalty
 
     x, y = make_data(RunSpec(target="teacher_labels", d=2, n_samples=36, teacher_width=3))

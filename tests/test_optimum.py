@@ -11,15 +11,15 @@ import pytest
 import torch
 from cvxpy.error import SolverError
 
-from realspace.optimum import (
-    SCS_EPS,
-    _network,
+from realspace.convex import (
     activation_patterns,
     convex_optimum,
     free_part_separates,
     reference_optima,
     solve_program,
 )
+from realspace.convex.binary import _network
+from realspace.convex.solvers import SCS_EPS
 from realspace.targets import logistic_loss, mse, sample_points, weight_decay_penalty
 from realspace.train import RunSpec, TrainOptions, make_data, train_and_record
 
@@ -576,13 +576,13 @@ def test_cross_entropy_references_need_exact_patterns(monkeypatch):
     """The relaxation's lower bound exists only where the patterns are enumerated exactly:
     d = 1, or d = 2 with at most EXACT_2D_MAX_POINTS points, the bound included (lowered
     here to the spec's 12 points, to keep the program small); d = 3 gets (nan, "")."""
-    from realspace import optimum
+    from realspace.convex import references
 
     spec = dict(target="spirals", d=2, n_samples=12, n_classes=3, weight_decay=0.02, width=16)
-    monkeypatch.setattr(optimum, "EXACT_2D_MAX_POINTS", 12)
+    monkeypatch.setattr(references, "EXACT_2D_MAX_POINTS", 12)
     ((value, label),) = reference_optima([RunSpec(**spec)])
     assert value > 0 and label == "convex_relaxation_lower_bound"
-    monkeypatch.setattr(optimum, "EXACT_2D_MAX_POINTS", 11)
+    monkeypatch.setattr(references, "EXACT_2D_MAX_POINTS", 11)
     ((value, label),) = reference_optima([RunSpec(**spec)])
     assert np.isnan(value) and label == ""
     cube = RunSpec(target="teacher_labels", d=3, n_samples=24, n_classes=3, weight_decay=0.02)
@@ -617,12 +617,13 @@ def test_reference_optima_solves_each_lam_parametrization_and_sample_count_apart
 
 
 def test_a_program_no_solver_finishes_leaves_no_reference(monkeypatch):
-    from realspace import optimum
+    from realspace.convex import references
 
     def fail(*args, **kwargs):
         raise RuntimeError("convex program ended with status user_limit")
 
-    monkeypatch.setattr(optimum, "convex_optimum", fail)
+    monkeypatch.setattr(references, "convex_optimum", fail)
+    monkeypatch.setattr(references, "PROGRAMS", references.ProgramCache())  # none solved yet
     spec = RunSpec(target="sin", n_samples=24, weight_decay=1e-2)
     ((value, label),) = reference_optima([spec])
     assert np.isnan(value) and label == ""

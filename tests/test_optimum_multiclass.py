@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from realspace.nets import ShallowNet
-from realspace.optimum import activation_patterns, convex_optimum, reference_optima
-from realspace.optimum_multiclass import (
+from realspace.convex import activation_patterns, convex_optimum, reference_optima
+from realspace.convex import (
     cross_entropy,
     free_part_recedes,
     multiclass_bounds,
@@ -193,13 +193,13 @@ def test_reference_labels_for_cross_entropy():
 def test_a_failed_solve_leaves_no_reference(monkeypatch):
     import cvxpy as cp
 
-    import realspace.optimum_multiclass as om
+    from realspace.convex import references
 
     def fail(*args, **kwargs):
         raise cp.error.SolverError("stalled")
 
-    monkeypatch.setattr(om, "multiclass_bounds", fail)
-    monkeypatch.setattr(om, "_SOLVED", {})
+    monkeypatch.setattr(references, "multiclass_bounds", fail)
+    monkeypatch.setattr(references, "PROGRAMS", references.ProgramCache())
     with pytest.warns(UserWarning, match="stalled"):
         ((value, label),) = reference_optima([spirals_spec(weight_decay=0.03)])
     assert np.isnan(value) and label == ""

@@ -11,7 +11,7 @@ import torch
 
 from realspace import in_restricted_set
 from realspace.nets import ShallowNet
-from realspace.optimum import convex_optimum
+from realspace.convex import convex_optimum
 from realspace.problem import make_data
 from realspace.spec import RunSpec
 from realspace.targets import cross_entropy_loss, logistic_loss, mse, weight_decay_penalty

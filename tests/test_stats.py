@@ -420,15 +420,15 @@ def test_specs_are_read_back_row_by_row():
 
 
 def test_reference_frame_is_reference_optima_per_row_with_the_attained_upper_bound():
-    """Per row, under the frame's own index: (J*, label) as realspace.optimum computes them,
+    """Per row, under the frame's own index: (J*, label) as realspace.convex computes them,
     at the sampling asked for and by default at the optimum module's own default (a sampled
     d = 3 problem, where the sampling changes J*); j_upper for cross-entropy rows with
     weight decay: the separable program's objective at widths at least its network's width,
     NaN below it and on every other loss."""
     from dataclasses import replace
 
-    from realspace.optimum import reference_optima
-    from realspace.optimum_multiclass import separable_upper_bounds
+    from realspace.convex import reference_optima
+    from realspace.convex import separable_upper_bounds
     from realspace.spec import RunSpec
 
     ce = RunSpec(

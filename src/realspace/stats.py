@@ -339,13 +339,12 @@ def specs_of(df: pd.DataFrame) -> list:
 
 
 def reference_frame(df: pd.DataFrame, samples: int = 2000) -> pd.DataFrame:
-    """``j_star`` and ``reference`` for each row from ``realspace.optimum.reference_optima``
+    """``j_star`` and ``reference`` for each row from ``realspace.convex.reference_optima``
     (NaN where none applies), and ``j_upper``: for cross-entropy rows with weight decay, the
     objective the separable convex program's network attains, at widths >= that network's
-    (an upper bound on the optimum there; ``optimum_multiclass.separable_upper_bounds``),
+    (an upper bound on the optimum there; ``convex.separable_upper_bounds``),
     else NaN."""
-    from .optimum import reference_optima
-    from .optimum_multiclass import separable_upper_bounds
+    from .convex import reference_optima, separable_upper_bounds
 
     specs = specs_of(df)
     out = pd.DataFrame(

@@ -8,9 +8,7 @@ This module owns:
   its artifacts beside the SQLite database when the store is one); an embedded store
   realspace creates is its owner's alone (the database file 0o600, ``mlartifacts`` 0o700);
 - ``check_reachable``: a fail-fast health check, answering in seconds where MLflow's own
-  client would retry for minutes;
-- the per-process cache of open stores (one per URI and experiment, reused by every
-  task that runs in the driver).
+  client would retry for minutes.
 
 What a store writes is ``layout``'s and ``runs``' business; nothing here knows about runs.
 """
@@ -21,10 +19,7 @@ import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .runs import SweepStore
+from typing import Any
 
 __all__ = [
     "Connection",
@@ -32,7 +27,6 @@ __all__ = [
     "check_reachable",
     "connect",
     "default_tracking_uri",
-    "open_store",
     "resolve_tracking_uri",
     "sqlite_path",
     "store_exists",
@@ -176,24 +170,6 @@ def _quiet_schema_setup():
         yield
     finally:
         logger.setLevel(level)
-
-
-# One store per (URI, experiment) in a process: the sweep flow's tasks all run in the
-# driver and would otherwise open a client (and look the experiment up) once per shard.
-_OPEN: dict[tuple[str, str], SweepStore] = {}
-
-
-def open_store(uri: str, experiment: str) -> SweepStore:
-    """The process's SweepStore of ``experiment`` (created if missing) in the store at
-    ``uri``. A masked URI (see ``secrets.hide_uri``) is resolved to the real one first."""
-    from .runs import SweepStore  # runs builds on this module: imported on first use
-    from .secrets import reveal_uri
-
-    uri = reveal_uri(uri)
-    key = (uri, experiment)
-    if key not in _OPEN:
-        _OPEN[key] = SweepStore(uri, experiment)
-    return _OPEN[key]
 
 
 def check_reachable(uri: str, timeout: float = 10.0) -> None:

@@ -37,7 +37,7 @@ from .layout import (
 )
 from .tables import Piece, list_pieces, read_arrays, read_keys, read_table
 
-__all__ = ["CellRun", "OldLayout", "Reconciled", "SweepStore", "check_layout"]
+__all__ = ["CellRun", "OldLayout", "Reconciled", "SweepStore", "check_layout", "open_store"]
 
 NETWORKS_HTML = "networks.html"
 
@@ -380,3 +380,20 @@ class SweepStore:
         put_files(self.client, run_id, run.info.artifact_uri, table_files(rows))
         self.client.set_terminated(run_id, "FINISHED")
         return run_id
+
+
+# One store per (URI, experiment) in a process: the sweep flow's tasks all run in the
+# driver and would otherwise open a client (and look the experiment up) once per shard.
+_OPEN: dict[tuple[str, str], SweepStore] = {}
+
+
+def open_store(uri: str, experiment: str) -> SweepStore:
+    """The process's SweepStore of ``experiment`` (created if missing) in the store at
+    ``uri``. A masked URI (see ``secrets.hide_uri``) is resolved to the real one first."""
+    from .secrets import reveal_uri
+
+    uri = reveal_uri(uri)
+    key = (uri, experiment)
+    if key not in _OPEN:
+        _OPEN[key] = SweepStore(uri, experiment)
+    return _OPEN[key]

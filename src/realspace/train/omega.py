@@ -9,19 +9,16 @@ The math: docs/science.md#training.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import torch
 
 from . import intrinsic
 from .inputs import RunTensors
+from .options import TrainOptions
 from .project import project_restricted, rebalance
 from .state import Layout, LoopState
 
 __all__ = ["project_step", "merge_step", "fresh_moments", "recorded_params", "to_numpy"]
-
-if TYPE_CHECKING:
-    from .loop import TrainOptions
 
 
 def project_step(

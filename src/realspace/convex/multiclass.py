@@ -52,9 +52,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .nets import ShallowNet
-from .optimum import PRUNE_LEVELS, _cone_matrix, activation_patterns
-from .targets import weight_decay_penalty
+from ..nets import ShallowNet
+from ..targets import weight_decay_penalty
+from .networks import balanced_network
+from .patterns import activation_patterns, cone_matrix
+from .solvers import LADDER, PRUNE_LEVELS, SCS_SECONDS_MULTICLASS, solve_program
 
 __all__ = [
     "MulticlassBounds",
@@ -195,7 +197,7 @@ def multiclass_bounds(
     A = sp.csr_matrix(
         (patterns[:, :, None] * Xt[None, :, :]).transpose(1, 0, 2).reshape(n, P * (d + 1))
     )
-    G = _cone_matrix(X, patterns)
+    G = cone_matrix(X, patterns)
     Y = np.eye(m)[y]  # one-hot (n, m)
 
     U = [cp.Variable((P, d + 1)) for _ in range(m)]
@@ -226,7 +228,7 @@ def multiclass_bounds(
 
     def solve(w):
         weights.value = np.asarray(w, dtype=np.float64)
-        _solve(problem, solver)
+        solve_program(problem, solver, SCS_SECONDS_MULTICLASS, LADDER)
         return float(problem.value), np.asarray(R.value, dtype=np.float64)
 
     t0 = time.perf_counter()
@@ -238,7 +240,9 @@ def multiclass_bounds(
 
     e_full = np.concatenate([[0.0], e.value])
     W_full = None if W is None else np.vstack([np.zeros((1, d)), W.value])
-    net = _network([u.value for u in U], [v.value for v in V], e_full, W_full, d)
+    net = ShallowNet(
+        *balanced_network([u.value for u in U], [v.value for v in V], e_full, d), W_full
+    )
 
     def J(net):
         return cross_entropy(net, X, y) + weight_decay_penalty(net, lam)
@@ -282,52 +286,6 @@ def _vertices(m: int) -> np.ndarray:
     return np.vstack([np.sqrt(m / (m - 1)) * np.eye(m), np.full((1, m), 1.0 / kappa)])
 
 
-# Interior-point settings tried in turn: on these programs (thousands of small cones
-# beside n exponential cones) the default full steps sometimes stall at the start;
-# shorter steps get through, and on the larger ones (n = 64) only a solver that keeps
-# going through short steps does
-_LADDER = (
-    {},
-    {"max_step_fraction": 0.8},
-    {"max_step_fraction": 0.5},
-    {"min_switch_step_length": 1e-3, "min_terminate_step_length": 1e-9},
-)
-
-
-# SCS's time limit per multiclass solve: on a teacher's separable 3-class labels it ran
-# past 2.5 minutes for 24 points (measured), and a sweep's report waits for its references
-SCS_SECONDS_MULTICLASS = 60.0
-
-
-def _solve(problem, solver: str | None) -> None:
-    """Solve to an accurate optimum or raise RuntimeError. With ``solver`` given, that
-    solver ("optimal_inaccurate" taken: the caller chose). By default the settings of
-    ``_LADDER`` in turn, until Clarabel reports "optimal"; then SCS at residuals
-    ``SCS_EPS``, taken only when optimal within ``SCS_SECONDS_MULTICLASS``. An inaccurate
-    interior-point value is never taken: on the binary logistic program it was up to 9e-4
-    off (``solve_program``), and a lower bound must not sit above the optimum."""
-    import cvxpy as cp
-
-    from .optimum import solve_clarabel, solve_scs
-
-    if solver is not None:
-        problem.solve(solver=solver)
-        ok = ("optimal", "optimal_inaccurate")
-    else:
-        ok = ("optimal",)
-        for opts in _LADDER:  # the rungs get past failures; an inaccurate end goes to SCS
-            try:
-                solve_clarabel(problem, **opts)
-            except cp.error.SolverError:
-                continue
-            if problem.status in ok:
-                return
-            break
-        solve_scs(problem, SCS_SECONDS_MULTICLASS)
-    if problem.status not in ok:
-        raise RuntimeError(f"convex program ended with status {problem.status}")
-
-
 def _relaxation(solve, m: int, lam: float, rounds: int) -> tuple[float, float]:
     """The relaxation min_F CE(F) + lam max_{s in S} <s, R>, from below, S the rows of
     ``_vertices(m)`` (module docstring).
@@ -364,44 +322,6 @@ def _relaxation(solve, m: int, lam: float, rounds: int) -> tuple[float, float]:
     return best, max(ceiling - best, 0.0)
 
 
-def _network(U, V, e, W, d, rel_tol: float = 1e-7) -> ShallowNet:
-    """The balanced per-class network of the separable solution.
-
-    U, V: per class k, (P, d + 1) arrays of the + and - groups. Each u becomes the neuron
-    +-rho(<u, x~>) e_k; within a class, neurons with the same hyperplane and orientation
-    (unit u / ||u_a||) merge (their gammas +-||u_a|| add: the realization is unchanged
-    and the cost cannot rise; interior-point solutions spread one neuron over neighbouring
-    patterns). Balanced: (a, b) = unit |gamma|^(1/2), c = sign(gamma) |gamma|^(1/2) e_k, so
-    (lam/2)(||c||^2 + ||a||^2) = lam |gamma|. Groups below ``rel_tol`` of the largest are
-    dropped; u_a = 0 is a constant on the data (rho(u_b) = u_b >= 0) and goes into e_k.
-    """
-    m = len(U)
-    e = np.array(e, dtype=np.float64)
-    gammas: dict[tuple, float] = {}
-    directions: dict[tuple, np.ndarray] = {}
-    scale = max(max(np.abs(M).max(initial=0) for M in U + V), 1e-300)
-    for k in range(m):
-        for M, sign in ((U[k], 1.0), (V[k], -1.0)):
-            for u in M:
-                na = float(np.linalg.norm(u[:d]))
-                if na > 1e-12 * scale:
-                    unit = u / na
-                    key = (k, *np.round(unit, 7))
-                    gammas[key] = gammas.get(key, 0.0) + sign * na
-                    directions.setdefault(key, unit)
-                elif u[d] > 0:
-                    e[k] += sign * u[d]
-    top = max((abs(g) for g in gammas.values()), default=0.0)
-    keep = [key for key, g in gammas.items() if abs(g) > rel_tol * top]
-    root = np.array([np.sqrt(abs(gammas[key])) for key in keep])
-    a = np.array([directions[key][:d] for key in keep]).reshape(-1, d) * root[:, None]
-    b = np.array([directions[key][d] for key in keep]).reshape(-1) * root
-    c = np.zeros((len(keep), m))
-    for i, key in enumerate(keep):
-        c[i, key[0]] = np.sign(gammas[key]) * root[i]
-    return ShallowNet(a, b, c, e, W)
-
-
 def _merge_classes(net: ShallowNet, center: bool = False) -> ShallowNet:
     """One neuron per hyperplane and orientation: gamma_i = c_i ||a_i|| (in R^m) of the
     neurons with the same unit (a_i, b_i) / ||a_i|| add up, and the sum is rebalanced,
@@ -427,55 +347,3 @@ def _merge_classes(net: ShallowNet, center: bool = False) -> ShallowNet:
     return ShallowNet(
         unit[:, :-1] * root[:, None], unit[:, -1] * root, total[keep] / root[:, None], net.e, net.w
     )
-
-
-_SOLVED: dict[str, MulticlassBounds | None] = {}
-
-
-def multiclass_references(specs, samples: int = 2000) -> list[MulticlassBounds | None]:
-    """The bounds of each cross-entropy RunSpec with weight decay > 0 (one program per
-    distinct data set, lam and parametrization); None where none apply: another loss, no
-    weight decay (on separable data the infimum 0 is not attained; otherwise nothing is
-    certified and the best in the cell applies), an objective without minimizer
-    (``free_part_recedes``), or programs the solver could not solve (with a warning)."""
-    import hashlib
-    import warnings
-
-    import cvxpy as cp
-
-    from .problem import make_data
-
-    out = []
-    for spec in specs:
-        if spec.loss != "cross_entropy" or not spec.weight_decay > 0:
-            out.append(None)
-            continue
-        x, y = make_data(spec)
-        h = hashlib.sha256(x.tobytes() + y.tobytes())
-        h.update(repr((spec.weight_decay, spec.has_linear, spec.outputs)).encode())
-        h.update(str(samples).encode())
-        key = h.hexdigest()
-        if key not in _SOLVED:
-            if len(_SOLVED) >= 256:  # bounded: the report asks for both bounds in turn
-                _SOLVED.pop(next(iter(_SOLVED)))
-            _SOLVED[key] = None
-            if not free_part_recedes(x, y, spec.outputs, spec.has_linear):
-                try:
-                    _SOLVED[key] = multiclass_bounds(
-                        x, y, spec.weight_decay, spec.has_linear, spec.outputs, samples=samples
-                    )
-                except (cp.error.SolverError, RuntimeError) as err:
-                    # no certified number: the cells fall back to the best in the cell
-                    warnings.warn(f"no multiclass bounds: {err}", stacklevel=2)
-        out.append(_SOLVED[key])
-    return out
-
-
-def separable_upper_bounds(specs, samples: int = 2000) -> list[tuple[float, str, int]]:
-    """(J, "convex_separable_upper_bound", width) per RunSpec: an objective a network of
-    that width attains (an upper bound on the optimum at every width >= it), beside the
-    lower bound ``reference_optima`` gives; (nan, "", 0) where none applies."""
-    return [
-        (b.upper, MulticlassBounds.UPPER_LABEL, b.width) if b is not None else (float("nan"), "", 0)
-        for b in multiclass_references(specs, samples)
-    ]
