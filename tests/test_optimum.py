@@ -45,17 +45,64 @@ def test_repeated_points_share_every_pattern():
         assert np.array_equal(masks[:, i], masks[:, j])
 
 
-@pytest.mark.parametrize("n", [5, 8])
-def test_patterns_in_two_dimensions_match_the_counting_formula_and_brute_force(n):
-    X = np.random.default_rng(n).uniform(-1, 1, (n, 2))  # general position
+@pytest.mark.parametrize(
+    "n, scale", [(5, 1.0), (8, 1.0), (3, 0.3), (6, 0.3), (12, 1.0), (20, 0.3), (12, 100.0)]
+)
+def test_patterns_in_two_dimensions_match_the_counting_formula_and_brute_force(n, scale):
+    """Cover's count of the affine dichotomies of n points in general position in the
+    plane, minus the empty one: n^2 - n + 1, at scales where every pair of points lies
+    closer than 1 (0.3) and far apart (100); up to 8 points, each pattern also against
+    200,000 random half-planes."""
+    X = scale * np.random.default_rng(n).uniform(-1, 1, (n, 2))  # general position
     masks, exact = activation_patterns(X)
-    # Cover's count of affine dichotomies in general position, minus the empty set
-    assert exact and len(masks) == 2 * sum(comb(n - 1, k) for k in range(3)) - 1
+    assert exact and len(masks) == 2 * sum(comb(n - 1, k) for k in range(3)) - 1 == n * n - n + 1
+    assert len({tuple(m) for m in masks}) == len(masks) and masks.any(axis=1).all()
+    if n > 8:
+        return  # random half-planes miss the thinnest regions of many points
     rng = np.random.default_rng(1)
     A = rng.standard_normal((200_000, 2))
-    b = rng.uniform(-2, 2, 200_000)
+    b = scale * rng.uniform(-2, 2, 200_000)
     sampled = {tuple(m) for m in (X @ A.T + b > 0).T if m.any()}
     assert sampled == {tuple(m) for m in masks}
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_one_point_or_copies_of_one_point_have_the_one_pattern_all_on(d):
+    """No hyperplane splits copies of one point: the only non-empty pattern is all on,
+    whether the plane has no pair of distinct points to take a direction from (d = 2) or
+    one samples hyperplanes (d = 3)."""
+    for X in (np.full((1, d), 0.3), np.tile(np.linspace(-0.5, 0.4, d), (4, 1))):
+        masks, _ = activation_patterns(X, samples=50)
+        assert masks.tolist() == [[True] * len(X)]
+
+
+def _strictly_separable(X: np.ndarray, mask: np.ndarray) -> bool:
+    """Whether some (a, b) has <a, x_k> + b >= 1 on the mask and <= -1 off it (an LP)."""
+    from scipy.optimize import linprog
+
+    sign = np.where(mask, 1.0, -1.0)
+    A = -sign[:, None] * np.hstack([X, np.ones((len(X), 1))])
+    res = linprog(np.zeros(X.shape[1] + 1), A_ub=A, b_ub=-np.ones(len(X)), bounds=(None, None))
+    return res.status == 0
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-2])
+def test_sampled_patterns_are_dichotomies_and_reach_every_point_alone(scale):
+    """In d = 3 the patterns are sampled: each is a strict affine dichotomy of the points
+    (an LP says so), none repeats, the all-on pattern is among them, and with points in
+    convex position (on a sphere) every point alone is one of them: a hyperplane cuts
+    each vertex of the hull off the rest. At radius 1e-2 too, where the sampled
+    thresholds must sit among the projections (about 1e-2 apart), not a unit away."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((8, 3))
+    X = scale * X / np.linalg.norm(X, axis=1, keepdims=True)
+    masks, exact = activation_patterns(X, samples=2000)
+    assert not exact and masks.shape[1] == 8
+    assert len({tuple(m) for m in masks}) == len(masks)
+    assert [True] * 8 in masks.tolist()
+    assert all(_strictly_separable(X, m) for m in masks)
+    singletons = {int(np.flatnonzero(m)[0]) for m in masks if m.sum() == 1}
+    assert singletons == set(range(8))
 
 
 def test_the_exact_enumeration_in_the_plane_includes_its_size_limit():
