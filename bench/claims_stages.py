@@ -27,12 +27,12 @@ import time
 import numpy as np
 import torch
 
-from realspace.canonical import canonical_form
-from realspace.problem import make_data, network_from_params
-from realspace.spec import RunSpec
-from realspace.stability import free_neuron_rows, stability_rows
+from realspace.core.canonical import canonical_form
+from realspace.core.problem import make_data, network_from_params
+from realspace.core.spec import RunSpec
+from realspace.core.stability import free_neuron_rows, stability_rows
+from realspace.core.witness import find_witness
 from realspace.train import TrainOptions, train_shard
-from realspace.witness import find_witness
 
 PROBLEMS = (
     {"target": "sin"},

@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 from realspace.convex import reference_optima
-from realspace.problem import make_data
-from realspace.spec import RunSpec
+from realspace.core.problem import make_data
+from realspace.core.spec import RunSpec
 from realspace.train import TrainOptions, polish, train_shard
 from realspace.train.certify import KINK_DISTANCE
 from realspace.train.model import logistic_objective, mse_objective

@@ -45,12 +45,12 @@ import time
 import numpy as np
 import torch
 
-from realspace.canonical import canonical_form, classify_neurons, orientation_flips
-from realspace.census import degeneracy_census
-from realspace.nets import ShallowNet, check_domain
-from realspace.problem import eval_grid, make_data, network_from_params, target_on
-from realspace.restricted import DEFAULT_TOL, live_neurons, restricted_set_margins
-from realspace.spec import RunSpec
+from realspace.core.canonical import canonical_form, classify_neurons, orientation_flips
+from realspace.core.census import degeneracy_census
+from realspace.core.nets import ShallowNet, check_domain
+from realspace.core.problem import eval_grid, make_data, network_from_params, target_on
+from realspace.core.restricted import DEFAULT_TOL, live_neurons, restricted_set_margins
+from realspace.core.spec import RunSpec
 from realspace.train import RunRecord, build_records, certify, train_shard
 from realspace.train.loop import ShardResult, TrainOptions
 from realspace.train.state import RunStatus

@@ -31,8 +31,8 @@ from dataclasses import replace
 import numpy as np
 
 from realspace.convex import reference_optima
-from realspace.problem import make_data, network_from_params
-from realspace.spec import RunSpec
+from realspace.core.problem import make_data, network_from_params
+from realspace.core.spec import RunSpec
 from realspace.train import TrainOptions, train_shard
 
 BIG = 10**9  # merge_every that never comes during a run

@@ -22,9 +22,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from realspace.problem import make_data, network_from_params
+from realspace.core.problem import make_data, network_from_params
+from realspace.core.spec import RESTRICTED_METHODS, RunSpec
 from realspace.quantiles import median_bounds
-from realspace.spec import RESTRICTED_METHODS, RunSpec
 from realspace.train import TrainOptions, train_shard
 
 

@@ -52,7 +52,7 @@ DOC = {
 
 def child() -> None:
     """One measurement, printed as a JSON line."""
-    from realspace.service import plan_sweep, run_sweep
+    from realspace.app.service import plan_sweep, run_sweep
 
     with tempfile.TemporaryDirectory() as tmp:
         plan = plan_sweep(DOC, tracking_uri=f"sqlite:///{tmp}/mlruns.db")

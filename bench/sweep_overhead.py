@@ -26,7 +26,7 @@ def main() -> None:
         if len(sys.argv) > 1
         else os.path.join(os.path.dirname(__file__), "..", "configs", "default.yaml")
     )
-    from realspace.service import plan_sweep, run_sweep
+    from realspace.app.service import plan_sweep, run_sweep
     from realspace.sweep.config import parse_config
     from realspace.sweep.plan import plan_runs
 

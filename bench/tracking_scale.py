@@ -6,7 +6,7 @@ on an MLflow server backed by PostgreSQL, side by side.
 
 Builds a sweep of tiny nets (target sin, widths 4 and 8, both parametrizations,
 networks / 4 seeds, Adam for --steps steps, 64 samples; no analysis, no report) and runs
-it with ``realspace.service`` (plan_sweep, run_sweep; a local Ray with 2 workers, a
+it with ``realspace.app.service`` (plan_sweep, run_sweep; a local Ray with 2 workers, a
 temporary Prefect API) into a fresh folder:
 
 - ``sqlite``: the embedded store (mlruns.db and mlartifacts in that folder);
@@ -63,7 +63,7 @@ def cli_seconds(folder: Path, uri: str, expect: str, *args: str) -> float:
     """Wall seconds of ``realspace ARGS --tracking-uri URI`` run in ``folder``; NaN when
     it fails or its output lacks ``expect``."""
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    cmd = [sys.executable, "-m", "realspace.cli", *args, "--tracking-uri", uri]
+    cmd = [sys.executable, "-m", "realspace.app.cli", *args, "--tracking-uri", uri]
     t = time.perf_counter()
     done = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - t
@@ -135,7 +135,7 @@ def mlflow_server(folder: Path):
 
 
 def measure(folder: Path, networks: int, steps: int, store: str) -> dict:
-    from realspace.service import plan_sweep, run_sweep
+    from realspace.app.service import plan_sweep, run_sweep
 
     doc = {
         "name": NAME,

@@ -54,6 +54,6 @@ def log_unit_task(tracking_uri: str, experiment: str, parent: str, unit, rows: l
 @task(name="report", cache_policy=NO_CACHE, persist_result=False)
 def report_task(config: dict, tracking_uri: str, out_dir: str | None = None) -> str:
     """Build the sweep's report, write it to a folder and log it to the parent run."""
-    from realspace.tracking.publish import publish_report
+    from realspace.report.publish import publish_report
 
     return str(publish_report(config, tracking_uri, out_dir).folder)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 BIN = Path(sys.executable).parent
-CLI = [sys.executable, "-m", "realspace.cli"]
+CLI = [sys.executable, "-m", "realspace.app.cli"]
 # Ray's token for every Ray the tests start (a local one by a sweep, a cluster by `ray
 # start`) and for their drivers: one per test session, never written to a file
 RAY_AUTH_TOKEN = secrets.token_hex(32)

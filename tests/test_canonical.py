@@ -134,7 +134,7 @@ def chain_net(rng, d, links, step=0.6e-9):
 
 
 def test_merge_groups_agree_with_scipy_on_random_relations():
-    from realspace.canonical import _merge_groups
+    from realspace.core.canonical import _merge_groups
 
     rng = np.random.default_rng(11)
     for k in range(600):
@@ -149,7 +149,7 @@ def test_merge_groups_agree_with_scipy_on_random_relations():
 
 
 def test_chord_distances_equal_pdist():
-    from realspace.canonical import _chord_distances
+    from realspace.core.canonical import _chord_distances
 
     rng = np.random.default_rng(12)
     for n, k in [(1, 2), (5, 2), (17, 3), (64, 4), (300, 4)]:  # the last one goes to pdist
@@ -160,7 +160,7 @@ def test_chord_distances_equal_pdist():
 
 @pytest.mark.parametrize("kind", ["random", "planted", "chains"])
 def test_canonical_fast_path_equals_the_scipy_path(monkeypatch, kind):
-    import realspace.canonical as canonical
+    import realspace.core.canonical as canonical
 
     rng = np.random.default_rng({"random": 21, "planted": 22, "chains": 23}[kind])
     nets, rest = [], []
@@ -252,7 +252,7 @@ def test_negligible_merged_neurons_are_dropped_relative_to_the_largest():
 def test_kinks_through_the_origin_are_oriented_by_their_first_entry():
     """orientation_flips's rule: b^ > 0; when |b^| <= tol D, the first entry of a^ with
     |a^_k| > tol positive. Hand cases at the thresholds, D = 2 so that tol D = 2e-9."""
-    from realspace.canonical import orientation_flips
+    from realspace.core.canonical import orientation_flips
 
     tol, D = 1e-9, 2.0
     s = np.sqrt(0.5)

@@ -3,7 +3,7 @@ import pytest
 from netgen import plant_degenerate, random_net
 
 from realspace import canonical_form
-from realspace.census import degeneracy_census
+from realspace.core.census import degeneracy_census
 
 
 def test_census_with_the_canonical_form_passed_equals_the_census_without():
@@ -20,7 +20,7 @@ def test_census_with_the_canonical_form_passed_equals_the_census_without():
 
 
 def _small_intrinsic(seed):
-    from realspace.spec import RunSpec
+    from realspace.core.spec import RunSpec
 
     return RunSpec(
         target="sin",
@@ -61,7 +61,7 @@ def test_census_imbalance_is_that_of_the_restricted_set():
 
 def test_census_and_merge_share_one_angle():
     from realspace import ShallowNet
-    from realspace.restricted import MERGE_ANGLE
+    from realspace.core.restricted import MERGE_ANGLE
 
     t = 0.5 * MERGE_ANGLE  # two kinks closer than the merge angle: duplicates
     a = np.array([[1.0], [np.cos(t)]])

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from factories import sweep_config
 
-from realspace.problem import make_data, target_on, teacher_net
-from realspace.spec import RunSpec, target_label
+from realspace.core.problem import make_data, target_on, teacher_net
+from realspace.core.spec import RunSpec, target_label
+from realspace.core.targets import flip_labels, gaussian_mixture, spirals
 from realspace.sweep.config import ConfigError, parse_config
-from realspace.targets import flip_labels, gaussian_mixture, spirals
 
 
 def test_spiral_points_lie_on_their_arm_without_jitter():

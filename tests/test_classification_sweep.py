@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from factories import LIGHT_ANALYSIS, sweep_config
 
-from realspace.problem import make_data, network_from_params
-from realspace.restricted import in_restricted_set
-from realspace.spec import RunSpec
-from realspace.targets import classification_scores, cross_entropy_loss, logistic_loss
+from realspace.core.problem import make_data, network_from_params
+from realspace.core.restricted import in_restricted_set
+from realspace.core.spec import RunSpec
+from realspace.core.targets import classification_scores, cross_entropy_loss, logistic_loss
 from realspace.tracking import SweepReader, load_runs
 
 # a sweep through the flow with its analysis (convex references for both losses): 80 s

@@ -6,7 +6,7 @@ import pytest
 from factories import sweep_config, write_config
 from typer.testing import CliRunner
 
-from realspace.cli import app
+from realspace.app.cli import app
 from realspace.sweep.config import ConfigError, load_config, parse_config
 
 
@@ -98,7 +98,7 @@ def test_analysis_settings_are_validated_and_never_change_the_sweep_key():
 
 
 def test_a_target_may_set_its_own_weight_decay():
-    from realspace.spec import target_label
+    from realspace.core.spec import target_label
     from realspace.sweep.plan import plan_runs
 
     cfg = parse_config(
@@ -111,7 +111,7 @@ def test_a_target_may_set_its_own_weight_decay():
 
 
 def test_restricted_methods_are_an_axis_with_a_default_and_known_names():
-    from realspace.spec import DEFAULT_RESTRICTED_METHOD
+    from realspace.core.spec import DEFAULT_RESTRICTED_METHOD
 
     assert parse_config(sweep_config()).restricted_methods == [DEFAULT_RESTRICTED_METHOD]
     both = parse_config(sweep_config(restricted_methods=["intrinsic", "projection"]))

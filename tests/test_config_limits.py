@@ -9,8 +9,8 @@ import pytest
 from factories import sweep_config, write_config
 from typer.testing import CliRunner
 
-from realspace.cli import app
-from realspace.spec import RunSpec
+from realspace.app.cli import app
+from realspace.core.spec import RunSpec
 from realspace.sweep import plan as plan_module
 from realspace.sweep.budget import size_problems
 from realspace.sweep.config import ConfigError, parse_config

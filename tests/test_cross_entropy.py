@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from realspace.problem import init_params, make_data
-from realspace.spec import RunSpec
+from realspace.core.problem import init_params, make_data
+from realspace.core.spec import RunSpec
 from realspace.train.kernels import choose_objective
 from realspace.train.model import cross_entropy_objective
 
@@ -177,7 +177,7 @@ def vector_params(rng, M, N, d, m, dup=True):
 
 def realized(p, r, x):
     """The numpy realization (n, m) of network r of stacked params p."""
-    from realspace.problem import network_from_params
+    from realspace.core.problem import network_from_params
 
     return network_from_params({k: v[r].numpy() for k, v in p.items()}, True)(x)
 
@@ -236,7 +236,7 @@ def check_balanced_in_cube(params, spec, r, tol=1e-12):
     np.testing.assert_allclose(nc[live], na[live], rtol=tol)
     assert np.all(np.abs(b[live]) < spec.D * np.abs(a[live]).sum(1))
     from realspace import in_restricted_set
-    from realspace.problem import network_from_params
+    from realspace.core.problem import network_from_params
 
     net = network_from_params({k: v[r] for k, v in params.items()}, True)
     assert in_restricted_set(net, spec.D)
@@ -251,7 +251,7 @@ def check_balanced_in_cube(params, spec, r, tol=1e-12):
     ],
 )
 def test_a_three_class_shard_trains_well_below_chance(variant):
-    from realspace.problem import network_from_params
+    from realspace.core.problem import network_from_params
     from realspace.train import TrainOptions, certify, train_shard
 
     specs = [ce_spec(seed=s, weight_decay=1e-4, **variant) for s in range(2)]
@@ -276,8 +276,8 @@ def test_a_three_class_shard_trains_well_below_chance(variant):
 
 
 def test_records_of_a_three_class_shard_carry_loss_scores_and_structure():
-    from realspace.problem import network_from_params
-    from realspace.targets import classification_scores, cross_entropy_loss
+    from realspace.core.problem import network_from_params
+    from realspace.core.targets import classification_scores, cross_entropy_loss
     from realspace.train import TrainOptions, train_and_record
 
     opts = TrainOptions(dtype=F64)

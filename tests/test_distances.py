@@ -15,8 +15,8 @@ from realspace import (
     sobolev_distance,
     uniform_distance,
 )
-from realspace.distances import Distance, sup_norms_1d
-from realspace.restricted import DEFAULT_TOL, live_neurons
+from realspace.core.distances import Distance, sup_norms_1d
+from realspace.core.restricted import DEFAULT_TOL, live_neurons
 
 # ---------------------------------------------------------------------------
 # Realization distances

@@ -8,7 +8,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from realspace import in_restricted_set
-from realspace.restricted import MERGE_ANGLE, restricted_set_margins
+from realspace.core.restricted import MERGE_ANGLE, restricted_set_margins
 from realspace.train import RunSpec, TrainOptions, intrinsic, network_from_params, train_shard
 from realspace.train.model import mse_objective, realization
 from realspace.train.project import COUNTERS, merge_close, reseed_draws

@@ -6,7 +6,7 @@ import pytest
 from netgen import random_net
 
 from realspace import ShallowNet, canonical_form, sobolev_distance
-from realspace.inverse import (
+from realspace.core.inverse import (
     fit_slope,
     pathology_table,
     perturb,

@@ -1,15 +1,20 @@
-"""The layer contract: imports point one way, and the core imports no heavy stack.
+"""The layer contract, read from the package tree: imports point one way, no circles.
 
-    core (numpy, scipy, cvxpy)
-      <- train (torch)  |  stats (pandas)      two siblings that never import each other
-      <- report (matplotlib)
-      <- sweep (planning: pydantic, yaml, rich)
-      <- tracking (MLflow)
-      <- tasks <- flows (Prefect, Ray)
-      <- service <- cli
+A *layer* is a top-level entry of the package: a sub-package (``core``, ``convex``,
+``train``, ``stats``, ``report``, ``sweep``, ``tracking``, ``app``, and ``flows`` and
+``tasks``) or a top-level module (``files``, ``stats``, ``quantiles``); the package root
+is the science core's facade. A layer's rank is not written down: it is its floor in the
+graph of imports between layers (0 for one that imports no other, else one above the
+highest it imports), which exists because that graph has no circle. The rules:
 
-A module may import its own layer and the layers below it, never one above, not even
-inside a function (a lazy import still points up). The test reads the source, so an
+- no circle among modules, none among layers (so an import that points up, from a layer
+  to one that builds on it, is a circle and fails);
+- the science core (``core``, ``convex``, ``files``) imports no heavy stack, and each layer
+  only the stacks of its table below (a new layer must be entered there);
+- ``train`` (torch) and ``stats`` (pandas) never reach each other;
+- ``app`` is the top: no other layer imports it.
+
+The test reads the source, lazy imports and TYPE_CHECKING imports included, so an
 import that only runs on some path is checked as well.
 """
 
@@ -31,53 +36,30 @@ SOURCES = {
     "realspace.tasks": ROOT / "tasks",
 }
 
-# lowest first; a module belongs to the first layer one of whose prefixes it starts with
-LAYERS = [
-    ("core", ["realspace"]),  # the package root and the top-level science modules
-    ("train", ["realspace.train"]),
-    ("stats", ["realspace.stats"]),
-    ("report", ["realspace.report"]),
-    ("sweep", ["realspace.sweep"]),
-    ("tracking", ["realspace.tracking"]),
-    ("tasks", ["realspace.tasks"]),
-    ("flows", ["realspace.flows"]),
-    ("service", ["realspace.service", "realspace.submit"]),
-    ("cli", ["realspace.cli"]),
-]
-# same rank: neither may import the other
-SIBLINGS = {"train": "stats", "stats": "train"}
-RANK = {
-    "core": 0,
-    "train": 1,
-    "stats": 1,
-    "report": 2,
-    "sweep": 3,
-    "tracking": 4,
-    "tasks": 5,
-    "flows": 6,
-    "service": 7,
-    "cli": 8,
-}
-
-# third-party packages each layer may use (and everything a lower layer may)
+# third-party stacks each layer may import (scipy, cvxpy, numpy: anyone); the layers not
+# listed (tasks, flows, app) may import every one
 HEAVY = {"torch", "triton", "pandas", "matplotlib", "mlflow", "prefect", "prefect_ray", "ray"}
 ALLOWED_HEAVY = {
+    "realspace": set(),  # the facade
+    "files": set(),
     "core": set(),
+    "convex": set(),
+    "quantiles": set(),
     "train": {"torch", "triton"},
     "stats": {"pandas"},
     "report": {"pandas", "matplotlib"},
     "sweep": {"pandas", "matplotlib", "torch"},
     "tracking": {"pandas", "matplotlib", "torch", "mlflow"},
 }
+EVERY_STACK = {"tasks", "flows", "app"}
+INDEPENDENT = [("train", "stats")]
+TOP = "app"
 
 
 def layer_of(module: str) -> str:
-    best = ("core", "realspace")
-    for name, prefixes in LAYERS:
-        for p in prefixes:
-            if (module == p or module.startswith(p + ".")) and len(p) > len(best[1]):
-                best = (name, p)
-    return best[0]
+    """realspace.core.nets -> core; realspace.files -> files; realspace -> realspace."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
 
 
 def modules() -> dict[str, Path]:
@@ -125,38 +107,6 @@ def _resolve(target: str) -> str:
     while parts and ".".join(parts) not in MODULES:
         parts.pop()
     return ".".join(parts)
-
-
-def test_the_source_tree_holds_every_layer():
-    layers = {layer_of(m) for m in MODULES}
-    assert layers >= {
-        "core",
-        "train",
-        "stats",
-        "report",
-        "sweep",
-        "tracking",
-        "tasks",
-        "flows",
-        "service",
-        "cli",
-    }, layers
-
-
-def test_imports_point_down():
-    upward = []
-    for module, path in MODULES.items():
-        mine = layer_of(module)
-        for target, line in imports(module, path):
-            if not target.startswith("realspace"):
-                continue
-            resolved = _resolve(target)
-            theirs = layer_of(resolved)
-            if RANK[theirs] > RANK[mine] or SIBLINGS.get(mine) == theirs:
-                upward.append(
-                    f"{path.relative_to(ROOT)}:{line} ({mine}) imports {target} ({theirs})"
-                )
-    assert not upward, "imports pointing up:\n" + "\n".join(upward)
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -222,11 +172,74 @@ def test_the_circle_finder_finds_circles():
     assert sorted(circles(graph)) == [["a", "b"], ["x", "y", "z"]]
 
 
+def layer_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """layer -> the other layers its modules import."""
+    out: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        mine = layer_of(module)
+        out.setdefault(mine, set()).update(layer_of(t) for t in targets if layer_of(t) != mine)
+    return out
+
+
+def floors(layers: dict[str, set[str]]) -> dict[str, int]:
+    """Each layer's floor: 0 without imports, else one above the highest it imports (the
+    graph must have no circle)."""
+    out: dict[str, int] = {}
+
+    def floor(v):
+        if v not in out:
+            out[v] = 1 + max((floor(w) for w in layers.get(v, ())), default=-1)
+        return out[v]
+
+    for v in layers:
+        floor(v)
+    return out
+
+
+def reaches(layers: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for w in layers.get(todo.pop(), ()):
+            if w not in seen:
+                seen.add(w)
+                todo.append(w)
+    return seen
+
+
+LAYER_GRAPH = layer_graph(import_graph())
+
+
+def test_the_tree_holds_the_layers_and_no_layer_circle():
+    assert {"core", "convex", "train", "stats", "report", "sweep", "tracking", "tasks", "flows"} | {
+        TOP
+    } <= set(LAYER_GRAPH)
+    assert circles(LAYER_GRAPH) == []
+    ranks = floors(LAYER_GRAPH)
+    # the science core at the bottom, the application on top: read from the imports
+    assert ranks["core"] == 0 and ranks["files"] == 0
+    assert ranks[TOP] == max(ranks.values())
+    assert ranks["core"] < ranks["convex"] < ranks["stats"] < ranks["report"]
+    assert max(ranks["train"], ranks["tracking"]) < ranks["tasks"] < ranks["flows"] < ranks[TOP]
+
+
+def test_every_layer_has_its_stacks_declared():
+    assert set(LAYER_GRAPH) <= set(ALLOWED_HEAVY) | EVERY_STACK
+
+
+def test_train_and_stats_never_reach_each_other():
+    for a, b in INDEPENDENT:
+        assert b not in reaches(LAYER_GRAPH, a) and a not in reaches(LAYER_GRAPH, b)
+
+
+def test_nothing_imports_the_application():
+    assert [v for v, ws in LAYER_GRAPH.items() if TOP in ws and v != TOP] == []
+
+
 def test_lower_layers_import_no_heavy_stack():
     found = []
     for module, path in MODULES.items():
         mine = layer_of(module)
-        if mine not in ALLOWED_HEAVY:
+        if mine in EVERY_STACK:
             continue
         for target, line in imports(module, path):
             top = target.split(".")[0]
@@ -239,7 +252,7 @@ def test_lower_layers_import_no_heavy_stack():
     "statement",
     [
         "import realspace",
-        "import realspace.cli",
+        "import realspace.app.cli",
         "import realspace.stats",
         "import realspace.sweep.plan",
     ],
@@ -269,9 +282,17 @@ def test_import_realspace_loads_numpy_alone():
 
 
 def test_the_contract_catches_an_upward_import(tmp_path):
-    """The checker itself: a core module importing the trainer is reported."""
+    """The checker itself: a core module importing the trainer, or the command line, closes
+    a circle of layers (both import the core), and the floors of a graph are its levels."""
     fake = tmp_path / "bad.py"
-    fake.write_text("def f():\n    from .train import loop\n    from realspace import cli\n")
-    found = sorted(_resolve(t) for t, _ in imports("realspace.bad", fake))
-    assert found == ["realspace.cli", "realspace.train"]
-    assert all(RANK[layer_of(t)] > RANK[layer_of("realspace.bad")] for t in found)
+    fake.write_text("def f():\n    from ..train import loop\n    from realspace.app import cli\n")
+    found = sorted(_resolve(t) for t, _ in imports("realspace.core.bad", fake))
+    assert found == ["realspace.app.cli", "realspace.train"]
+    graph = {**import_graph(), "realspace.core.bad": set(found)}
+    assert circles(layer_graph(graph)) != []
+    assert floors({"a": {"b", "c"}, "b": {"c"}, "c": set(), "d": set()}) == {
+        "a": 2,
+        "b": 1,
+        "c": 0,
+        "d": 0,
+    }

@@ -16,8 +16,8 @@ from factories import sweep_config
 from netgen import plant_degenerate, random_net
 
 from realspace import ShallowNet, canonical_form, in_restricted_set
-from realspace.problem import network_from_params
-from realspace.stability import free_neuron_rows, free_neurons
+from realspace.core.problem import network_from_params
+from realspace.core.stability import free_neuron_rows, free_neurons
 from realspace.sweep import analysis
 from realspace.sweep.config import parse_config
 from realspace.sweep.plan import plan_runs, run_key
@@ -311,7 +311,7 @@ def test_keys_of_the_plain_runs_do_not_change():
 
 
 def test_analysis_units_keep_their_keys_and_seed_pairs_read_w(monkeypatch):
-    import realspace.inverse as inverse
+    import realspace.core.inverse as inverse
 
     base = analysis.plan_analysis(parse_config(DOC), plan_runs(parse_config(DOC)))
     off = parse_config({**DOC, "linear_term": False})
@@ -412,8 +412,8 @@ def test_stability_rows_of_a_linear_network():
 
 
 def test_witness_and_retraining_read_the_linear_network(monkeypatch):
+    import realspace.core.witness as witness
     import realspace.train.retrain as retrain
-    import realspace.witness as witness
 
     spec = linear(width=3, n_samples=16)
     p = params_of(random_net(np.random.default_rng(3), 3, 1, restricted=True))

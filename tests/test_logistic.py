@@ -7,10 +7,10 @@ import pytest
 import torch
 from factories import sweep_config
 
-from realspace.nets import ShallowNet
-from realspace.problem import init_params, make_data, teacher_net
-from realspace.spec import RunSpec
-from realspace.targets import classification_scores, logistic_loss, path_norm
+from realspace.core.nets import ShallowNet
+from realspace.core.problem import init_params, make_data, teacher_net
+from realspace.core.spec import RunSpec
+from realspace.core.targets import classification_scores, logistic_loss, path_norm
 from realspace.train.kernels import choose_objective
 from realspace.train.model import logistic_objective
 
@@ -171,7 +171,7 @@ def fd_hessian(p, X, Y, lam, names, theta, h=1e-6):
 
 
 def test_a_classification_shard_trains_certifies_and_records_its_scores():
-    from realspace.problem import network_from_params
+    from realspace.core.problem import network_from_params
     from realspace.train import TrainOptions, train_and_record
     from realspace.train.state import trainable_names
 
@@ -289,7 +289,7 @@ def test_the_logistic_program_falls_back_to_scs_where_the_interior_point_method_
     """36 of a teacher's labels at lam = 1e-3: Clarabel stops with insufficient progress
     (measured); the fallback's value must be attained by the network rebuilt from it."""
     from realspace.convex import convex_optimum
-    from realspace.targets import weight_decay_penalty
+    from realspace.core.targets import weight_decay_penalty
 
     x, y = make_data(RunSpec(target="teacher_labels", d=2, n_samples=36, teacher_width=3))
     lam = 1e-3

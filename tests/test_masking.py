@@ -74,10 +74,10 @@ STARTS = {
     "a Ray worker's first task": "import realspace.tasks",
     "a flow's process": "import realspace.flows",
     "the command line": (
-        "import sys, realspace.cli\n"
+        "import sys, realspace.app.cli\n"
         "sys.argv = ['realspace', '--help']\n"
         "try:\n"
-        "    realspace.cli.main()\n"
+        "    realspace.app.cli.main()\n"
         "except SystemExit:\n"
         "    pass"
     ),

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from realspace.spec import RunSpec
+from realspace.core.spec import RunSpec
 from realspace.sweep.memory import bytes_per_network, networks_per_shard
 
 PROBE = r"""

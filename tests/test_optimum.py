@@ -20,7 +20,7 @@ from realspace.convex import (
 )
 from realspace.convex.binary import _network
 from realspace.convex.solvers import SCS_EPS
-from realspace.targets import logistic_loss, mse, sample_points, weight_decay_penalty
+from realspace.core.targets import logistic_loss, mse, sample_points, weight_decay_penalty
 from realspace.train import RunSpec, TrainOptions, make_data, train_and_record
 
 

@@ -7,18 +7,20 @@ import numpy as np
 import pytest
 import torch
 
-from realspace.nets import ShallowNet
-from realspace.convex import activation_patterns, convex_optimum, reference_optima
 from realspace.convex import (
+    activation_patterns,
+    convex_optimum,
     cross_entropy,
     free_part_recedes,
     multiclass_bounds,
+    reference_optima,
     separable_upper_bounds,
 )
-from realspace.problem import make_data
-from realspace.spec import RunSpec
+from realspace.core.nets import ShallowNet
+from realspace.core.problem import make_data
+from realspace.core.spec import RunSpec
+from realspace.core.targets import logistic_loss, weight_decay_penalty
 from realspace.stats import EXACT_AT_WIDTH, LOWER_BOUNDS
-from realspace.targets import logistic_loss, weight_decay_penalty
 
 LAM = 0.02
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from factories import sweep_config
 
-from realspace.spec import RunSpec
+from realspace.core.spec import RunSpec
 from realspace.sweep.config import ConfigError, load_config, parse_config
 from realspace.sweep.memory import bytes_per_network
 from realspace.sweep.plan import (
@@ -305,7 +305,7 @@ def test_witness_and_stability_units_cover_their_problems():
 
 
 def test_by_width_trains_the_projection_at_small_widths_and_intrinsic_above():
-    from realspace.spec import PROJECTION_MAX_WIDTH
+    from realspace.core.spec import PROJECTION_MAX_WIDTH
 
     doc = sweep_config(
         name="bw",

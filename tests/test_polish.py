@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from realspace import in_restricted_set
-from realspace.nets import ShallowNet
 from realspace.convex import convex_optimum
-from realspace.problem import make_data
-from realspace.spec import RunSpec
-from realspace.targets import cross_entropy_loss, logistic_loss, mse, weight_decay_penalty
+from realspace.core.nets import ShallowNet
+from realspace.core.problem import make_data
+from realspace.core.spec import RunSpec
+from realspace.core.targets import cross_entropy_loss, logistic_loss, mse, weight_decay_penalty
 from realspace.train import TrainOptions, polish, train_and_record, train_shard
 from realspace.train.loop import ShardResult
 from realspace.train.state import RunStatus

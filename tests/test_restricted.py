@@ -96,7 +96,7 @@ def pairwise_angles(a, b):
 
 
 def test_hyperplane_angles_agree_with_a_pairwise_reference():
-    from realspace.restricted import hyperplane_angles
+    from realspace.core.restricted import hyperplane_angles
 
     rng = np.random.default_rng(41)
     for d in (1, 2, 3, 5):
@@ -176,7 +176,7 @@ def test_each_condition_at_its_boundary():
 
 
 def test_output_norms_are_the_row_norms_at_every_scale():
-    from realspace.restricted import output_norms
+    from realspace.core.restricted import output_norms
 
     rng = np.random.default_rng(42)
     c = rng.standard_normal((6, 3))

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from realspace import in_restricted_set, uniform_distance
-from realspace.inverse import bootstrap_slope, fit_slope
-from realspace.problem import network_from_params
+from realspace.core.inverse import bootstrap_slope, fit_slope
+from realspace.core.problem import network_from_params
+from realspace.core.spec import RunSpec
 from realspace.report.retraining import FIT_RATIO, retrain_exponents
-from realspace.spec import RunSpec
 from realspace.train import TrainOptions, train_shard
 from realspace.train.retrain import HEADROOM_SCALE, retrain_start, retrain_table
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from procs import CLI, free_port
 
-from realspace.spec import (
+from realspace.core.spec import (
     BY_WIDTH,
     OPTIMIZERS,
     PARAMETRIZATIONS,
@@ -161,7 +161,7 @@ def _assert_schema_invariants(cfg: SweepConfig, doc: dict) -> None:
     """What an accepted document guarantees, checked on the parsed values rather than
     through the validators: every width, seed count, step count, sample count, dimension
     and rate positive; seeds non-negative and distinct; widths distinct; every choice among
-    the science core's (realspace.spec); the name a safe folder name."""
+    the science core's (realspace.core.spec); the name a safe folder name."""
     assert NAME.fullmatch(cfg.name) and cfg.name == doc["name"]
     assert len(cfg.targets) == len(doc["targets"]) >= 1
     for t in cfg.targets:
@@ -377,9 +377,9 @@ def test_an_unexpected_error_in_any_command_ends_in_one_masked_line(
 
     from mlflow.exceptions import MlflowException
 
-    import realspace.cli as cli
-    import realspace.service
-    import realspace.submit
+    import realspace.app.cli as cli
+    import realspace.app.service
+    import realspace.app.submit
 
     def broken(*args, **kwargs):
         raise MlflowException(LEAK)
@@ -387,8 +387,8 @@ def test_an_unexpected_error_in_any_command_ends_in_one_masked_line(
     cfg = write_config(tmp_path / "c.yaml", sweep_config())
     # where each command first touches a config or a service
     monkeypatch.setattr(cli, "_load", broken)  # status, report, ui
-    monkeypatch.setattr(realspace.service, "plan_sweep", broken)  # sweep, submit
-    monkeypatch.setattr(realspace.submit, "cancel", broken)
+    monkeypatch.setattr(realspace.app.service, "plan_sweep", broken)  # sweep, submit
+    monkeypatch.setattr(realspace.app.submit, "cancel", broken)
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # submit asks first
     arg = "0d4f6a1e-0000-4000-8000-000000000000" if command == "cancel" else str(cfg)
     monkeypatch.setattr(sys, "argv", ["realspace", command, arg])

@@ -1,4 +1,4 @@
-"""Claim 3 on trained networks (realspace.stability) against closed forms, enumeration and
+"""Claim 3 on trained networks (realspace.core.stability) against closed forms, enumeration and
 brute force, built by hand here."""
 
 import itertools
@@ -9,11 +9,10 @@ import pytest
 from netgen import random_net
 
 from realspace import ShallowNet, canonical_form
-from realspace.distances import param_distance
-from realspace.inverse import fit_slope
-from realspace.report.stability import stability_exponents
-from realspace.restricted import in_restricted_set
-from realspace.stability import (
+from realspace.core.distances import param_distance
+from realspace.core.inverse import fit_slope
+from realspace.core.restricted import in_restricted_set
+from realspace.core.stability import (
     SHIFT,
     STABILITY_DELTAS,
     STABILITY_KINDS,
@@ -24,6 +23,7 @@ from realspace.stability import (
     perturbation,
     stability_rows,
 )
+from realspace.report.stability import stability_exponents
 
 D = 1.0
 # two balanced neurons with kinks -0.5 and 0.3 (|c| = |a|, |b| < D |a|), an affine part

@@ -146,7 +146,7 @@ def test_problem_labels_name_the_axes_a_sweep_varies():
 
 
 def test_claim4_keeps_restricted_methods_apart_and_rests_on_the_default():
-    from realspace.spec import DEFAULT_RESTRICTED_METHOD, RESTRICTED_METHODS
+    from realspace.core.spec import DEFAULT_RESTRICTED_METHOD, RESTRICTED_METHODS
 
     other = next(m for m in RESTRICTED_METHODS if m != DEFAULT_RESTRICTED_METHOD)
     base = frame(lambda w, s: 0.01 * (s + 1))
@@ -412,7 +412,7 @@ def test_gap_values_carry_the_attained_upper_bound_where_given():
 
 
 def test_specs_are_read_back_row_by_row():
-    from realspace.spec import RunSpec
+    from realspace.core.spec import RunSpec
 
     specs = [RunSpec(target="sin", width=4, seed=2), RunSpec(target="abs", width=8, lr=0.25)]
     df = pd.DataFrame([s.to_dict() for s in specs]).assign(loss=1.0)
@@ -427,9 +427,8 @@ def test_reference_frame_is_reference_optima_per_row_with_the_attained_upper_bou
     NaN below it and on every other loss."""
     from dataclasses import replace
 
-    from realspace.convex import reference_optima
-    from realspace.convex import separable_upper_bounds
-    from realspace.spec import RunSpec
+    from realspace.convex import reference_optima, separable_upper_bounds
+    from realspace.core.spec import RunSpec
 
     ce = RunSpec(
         target="teacher_labels",

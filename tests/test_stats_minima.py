@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 
 from realspace import ShallowNet, stats
-from realspace.problem import make_data, teacher_net
-from realspace.spec import RunSpec, target_label
-from realspace.targets import mse
+from realspace.core.problem import make_data, teacher_net
+from realspace.core.spec import RunSpec, target_label
+from realspace.core.targets import mse
 
 
 def _row(spec: RunSpec, j: float, certified=True, status="converged") -> dict:

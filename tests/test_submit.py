@@ -61,8 +61,8 @@ def test_status_without_a_prefect_server_shows_the_store_alone(tmp_path, cfg):
 def test_a_masked_tracking_uri_is_completed_from_the_workers_environment(monkeypatch):
     """Prefect stores a flow run's parameters, so a URI with a password is submitted
     masked; the worker finds the real one in its MLFLOW_TRACKING_URI, or refuses."""
-    from realspace.service import NotStarted
-    from realspace.submit import worker_uri
+    from realspace.app.service import NotStarted
+    from realspace.app.submit import worker_uri
     from realspace.tracking.secrets import mask
 
     real = "http://user:s3cret@mlflow.example:5000"
@@ -107,7 +107,7 @@ def test_a_submitted_run_is_judged_dead_only_when_old_enough_and_the_lease_is_fr
     """The rule that marks a submitted flow run Crashed: Pending or Running for longer
     than the lease's expiry while the sweep's lease is free (its own generation or an
     older one); never a run that may still be starting, nor one while the lease is live."""
-    from realspace.submit import dead_driver
+    from realspace.app.submit import dead_driver
     from realspace.tracking.lease import EXPIRY_S
 
     t0 = 1_000_000.0  # the flow run's start

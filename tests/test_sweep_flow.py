@@ -213,7 +213,7 @@ def test_load_runs_reads_one_typed_row_per_network(swept):
 def test_the_report_reads_the_store_once(swept, tmp_path, search_queries):
     """publish_report reads through one SweepReader: one query for the parent, one for its
     children (not one per stage and per frame)."""
-    from realspace.tracking.publish import publish_report
+    from realspace.report.publish import publish_report
 
     uri, _ = swept
     report = publish_report(DOC, uri, out_dir=tmp_path, log=False)

@@ -14,7 +14,7 @@ from realspace import (
     target_function,
     weight_decay_penalty,
 )
-from realspace.distances import sup_norms_1d
+from realspace.core.distances import sup_norms_1d
 
 
 @pytest.mark.parametrize("d, n, k", [(2, 3, 2), (5, 4, 4), (3, 1, 3)])

@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from realspace import stats
-from realspace.problem import init_params, orthonormal_rows, teacher_rows
-from realspace.spec import RunSpec, target_label
-from realspace.spurious import zero_student_loss
+from realspace.core.problem import init_params, orthonormal_rows, teacher_rows
+from realspace.core.spec import RunSpec, target_label
+from realspace.core.spurious import zero_student_loss
+from realspace.core.targets import gaussian_population_loss
 from realspace.stats import spurious_table
 from realspace.sweep.config import ConfigError, parse_config
-from realspace.targets import gaussian_population_loss
 from realspace.train import TrainOptions, train_and_record
 from realspace.train.model import gaussian_objective
 

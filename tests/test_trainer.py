@@ -424,7 +424,7 @@ def test_record_contents():
 def test_eval_grid_fields_are_computed_when_read_and_equal_the_eager_ones():
     import pickle
 
-    from realspace.problem import eval_grid, target_on
+    from realspace.core.problem import eval_grid, target_on
 
     specs = [base(steps=20, seed=s) for s in range(2)] + [base(steps=20, seed=2, d=2)]
     recs = train_and_record(specs[:2]) + train_and_record(specs[2:])

@@ -8,17 +8,17 @@ import itertools
 import numpy as np
 import pytest
 
-from realspace.canonical import canonical_form
-from realspace.distances import (
+from realspace.core.canonical import canonical_form
+from realspace.core.distances import (
     fibre_distance,
     flip_neurons,
     param_distance,
     sobolev_distance,
     uniform_distance,
 )
-from realspace.nets import ShallowNet
-from realspace.restricted import in_restricted_set, output_norms, restricted_set_margins
-from realspace.targets import (
+from realspace.core.nets import ShallowNet
+from realspace.core.restricted import in_restricted_set, output_norms, restricted_set_margins
+from realspace.core.targets import (
     classification_scores,
     cross_entropy_loss,
     logistic_loss,
@@ -275,7 +275,7 @@ def test_opposite_pair_with_opposite_outputs_is_affine():
 
 
 def test_vector_teacher_is_canonical():
-    from realspace.targets import random_teacher
+    from realspace.core.targets import random_teacher
 
     rng = np.random.default_rng(4)
     teacher = random_teacher(5, 2, 1.0, rng, outputs=3)
@@ -285,7 +285,7 @@ def test_vector_teacher_is_canonical():
 
 
 def test_census_of_a_vector_network():
-    from realspace.census import degeneracy_census
+    from realspace.core.census import degeneracy_census
 
     rng = np.random.default_rng(5)
     net = vector_net(rng, 4, 2, 3)

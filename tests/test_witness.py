@@ -1,4 +1,4 @@
-"""Claim 2's witnesses (realspace.witness), each checked against an independent truth:
+"""Claim 2's witnesses (realspace.core.witness), each checked against an independent truth:
 finite differences, brute-force searches over dense grids, and J and d_W recomputed from
 the networks."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from realspace import ShallowNet, gaussian_population_loss, sobolev_distance
-from realspace.witness import (
+from realspace.core.witness import (
     candidate_directions,
     descent_direction,
     find_gaussian_witness,

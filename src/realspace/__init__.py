@@ -9,8 +9,8 @@ importing only those below: ``train`` (torch) and ``stats`` (pandas), ``report``
 ``service`` and ``cli``. The math is in docs/science.md.
 """
 
-from .canonical import canonical_form
-from .distances import (
+from .core.canonical import canonical_form
+from .core.distances import (
     Distance,
     fibre_distance,
     flip_neurons,
@@ -18,12 +18,12 @@ from .distances import (
     sobolev_distance,
     uniform_distance,
 )
-from .matching import bottleneck_assignment
-from .nets import ShallowNet
-from .pathologies import PATHOLOGIES, pathology
-from .restricted import in_restricted_set, restricted_set_margins
-from .spec import RunSpec
-from .targets import (
+from .core.matching import bottleneck_assignment
+from .core.nets import ShallowNet
+from .core.pathologies import PATHOLOGIES, pathology
+from .core.restricted import in_restricted_set, restricted_set_margins
+from .core.spec import RunSpec
+from .core.targets import (
     TARGETS,
     arccos_kernel,
     gaussian_population_loss,

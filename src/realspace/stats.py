@@ -26,14 +26,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .inverse import fit_slope
-from .spec import (
+from .core.inverse import fit_slope
+from .core.spec import (
     CLASSIFICATION_TARGETS,
     DEFAULT_TEACHER_ROWS,
     RunSpec,
     shares_data,
 )
-from .spurious import SPURIOUS_REL_LOSS, teacher_zero_loss
+from .core.spurious import SPURIOUS_REL_LOSS, teacher_zero_loss
 
 __all__ = [
     "PROBLEM_AXES",
@@ -363,7 +363,7 @@ def reference_frame(df: pd.DataFrame, samples: int = 2000) -> pd.DataFrame:
     return out.assign(j_upper=upper)
 
 
-# -- the Gaussian teacher-student problem's spurious minima (realspace.spurious) --------
+# -- the Gaussian teacher-student problem's spurious minima (realspace.core.spurious) --------
 def teacher_kinds(df: pd.DataFrame) -> pd.Series:
     """Each row's teacher rows; a row written without the column has the default."""
     given = df["teacher_rows"] if "teacher_rows" in df else pd.Series(index=df.index)
@@ -384,7 +384,7 @@ def relative_losses(df: pd.DataFrame) -> pd.Series:
 def spurious_table(df: pd.DataFrame, rel_threshold: float = SPURIOUS_REL_LOSS) -> pd.DataFrame:
     """Per problem and student width n, the spurious share among certified minima of the
     gaussian-target runs without weight decay (empty if there are none), by the rule of
-    ``realspace.spurious``: certified and L > ``rel_threshold`` L(0). With m certified runs
+    ``realspace.core.spurious``: certified and L > ``rel_threshold`` L(0). With m certified runs
     and s spurious, the share p = s / m and its binomial standard error sqrt(p (1 - p) / m).
 
     ``df``: one row per run, with a ``problem`` label (``stats.with_problems``), the spec

@@ -32,8 +32,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..nets import ShallowNet
-from ..targets import logistic_loss, mse, weight_decay_penalty
+from ..core.nets import ShallowNet
+from ..core.targets import logistic_loss, mse, weight_decay_penalty
 from .networks import balanced_network
 from .patterns import activation_patterns, cone_matrix
 from .solvers import PRUNE_LEVELS, solve_program

@@ -52,8 +52,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..nets import ShallowNet
-from ..targets import weight_decay_penalty
+from ..core.nets import ShallowNet
+from ..core.targets import weight_decay_penalty
 from .networks import balanced_network
 from .patterns import activation_patterns, cone_matrix
 from .solvers import LADDER, PRUNE_LEVELS, SCS_SECONDS_MULTICLASS, solve_program

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..problem import make_data
+from ..core.problem import make_data
 from .binary import convex_optimum, free_part_separates
 from .multiclass import MulticlassBounds, free_part_recedes, multiclass_bounds
 from .patterns import EXACT_2D_MAX_POINTS

@@ -1,6 +1,6 @@
 """The sweep report: statistics, figures and claim verdicts, as report.md and a
 self-contained report.html (figures embedded). Frames in, files out; reading the runs
-from MLflow and logging the report back is ``realspace.tracking.publish``.
+from MLflow and logging the report back is ``realspace.report.publish``.
 
 Modules, by job:
 

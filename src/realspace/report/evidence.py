@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from .. import stats
-from ..inverse import fit_slope
+from ..core.inverse import fit_slope
 from .claims import claim_verdicts, classification_claim1
 from .retraining import FIT_RATIO, retrain_exponents
 from .stability import stability_exponents

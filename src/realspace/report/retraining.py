@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..inverse import bootstrap_slope
+from ..core.inverse import bootstrap_slope
 
 __all__ = ["FIT_RATIO", "BOOTSTRAP_SAMPLES", "retrain_exponents"]
 

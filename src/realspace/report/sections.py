@@ -7,9 +7,9 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from ..restricted import MERGE_ANGLE
-from ..spec import DEFAULT_RESTRICTED_METHOD
-from ..spurious import SPURIOUS_REL_LOSS
+from ..core.restricted import MERGE_ANGLE
+from ..core.spec import DEFAULT_RESTRICTED_METHOD
+from ..core.spurious import SPURIOUS_REL_LOSS
 from .evidence import Evidence
 
 __all__ = ["Section", "FIGURES", "report_sections"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..inverse import bootstrap_slope
+from ..core.inverse import bootstrap_slope
 from .retraining import BOOTSTRAP_SAMPLES
 
 __all__ = ["ASYMPTOTIC_SHARE", "FREE_SIZE_MIN", "NEW_KINK", "stability_exponents"]

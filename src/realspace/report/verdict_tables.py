@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..core.spec import DEFAULT_RESTRICTED_METHOD
 from ..quantiles import median_bounds
-from ..spec import DEFAULT_RESTRICTED_METHOD
 from ..stats import diverged_runs, restricted_methods
 
 __all__ = [

@@ -3,7 +3,7 @@
 A *witness* is an unrestricted end point that is a certified parameter-space local
 minimum, twice differentiable there (no sample on a kink), with a free neuron and a
 realization-space descent direction at its own width, verified by construction
-(``realspace.witness``). The stage computes free neurons, rate and verification for every
+(``realspace.core.witness``). The stage computes free neurons, rate and verification for every
 unrestricted end point; this module joins them with the end points' certificates.
 
 The math: docs/science.md#the-claims-and-their-verdicts.
@@ -78,8 +78,8 @@ def witness_item(runs: pd.DataFrame, best: pd.Series | None, params: dict | None
     gradient G in the function values on the data, and the descent direction
     v rho(u x - t) (its sign against G), with the numbers for the title."""
     from .. import stats
-    from ..problem import eval_grid, make_data, network_from_params
-    from ..witness import loss_gradient
+    from ..core.problem import eval_grid, make_data, network_from_params
+    from ..core.witness import loss_gradient
 
     if best is None or not params or best["run_key"] not in params:
         return None

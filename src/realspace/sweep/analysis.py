@@ -26,8 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import SCIENCE_VERSION
-from ..pathologies import PATHOLOGIES
-from ..spec import cell_of, target_label
+from ..core.pathologies import PATHOLOGIES
+from ..core.spec import cell_of, target_label
 from .config import SweepConfig
 from .plan import PlannedRun, _digest
 
@@ -206,8 +206,8 @@ def _stability_units(cfg: SweepConfig, runs: list[PlannedRun]) -> list[StageUnit
 def compute_unit(stage: str, inputs: dict, params: list[dict], options=None) -> list[dict]:
     """The rows of one analysis unit. ``params``: the raw end points of its member runs
     (in ``members`` order); ``options``: TrainOptions for retraining."""
-    from .. import inverse
-    from ..problem import network_from_params
+    from ..core import inverse
+    from ..core.problem import network_from_params
 
     if stage == "pathology":
         return inverse.pathology_table(
@@ -218,7 +218,7 @@ def compute_unit(stage: str, inputs: dict, params: list[dict], options=None) -> 
         nets = [network_from_params(p, linear) for p in params]
         return inverse.seed_pair_table(nets, inputs["D"], inputs["closest"])
     if stage == "retrain":
-        from ..spec import RunSpec
+        from ..core.spec import RunSpec
         from ..train.retrain import retrain_table
 
         return retrain_table(
@@ -240,15 +240,15 @@ def compute_unit(stage: str, inputs: dict, params: list[dict], options=None) -> 
 
 def _members(inputs: dict, params: list[dict]):
     """(run key, RunSpec, end point) of each member of a unit, in ``members`` order."""
-    from ..spec import RunSpec
+    from ..core.spec import RunSpec
 
     specs = [RunSpec.from_dict(s) for s in inputs["specs"]]
     return zip(inputs["keys"], specs, params, strict=True)
 
 
 def _witness_rows(inputs: dict, params: list[dict]) -> list[dict]:
-    from ..problem import make_data, network_from_params, teacher_rows
-    from ..witness import find_gaussian_witness, find_witness
+    from ..core.problem import make_data, network_from_params, teacher_rows
+    from ..core.witness import find_gaussian_witness, find_witness
 
     rows = []
     for key, spec, p in _members(inputs, params):
@@ -263,10 +263,10 @@ def _witness_rows(inputs: dict, params: list[dict]) -> list[dict]:
 
 
 def _stability_rows(inputs: dict, params: list[dict]) -> list[dict]:
-    from ..canonical import canonical_form
-    from ..problem import network_from_params
-    from ..spec import network_label
-    from ..stability import free_neuron_rows, stability_rows
+    from ..core.canonical import canonical_form
+    from ..core.problem import network_from_params
+    from ..core.spec import network_label
+    from ..core.stability import free_neuron_rows, stability_rows
 
     rows = []
     for key, spec, p in _members(inputs, params):

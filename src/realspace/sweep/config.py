@@ -3,8 +3,8 @@
 Every problem is reported before any work starts, with the key's path and the
 reason; unknown keys are errors, not silently ignored. The choices (targets,
 parametrizations, optimizers, samplings, retraining families) and the rules that tie a
-target to the rest of a run come from the science core (``realspace.spec``,
-``realspace.inverse``): the schema states them nowhere else.
+target to the rest of a run come from the science core (``realspace.core.spec``,
+``realspace.core.inverse``): the schema states them nowhere else.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..inverse import PERTURBATIONS
-from ..spec import (
+from ..core.inverse import PERTURBATIONS
+from ..core.spec import (
     BY_WIDTH,
     DEFAULT_RESTRICTED_METHOD,
     DEFAULT_TEACHER_ROWS,
@@ -30,7 +30,7 @@ from ..spec import (
     TEACHER_ROWS,
     problem_conflicts,
 )
-from ..stability import STABILITY_DELTAS, STABILITY_KINDS
+from ..core.stability import STABILITY_DELTAS, STABILITY_KINDS
 
 __all__ = ["SweepConfig", "ConfigError", "load_config", "parse_config", "as_config"]
 

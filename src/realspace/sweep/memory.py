@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 
-from ..spec import TEACHER_TARGETS, RunSpec
+from ..core.spec import TEACHER_TARGETS, RunSpec
 
 __all__ = ["bytes_per_network", "networks_per_shard", "default_budget"]
 

@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from .. import SCIENCE_VERSION
-from ..spec import BY_WIDTH, DEFAULT_TEACHER_ROWS, LOSS_KINDS, RunSpec, method_for_width
+from ..core.spec import BY_WIDTH, DEFAULT_TEACHER_ROWS, LOSS_KINDS, RunSpec, method_for_width
 from .config import SweepConfig
 from .memory import default_budget, networks_per_shard
 

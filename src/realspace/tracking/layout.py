@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..spec import target_label
+from ..core.spec import target_label
 
 __all__ = [
     "CELL_TAG",

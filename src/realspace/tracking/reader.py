@@ -13,7 +13,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from ..spec import RunSpec
+from ..core.spec import RunSpec
 from .artifacts import read_table as read_unit_table
 from .connection import resolve_tracking_uri, store_exists
 from .layout import STAGE_TAG

@@ -323,7 +323,7 @@ class SweepStore:
         import numpy as np
         from mlflow.entities import Param
 
-        from ..spec import RunSpec
+        from ..core.spec import RunSpec
         from .views import realization_svg
 
         done = self.delete_unfinished(cell.run_id, PARENT_TAG, cell.run_id)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..spec import RunSpec, target_label
+from ..core.spec import RunSpec, target_label
 from .artifacts import atomic_write, local_dir, private_dir, read_artifact, refused
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ import html
 
 import numpy as np
 
-from ..problem import network_from_params, target_on
-from ..spec import RunSpec
+from ..core.problem import network_from_params, target_on
+from ..core.spec import RunSpec
 
 __all__ = ["cell_html", "realization_svg"]
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from ..problem import init_params, make_data, network_from_params, teacher_net, teacher_rows
-from ..spec import RunSpec
+from ..core.problem import init_params, make_data, network_from_params, teacher_net, teacher_rows
+from ..core.spec import RunSpec
 from .certify import certify
 from .loop import ShardResult, TrainOptions, pick_device, train_shard
 from .polish import PolishInfo, polish

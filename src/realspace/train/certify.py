@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch.func import grad, hessian, jvp, vmap
 
-from ..problem import STREAM_LANCZOS, make_data, rng_for, teacher_rows
+from ..core.problem import STREAM_LANCZOS, make_data, rng_for, teacher_rows
 from .loop import ShardResult
 from .model import (
     cross_entropy_objective,

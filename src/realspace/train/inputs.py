@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..problem import STREAM_BATCH, make_data, rng_for, teacher_rows
-from ..spec import RunSpec
+from ..core.problem import STREAM_BATCH, make_data, rng_for, teacher_rows
+from ..core.spec import RunSpec
 from .project import seed_tensor
 from .state import HISTORY_POINTS
 

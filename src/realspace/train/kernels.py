@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..spec import RunSpec
+from ..core.spec import RunSpec
 from .fused import fused_available, fused_mse_objective
 from .model import (
     cross_entropy_objective,

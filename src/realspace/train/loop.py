@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..problem import PARAM_NAMES, init_params
-from ..spec import RunSpec
+from ..core.problem import PARAM_NAMES, init_params
+from ..core.spec import RunSpec
 from . import intrinsic, optim
 from .inputs import Problem, RunTensors, stack
 from .kernels import choose_objective

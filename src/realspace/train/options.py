@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..restricted import MERGE_ANGLE
-from ..spec import RunSpec
+from ..core.restricted import MERGE_ANGLE
+from ..core.spec import RunSpec
 
 __all__ = ["TrainOptions", "ShardResult"]
 

@@ -59,10 +59,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..canonical import canonical_form
-from ..nets import ShallowNet
-from ..problem import make_data
-from ..spec import RunSpec
+from ..core.canonical import canonical_form
+from ..core.nets import ShallowNet
+from ..core.problem import make_data
+from ..core.spec import RunSpec
 from . import optim
 from .loop import ShardResult
 from .model import cross_entropy_objective, logistic_objective, mse_objective, mse_objective_1d

@@ -42,7 +42,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..problem import STREAM_RESEED
+from ..core.problem import STREAM_RESEED
 
 __all__ = [
     "project_restricted",

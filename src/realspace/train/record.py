@@ -10,13 +10,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..canonical import canonical_form
-from ..census import degeneracy_census
-from ..nets import ShallowNet
-from ..problem import eval_grid, make_data, network_from_params, target_on
-from ..restricted import in_restricted_set, restricted_set_margins
-from ..spec import RunSpec
-from ..targets import classification_scores, cross_entropy_loss
+from ..core.canonical import canonical_form
+from ..core.census import degeneracy_census
+from ..core.nets import ShallowNet
+from ..core.problem import eval_grid, make_data, network_from_params, target_on
+from ..core.restricted import in_restricted_set, restricted_set_margins
+from ..core.spec import RunSpec
+from ..core.targets import classification_scores, cross_entropy_loss
 from .loop import ShardResult
 from .polish import PolishInfo
 from .state import RunStatus

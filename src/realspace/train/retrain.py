@@ -24,11 +24,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..inverse import perturb, restricted_start, retrain_distances
-from ..nets import ShallowNet
-from ..problem import make_data, network_from_params, rng_for
-from ..restricted import DEFAULT_TOL
-from ..spec import RunSpec, network_label
+from ..core.inverse import perturb, restricted_start, retrain_distances
+from ..core.nets import ShallowNet
+from ..core.problem import make_data, network_from_params, rng_for
+from ..core.restricted import DEFAULT_TOL
+from ..core.spec import RunSpec, network_label
 from .loop import TrainOptions, train_shard
 
 __all__ = ["retrain_table", "retrain_start", "STREAM_PERTURB", "HEADROOM_SCALE"]

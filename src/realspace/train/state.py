@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core.spec import RunSpec
 from ..files import atomic_write
-from ..spec import RunSpec
 from . import optim
 from .project import COUNTERS
 

@@ -1,7 +1,7 @@
 """The ``realspace`` command: sweep, submit, cancel, status, report, ui.
 
 It parses arguments and formats results; the work is done by the library
-(``realspace.service`` for a sweep, ``realspace.tracking`` for reading one back). Those
+(``realspace.app.service`` for a sweep, ``realspace.tracking`` for reading one back). Those
 are imported inside the commands, so that ``realspace --help`` loads typer and rich alone.
 About 450 lines because each of the six commands keeps its options and output together.
 """
@@ -62,7 +62,7 @@ YesOpt = Annotated[
 
 
 def _load(path: Path):
-    from .sweep.config import ConfigError, load_config
+    from ..sweep.config import ConfigError, load_config
 
     try:
         return load_config(path)
@@ -71,7 +71,7 @@ def _load(path: Path):
 
 
 def _uri(cli: str | None, cfg) -> str:
-    from .tracking.connection import resolve_tracking_uri
+    from ..tracking.connection import resolve_tracking_uri
 
     return resolve_tracking_uri(cli, cfg.tracking.uri)
 
@@ -79,7 +79,7 @@ def _uri(cli: str | None, cfg) -> str:
 def _reachable(uri: str) -> None:
     """Exit 2 with a clear message when the tracking store cannot be reached (seconds, not
     the minutes MLflow's client would retry)."""
-    from .tracking.connection import check_reachable
+    from ..tracking.connection import check_reachable
 
     try:
         check_reachable(uri)
@@ -89,7 +89,7 @@ def _reachable(uri: str) -> None:
 
 def _safe(text) -> str:
     """What may be printed: credentials masked (see realspace.tracking.secrets)."""
-    from .tracking.secrets import mask
+    from ..tracking.secrets import mask
 
     return mask(str(text))
 
@@ -257,7 +257,7 @@ def cancel(
 
 
 def _waiting(holder) -> None:
-    from .tracking.lease import describe
+    from ..tracking.lease import describe
 
     err.print(
         f"waiting: another driver runs this sweep ({escape(describe(holder))})",
@@ -287,7 +287,7 @@ def _look(s, config) -> str:
     """Where to see the sweep: a tracking server serves its own UI, so the parent run's
     page there (in MLflow's machine-learning view, without credentials); any other store
     through `realspace ui`."""
-    from .tracking.layout import run_url, ui_base
+    from ..tracking.layout import run_url, ui_base
 
     base = ui_base(s.tracking_uri)
     if base and s.experiment_id:
@@ -332,9 +332,9 @@ def _summarize(s, config) -> None:
 @app.command()
 def status(config: ConfigArg, tracking_uri: TrackingOpt = None):
     """Done / pending networks per cell (target x parametrization x width)."""
-    from .spec import cell_of
-    from .sweep.plan import plan_runs
-    from .tracking.reader import sweep_status
+    from ..core.spec import cell_of
+    from ..sweep.plan import plan_runs
+    from ..tracking.reader import sweep_status
 
     cfg = _load(config)
     uri = _uri(tracking_uri, cfg)
@@ -395,8 +395,8 @@ def report(
 ):
     """Write report.md and report.html (statistics, figures, claim verdicts) of a sweep's
     finished runs and log them to its parent run."""
-    from .tracking.publish import default_report_dir, publish
-    from .tracking.reader import SweepReader
+    from ..report.publish import default_report_dir, publish
+    from ..tracking.reader import SweepReader
 
     cfg = _load(config)
     uri = _uri(tracking_uri, cfg)
@@ -421,8 +421,8 @@ def ui(
     """Start the MLflow UI against the sweep's tracking store and print its URL."""
     import subprocess
 
-    from .tracking.connection import artifact_root, connect, resolve_tracking_uri, store_exists
-    from .tracking.layout import experiment_url
+    from ..tracking.connection import artifact_root, connect, resolve_tracking_uri, store_exists
+    from ..tracking.layout import experiment_url
 
     cfg = _load(config) if config else None
     uri = resolve_tracking_uri(tracking_uri, cfg.tracking.uri if cfg else None)
@@ -499,7 +499,7 @@ def main() -> None:
     would show the tracking URI's password, which MLflow puts in its error text.
     REALSPACE_TRACEBACK=1 prints the traceback too, masked; every log record (this
     process's, Prefect's, MLflow's) is masked as it is made."""
-    from .tracking.secrets import mask_log_records
+    from ..tracking.secrets import mask_log_records
 
     mask_log_records()
     try:

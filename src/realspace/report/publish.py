@@ -16,7 +16,7 @@ def publish_report(config, tracking_uri: str | None = None, out_dir=None, log: b
     """Build the report of ``config``'s sweep into ``out_dir`` and (with ``log``) attach it
     to the sweep's parent run with the per-cell metrics. Returns the Report. Raises
     LookupError when the store or the sweep's parent run does not exist."""
-    from .reader import SweepReader
+    from ..tracking.reader import SweepReader
 
     return publish(SweepReader(config, tracking_uri), out_dir, log)
 
@@ -24,10 +24,10 @@ def publish_report(config, tracking_uri: str | None = None, out_dir=None, log: b
 def publish(reader, out_dir=None, log: bool = True):
     """``publish_report`` from an open SweepReader: everything is read through it, so
     the store is opened, the sweep planned and its children listed once."""
-    from ..report import build_report, pick_gallery
-    from ..report.build import witness_key
     from ..stats import gap_values, reference_frame, with_problems
     from ..sweep.analysis import STAGES
+    from . import build_report, pick_gallery
+    from .build import witness_key
 
     cfg = reader.config
     runs = reader.runs()

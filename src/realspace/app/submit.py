@@ -9,7 +9,7 @@ default parameters are the sweep as last submitted; ``submit`` creates or update
 then creates a flow run of it. A schedule added to that deployment (``prefect deployment
 schedule create``) runs the same sweep again on its own, resuming it each time.
 
-The deployment's entrypoint is this module (``realspace.submit.submitted_sweep``), so a
+The deployment's entrypoint is this module (``realspace.app.submit.submitted_sweep``), so a
 worker runs whatever realspace its Python has installed: on a head node, the project
 source, installed in place. The flow run calls ``run_sweep`` as ``realspace sweep`` does:
 the same lease (a second driver of the sweep, submitted or not, makes the run fail
@@ -37,10 +37,10 @@ from pathlib import Path
 
 from prefect import flow
 
+from ..sweep.plan import sweep_key
+from ..tracking.lease import EXPIRY_S, Holder, LeaseState, lease_state, pid_alive
+from ..tracking.secrets import mask
 from .service import NotStarted, OverBudget, SweepPlan, check_services, plan_sweep, run_sweep
-from .sweep.plan import sweep_key
-from .tracking.lease import EXPIRY_S, Holder, LeaseState, lease_state, pid_alive
-from .tracking.secrets import mask
 
 __all__ = [
     "DEFAULT_POOL",
@@ -173,10 +173,10 @@ def _started(run) -> float | None:
 def _read_lease(cfg, tracking_uri: str) -> Holder | None:
     """The sweep's lease as last taken in the store at ``tracking_uri`` (None: no parent
     run there, or never taken). Never creates anything."""
-    from .sweep.plan import sweep_key
-    from .tracking.lease import read_holder
-    from .tracking.runs import SweepStore
-    from .tracking.secrets import reveal_uri
+    from ..sweep.plan import sweep_key
+    from ..tracking.lease import read_holder
+    from ..tracking.runs import SweepStore
+    from ..tracking.secrets import reveal_uri
 
     store = SweepStore(reveal_uri(tracking_uri), cfg.tracking.experiment or cfg.name, create=False)
     parent = store.find_parent(sweep_key(cfg))
@@ -286,7 +286,7 @@ def submit(
     from prefect.deployments.runner import EntrypointType
     from prefect.exceptions import ObjectNotFound
 
-    from .tracking.publish import default_report_dir
+    from ..report.publish import default_report_dir
 
     url = prefect_url()
     _check_prefect(url)

@@ -26,13 +26,13 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .spec import cell_of
-from .sweep.budget import cuda_present, shard_budget, size_problems
-from .sweep.config import ConfigError, SweepConfig, as_config
-from .sweep.plan import PlannedRun, pack_shards, plan_runs
-from .sweep.summary import SweepSummary
-from .tracking.publish import default_report_dir
-from .tracking.secrets import hide_uri, mask
+from ..core.spec import cell_of
+from ..report.publish import default_report_dir
+from ..sweep.budget import cuda_present, shard_budget, size_problems
+from ..sweep.config import ConfigError, SweepConfig, as_config
+from ..sweep.plan import PlannedRun, pack_shards, plan_runs
+from ..sweep.summary import SweepSummary
+from ..tracking.secrets import hide_uri, mask
 
 __all__ = [
     "AlreadyRunning",
@@ -117,7 +117,7 @@ def plan_sweep(
     ``tracking.uri``, ``sqlite:///./mlruns.db``; the Ray address: ``ray_address``, else
     the config's ``execution.ray_address``, else a local Ray.
     """
-    from .tracking.connection import resolve_tracking_uri
+    from ..tracking.connection import resolve_tracking_uri
 
     cfg = _config(config)
     uri = resolve_tracking_uri(tracking_uri, cfg.tracking.uri)
@@ -138,8 +138,8 @@ def plan_sweep(
 def check_services(plan: SweepPlan) -> None:
     """Raise NotStarted within seconds when the tracking store or the Ray cluster cannot be
     reached (a client's own retries would take minutes)."""
-    from .flows.runtime import check_ray_address
-    from .tracking.connection import check_reachable
+    from ..flows.runtime import check_ray_address
+    from ..tracking.connection import check_reachable
 
     try:
         check_reachable(plan.tracking_uri)
@@ -151,7 +151,7 @@ def check_services(plan: SweepPlan) -> None:
 
 def open_tracking_store(plan: SweepPlan) -> None:
     """Open the store and create the sweep's experiment; NotStarted when that fails."""
-    from .tracking.runs import open_store
+    from ..tracking.runs import open_store
 
     try:
         open_store(plan.tracking_uri, plan.config.tracking.experiment or plan.config.name)
@@ -165,9 +165,9 @@ def take_lease(plan: SweepPlan, wait: bool = False, on_wait=None):
     holds it (with ``wait``: waits, calling ``on_wait(holder)`` for each new holder)."""
     import _thread
 
-    from .sweep.plan import sweep_key
-    from .tracking.lease import SweepBusy, acquire
-    from .tracking.runs import open_store
+    from ..sweep.plan import sweep_key
+    from ..tracking.lease import SweepBusy, acquire
+    from ..tracking.runs import open_store
 
     cfg = plan.config
     try:
@@ -233,7 +233,7 @@ def run_sweep(
         )
     except KeyboardInterrupt:
         if held and held[0].lost is not None:
-            from .tracking.lease import describe
+            from ..tracking.lease import describe
 
             raise LeaseLost(
                 "this driver stopped: its lease on the sweep was taken over by another "
@@ -250,7 +250,7 @@ def _start_and_run(plan, held, t0, in_process, max_shards, progress, analysis, r
     """Start the Prefect API and the task runner, take the lease (unless ``held`` has
     it) and run the flow; (summary, start-up seconds). The lease is appended to ``held``
     as soon as it is taken, for the caller to release."""
-    from .flows.runtime import local_ray, quiet_environment, ray_task_runner, starting_prefect_api
+    from ..flows.runtime import local_ray, quiet_environment, ray_task_runner, starting_prefect_api
 
     quiet_environment(local_ray=not (in_process or plan.ray_address))
     cfg = plan.config
@@ -268,7 +268,7 @@ def _start_and_run(plan, held, t0, in_process, max_shards, progress, analysis, r
         if not held:
             open_tracking_store(plan)  # only now: a refused sweep leaves no experiment behind
             held.append(take_lease(plan))  # AlreadyRunning
-        from .flows.sweep import sweep_flow
+        from ..flows.sweep import sweep_flow
 
         runner = None
         if not in_process:
