@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NEEDED = {"realspace/flows/sweep.py", "realspace/tasks/train.py", "realspace/service.py"}
+NEEDED = {
+    "realspace/flows/sweep.py",
+    "realspace/tasks/train.py",
+    "realspace/app/service.py",
+    "realspace/core/nets.py",
+    "realspace/convex/binary.py",
+}
 
 
 def _build(args: list[str], out: Path) -> Path:
