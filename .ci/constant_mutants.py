@@ -55,14 +55,14 @@ MUTANTS = [
     ("report/verdict_tables.py", "RATIO_MARGIN = 2.0", "RATIO_MARGIN = 1.0"),
     ("report/verdict_tables.py", "MIN_PAIRS = 16", "MIN_PAIRS = 8"),
     ("report/verdict_tables.py", "MIN_PAIRS = 16", "MIN_PAIRS = 17"),
-    ("stats.py", "EXPRESSIVITY_RTOL = 1e-6", "EXPRESSIVITY_RTOL = 1e-2"),
+    ("stats/claim4.py", "EXPRESSIVITY_RTOL = 1e-6", "EXPRESSIVITY_RTOL = 1e-2"),
     (
-        "stats.py",
+        "stats/gaps.py",
         'EXACT_AT_WIDTH = ("teacher_realizable", "convex_exact")',
         'EXACT_AT_WIDTH = ("convex_exact",)',
     ),
     (
-        "stats.py",
+        "stats/gaps.py",
         'LOWER_BOUNDS = (*EXACT_AT_WIDTH, "convex_lower_bound", "convex_relaxation_lower_bound")',
         "LOWER_BOUNDS = EXACT_AT_WIDTH",
     ),

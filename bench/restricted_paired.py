@@ -24,7 +24,7 @@ import numpy as np
 
 from realspace.core.problem import make_data, network_from_params
 from realspace.core.spec import RESTRICTED_METHODS, RunSpec
-from realspace.quantiles import median_bounds
+from realspace.stats.quantiles import median_bounds
 from realspace.train import TrainOptions, train_shard
 
 

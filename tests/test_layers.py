@@ -2,7 +2,7 @@
 
 A *layer* is a top-level entry of the package: a sub-package (``core``, ``convex``,
 ``train``, ``stats``, ``report``, ``sweep``, ``tracking``, ``app``, and ``flows`` and
-``tasks``) or a top-level module (``files``, ``stats``, ``quantiles``); the package root
+``tasks``) or a top-level module (``files``); the package root
 is the science core's facade. A layer's rank is not written down: it is its floor in the
 graph of imports between layers (0 for one that imports no other, else one above the
 highest it imports), which exists because that graph has no circle. The rules:
@@ -44,7 +44,6 @@ ALLOWED_HEAVY = {
     "files": set(),
     "core": set(),
     "convex": set(),
-    "quantiles": set(),
     "train": {"torch", "triton"},
     "stats": {"pandas"},
     "report": {"pandas", "matplotlib"},

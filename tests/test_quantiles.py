@@ -7,7 +7,7 @@ from math import comb
 
 import numpy as np
 
-from realspace.quantiles import median_bounds, quantile_lower_bound, quantile_upper_bound
+from realspace.stats.quantiles import median_bounds, quantile_lower_bound, quantile_upper_bound
 
 SIZES = (1, 2, 5, 9, 16, 30, 47)
 QUANTILES = (0.125, 0.5, 0.75, 0.9)

@@ -6,7 +6,6 @@ import pandas as pd
 import pytest
 from factories import run_frame
 
-from realspace.quantiles import median_bounds, quantile_lower_bound, quantile_upper_bound
 from realspace.report.claims import claim_verdicts
 from realspace.report.verdict_tables import (
     CONVERGED_GRAD,
@@ -15,6 +14,7 @@ from realspace.report.verdict_tables import (
     claim1_table,
     paired_table,
 )
+from realspace.stats.quantiles import median_bounds, quantile_lower_bound, quantile_upper_bound
 
 EMPTY = pd.DataFrame()
 EPS = 1e-4

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from ..core.spec import DEFAULT_RESTRICTED_METHOD
-from ..quantiles import median_bounds
 from ..stats import diverged_runs, restricted_methods
+from ..stats.quantiles import median_bounds
 
 __all__ = [
     "CONVERGED_GRAD",
