@@ -20,6 +20,7 @@ from realspace.sweep.config import parse_config
 from realspace.sweep.plan import cell_key, pack_shards, plan_runs, sweep_key
 from realspace.sweep.progress import SweepProgress
 from realspace.sweep.summary import Failure, SweepSummary
+from realspace.sweep.tally import Analysed, Cells, Tally
 from realspace.tasks.analysis import (
     analysis_unit_task,
     load_end_points_task,
@@ -27,7 +28,7 @@ from realspace.tasks.analysis import (
     report_task,
 )
 from realspace.tasks.faults import fault_point
-from realspace.tasks.tracking import close_cells_task, open_sweep_task
+from realspace.tasks.tracking import close_cells_task, finish_sweep_task, open_sweep_task
 from realspace.tasks.train import shard_order, train_shard_task
 from realspace.tracking.layout import cell_names
 from realspace.tracking.tables import Piece
@@ -114,6 +115,70 @@ def run_analysis(cfg, runs, uri, experiment, parent, pieces, units_done, options
     return logged, len(todo) - len(ready), failed
 
 
+def _worker_options(cfg, tracking_uri: str) -> dict:
+    """What every shard's and unit's task is told besides its work."""
+    return {
+        "device": cfg.execution.device,
+        "dtype": cfg.execution.dtype,
+        "threads": cfg.execution.cpus_per_worker,
+        "tracking_uri": tracking_uri,
+    }
+
+
+def _plan_shards(cfg, pending, workers: int, max_shards: int | None):
+    shards = pack_shards(
+        pending,
+        shard_budget(cfg, workers),
+        cfg.execution.max_shard_size,
+        cfg.execution.dtype,
+        workers=workers,
+        per_worker=cfg.execution.shards_per_worker,
+    )
+    return shards if max_shards is None else shards[:max_shards]
+
+
+def train_shards(cfg, shards, cells: Cells, opened, tally: Tally, close, options, workers, gpus):
+    """Train ``shards`` a window at a time; as each comes back, count it, note its pieces
+    and close the cells it completed. A shard that failed every retry is reported and the
+    sweep goes on, unless its error is hopeless (a full disk, refused credentials)."""
+
+    def submit(shard):
+        order = shard_order(shard.id, shard.runs, cells.cell_of, opened.cells)
+        return _submit(train_shard_task, cfg, gpus, order, options)
+
+    window = _slots(cfg, workers, gpus) + 1
+    stop = lambda: tally.stopped is not None  # noqa: E731
+    for fut, shard in in_order(submit, shards, window, stop=stop):
+        try:
+            outcome = fut.result()
+        except Exception as err:  # the shard failed every retry: report, go on
+            tally.fail(shard.id, err, len(shard.runs), hopeless(err))
+            continue
+        tally.add(outcome)
+        for k, (name, ks) in outcome.pieces.items():
+            cell = opened.cells[k]
+            opened.pieces.update(dict.fromkeys(ks, Piece(cell.run_id, cell.artifact_uri, name)))
+            cells.trained(k, ks)
+        yield outcome
+        close(outcome.keys)
+
+
+def analyse(cfg, config, runs, uri, experiment, opened, options, gpus, progress, report_dir):
+    """The analysis units whose inputs are trained, then the report (whose failure never
+    costs a sweep its results)."""
+    units, waiting, failed = run_analysis(
+        cfg, runs, uri, experiment, opened.parent, opened.pieces, opened.units, options, gpus,
+        progress,
+    )  # fmt: skip
+    report = None
+    if cfg.analysis.report:
+        try:
+            report = report_task(config, uri, report_dir)
+        except Exception as err:
+            failed.append(Failure("report", repr(err)))
+    return Analysed(units, waiting, failed, report)
+
+
 @flow(name="realspace-sweep", validate_parameters=False, log_prints=False)
 def sweep_flow(
     config: dict,
@@ -126,167 +191,57 @@ def sweep_flow(
     report_dir: str | None = None,
 ) -> SweepSummary:
     """Run one sweep (resuming what is done); returns its counts and timings."""
-    t0 = time.perf_counter()
-    started_at = time.time()
+    t0, started_at = time.perf_counter(), time.time()
     cfg = parse_config(config)
     experiment = cfg.tracking.experiment or cfg.name
     runs = plan_runs(cfg)
     fault_point("plan")
-    members: dict[str, list[str]] = {}  # cell key -> its run keys
-    specs = {}
-    cell = {}  # run key -> cell key
-    for r in runs:
-        cell[r.key] = k = cell_key(r.spec)
-        members.setdefault(k, []).append(r.key)
-        specs.setdefault(k, r.spec)
-    names = cell_names(specs)
-    wanted = {k: (names[k], specs[k], len(keys)) for k, keys in members.items()}
-    t = time.perf_counter()
-    opened = open_sweep_task(tracking_uri, experiment, sweep_key(cfg), cfg.name, wanted)
-    t_log = time.perf_counter() - t
-    parent, cells, pieces = opened["parent"], opened["cells"], opened["pieces"]
-    network_runs = cfg.tracking.wants_network_runs(len(runs))
-    pending = [r for r in runs if r.key not in pieces]
-    left = {k: sum(key not in pieces for key in keys) for k, keys in members.items()}
-    shards = pack_shards(
-        pending,
-        shard_budget(cfg, workers),
-        cfg.execution.max_shard_size,
-        cfg.execution.dtype,
-        workers=workers,
-        per_worker=cfg.execution.shards_per_worker,
-    )
-    if max_shards is not None:
-        shards = shards[:max_shards]
-    options = {
-        "device": cfg.execution.device,
-        "dtype": cfg.execution.dtype,
-        "threads": cfg.execution.cpus_per_worker,
-        "tracking_uri": tracking_uri,
-    }
+    cells, tally = Cells.of(runs, cell_key), Tally()
+    with tally.timed():
+        opened = open_sweep_task(
+            tracking_uri, experiment, sweep_key(cfg), cfg.name, cells.wanted(cell_names)
+        )
+    cells.have(opened.pieces)
+    pending = [r for r in runs if r.key not in opened.pieces]
+    shards = _plan_shards(cfg, pending, workers, max_shards)
+    options = _worker_options(cfg, tracking_uri)
     t_plan = time.perf_counter()
+    network_runs = cfg.tracking.wants_network_runs(len(runs))
 
     def close(keys):
         """Close the cells of ``keys`` that are complete now (and not FINISHED)."""
-        nonlocal t_log
-        t = time.perf_counter()
-        complete = [
-            (cells[k], members[k])
-            for k in sorted({cell[key] for key in keys})
-            if left[k] == 0 and cells[k].status != "FINISHED"
-        ]
-        if complete:
-            close_cells_task(tracking_uri, experiment, complete, network_runs)
-        t_log += time.perf_counter() - t
+        done = cells.complete(keys, finished=lambda k: opened.cells[k].status == "FINISHED")
+        with tally.timed():
+            if done:
+                pairs = [(opened.cells[k], cells.members[k]) for k in done]
+                close_cells_task(tracking_uri, experiment, pairs, network_runs)
 
-    close(pieces)  # cells completed by an execution that died before closing them
-    failed, logged, diverged, busy, t_write, written = [], 0, 0, 0.0, 0.0, 0
-    full: list[str] = []  # a full disk's error, once seen: no more shards handed out
-    writers: dict[str, list] = {}
-    spans: list[tuple[float, float]] = []
+    close(opened.pieces)  # cells completed by an execution that died before closing them
     with SweepProgress(total=len(runs), done=len(runs) - len(pending), enabled=progress) as bar:
+        for outcome in train_shards(
+            cfg, shards, cells, opened, tally, close, options, workers, gpus_per_shard
+        ):
+            bar.advance(len(outcome.keys))
 
-        def submit(shard):
-            order = shard_order(shard.id, shard.runs, cell, cells)
-            return _submit(train_shard_task, cfg, gpus_per_shard, order, options)
-
-        window = _slots(cfg, workers, gpus_per_shard) + 1
-        for fut, shard in in_order(submit, shards, window, stop=lambda: bool(full)):
-            try:
-                result = fut.result()
-            except Exception as err:  # the shard failed every retry: report, go on
-                failed.append(Failure(shard.id, repr(err), runs=len(shard.runs)))
-                if hopeless(err):  # a full disk, refused credentials:
-                    # every shard would train only to fail at its write: hand out no more
-                    full.append(str(err))
-                continue
-            busy += result["seconds"]
-            spans.append(result["span"])
-            t_write += result["write_seconds"]
-            written += result["bytes"]
-            keys = result["keys"]
-            w = writers.setdefault(result["writer"], [0, 0.0, 0])
-            w[0], w[1], w[2] = (
-                w[0] + len(keys),
-                w[1] + result["write_seconds"],
-                w[2] + result["bytes"],
-            )
-            for k, (name, ks) in result["pieces"].items():
-                pieces.update(
-                    dict.fromkeys(ks, Piece(cells[k].run_id, cells[k].artifact_uri, name))
-                )
-                left[k] -= len(ks)
-            logged += len(keys)
-            diverged += result["diverged"]
-            bar.advance(len(keys))
-            close(keys)
-
-    remaining = len(pending) - logged
     t_analysis = time.perf_counter()
-    units, waiting, failed_units, report = 0, 0, [], None
-    if analysis and not full:
-        units, waiting, failed_units = run_analysis(
-            cfg,
-            runs,
-            tracking_uri,
-            experiment,
-            parent,
-            pieces,
-            opened["units"],
-            options,
-            gpus_per_shard,
-            progress,
-        )
-        if cfg.analysis.report:
-            try:
-                report = report_task(config, tracking_uri, report_dir)
-            except Exception as err:  # the report never costs a sweep its results
-                failed_units.append(Failure("report", repr(err)))
-    analysis_s = time.perf_counter() - t_analysis
-    summary = SweepSummary(
+    analysed = Analysed()
+    if analysis and tally.stopped is None:
+        analysed = analyse(cfg, config, runs, tracking_uri, experiment, opened, options,
+                           gpus_per_shard, progress, report_dir)  # fmt: skip
+    summary = tally.summary(
         experiment=experiment,
-        parent_run=parent,
-        experiment_id=opened["experiment_id"],
+        parent_run=opened.parent,
+        experiment_id=opened.experiment_id,
         tracking_uri=tracking_uri,
         runs=len(runs),
         skipped=len(runs) - len(pending),
-        trained=logged,
-        diverged=diverged,
-        remaining=remaining,
         shards=len(shards),
-        failed_shards=failed,
-        analysis_units=units,
-        analysis_waiting=waiting,
-        failed_units=failed_units,
-        report=report,
+        analysed=analysed,
         wall_s=time.perf_counter() - t0,
         plan_s=t_plan - t0,
-        logging_s=t_log,
-        write_s=t_write,
-        written_bytes=written,
-        writers=writers,
-        train_span_s=max(e for _, e in spans) - min(s for s, _ in spans) if spans else 0.0,
-        first_shard_at=min((s for s, _ in spans), default=0.0),
-        analysis_s=analysis_s,
-        train_busy_s=busy,
+        analysis_s=time.perf_counter() - t_analysis,
         started_at=started_at,
         workers=workers,
-        stopped=full[0] if full else None,
     )
-    from realspace.tracking.runs import open_store
-
-    open_store(tracking_uri, experiment).finish_parent(
-        parent,
-        {
-            "cells_total": len(members),
-            "runs_total": len(runs),
-            "runs_trained": logged,
-            "runs_remaining": remaining,
-            "runs_diverged": diverged,
-            "shards_failed": len(failed),
-            "analysis_units_failed": len(failed_units),
-            "wall_seconds": summary.wall_s,
-        },
-        status="FAILED" if failed or failed_units else ("KILLED" if remaining else "FINISHED"),
-    )
+    finish_sweep_task(tracking_uri, experiment, opened.parent, summary, len(cells.members))
     return summary

@@ -3,8 +3,14 @@ The networks' tables are written by the workers (tasks/train.py), not here."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+
+if TYPE_CHECKING:
+    from realspace.sweep.summary import SweepSummary
+    from realspace.tracking.runs import OpenedSweep
 
 # Store calls retry with backoff (a tracking server that is away for a while); each is
 # idempotent, so a retry never duplicates a run.
@@ -14,15 +20,14 @@ STORE_RETRIES = {"retries": 4, "retry_delay_seconds": [2, 8, 30, 60]}
 @task(name="open-sweep", cache_policy=NO_CACHE, persist_result=False, **STORE_RETRIES)
 def open_sweep_task(
     tracking_uri: str, experiment: str, sweep_key: str, name: str, cells: dict
-) -> dict:
+) -> OpenedSweep:
     """Find or create the sweep's parent run and its cell runs (``cells``: cell key ->
     (name, spec, seeds)), delete analysis units left unfinished by a crash, and read
     which networks are in the cells' tables.
 
-    Returns {"parent": run id, "cells": {cell key: CellRun}, "pieces": {run key: Piece},
-    "units": {unit key: run id}, "experiment_id": the experiment's id}.
+    Returns an ``OpenedSweep``.
     """
-    from realspace.tracking.runs import open_store
+    from realspace.tracking.runs import OpenedSweep, open_store
 
     store = open_store(tracking_uri, experiment)
     parent = store.parent_run(sweep_key, name)
@@ -31,13 +36,7 @@ def open_sweep_task(
     pieces = {}
     for cell in opened.values():
         pieces.update(store.pieces(cell))
-    return {
-        "parent": parent,
-        "cells": opened,
-        "pieces": pieces,
-        "units": units,
-        "experiment_id": store.experiment_id,
-    }
+    return OpenedSweep(parent, opened, pieces, units, store.experiment_id)
 
 
 @task(name="close-cells", cache_policy=NO_CACHE, persist_result=False, **STORE_RETRIES)
@@ -52,3 +51,16 @@ def close_cells_task(
 
     store = open_store(tracking_uri, experiment)
     return [store.close_cell(cell, keys, network_runs) for cell, keys in cells]
+
+
+@task(name="finish-sweep", cache_policy=NO_CACHE, persist_result=False, **STORE_RETRIES)
+def finish_sweep_task(
+    tracking_uri: str, experiment: str, parent: str, summary: SweepSummary, cells: int
+) -> None:
+    """Log the execution's totals on the sweep's parent run and end it with
+    ``summary.parent_status``."""
+    from realspace.tracking.runs import open_store
+
+    open_store(tracking_uri, experiment).finish_parent(
+        parent, summary.parent_metrics(cells), status=summary.parent_status
+    )

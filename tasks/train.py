@@ -11,6 +11,8 @@ import time
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from realspace.sweep.tally import ShardOutcome
+
 # Writing a piece retries with backoff (a tracking server that is away for a while)
 # before the task fails; a piece is named by its networks, so a retry never duplicates.
 WRITE_DELAYS = (2, 8, 30, 60)
@@ -35,17 +37,14 @@ def _retry_unless_hopeless(task, task_run, state) -> bool:
     retry_delay_seconds=[5, 30],
     retry_condition_fn=_retry_unless_hopeless,
 )
-def train_shard_task(order: str, options: dict) -> dict:
+def train_shard_task(order: str, options: dict) -> ShardOutcome:
     """Train, certify and record one shard, and write its networks into their cell runs'
     tables (one piece per cell). ``order``: the shard as ``shard_order`` writes it;
     ``options``: device, dtype ("float32" | "float64"), threads (torch intra-op threads),
     tracking_uri.
 
-    Returns {"keys": run keys written, "pieces": {cell key: [piece name, its run keys]},
-    "diverged": how many diverged, "seconds": busy
-    time, "write_seconds": of which writing, "bytes": written, "node": the Ray node id,
-    "writer": the process that wrote (host:pid), "span": (start, end) epoch seconds}.
-    Resume is by the tables in the tracking store, not by Prefect's cache (NO_CACHE).
+    Returns a ``ShardOutcome``. Resume is by the tables in the tracking store, not by
+    Prefect's cache (NO_CACHE).
     """
     import torch
 
@@ -71,17 +70,17 @@ def train_shard_task(order: str, options: dict) -> dict:
     t_write = time.perf_counter()
     written, pieces = _write_pieces(client, shard_id, keys, records, dest, node)
     end = time.perf_counter()
-    return {
-        "keys": list(keys),
-        "pieces": pieces,
-        "diverged": sum(r.status == "diverged" for r in records),
-        "seconds": end - start,
-        "write_seconds": end - t_write,
-        "bytes": written,
-        "node": node,
-        "writer": f"{socket.gethostname()}:{os.getpid()}",
-        "span": (started_at, time.time()),
-    }
+    return ShardOutcome(
+        keys=list(keys),
+        pieces=pieces,
+        diverged=sum(r.status == "diverged" for r in records),
+        seconds=end - start,
+        write_seconds=end - t_write,
+        bytes=written,
+        node=node,
+        writer=f"{socket.gethostname()}:{os.getpid()}",
+        span=(started_at, time.time()),
+    )
 
 
 def shard_order(shard_id: str, runs, cell_of: dict, cells: dict) -> str:

@@ -59,3 +59,22 @@ class SweepSummary:
     @property
     def failed(self) -> bool:
         return bool(self.failed_shards or self.failed_units)
+
+    @property
+    def parent_status(self) -> str:
+        """The sweep's parent run ends FAILED when a shard or unit failed, KILLED when runs
+        are left (stopped early, ``--max-shards``), else FINISHED."""
+        return "FAILED" if self.failed else ("KILLED" if self.remaining else "FINISHED")
+
+    def parent_metrics(self, cells: int) -> dict:
+        """The totals logged on the sweep's parent run."""
+        return {
+            "cells_total": cells,
+            "runs_total": self.runs,
+            "runs_trained": self.trained,
+            "runs_remaining": self.remaining,
+            "runs_diverged": self.diverged,
+            "shards_failed": len(self.failed_shards),
+            "analysis_units_failed": len(self.failed_units),
+            "wall_seconds": self.wall_s,
+        }

@@ -37,9 +37,30 @@ from .layout import (
 )
 from .tables import Piece, list_pieces, read_arrays, read_keys, read_table
 
-__all__ = ["CellRun", "OldLayout", "Reconciled", "SweepStore", "check_layout", "open_store"]
+__all__ = [
+    "CellRun",
+    "OldLayout",
+    "OpenedSweep",
+    "Reconciled",
+    "SweepStore",
+    "check_layout",
+    "open_store",
+]
 
 NETWORKS_HTML = "networks.html"
+
+
+@dataclass
+class OpenedSweep:
+    """A sweep opened for an execution: its parent run's id, its cell runs (cell key ->
+    CellRun), the networks already in their tables (run key -> Piece), the analysis units
+    FINISHED before (unit key -> run id) and the experiment's id."""
+
+    parent: str
+    cells: dict
+    pieces: dict
+    units: dict
+    experiment_id: str | None
 
 
 class OldLayout(LookupError):
