@@ -98,7 +98,7 @@ def test_binary_runs_keep_their_keys_and_labels():
     [
         (dict(target="spirals", d=1), "input_dim must be 2"),
         (dict(target="sin", n_classes=3), "classification targets"),
-        (dict(target="spirals", d=2, n_classes=1), "n_classes must be >= 2"),
+        (dict(target="spirals", d=2, n_classes=1), "n_classes must be in \\[2, 10000\\], got 1"),
         (dict(target="spirals", d=2, target_params=(("spread", 0.1),)), "takes parameters"),
         (dict(target="mixture", d=2, target_params=(("spread", -1.0),)), "must be >= 0"),
         (dict(target="mixture", d=2, noise=1.0), "flip probability"),

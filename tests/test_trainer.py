@@ -1,4 +1,5 @@
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -450,7 +451,7 @@ def test_eval_grid_fields_are_computed_when_read_and_equal_the_eager_ones():
 @pytest.mark.parametrize(
     "kw, match",
     [
-        (dict(width=0), "width must be >= 1"),
+        (dict(width=0), "width must be in (0, 1048576], got 0"),
         (dict(target="nope"), "unknown target"),
         (dict(optimizer="lbfgs"), "optimizer must be"),
         (dict(lr=-1.0), "lr must be > 0"),
@@ -459,7 +460,7 @@ def test_eval_grid_fields_are_computed_when_read_and_equal_the_eager_ones():
     ],
 )
 def test_bad_specs_are_refused(kw, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=re.escape(match)):
         base(**kw)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from .constraints import RUN_CONSTRAINTS
 from .targets import TARGETS
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "CLASSIFICATION_PARAMS",
     "DEFAULT_TEACHER_ROWS",
     "problem_conflicts",
+    "target_param_problems",
     "target_label",
     "network_label",
     "shares_data",
@@ -120,8 +122,6 @@ def problem_conflicts(
         broken = []
         if teacher_rows != DEFAULT_TEACHER_ROWS:
             broken.append(f"teacher_rows {teacher_rows!r} applies to the gaussian target only")
-        if not 2 <= int(n_classes):
-            broken.append(f"n_classes must be >= 2, got {n_classes}")
         if not 0 <= noise < 1:
             # a classification target's noise is a label-flip probability
             broken.append(f"label noise of {target!r} is a flip probability in [0, 1), got {noise}")
@@ -153,6 +153,29 @@ def problem_conflicts(
     if batch_size:
         broken.append("the Gaussian population loss is exact; batch_size must be 0")
     return broken
+
+
+def target_param_problems(target: str, params: dict, d: int = 1, D: float = 1.0) -> list[str]:
+    """What is wrong with a target's ``params`` (empty when nothing): a named function
+    must accept them (called once on one point), a classification target takes only its
+    ``CLASSIFICATION_PARAMS``, each >= 0. The single statement of the rule: RunSpec raises
+    it, the sweep config reports it under the target's key before any work starts."""
+    if target in TARGETS and params:
+        try:  # fail now, not on a worker: are the parameters accepted?
+            TARGETS[target](np.zeros((1, d)), D, **params)
+        except TypeError as err:
+            return [f"target {target!r} parameters {params}: {err}"]
+    if target in CLASSIFICATION_PARAMS:
+        known = CLASSIFICATION_PARAMS[target]
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            return [f"target {target!r} takes parameters {sorted(known) or 'none'}, got {unknown}"]
+        return [
+            f"target {target!r} parameter {key} must be >= 0, got {value}"
+            for key, value in params.items()
+            if not float(value) >= 0
+        ]
+    return []
 
 
 @dataclass(frozen=True)
@@ -238,8 +261,6 @@ class RunSpec:
         # free, and the Gaussian teacher-student model has no affine part at all
         if self.parametrization == "restricted" or LOSS_KINDS.get(self.target) == "gaussian":
             object.__setattr__(self, "linear_term", False)
-        if self.polish < 0:
-            bad(f"polish must be >= 0 (L-BFGS iterations; 0: off), got {self.polish}")
         if self.parametrization != "restricted":
             object.__setattr__(self, "restricted_method", "")
         elif not self.restricted_method:
@@ -258,24 +279,10 @@ class RunSpec:
             bad(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.sampling not in SAMPLINGS:
             bad(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
-        for name in ("d", "width", "n_samples", "steps", "teacher_width"):
-            if int(getattr(self, name)) < 1:
-                bad(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("D", "lr", "init_scale"):
-            if not float(getattr(self, name)) > 0:
-                bad(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in (
-            "weight_decay",
-            "noise",
-            "grad_tol",
-            "plateau_rel_tol",
-            "batch_size",
-            "plateau_patience",
-        ):
-            if float(getattr(self, name)) < 0:
-                bad(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not (0 <= self.momentum < 1 and 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
-            bad("momentum, beta1 and beta2 must lie in [0, 1)")
+        for name, interval in RUN_CONSTRAINTS.items():
+            value = getattr(self, name)
+            if not interval.contains(value):
+                bad(f"{name} must be {interval.describe()}, got {value}")
         for broken in problem_conflicts(
             self.target,
             self.parametrization,
@@ -292,22 +299,8 @@ class RunSpec:
                 "the Gaussian teacher-student model has no biases and output weights fixed "
                 "to 1: set bias=False, train_output=False"
             )
-        if self.target in TARGETS and self.target_params:
-            try:  # fail now, not on a worker: are the parameters accepted?
-                TARGETS[self.target](np.zeros((1, self.d)), self.D, **dict(self.target_params))
-            except TypeError as err:
-                bad(f"target {self.target!r} parameters {dict(self.target_params)}: {err}")
-        if self.target in CLASSIFICATION_PARAMS:
-            known = CLASSIFICATION_PARAMS[self.target]
-            unknown = sorted(set(dict(self.target_params)) - set(known))
-            if unknown:
-                bad(
-                    f"target {self.target!r} takes parameters {sorted(known) or 'none'}, "
-                    f"got {unknown}"
-                )
-            for key, value in self.target_params:
-                if not float(value) >= 0:
-                    bad(f"target {self.target!r} parameter {key} must be >= 0, got {value}")
+        for broken in target_param_problems(self.target, dict(self.target_params), self.d, self.D):
+            bad(broken)
 
     @property
     def loss(self) -> str:

@@ -17,6 +17,12 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..core.constraints import (
+    MAX_COUNT,
+    MAX_RUNS,
+    MAX_SAMPLES,
+    RUN_CONSTRAINTS,
+)
 from ..core.inverse import PERTURBATIONS
 from ..core.spec import (
     BY_WIDTH,
@@ -29,6 +35,7 @@ from ..core.spec import (
     TARGET_NAMES,
     TEACHER_ROWS,
     problem_conflicts,
+    target_param_problems,
 )
 from ..core.stability import STABILITY_DELTAS, STABILITY_KINDS
 
@@ -41,27 +48,24 @@ TeacherRows = Literal[TEACHER_ROWS]
 Perturbation = Literal[PERTURBATIONS]
 StabilityKind = Literal[STABILITY_KINDS]
 
-# Upper bounds: what no sweep needs and what would fail far from the config (an int64
-# column, a float overflow, a plan that fills the driver's memory) is refused here, with
-# the key's path, before anything is planned.
-MAX_SEED = 2**63 - 1  # seeds and steps are stored in int64 columns
-MAX_STEPS = 10**9
-MAX_WIDTH = 2**20  # neurons of a student or a teacher
-MAX_INPUT_DIM = 10_000
-MAX_CLASSES = 10_000
-MAX_SAMPLES = 2**31 - 1  # training points of one network (a grid's included)
-MAX_COUNT = 10**6  # a count of the analysis (pairs, seeds, samples)
-# networks one sweep may plan: planning holds every run in the driver's memory (about
-# 1.9 kB each), so 10^7 is about 19 GB; the plan's size against the memory available is
-# checked again before planning (``plan.check_plan_size``)
-MAX_RUNS = 10**7
+# The ranges of a run's parameters are RUN_CONSTRAINTS' (realspace.core.constraints), from
+# which RunSpec checks itself too: each config field of a run parameter is built from its
+# interval (``_run``). The bounds here are the config's own (counts of the analysis, the
+# execution), with the same caps.
+
+
+def _run(name: str):
+    """The pydantic type of RunSpec field ``name``: its kind within its interval."""
+    interval = RUN_CONSTRAINTS[name]
+    return Annotated[interval.kind, Field(**interval.field())]
+
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Steps = Annotated[int, Field(gt=0, le=MAX_STEPS)]
-Width = Annotated[int, Field(gt=0, le=MAX_WIDTH)]
+Steps = _run("steps")
+Width = _run("width")
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
-Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+Seed = _run("seed")
 
 
 class ConfigError(ValueError):
@@ -87,14 +91,14 @@ class Target(Strict):
     name: str
     params: dict[str, float] = {}
     teacher_width: Width = 4
-    teacher_seed: Seed = 0
+    teacher_seed: _run("teacher_seed") = 0
     teacher_rows: TeacherRows = DEFAULT_TEACHER_ROWS  # the Gaussian teacher's rows
-    n_classes: Annotated[int, Field(ge=2, le=MAX_CLASSES)] = 2  # classification targets only
-    noise: NonNegFloat | None = None
-    input_dim: Annotated[int, Field(gt=0, le=MAX_INPUT_DIM)] | None = None
+    n_classes: _run("n_classes") = 2  # classification targets only
+    noise: _run("noise") | None = None
+    input_dim: _run("d") | None = None
     widths: Annotated[list[Width], Field(min_length=1)] | None = None
     parametrizations: Annotated[list[Parametrization], Field(min_length=1)] | None = None
-    weight_decay: NonNegFloat | Annotated[list[NonNegFloat], Field(min_length=1)] | None = None
+    weight_decay: _grid(_run("weight_decay")) | None = None
 
     @field_validator("name")
     @classmethod
@@ -105,23 +109,23 @@ class Target(Strict):
 
 
 class Data(Strict):
-    n_samples: Annotated[int, Field(gt=0, le=MAX_SAMPLES)] = 256
+    n_samples: _run("n_samples") = 256
     sampling: Sampling = "grid"
-    noise: NonNegFloat = 0.0
+    noise: _run("noise") = 0.0
 
 
 class Optimizer(Strict):
     kind: _grid(OptimizerKind) = "adam"
-    lr: _grid(PositiveFloat) = 1e-2
-    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
-    beta1: Annotated[float, Field(ge=0, lt=1)] = 0.9
-    beta2: Annotated[float, Field(ge=0, lt=1)] = 0.999
+    lr: _grid(_run("lr")) = 1e-2
+    momentum: _run("momentum") = 0.9
+    beta1: _run("beta1") = 0.9
+    beta2: _run("beta2") = 0.999
     steps: _grid(Steps) = 2000
-    batch_size: Annotated[int, Field(ge=0, le=MAX_SAMPLES)] = 0
-    init_scale: PositiveFloat = 1.0
+    batch_size: _run("batch_size") = 0
+    init_scale: _run("init_scale") = 1.0
     # a float64 full-batch L-BFGS polish of each end point, this many iterations; "auto":
     # POLISH_AUTO for weight-decay runs on data (where claim 1 is decided), else none
-    polish: Annotated[int, Field(ge=0, le=MAX_STEPS)] | Literal["auto"] = "auto"
+    polish: _run("polish") | Literal["auto"] = "auto"
 
     def polish_steps(self, weight_decay: float, loss: str) -> int:
         """The polish iterations of a run with this weight decay and loss."""
@@ -134,9 +138,9 @@ POLISH_AUTO = 200  # L-BFGS iterations of the automatic polish
 
 
 class Stopping(Strict):
-    grad_tol: NonNegFloat = 0.0
-    plateau_patience: Annotated[int, Field(ge=0, le=MAX_STEPS)] = 0
-    plateau_rel_tol: NonNegFloat = 1e-6
+    grad_tol: _run("grad_tol") = 0.0
+    plateau_patience: _run("plateau_patience") = 0
+    plateau_rel_tol: _run("plateau_rel_tol") = 1e-6
 
 
 class Execution(Strict):
@@ -216,11 +220,11 @@ class SweepConfig(Strict):
     widths: Annotated[list[Width], Field(min_length=1)]
     # a count (seeds 0 .. seeds - 1) or the seeds themselves
     seeds: Annotated[int, Field(gt=0, le=MAX_RUNS)] | Annotated[list[Seed], Field(min_length=1)] = 8
-    input_dim: Annotated[int, Field(gt=0, le=MAX_INPUT_DIM)] = 1
-    domain: PositiveFloat = 1.0
+    input_dim: _run("d") = 1
+    domain: _run("D") = 1.0
     data: Data = Data()
     optimizer: Optimizer = Optimizer()
-    weight_decay: _grid(NonNegFloat) = 0.0
+    weight_decay: _grid(_run("weight_decay")) = 0.0
     # unrestricted runs with the restricted model's free linear term w (claim 4 compares
     # equal function classes); false: the plain unrestricted network (w = 0)
     linear_term: bool = False
@@ -272,6 +276,9 @@ class SweepConfig(Strict):
                     t.n_classes,
                 )
             }
+            broken |= set(
+                target_param_problems(t.name, t.params, t.input_dim or self.input_dim, self.domain)
+            )
             if broken:
                 hint = (
                     "; give this target `parametrizations: [unrestricted]`"
