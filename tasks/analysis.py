@@ -11,7 +11,7 @@ def load_end_points_task(
     tracking_uri: str, experiment: str, pieces: list, keys: list[str]
 ) -> list[dict]:
     """The raw end points of trained networks, by run key, from their pieces' arrays."""
-    from realspace.tracking.runs import open_store
+    from realspace.tracking.store import open_store
 
     return open_store(tracking_uri, experiment).end_points(pieces, keys)
 
@@ -40,7 +40,7 @@ def analysis_unit_task(stage: str, inputs: dict, params: list[dict], options: di
 )
 def log_unit_task(tracking_uri: str, experiment: str, parent: str, unit, rows: list[dict]) -> str:
     """Log one unit as a child run (FINISHED only once its table is written)."""
-    from realspace.tracking.runs import open_store
+    from realspace.tracking.store import open_store
 
     # specs and keys of the members: the members param names them already
     params = {k: v for k, v in unit.inputs.items() if k not in ("spec", "specs", "keys")}

@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 if TYPE_CHECKING:
     from realspace.sweep.summary import SweepSummary
-    from realspace.tracking.runs import OpenedSweep
+    from realspace.tracking.store import OpenedSweep
 
 # Store calls retry with backoff (a tracking server that is away for a while); each is
 # idempotent, so a retry never duplicates a run.
@@ -27,7 +27,7 @@ def open_sweep_task(
 
     Returns an ``OpenedSweep``.
     """
-    from realspace.tracking.runs import OpenedSweep, open_store
+    from realspace.tracking.store import OpenedSweep, open_store
 
     store = open_store(tracking_uri, experiment)
     parent = store.parent_run(sweep_key, name)
@@ -47,7 +47,7 @@ def close_cells_task(
     in their tables: metrics, networks.html, a run per network with ``network_runs``,
     then FINISHED. One task for all the cells a shard completes (a task run costs the
     Prefect API a few calls; a sweep has hundreds of cells). Returns their metrics."""
-    from realspace.tracking.runs import open_store
+    from realspace.tracking.store import open_store
 
     store = open_store(tracking_uri, experiment)
     return [store.close_cell(cell, keys, network_runs) for cell, keys in cells]
@@ -59,7 +59,7 @@ def finish_sweep_task(
 ) -> None:
     """Log the execution's totals on the sweep's parent run and end it with
     ``summary.parent_status``."""
-    from realspace.tracking.runs import open_store
+    from realspace.tracking.store import open_store
 
     open_store(tracking_uri, experiment).finish_parent(
         parent, summary.parent_metrics(cells), status=summary.parent_status

@@ -257,7 +257,7 @@ def test_every_link_into_the_ui_names_the_machine_learning_view():
     """A link to a run's page carries MLflow's own view parameter (the installed bundle
     reads those strings); a tracking server's links lose its credentials, however the
     password is written; a store that is not a server has no link."""
-    from realspace.app.cli import _look
+    from realspace.app.console import look as _look
     from realspace.sweep.summary import SweepSummary
     from realspace.tracking.layout import experiment_url, run_url, ui_base
 

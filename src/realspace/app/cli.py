@@ -3,7 +3,8 @@
 It parses arguments and formats results; the work is done by the library
 (``realspace.app.service`` for a sweep, ``realspace.tracking`` for reading one back). Those
 are imported inside the commands, so that ``realspace --help`` loads typer and rich alone.
-About 450 lines because each of the six commands keeps its options and output together.
+What it prints is the business of ``console``. Just over 400 lines: six commands, each with
+its options, its checks and its exit codes beside its body.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape  # text from users and errors (keys like targets[0]) is no markup
 from rich.table import Table
+
+from . import console
 
 app = typer.Typer(
     add_completion=False,
@@ -26,8 +28,7 @@ app = typer.Typer(
     # typer's tracebacks print local variables: a tracking URI with its password
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True, soft_wrap=True)  # error lines whole: they name URIs and paths
+out, err = console.out, console.err
 
 ConfigArg = Annotated[Path, typer.Argument(help="YAML sweep file, e.g. configs/default.yaml")]
 TrackingOpt = Annotated[
@@ -87,13 +88,6 @@ def _reachable(uri: str) -> None:
         _fail(e)
 
 
-def _safe(text) -> str:
-    """What may be printed: credentials masked (see realspace.tracking.secrets)."""
-    from ..tracking.secrets import mask
-
-    return mask(str(text))
-
-
 @app.command()
 def sweep(
     config: ConfigArg,
@@ -135,7 +129,7 @@ def sweep(
         else ("in-process" if in_process else "local Ray")
     )
     if dry_run:
-        _print_plan(plan, where)
+        console.print_plan(plan, where)
         return
     err.print(
         f"sweep [bold]{plan.config.name}[/bold]: {len(plan.runs)} runs; "
@@ -152,13 +146,13 @@ def sweep(
             report_dir=report_dir,
             allow_over_budget=yes,
             wait=wait,
-            on_wait=_waiting,
+            on_wait=console.waiting,
         )
     except AlreadyRunning as e:
-        err.print(f"[red]refused:[/red] {escape(_safe(e))}", highlight=False)
+        err.print(f"[red]refused:[/red] {escape(console.safe(e))}", highlight=False)
         raise typer.Exit(3) from None
     except LeaseLost as e:
-        err.print(f"[red]stopped:[/red] {escape(_safe(e))}", highlight=False)
+        err.print(f"[red]stopped:[/red] {escape(console.safe(e))}", highlight=False)
         raise typer.Exit(1) from None
     except OverBudget as e:
         for p in e.problems:
@@ -167,7 +161,7 @@ def sweep(
         raise typer.Exit(2) from None
     except NotStarted as e:
         _fail(e)
-    _summarize(summary, config)
+    console.summarize(summary, config)
     if summary.failed:
         raise typer.Exit(1)
 
@@ -256,77 +250,9 @@ def cancel(
     )
 
 
-def _waiting(holder) -> None:
-    from ..tracking.lease import describe
-
-    err.print(
-        f"waiting: another driver runs this sweep ({escape(describe(holder))})",
-        highlight=False,
-    )
-
-
 def _fail(e: Exception):
-    err.print(f"[red]error:[/red] {escape(_safe(e))}", highlight=False)
+    err.print(f"[red]error:[/red] {escape(console.safe(e))}", highlight=False)
     raise typer.Exit(2) from None
-
-
-def _print_plan(plan, where: str) -> None:
-    est = plan.estimate
-    out.print(
-        f"sweep [bold]{plan.config.name}[/bold]: {len(plan.runs)} runs in {plan.cells} cells, "
-        f"{plan.shapes} shapes; tracking {plan.masked_uri}; {where}. Nothing trained.\n"
-        f"estimate: largest network {est['largest_network_bytes'] / 2**20:.1f} MiB "
-        f"to train, tracking store +{est['store_bytes'] / 2**20:.1f} MiB",
-        highlight=False,
-    )
-    for p in plan.problems:
-        err.print(f"[yellow]warning:[/yellow] {escape(p)}", highlight=False)
-
-
-def _look(s, config) -> str:
-    """Where to see the sweep: a tracking server serves its own UI, so the parent run's
-    page there (in MLflow's machine-learning view, without credentials); any other store
-    through `realspace ui`."""
-    from ..tracking.layout import run_url, ui_base
-
-    base = ui_base(s.tracking_uri)
-    if base and s.experiment_id:
-        return run_url(base, s.experiment_id, s.parent_run)
-    return f"realspace ui {escape(str(config))}  (the experiment '{s.experiment}')"
-
-
-def _summarize(s, config) -> None:
-    for f in s.failed_shards:
-        err.print(
-            f"[red]shard {escape(f.name)} failed[/red] ({f.runs} runs): {escape(_safe(f.error))}",
-            highlight=False,
-        )
-    for f in s.failed_units:
-        err.print(
-            f"[red]analysis {escape(f.name)} failed[/red]: {escape(_safe(f.error))}",
-            highlight=False,
-        )
-    if s.stopped:
-        err.print(
-            f"[red]stopped:[/red] no more shards were started: {escape(_safe(s.stopped))}",
-            highlight=False,
-        )
-    state = "complete" if s.remaining == 0 else f"{s.remaining} runs remaining"
-    out.print(
-        f"[bold]done[/bold]: {s.trained} trained, {s.skipped} already finished, "
-        f"{s.diverged} diverged, {len(s.failed_shards)} shards failed; {state}. "
-        f"Wall {s.wall_s:.1f} s (start-up {s.startup_s:.1f} s, logging {s.logging_s:.1f} s).\n"
-        f"Experiment '{s.experiment}', parent run {s.parent_run} in "
-        f"{_safe(s.tracking_uri)}\n"
-        f"Look: {_look(s, config)}",
-        highlight=False,
-    )
-    if s.report:
-        out.print(
-            f"Analysis: {s.analysis_units} units logged ({s.analysis_s:.1f} s); report "
-            f"{s.report}/report.html (also on the parent run under report/)",
-            highlight=False,
-        )
 
 
 @app.command()
@@ -344,7 +270,7 @@ def status(config: ConfigArg, tracking_uri: TrackingOpt = None):
         state = sweep_status(cfg, uri, planned=runs)
     except (ValueError, LookupError) as e:  # a run the spec refuses; a store of another layout
         _fail(e)
-    table = Table(title=f"sweep {cfg.name} ({_safe(uri)})")
+    table = Table(title=f"sweep {cfg.name} ({console.safe(uri)})")
     for col in ("target", "parametrization", "width", "done", "pending"):
         table.add_column(col, justify="right" if col in ("width", "done", "pending") else "left")
     cells: dict[tuple, Counter] = {}
@@ -356,32 +282,7 @@ def status(config: ConfigArg, tracking_uri: TrackingOpt = None):
         table.add_row(cell[0], cell[1], str(cell[2]), str(c["done"]), str(c["pending"]))
     out.print(table)
     out.print(f"total: {totals['done']} done, {totals['pending']} pending of {len(runs)}")
-    _print_submitted(cfg, uri)
-
-
-def _print_submitted(cfg, uri: str) -> None:
-    """The sweep's submitted flow runs, when PREFECT_API_URL names a server (one request;
-    nothing printed without one, a warning when it does not answer). Runs whose driver
-    died are marked Crashed on the way (see ``submit.dead_driver``)."""
-    if not os.environ.get("PREFECT_API_URL"):
-        return  # before importing Prefect: status without a server stays light
-    from .submit import submitted_runs
-
-    try:
-        runs = submitted_runs(cfg, tracking_uri=uri)
-    except ConnectionError as e:
-        err.print(f"[yellow]warning:[/yellow] {escape(_safe(e))}", highlight=False)
-        return
-    if not runs:
-        return
-    # lines, not a table: a table narrower than an id would cut the id `cancel` needs
-    out.print(f"submitted flow runs of {cfg.name} (newest first):", highlight=False)
-    for r in runs:
-        out.print(
-            f"  {r.id} {r.state} {r.name} created {r.created[:19]}",
-            highlight=False,
-            soft_wrap=True,  # an id cut by the terminal's width is no id
-        )
+    console.print_submitted(cfg, uri)
 
 
 @app.command()
@@ -450,7 +351,7 @@ def ui(
     ]
     if artifact_root(uri):  # a SQLite store: its artifacts beside it, where sweeps put them
         cmd += ["--default-artifact-root", artifact_root(uri)]
-    out.print(f"MLflow UI for {_safe(uri)}: {page}  (Ctrl-C to stop)", highlight=False)
+    out.print(f"MLflow UI for {console.safe(uri)}: {page}  (Ctrl-C to stop)", highlight=False)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "DO_NOT_TRACK": "true"}
     # the store by environment, not argv: any user of the host sees a command line (`ps`)
     env["MLFLOW_BACKEND_STORE_URI"] = uri
@@ -508,9 +409,9 @@ def main() -> None:
         if os.environ.get("REALSPACE_TRACEBACK") == "1":
             import traceback
 
-            err.print(escape(_safe(traceback.format_exc())), highlight=False)
+            err.print(escape(console.safe(traceback.format_exc())), highlight=False)
         err.print(
-            f"[red]error:[/red] {escape(_safe(f'{type(e).__name__}: {e}'))}\n"
+            f"[red]error:[/red] {escape(console.safe(f'{type(e).__name__}: {e}'))}\n"
             "(unexpected; REALSPACE_TRACEBACK=1 shows where, credentials masked)",
             highlight=False,
         )

@@ -151,7 +151,7 @@ def check_services(plan: SweepPlan) -> None:
 
 def open_tracking_store(plan: SweepPlan) -> None:
     """Open the store and create the sweep's experiment; NotStarted when that fails."""
-    from ..tracking.runs import open_store
+    from ..tracking.store import open_store
 
     try:
         open_store(plan.tracking_uri, plan.config.tracking.experiment or plan.config.name)
@@ -167,7 +167,7 @@ def take_lease(plan: SweepPlan, wait: bool = False, on_wait=None):
 
     from ..sweep.plan import sweep_key
     from ..tracking.lease import SweepBusy, acquire
-    from ..tracking.runs import open_store
+    from ..tracking.store import open_store
 
     cfg = plan.config
     try:

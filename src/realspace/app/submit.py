@@ -24,6 +24,9 @@ A flow run whose worker died with it (SIGKILL, an OOM kill, a lost host) is neve
 reported over to Prefect: it would stay Running there forever. The sweep's lease tells
 what Prefect cannot: ``submitted_runs`` (and so ``realspace status``) and ``submit`` mark
 such a run Crashed when ``dead_driver`` says its driver is gone.
+
+About 430 lines: submission, cancellation, the listing of a sweep's flow runs and the crash
+check of one deployment, each a few Prefect client calls with the errors they can raise.
 """
 
 from __future__ import annotations

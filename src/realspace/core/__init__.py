@@ -11,8 +11,9 @@ or Ray. Each module rests only on those listed before it:
 - ``targets``: target functions, teachers, losses, the Gaussian population loss;
 - ``distances``: Sobolev and uniform distances of realizations, parameter and fibre
   distances of parametrizations;
-- ``spec``: what one training run is (``RunSpec``); ``problem``: its data and initial
-  parameters;
+- ``constraints``: the ranges of a run's parameters, one table; ``choices``: the lists a
+  run is made of and the rules between them; ``spec``: what one training run is
+  (``RunSpec``); ``problem``: its data and initial parameters;
 - ``census``: the degeneracy census of an end point;
 - ``inverse``, ``stability``: inverse-stability experiments and claim 3's measurements;
 - ``witness``: claim 2's witnesses; ``spurious``: the teacher-student spurious minima.

@@ -77,7 +77,7 @@ class Interval:
         return str(int(x)) if self.kind is int else f"{x:g}"
 
     def describe(self) -> str:
-        """">= 0", "> 0", "in [0, 1)", "in (0, 1048576]": what the messages say."""
+        """What the messages say: ">= 0", "> 0", "in [0, 1)", "in (0, 1048576]"."""
         if self.high is None:
             return f"{'>=' if self._low_closed else '>'} {self._num(self.low)}"
         if self.low is None:

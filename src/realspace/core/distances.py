@@ -19,7 +19,7 @@ Vector outputs (m >= 2): d_W and d_inf are the largest of the m component distan
 fibre distance stack (a_i, b_i, c_i) per neuron and compare (W, e) entry by entry, and a
 flip moves the block c_i (a_i, b_i)^T into (W, e).
 
-Why one module of about 350 lines: the two halves are the numerator and denominator of
+Why one module of about 420 lines: the two halves are the numerator and denominator of
 every inverse-stability ratio r = d_P / d_W^alpha and share the ``Distance`` type and its
 exactness labels; a reader checking a ratio's label needs both side by side.
 

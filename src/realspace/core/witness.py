@@ -15,6 +15,10 @@ exact in d = 1 (u = +-1), a lower bound over finitely many directions u in d >= 
 is verified by construction: J drops for every g in ``sizes`` while d_W(R Theta,
 R Theta'(g)) <= C0 g. The Gaussian teacher-student model has its own version
 (``find_gaussian_witness``). The math: docs/science.md#witnesses-claim-2.
+
+About 430 lines because the free neurons, the descent rate and the verified witness are
+one derivation (the expansion above), in both models; split, each part would need the
+others' conventions.
 """
 
 from __future__ import annotations

@@ -4,7 +4,11 @@ Every problem is reported before any work starts, with the key's path and the
 reason; unknown keys are errors, not silently ignored. The choices (targets,
 parametrizations, optimizers, samplings, retraining families) and the rules that tie a
 target to the rest of a run come from the science core (``realspace.core.spec``,
-``realspace.core.inverse``): the schema states them nowhere else.
+``realspace.core.inverse``), and the ranges of a run's parameters from
+``realspace.core.constraints``: the schema states them nowhere else. About 410 lines: one
+pydantic model per section of the document, each with its own validators, and the
+cross-section rules (a target against its runs, a grid's size, the number of runs) after
+them; a reader of one key finds its type, default and rules in one place.
 """
 
 from __future__ import annotations

@@ -7,12 +7,11 @@
   at a time, written by the workers into the cell runs;
 - ``artifacts``: atomic writes, an analysis unit's table, the way to a run's artifacts;
 - ``views``: what the UI shows of a cell (``networks.html``, realizations as SVG);
-- ``runs``: ``SweepStore``, which finds, creates, reconciles and closes the runs, and
-  ``open_store``, the per-process cache of open stores;
+- ``runs``: ``SweepStore``, which finds, creates, reconciles and closes the runs;
+- ``store``: ``open_store``, the per-process cache of open stores, and ``OpenedSweep``;
 - ``lease``: one driver per sweep, a lease with a heartbeat on the sweep's parent run;
 - ``reader``: ``SweepReader``, a sweep read back in bulk (``load_runs``: its runs as a
   DataFrame);
-- ``publish``: the report, built from a reader and logged to the parent run;
 - ``secrets``: credentials kept out of what is printed, logged and stored.
 
 MLflow and pandas are imported only when a store is opened or a frame built, so that

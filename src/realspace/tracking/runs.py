@@ -40,27 +40,12 @@ from .tables import Piece, list_pieces, read_arrays, read_keys, read_table
 __all__ = [
     "CellRun",
     "OldLayout",
-    "OpenedSweep",
     "Reconciled",
     "SweepStore",
     "check_layout",
-    "open_store",
 ]
 
 NETWORKS_HTML = "networks.html"
-
-
-@dataclass
-class OpenedSweep:
-    """A sweep opened for an execution: its parent run's id, its cell runs (cell key ->
-    CellRun), the networks already in their tables (run key -> Piece), the analysis units
-    FINISHED before (unit key -> run id) and the experiment's id."""
-
-    parent: str
-    cells: dict
-    pieces: dict
-    units: dict
-    experiment_id: str | None
 
 
 class OldLayout(LookupError):
@@ -401,20 +386,3 @@ class SweepStore:
         put_files(self.client, run_id, run.info.artifact_uri, table_files(rows))
         self.client.set_terminated(run_id, "FINISHED")
         return run_id
-
-
-# One store per (URI, experiment) in a process: the sweep flow's tasks all run in the
-# driver and would otherwise open a client (and look the experiment up) once per shard.
-_OPEN: dict[tuple[str, str], SweepStore] = {}
-
-
-def open_store(uri: str, experiment: str) -> SweepStore:
-    """The process's SweepStore of ``experiment`` (created if missing) in the store at
-    ``uri``. A masked URI (see ``secrets.hide_uri``) is resolved to the real one first."""
-    from .secrets import reveal_uri
-
-    uri = reveal_uri(uri)
-    key = (uri, experiment)
-    if key not in _OPEN:
-        _OPEN[key] = SweepStore(uri, experiment)
-    return _OPEN[key]
