@@ -355,6 +355,23 @@ def test_anything_but_optimal_from_clarabel_is_solved_again_by_scs(clarabel):
     assert settings["time_limit_secs"] == 7.5 and settings["max_iters"] >= 10**6
 
 
+def test_the_ladder_tries_its_settings_in_turn_past_failures_and_never_past_an_end():
+    """With a ladder, a Clarabel failure moves on to the next rung's settings, and the
+    first rung that ends (optimal: taken; anything else: SCS) stops the ladder."""
+    from realspace.convex.solvers import LADDER
+
+    problem = _FakeProblem(SolverError, SolverError, "optimal")
+    assert _solve_recording(problem, None, 60.0, LADDER) == []
+    assert [(sv.upper(), st) for sv, st in problem.calls] == [("CLARABEL", o) for o in LADDER[:3]]
+    problem = _FakeProblem(SolverError, "optimal_inaccurate", "optimal")
+    _solve_recording(problem, None, 60.0, LADDER)
+    assert [sv.upper() for sv, _ in problem.calls] == ["CLARABEL", "CLARABEL", "SCS"]
+    assert problem.calls[1][1] == LADDER[1]
+    problem = _FakeProblem(*[SolverError] * len(LADDER), "optimal")
+    _solve_recording(problem, None, 60.0, LADDER)
+    assert len(problem.calls) == len(LADDER) + 1 and problem.calls[-1][0].upper() == "SCS"
+
+
 def test_only_the_inaccurate_solution_warning_is_silenced():
     """Another warning during the Clarabel solve is not cvxpy's inaccurate-solution notice,
     so it reaches the caller."""
@@ -475,7 +492,7 @@ def test_given_patterns_give_an_upper_bound_attained_by_the_network():
     one = convex_optimum(x, y, lam, patterns=np.ones((1, n), bool))
     assert one.value == pytest.approx(np.var(y), rel=1e-6) and one.value > value
     assert one.attained == pytest.approx(one.value, rel=1e-6)
-    assert one.reference(n) == (one.value, "convex_sampled_upper_bound") and not one.exact
+    assert one.reference(n) == (one.value, "convex_sampled_upper_bound") and one.exact is False
     every = convex_optimum(x, y, lam, patterns=activation_patterns(x)[0])
     assert every.value == pytest.approx(value, rel=1e-6)
     assert every.reference(n) == (every.value, "convex_sampled_upper_bound")
@@ -555,6 +572,18 @@ def test_a_row_with_a_negligible_slope_is_a_constant_of_the_network(side):
     assert net.width == 1
 
 
+def test_the_relative_cut_and_an_integer_bias_reach_the_rebuilt_network():
+    """The caller's ``rel_tol`` decides which neurons stay (a neuron at 1e-3 of the largest
+    is kept at 1e-4, dropped at 1e-2), and a bias given as the integer 0 still takes a
+    constant row's 0.5 (float arithmetic, not an integer array that would truncate it)."""
+    U = np.array([[1.0, 0.1], [1e-3, 1e-3], [0.0, 0.5]])
+    V = np.zeros((1, 2))
+    assert _network(U, V, 0.0, None, 1, rel_tol=1e-4).width == 2
+    assert _network(U, V, 0.0, None, 1, rel_tol=1e-2).width == 1
+    net = _network(U, V, 0, None, 1)
+    assert net.e == 0.5 and net(_X1) == pytest.approx(_prediction(U, V, 0.0, _X1), abs=1e-15)
+
+
 def test_a_neuron_and_its_negative_cancel():
     """The same row in U and in V computes rho(.) - rho(.) = 0: no neuron is left."""
     U = np.array([[1.0, 0.2]])
@@ -562,7 +591,7 @@ def test_a_neuron_and_its_negative_cancel():
     assert net.width == 0 and net(_X1) == pytest.approx(np.full(9, 0.3))
 
 
-@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
+@pytest.mark.parametrize("scale", [1e-15, 1e-3, 1.0, 1e3])
 def test_the_network_of_a_scaled_solution_is_the_scaled_network(scale):
     """The prediction is positively homogeneous in (U, V, e), so the rebuilt network of
     t (U, V, e) computes t times the prediction with the same neurons: those of slope 1,

@@ -205,3 +205,91 @@ def test_a_failed_solve_leaves_no_reference(monkeypatch):
     with pytest.warns(UserWarning, match="stalled"):
         ((value, label),) = reference_optima([spirals_spec(weight_decay=0.03)])
     assert np.isnan(value) and label == ""
+
+
+def _small_spirals(**kw):
+    return RunSpec(**{**dict(target="spirals", d=2, n_samples=9, n_classes=3), **kw})
+
+
+def test_multiclass_references_solve_each_program_of_its_own_spec_and_none_elsewhere(
+    monkeypatch,
+):
+    """In one call, in the specs' order: None for a regression target, for cross-entropy
+    without weight decay, and for a restricted mixture whose classes a linear map separates
+    (the free part recedes); for the others, the bounds of their own program: restricted
+    against unrestricted (0.65 against 0.94 on 9 spiral points) and each weight decay apart,
+    each equal to multiclass_bounds solved directly."""
+    from realspace.convex import multiclass_references, references
+
+    monkeypatch.setattr(references, "PROGRAMS", references.ProgramCache())
+    specs = [
+        RunSpec(target="sin", weight_decay=0.05),
+        _small_spirals(weight_decay=0.0),
+        RunSpec(
+            target="mixture", d=2, n_samples=12, n_classes=3, weight_decay=0.05,
+            target_params=(("spread", 0.05),), parametrization="restricted",
+        ),
+        _small_spirals(weight_decay=0.05, parametrization="restricted"),
+        _small_spirals(weight_decay=0.05),
+        _small_spirals(weight_decay=0.1),
+    ]  # fmt: skip
+    got = multiclass_references(specs)
+    assert got[:3] == [None, None, None]
+    x, y = make_data(specs[3])
+    cases = [(0.05, True), (0.05, False), (0.1, False)]
+    for bounds, (lam, restricted) in zip(got[3:], cases, strict=True):
+        direct = multiclass_bounds(x, y, lam, restricted=restricted, m=3)
+        assert (bounds.lam, bounds.restricted) == (lam, restricted)
+        assert bounds.lower == pytest.approx(direct.lower, rel=1e-9)
+        assert bounds.upper == pytest.approx(direct.upper, rel=1e-9)
+    assert got[3].lower < got[4].lower - 0.2  # a free linear part helps the classes apart
+
+
+def test_separable_upper_bounds_are_empty_where_no_program_applies():
+    got = separable_upper_bounds([RunSpec(target="sin", weight_decay=0.05), _small_spirals()])
+    assert all(np.isnan(v) and label == "" and width == 0 for v, label, width in got)
+    assert len(got) == 2
+
+
+def test_a_failed_solve_warns_at_the_caller(monkeypatch):
+    """The warning of a program no solver finished names the line that asked for the
+    references, not the cache's inside."""
+    import cvxpy as cp
+
+    from realspace.convex import multiclass_references, references
+
+    def fail(*args, **kwargs):
+        raise cp.error.SolverError("stalled")
+
+    monkeypatch.setattr(references, "multiclass_bounds", fail)
+    monkeypatch.setattr(references, "PROGRAMS", references.ProgramCache())
+    with pytest.warns(UserWarning, match="stalled") as caught:
+        assert multiclass_references([_small_spirals(weight_decay=0.05)]) == [None]
+    assert caught[0].filename == __file__
+
+
+def test_the_program_cache_drops_its_oldest_solution_beyond_its_size():
+    """A cache of two: the third key drops the first (solved again when asked), the second
+    and third stay; a solve that gave None is kept, not retried."""
+    from realspace.convex.references import ProgramCache
+
+    solved = []
+
+    def solver(name, value):
+        def solve():
+            solved.append(name)
+            return value
+
+        return solve
+
+    cache = ProgramCache(size=2)
+    assert cache.get("a", solver("a", 1)) == 1 and cache.get("b", solver("b", None)) is None
+    assert cache.get("a", solver("a", 9)) == 1 and cache.get("b", solver("b", 9)) is None
+    assert cache.get("c", solver("c", 3)) == 3
+    assert cache.get("b", solver("b", 9)) is None and cache.get("c", solver("c", 9)) == 3
+    assert cache.get("a", solver("a", 4)) == 4
+    assert solved == ["a", "b", "c", "a"]
+    x, y = np.zeros(2), np.ones(2)
+    assert ProgramCache.key(x, y, "k", 1) == ProgramCache.key(x, y, "k", 1)
+    assert len({ProgramCache.key(x, y, "k", 1), ProgramCache.key(x, y, "k", 2),
+                ProgramCache.key(y, x, "k", 1)}) == 3  # fmt: skip
