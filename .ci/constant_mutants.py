@@ -22,10 +22,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RULE_TESTS = [
-    "tests/test_report_claims.py",
-    "tests/test_report_claims14.py",
-    "tests/test_stats.py",
-    "tests/test_stats_minima.py",
+    "tests/report/test_report_claims.py",
+    "tests/report/test_report_claims14.py",
+    "tests/stats/test_stats.py",
+    "tests/stats/test_stats_minima.py",
 ]
 
 # (module under src/realspace, the constant's assignment as written, its mutant)

@@ -24,7 +24,7 @@ echo "== 1. machine ($(date -u +%F))"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())"
 echo "== 2. fused gradients vs float64 on the GPU"
-python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_fused.py -k "cuda or follows_the_dense" 2>&1 | tail -5
+python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/train/test_fused.py -k "cuda or follows_the_dense" 2>&1 | tail -5
 echo "== 3. trainer paths side by side (fp32, Adam, $STEPS steps, 1024 samples)"
 for wm in "16 4096" "256 1024" "2048 256"; do
     set -- $wm

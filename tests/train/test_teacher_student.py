@@ -256,7 +256,7 @@ def test_the_shipped_sweep_is_the_published_setting():
     from realspace.sweep.config import load_config
     from realspace.sweep.plan import plan_runs
 
-    cfg = load_config(Path(__file__).parents[1] / "configs" / "teacher_student.yaml")
+    cfg = load_config(Path(__file__).parents[2] / "configs" / "teacher_student.yaml")
     specs = [r.spec for r in plan_runs(cfg)]
     assert all(s.width == s.teacher_width == s.d for s in specs)
     assert all(s.optimizer == "gd" and s.init_scale == 1 for s in specs)

@@ -166,7 +166,7 @@ def test_unrestricted_keys_are_those_of_before_the_restricted_method_axis():
     assert "restricted_method" not in RunSpec().to_dict()
 
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 @pytest.mark.parametrize(

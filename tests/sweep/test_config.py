@@ -81,7 +81,7 @@ def test_cli_refuses_a_bad_config_before_any_work(tmp_path):
 
 def test_shipped_configs_are_valid():
     for name in ("default", "paper"):
-        cfg = load_config(Path(__file__).parents[1] / "configs" / f"{name}.yaml")
+        cfg = load_config(Path(__file__).parents[2] / "configs" / f"{name}.yaml")
         assert cfg.name == name
 
 

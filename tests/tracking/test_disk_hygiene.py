@@ -256,7 +256,7 @@ def test_an_embedded_store_is_its_owners_alone(tmp_path, umask_022):
 
 
 def test_the_credentials_file_is_ignored_by_git():
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     if shutil.which("git") is None or not (root / ".git").exists():
         pytest.skip("not a git checkout")
     for name in (".env", "infra/.env"):
