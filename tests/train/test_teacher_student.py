@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from factories import sweep_config
 
 from realspace import stats
 from realspace.core.problem import init_params, orthonormal_rows, teacher_rows
@@ -115,15 +116,14 @@ def test_teacher_rows_belong_to_the_gaussian_target():
 
 
 def test_config_refuses_an_identity_teacher_with_d_not_k_before_any_work():
-    doc = {
-        "name": "t",
-        "widths": [6],
-        "parametrizations": ["unrestricted"],
-        "targets": [
+    doc = sweep_config(
+        widths=[6],
+        parametrizations=["unrestricted"],
+        targets=[
             {"name": "gaussian", "teacher_width": 6, "input_dim": 6, "teacher_rows": "identity"},
             {"name": "gaussian", "teacher_width": 6, "input_dim": 5, "teacher_rows": "identity"},
         ],
-    }
+    )
     with pytest.raises(ConfigError) as info:
         parse_config(doc, "c.yaml")
     msg = str(info.value)
