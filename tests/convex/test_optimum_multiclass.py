@@ -293,3 +293,160 @@ def test_the_program_cache_drops_its_oldest_solution_beyond_its_size():
     assert ProgramCache.key(x, y, "k", 1) == ProgramCache.key(x, y, "k", 1)
     assert len({ProgramCache.key(x, y, "k", 1), ProgramCache.key(x, y, "k", 2),
                 ProgramCache.key(y, x, "k", 1)}) == 3  # fmt: skip
+
+
+@pytest.mark.parametrize("m", [2, 3, 4, 5, 6, 7])
+def test_the_relaxations_weightings_against_a_brute_force_over_sign_vectors(m):
+    """The rows the relaxation charges: sqrt(m / (m - 1)) e_k, 1 / max |c_k| over unit c
+    orthogonal to 1 (attained by c = e_k - 1 / m, normalized), and (1 / kappa_m) 1, kappa_m
+    the largest ||c||_1 of such a c: max over sign vectors s of ||P s||_2, P the projection
+    orthogonal to 1, taken here over all 2^m of them."""
+    from itertools import product
+
+    from realspace.convex.multiclass import _vertices
+
+    P = np.eye(m) - np.full((m, m), 1.0 / m)
+    kappa = max(np.linalg.norm(P @ np.array(s)) for s in product([-1.0, 1.0], repeat=m))
+    c = P[0] / np.linalg.norm(P[0])
+    got = _vertices(m)
+    assert got.shape == (m + 1, m)
+    assert got[:m] == pytest.approx(np.eye(m) / np.abs(c).max(), rel=1e-14)
+    assert got[m] == pytest.approx(np.full(m, 1.0 / kappa), rel=1e-14)
+
+
+def _toy_relaxation(seed: int, m: int = 3, lam: float = 0.1, pieces: int = 6, spread: float = 2):
+    """A concave L(w) = min_i (a_i + lam <w, R_i>) (R_i >= 0, as the class norms are) and
+    its exact max over the weightings conv(_vertices(m)), by an LP over t and the convex
+    weights mu of the vertices: max t, t <= a_i + lam <mu V, R_i>."""
+    from scipy.optimize import linprog
+
+    from realspace.convex.multiclass import _vertices
+
+    rng = np.random.default_rng(seed)
+    a, R = rng.uniform(0, 1, pieces), rng.uniform(0, spread, (pieces, m))
+    V = _vertices(m)
+
+    def solve(w):
+        values = a + lam * R @ w
+        i = int(np.argmin(values))
+        return float(values[i]), R[i]
+
+    k = len(V)
+    # variables (t, mu_1..mu_k): max t <=> min -t
+    A = np.hstack([np.ones((pieces, 1)), -lam * R @ V.T])
+    res = linprog(
+        np.r_[-1.0, np.zeros(k)], A_ub=A, b_ub=a, A_eq=np.r_[0.0, np.ones(k)][None, :],
+        b_eq=[1.0], bounds=[(None, None)] + [(0, None)] * k,
+    )  # fmt: skip
+    assert res.status == 0
+    return solve, V, -res.fun
+
+
+@pytest.mark.parametrize("lam, spread", [(0.1, 2.0), (1.0, 10.0)])
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("rounds", [1, 2, 4, 8])
+def test_the_relaxation_is_bracketed_by_its_value_and_its_slack(seed, rounds, lam, spread):
+    """Every L(w) is a lower bound on the relaxation, and by concavity L(w) plus lam times
+    the best vertex's gain over w bounds it from above: against the exact maximum of a toy
+    concave L over the weightings, best <= max <= best + slack, and more rounds never end
+    lower."""
+    from realspace.convex.multiclass import _relaxation
+
+    solve, V, exact = _toy_relaxation(seed, lam=lam, spread=spread)
+    best, slack = _relaxation(solve, 3, lam, rounds)
+    assert best <= exact + 1e-12 and exact <= best + slack + 1e-12 and slack >= 0
+    if rounds > 1:
+        assert best >= _relaxation(solve, 3, lam, rounds // 2)[0]
+
+
+def test_one_round_of_the_relaxation_is_the_sum_bound_and_its_exact_gap():
+    """With one round: L at w = (1 / kappa_m) 1, and the slack lam (max_s <s, R> - <w, R>)
+    over the weightings' vertices s, R the charged norms at that w."""
+    from realspace.convex.multiclass import _relaxation
+
+    solve, V, exact = _toy_relaxation(3)
+    value, R = solve(V[-1])
+    best, slack = _relaxation(solve, 3, 0.1, 1)
+    assert best == value and slack == pytest.approx(0.1 * ((V @ R).max() - V[-1] @ R), rel=1e-14)
+    assert exact > best  # the toy's maximum is not at the start: more rounds have work
+
+
+def _documented_schedule(solve, V, lam, rounds):
+    """The relaxation's search as its docstring states it: from w = (1 / kappa_m) 1, up to
+    ``rounds - 1`` steps of a quarter (quartered again after each step that does not
+    improve) from the best w so far towards the vertex s maximizing <s, R>, stopping once
+    the ceiling is within 1e-9 (1 + |best|) of the best; returns (best, solves made)."""
+    w = V[-1]
+    best, R = solve(w)
+    ceiling, step, calls = best + lam * ((V @ R).max() - w @ R), 0.25, 1
+    for _ in range(rounds - 1):
+        if ceiling - best <= 1e-9 * (1 + abs(best)):
+            break
+        trial = w + step * (V[np.argmax(V @ R)] - w)
+        value, R_trial = solve(trial)
+        calls += 1
+        ceiling = min(ceiling, value + lam * ((V @ R_trial).max() - trial @ R_trial))
+        if value > best:
+            w, best, R = trial, value, R_trial
+        else:
+            step /= 4
+    return best, ceiling - best, calls
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("rounds", [2, 3, 5])
+def test_the_relaxation_searches_as_documented(seed, rounds):
+    """Against the schedule written out from the docstring: the same best value, slack and
+    number of solves (each solve is a convex program: the count is the cost)."""
+    from realspace.convex.multiclass import _relaxation
+
+    solve, V, _ = _toy_relaxation(seed, lam=1.0, spread=10.0)
+    calls = []
+
+    def counted(w):
+        calls.append(w)
+        return solve(w)
+
+    best, slack = _relaxation(counted, 3, 1.0, rounds)
+    want_best, want_slack, want_calls = _documented_schedule(solve, V, 1.0, rounds)
+    assert best == want_best and slack == pytest.approx(max(want_slack, 0.0), abs=1e-15)
+    assert len(calls) == want_calls
+
+
+def test_a_relaxation_already_at_its_maximum_stops_after_one_solve():
+    """When the start w = (1 / kappa_m) 1 already maximizes L (every piece's R parallel to
+    1, so no vertex gains over w), the slack is 0 and no further program is solved, at
+    values of L above 1 too."""
+    from realspace.convex.multiclass import _relaxation
+
+    calls = []
+
+    def solve(w):
+        calls.append(w)
+        return 5.0 + 0.1 * w.sum(), np.ones(3)
+
+    best, slack = _relaxation(solve, 3, 0.1, 6)
+    assert (
+        len(calls) == 1
+        and slack == 0.0
+        and best == pytest.approx(5.0 + 0.1 * 3 / np.sqrt(8 / 3) * 1)
+    )
+
+
+def test_merging_classes_keeps_the_realization_and_the_linear_part():
+    """One neuron per hyperplane: the merged network of a vector-output network with a
+    linear part W computes the same outputs (to rounding), the duplicated hyperplane merged;
+    at 1e-15 and 1e-30 the same holds (the drop threshold is relative)."""
+    from realspace.convex.multiclass import _merge_classes
+    from realspace.core.nets import ShallowNet
+
+    x = np.random.default_rng(0).uniform(-1, 1, (50, 2))
+    for scale in (1.0, 1e-15, 1e-30):
+        a = np.array([[1.0, 0.5], [2.0, 1.0], [-1.0, 0.3]])
+        b = np.array([0.1, 0.2, -0.4])
+        c = scale * np.array([[1.0, -1.0, 0.0], [0.5, 0.0, -0.5], [0.0, 2.0, 1.0]])
+        W = np.array([[0.0, 0.0], [1.0, -2.0], [0.5, 0.5]])
+        net = ShallowNet(a, b, c, np.array([0.0, 0.1, -0.2]), W)
+        merged = _merge_classes(net)
+        assert merged.width == 2  # (1, 0.5, 0.1) and (2, 1, 0.2) are one hyperplane
+        assert merged(x) == pytest.approx(net(x), rel=1e-12, abs=1e-12 * scale)
