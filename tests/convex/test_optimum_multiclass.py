@@ -3,6 +3,8 @@ many-restart float64 training of vector-output networks (never below the lower b
 the rebuilt networks' objectives evaluated directly, the exact two-class value from the
 binary logistic program, and the labels the statistics read."""
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -450,3 +452,107 @@ def test_merging_classes_keeps_the_realization_and_the_linear_part():
         merged = _merge_classes(net)
         assert merged.width == 2  # (1, 0.5, 0.1) and (2, 1, 0.2) are one hyperplane
         assert merged(x) == pytest.approx(net(x), rel=1e-12, abs=1e-12 * scale)
+
+
+@pytest.fixture(scope="module")
+def small_restricted():
+    """9 spiral points, 3 classes, lam 0.05, the restricted program (a free W)."""
+    x, y = make_data(_small_spirals(weight_decay=0.05, parametrization="restricted"))
+    t0 = time.perf_counter()
+    bounds = multiclass_bounds(x, y, 0.05, restricted=True, m=3)
+    return x, y, bounds, time.perf_counter() - t0
+
+
+def test_a_restricted_programs_networks_carry_its_linear_part(small_restricted):
+    """With a free W the separable program's network attains its value with W, and the
+    merged network computes the same centered outputs: a network rebuilt or pruned without
+    W would miss the value by the linear part's share."""
+    x, y, bounds, wall = small_restricted
+    per_class = bounds.separable_net
+    assert per_class.w is not None and np.abs(per_class.w).max() > 1e-3
+    assert objective(per_class, x, y, 0.05) == pytest.approx(bounds.separable_value, rel=1e-6)
+    assert bounds.upper == pytest.approx(objective(bounds.net, x, y, 0.05), rel=1e-12)
+    assert bounds.upper <= bounds.separable_value + 1e-9
+    # here the optimum is the affine part alone (width 0), where the two programs meet:
+    # the relaxation's solver value lies 3e-8 above the attained one (solver tolerance)
+    assert bounds.lower <= bounds.upper + 1e-7
+    # what the bounds record about themselves
+    assert bounds.restricted is True and bounds.exact is True and bounds.lam == 0.05
+    assert bounds.patterns == len(activation_patterns(x)[0])
+    assert 0 <= bounds.lower_slack and 0 < bounds.seconds <= wall
+
+
+def test_without_a_class_count_the_labels_give_it_and_unrestricted_is_the_default(
+    small_restricted,
+):
+    """m defaults to the largest label + 1 and the program to the unrestricted one; a
+    class count beyond the labels leaves an empty class, whose logit recedes."""
+    x, y, _, _ = small_restricted
+    given = multiclass_bounds(x, y, 0.05, restricted=False, m=3, rounds=1)
+    default = multiclass_bounds(x, y, 0.05, rounds=1)
+    assert default.restricted is False and default.net.outputs == 3
+    assert default.lower == pytest.approx(given.lower, rel=1e-9)
+    with pytest.raises(ValueError, match="infimum is not attained"):
+        multiclass_bounds(x, y, 0.05, m=4, rounds=1)
+
+
+def test_at_a_weight_decay_no_neuron_pays_for_the_optimum_is_the_label_entropy():
+    """With lam = 1e3 every neuron costs more than it gains: the optimum over all widths is
+    the best constant logits, log of the class frequencies, at CE = the labels' entropy
+    (log 3 for three equal classes): both bounds, and a network of width 0."""
+    x = np.linspace(-1, 1, 9)[:, None]
+    y = np.array([0, 1, 2, 1, 0, 2, 2, 0, 1.0])
+    bounds = multiclass_bounds(x, y, 1e3, m=3)
+    assert bounds.width == 0 and bounds.net.width == 0
+    assert bounds.upper == pytest.approx(np.log(3), rel=1e-6)
+    assert bounds.lower == pytest.approx(np.log(3), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(x=np.zeros(9)), "need x (n, d), got (9,)"),
+        (dict(m=1), "need m >= 2 classes, got 1"),
+        (dict(lam=0.0), "the bounds need weight decay lam > 0, got 0.0"),
+        (
+            dict(y=np.array([0, 0, 0, 1, 1, 1, 2, 2, 2.0]), restricted=True),
+            "the unpenalized part (e, and W when restricted) lowers the cross-entropy "
+            "without end: the objective's infimum is not attained",
+        ),
+    ],
+)
+def test_inputs_the_bounds_cannot_take_are_refused_word_for_word(kwargs, message):
+    args = dict(x=np.linspace(-1, 1, 9)[:, None], y=np.array([0, 1, 2, 1, 0, 2, 2, 0, 1.0]))
+    args.update(lam=0.05, m=3)
+    args.update(kwargs)
+    x, y, lam = args.pop("x"), args.pop("y"), args.pop("lam")
+    with pytest.raises(ValueError) as err:
+        multiclass_bounds(x, y, lam, **args)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        [0, 1, 2],  # one short of n = 4
+        [0, 1, 2, 1.5],  # not a class index
+        [0, 1, 2, -1],
+        [0, 1, 2, 3],  # beyond m - 1 = 2
+    ],
+)
+def test_labels_that_are_not_class_indices_are_refused_word_for_word(labels):
+    net = ShallowNet(np.ones((1, 1)), np.zeros(1), np.array([[1.0, 0.0, -1.0]]))
+    with pytest.raises(ValueError) as err:
+        cross_entropy(net, np.linspace(-1, 1, 4)[:, None], np.array(labels, float))
+    assert str(err.value) == "labels must be (n,) = (4,) class indices in 0..2"
+
+
+def test_the_callers_solver_is_the_one_asked():
+    """OSQP cannot take the program's cones: cvxpy refuses it by name, so the caller's
+    solver reached the program."""
+    from cvxpy.error import SolverError
+
+    x = np.linspace(-1, 1, 9)[:, None]
+    y = np.array([0, 1, 2, 1, 0, 2, 2, 0, 1.0])
+    with pytest.raises(SolverError, match="OSQP"):
+        multiclass_bounds(x, y, 0.05, m=3, solver="OSQP", rounds=1)
