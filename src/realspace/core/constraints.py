@@ -56,22 +56,21 @@ class Interval:
         low_closed, high_closed = self.closed in ("both", "left"), self.closed in ("both", "right")
         object.__setattr__(self, "_low_closed", low_closed)
         object.__setattr__(self, "_high_closed", high_closed)
-        # one comparison per end, built once: RunSpec checks every field of every planned
-        # run (an unbounded end compares with an infinity; NaN fails every comparison)
+        # one chained comparison, built once: RunSpec checks every field of every planned
+        # run. An unbounded end is a strict comparison with an infinity, so +-inf fail it
+        # (a float must be finite), and NaN fails every comparison.
         lo = -math.inf if self.low is None else self.low
         hi = math.inf if self.high is None else self.high
-        ends = {
+        test = {
             (True, True): lambda v: lo <= v <= hi,
             (True, False): lambda v: lo <= v < hi,
             (False, True): lambda v: lo < v <= hi,
             (False, False): lambda v: lo < v < hi,
-        }[low_closed or self.low is None, high_closed or self.high is None]
-        finite = self.kind is float
-        test = (lambda v: ends(v) and math.isfinite(v)) if finite else ends
-        object.__setattr__(self, "_test", test)
+        }[low_closed and self.low is not None, high_closed and self.high is not None]
+        object.__setattr__(self, "test", test)
 
     def contains(self, value) -> bool:
-        return self._test(value)
+        return self.test(value)
 
     def _num(self, x) -> str:
         return str(int(x)) if self.kind is int else f"{x:g}"

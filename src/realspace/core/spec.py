@@ -62,6 +62,8 @@ __all__ = [
     "cell_of",
 ]
 
+# (field, its interval's test), read once per RunSpec
+_RANGE_TESTS = tuple((name, interval.test) for name, interval in RUN_CONSTRAINTS.items())
 # what a restricted spec stored before the method was a field was trained with
 _LEGACY_RESTRICTED_METHOD = "projection"
 
@@ -167,10 +169,10 @@ class RunSpec:
             bad(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.sampling not in SAMPLINGS:
             bad(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
-        for name, interval in RUN_CONSTRAINTS.items():
-            value = getattr(self, name)
-            if not interval.contains(value):
-                bad(f"{name} must be {interval.describe()}, got {value}")
+        for name, test in _RANGE_TESTS:
+            if not test(getattr(self, name)):
+                interval = RUN_CONSTRAINTS[name]
+                bad(f"{name} must be {interval.describe()}, got {getattr(self, name)}")
         for broken in problem_conflicts(
             self.target,
             self.parametrization,
