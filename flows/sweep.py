@@ -147,8 +147,7 @@ def train_shards(cfg, shards, cells: Cells, opened, tally: Tally, close, options
         return _submit(train_shard_task, cfg, gpus, order, options)
 
     window = _slots(cfg, workers, gpus) + 1
-    stop = lambda: tally.stopped is not None  # noqa: E731
-    for fut, shard in in_order(submit, shards, window, stop=stop):
+    for fut, shard in in_order(submit, shards, window, stop=lambda: tally.stopped is not None):
         try:
             outcome = fut.result()
         except Exception as err:  # the shard failed every retry: report, go on

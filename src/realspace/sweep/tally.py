@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .summary import Failure, SweepSummary
@@ -110,9 +111,14 @@ class Tally:
         if hopeless and self.stopped is None:
             self.stopped = str(err)
 
+    @contextmanager
     def timed(self):
         """A context that adds its wall time to ``logging_s``."""
-        return _Timer(self)
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.logging_s += time.perf_counter() - t
 
     def summary(self, *, skipped: int, analysed: Analysed, **given) -> SweepSummary:
         """The execution's SweepSummary: these totals, ``analysed``, and ``given`` (what the
@@ -156,14 +162,3 @@ class Analysed:
     waiting: int = 0
     failed: list[Failure] = field(default_factory=list)
     report: str | None = None
-
-
-class _Timer:
-    def __init__(self, tally: Tally):
-        self.tally = tally
-
-    def __enter__(self):
-        self.t = time.perf_counter()
-
-    def __exit__(self, *exc):
-        self.tally.logging_s += time.perf_counter() - self.t
