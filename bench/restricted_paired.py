@@ -22,8 +22,9 @@ from dataclasses import replace
 
 import numpy as np
 
+from realspace.core.choices import RESTRICTED_METHODS
 from realspace.core.problem import make_data, network_from_params
-from realspace.core.spec import RESTRICTED_METHODS, RunSpec
+from realspace.core.spec import RunSpec
 from realspace.stats.quantiles import median_bounds
 from realspace.train import TrainOptions, train_shard
 

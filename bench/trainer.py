@@ -30,7 +30,7 @@ from dataclasses import replace
 
 import torch
 
-from realspace.core.spec import RESTRICTED_METHODS
+from realspace.core.choices import RESTRICTED_METHODS
 from realspace.train import RunSpec, TrainOptions, init_params, make_data, train_shard
 
 

@@ -146,7 +146,7 @@ def test_problem_labels_name_the_axes_a_sweep_varies():
 
 
 def test_claim4_keeps_restricted_methods_apart_and_rests_on_the_default():
-    from realspace.core.spec import DEFAULT_RESTRICTED_METHOD, RESTRICTED_METHODS
+    from realspace.core.choices import DEFAULT_RESTRICTED_METHOD, RESTRICTED_METHODS
 
     other = next(m for m in RESTRICTED_METHODS if m != DEFAULT_RESTRICTED_METHOD)
     base = frame(lambda w, s: 0.01 * (s + 1))

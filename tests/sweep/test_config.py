@@ -111,7 +111,7 @@ def test_a_target_may_set_its_own_weight_decay():
 
 
 def test_restricted_methods_are_an_axis_with_a_default_and_known_names():
-    from realspace.core.spec import DEFAULT_RESTRICTED_METHOD
+    from realspace.core.choices import DEFAULT_RESTRICTED_METHOD
 
     assert parse_config(sweep_config()).restricted_methods == [DEFAULT_RESTRICTED_METHOD]
     both = parse_config(sweep_config(restricted_methods=["intrinsic", "projection"]))

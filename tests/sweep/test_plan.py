@@ -305,7 +305,7 @@ def test_witness_and_stability_units_cover_their_problems():
 
 
 def test_by_width_trains_the_projection_at_small_widths_and_intrinsic_above():
-    from realspace.core.spec import PROJECTION_MAX_WIDTH
+    from realspace.core.choices import PROJECTION_MAX_WIDTH
 
     doc = sweep_config(
         name="bw",

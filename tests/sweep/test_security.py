@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from procs import CLI, free_port
 
-from realspace.core.spec import (
+from realspace.core.choices import (
     BY_WIDTH,
     OPTIMIZERS,
     PARAMETRIZATIONS,

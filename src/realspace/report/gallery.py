@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from .. import stats
+from ..core.choices import CLASSIFICATION_TARGETS
 from ..core.problem import eval_grid, make_data, network_from_params, target_on
-from ..core.spec import CLASSIFICATION_TARGETS
 
 __all__ = ["pick_gallery", "gallery_items"]
 

@@ -7,8 +7,8 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from ..core.choices import DEFAULT_RESTRICTED_METHOD
 from ..core.restricted import MERGE_ANGLE
-from ..core.spec import DEFAULT_RESTRICTED_METHOD
 from ..core.spurious import SPURIOUS_REL_LOSS
 from .evidence import Evidence
 

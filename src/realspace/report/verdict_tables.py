@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..core.spec import DEFAULT_RESTRICTED_METHOD
+from ..core.choices import DEFAULT_RESTRICTED_METHOD
 from ..stats import diverged_runs, restricted_methods
 from ..stats.quantiles import median_bounds
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..core.spec import CLASSIFICATION_TARGETS
+from ..core.choices import CLASSIFICATION_TARGETS
 from .frames import CELL
 
 __all__ = ["classification_table"]

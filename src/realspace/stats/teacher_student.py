@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..core.spec import DEFAULT_TEACHER_ROWS
+from ..core.choices import DEFAULT_TEACHER_ROWS
 from ..core.spurious import SPURIOUS_REL_LOSS, teacher_zero_loss
 
 __all__ = ["relative_losses", "spurious_table", "teacher_kinds"]

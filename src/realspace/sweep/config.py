@@ -3,7 +3,7 @@
 Every problem is reported before any work starts, with the key's path and the
 reason; unknown keys are errors, not silently ignored. The choices (targets,
 parametrizations, optimizers, samplings, retraining families) and the rules that tie a
-target to the rest of a run come from the science core (``realspace.core.spec``,
+target to the rest of a run come from the science core (``realspace.core.choices``,
 ``realspace.core.inverse``), and the ranges of a run's parameters from
 ``realspace.core.constraints``: the schema states them nowhere else. About 410 lines: one
 pydantic model per section of the document, each with its own validators, and the
@@ -21,14 +21,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..core.constraints import (
-    MAX_COUNT,
-    MAX_RUNS,
-    MAX_SAMPLES,
-    RUN_CONSTRAINTS,
-)
-from ..core.inverse import PERTURBATIONS
-from ..core.spec import (
+from ..core.choices import (
     BY_WIDTH,
     DEFAULT_RESTRICTED_METHOD,
     DEFAULT_TEACHER_ROWS,
@@ -41,6 +34,13 @@ from ..core.spec import (
     problem_conflicts,
     target_param_problems,
 )
+from ..core.constraints import (
+    MAX_COUNT,
+    MAX_RUNS,
+    MAX_SAMPLES,
+    RUN_CONSTRAINTS,
+)
+from ..core.inverse import PERTURBATIONS
 from ..core.stability import STABILITY_DELTAS, STABILITY_KINDS
 
 __all__ = ["SweepConfig", "ConfigError", "load_config", "parse_config", "as_config"]

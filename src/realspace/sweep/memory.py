@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import os
 
-from ..core.spec import TEACHER_TARGETS, RunSpec
+from ..core.choices import TEACHER_TARGETS
+from ..core.spec import RunSpec
 
 __all__ = ["bytes_per_network", "networks_per_shard", "default_budget"]
 

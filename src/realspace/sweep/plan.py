@@ -17,7 +17,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from .. import SCIENCE_VERSION
-from ..core.spec import BY_WIDTH, DEFAULT_TEACHER_ROWS, LOSS_KINDS, RunSpec, method_for_width
+from ..core.choices import BY_WIDTH, DEFAULT_TEACHER_ROWS, LOSS_KINDS, method_for_width
+from ..core.spec import RunSpec
 from .config import SweepConfig
 from .memory import default_budget, networks_per_shard
 
