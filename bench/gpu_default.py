@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from realspace.sweep.config import load_config
-from realspace.sweep.plan import pack_shards, plan_runs
+from realspace.sweep.plan import pack_shards, plan_cells, plan_runs
 from realspace.train import TrainOptions, train_and_record
 
 
@@ -34,7 +34,7 @@ def main():
     args = ap.parse_args()
     cfg = load_config(args.config)
     runs = plan_runs(cfg)
-    shards = pack_shards(runs, budget_bytes=2**30)
+    shards = pack_shards(plan_cells(cfg).segments(), budget_bytes=2**30)
     print(f"{len(runs)} runs in {len(shards)} shards on {args.device}")
     objective, t0 = {}, time.perf_counter()
     for shard in shards:

@@ -17,7 +17,7 @@ from realspace.files import hopeless
 from realspace.sweep.analysis import plan_analysis
 from realspace.sweep.budget import shard_budget
 from realspace.sweep.config import parse_config
-from realspace.sweep.plan import cell_key, pack_shards, plan_runs, sweep_key
+from realspace.sweep.plan import pack_shards, plan_cells, sweep_key
 from realspace.sweep.progress import SweepProgress
 from realspace.sweep.summary import Failure, SweepSummary
 from realspace.sweep.tally import Analysed, Cells, Tally
@@ -77,11 +77,11 @@ def _submit(task, cfg, gpus_per_shard, *args):
     return task.submit(*args)
 
 
-def run_analysis(cfg, runs, uri, experiment, parent, pieces, units_done, options, gpus, progress):
+def run_analysis(cfg, plan, uri, experiment, parent, pieces, units_done, options, gpus, progress):
     """Compute and log every analysis unit not finished yet whose inputs are all trained
     (``pieces``: run key -> its piece, of every trained network; ``units_done``: the
     units FINISHED before). Returns (units logged, units waiting for runs, failed units)."""
-    units = plan_analysis(cfg, runs)
+    units = plan_analysis(cfg, plan)
     todo = [u for u in units if u.key not in units_done]
     ready = [u for u in todo if all(m in pieces for m in u.members)]
     failed, logged = [], 0
@@ -126,6 +126,7 @@ def _worker_options(cfg, tracking_uri: str) -> dict:
 
 
 def _plan_shards(cfg, pending, workers: int, max_shards: int | None):
+    """``pending``: the segments (seeds of a cell) still to train."""
     shards = pack_shards(
         pending,
         shard_budget(cfg, workers),
@@ -143,7 +144,7 @@ def train_shards(cfg, shards, cells: Cells, opened, tally: Tally, close, options
     sweep goes on, unless its error is hopeless (a full disk, refused credentials)."""
 
     def submit(shard):
-        order = shard_order(shard.id, shard.runs, cells.cell_of, opened.cells)
+        order = shard_order(shard, opened.cells)
         return _submit(train_shard_task, cfg, gpus, order, options)
 
     window = _slots(cfg, workers, gpus) + 1
@@ -151,7 +152,7 @@ def train_shards(cfg, shards, cells: Cells, opened, tally: Tally, close, options
         try:
             outcome = fut.result()
         except Exception as err:  # the shard failed every retry: report, go on
-            tally.fail(shard.id, err, len(shard.runs), hopeless(err))
+            tally.fail(shard.id, err, len(shard), hopeless(err))
             continue
         tally.add(outcome)
         for k, (name, ks) in outcome.pieces.items():
@@ -159,14 +160,14 @@ def train_shards(cfg, shards, cells: Cells, opened, tally: Tally, close, options
             opened.pieces.update(dict.fromkeys(ks, Piece(cell.run_id, cell.artifact_uri, name)))
             cells.trained(k, ks)
         yield outcome
-        close(outcome.keys)
+        close(outcome.pieces)
 
 
-def analyse(cfg, config, runs, uri, experiment, opened, options, gpus, progress, report_dir):
+def analyse(cfg, config, plan, uri, experiment, opened, options, gpus, progress, report_dir):
     """The analysis units whose inputs are trained, then the report (whose failure never
     costs a sweep its results)."""
     units, waiting, failed = run_analysis(
-        cfg, runs, uri, experiment, opened.parent, opened.pieces, opened.units, options, gpus,
+        cfg, plan, uri, experiment, opened.parent, opened.pieces, opened.units, options, gpus,
         progress,
     )  # fmt: skip
     report = None
@@ -193,30 +194,31 @@ def sweep_flow(
     t0, started_at = time.perf_counter(), time.time()
     cfg = parse_config(config)
     experiment = cfg.tracking.experiment or cfg.name
-    runs = plan_runs(cfg)
+    plan = plan_cells(cfg)
     fault_point("plan")
-    cells, tally = Cells.of(runs, cell_key), Tally()
+    cells, tally = Cells.of(plan), Tally()
     with tally.timed():
         opened = open_sweep_task(
             tracking_uri, experiment, sweep_key(cfg), cfg.name, cells.wanted(cell_names)
         )
-    cells.have(opened.pieces)
-    pending = [r for r in runs if r.key not in opened.pieces]
+    pending = cells.pending(opened.stored())
     shards = _plan_shards(cfg, pending, workers, max_shards)
+    runs, skipped = len(plan), len(plan) - sum(len(s) for s in pending)
     options = _worker_options(cfg, tracking_uri)
     t_plan = time.perf_counter()
-    network_runs = cfg.tracking.wants_network_runs(len(runs))
+    network_runs = cfg.tracking.wants_network_runs(runs)
 
-    def close(keys):
-        """Close the cells of ``keys`` that are complete now (and not FINISHED)."""
-        done = cells.complete(keys, finished=lambda k: opened.cells[k].status == "FINISHED")
+    def close(touched):
+        """Close the cells of ``touched`` (cell keys) that are complete now (and not
+        FINISHED)."""
+        done = cells.complete(touched, finished=lambda k: opened.cells[k].status == "FINISHED")
         with tally.timed():
             if done:
-                pairs = [(opened.cells[k], cells.members[k]) for k in done]
+                pairs = [(opened.cells[k], cells.planned[k]) for k in done]
                 close_cells_task(tracking_uri, experiment, pairs, network_runs)
 
-    close(opened.pieces)  # cells completed by an execution that died before closing them
-    with SweepProgress(total=len(runs), done=len(runs) - len(pending), enabled=progress) as bar:
+    close(cells.planned)  # cells completed by an execution that died before closing them
+    with SweepProgress(total=runs, done=skipped, enabled=progress) as bar:
         for outcome in train_shards(
             cfg, shards, cells, opened, tally, close, options, workers, gpus_per_shard
         ):
@@ -225,15 +227,15 @@ def sweep_flow(
     t_analysis = time.perf_counter()
     analysed = Analysed()
     if analysis and tally.stopped is None:
-        analysed = analyse(cfg, config, runs, tracking_uri, experiment, opened, options,
+        analysed = analyse(cfg, config, plan, tracking_uri, experiment, opened, options,
                            gpus_per_shard, progress, report_dir)  # fmt: skip
     summary = tally.summary(
         experiment=experiment,
         parent_run=opened.parent,
         experiment_id=opened.experiment_id,
         tracking_uri=tracking_uri,
-        runs=len(runs),
-        skipped=len(runs) - len(pending),
+        runs=runs,
+        skipped=skipped,
         shards=len(shards),
         analysed=analysed,
         wall_s=time.perf_counter() - t0,
@@ -242,5 +244,5 @@ def sweep_flow(
         started_at=started_at,
         workers=workers,
     )
-    finish_sweep_task(tracking_uri, experiment, opened.parent, summary, len(cells.members))
+    finish_sweep_task(tracking_uri, experiment, opened.parent, summary, len(cells.planned))
     return summary

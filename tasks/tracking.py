@@ -43,14 +43,14 @@ def open_sweep_task(
 def close_cells_task(
     tracking_uri: str, experiment: str, cells: list[tuple], network_runs: bool
 ) -> list[dict]:
-    """Close the cells of ``cells`` ((CellRun, its run keys) pairs) whose networks are all
+    """Close the cells of ``cells`` ((CellRun, PlannedCell) pairs) whose networks are all
     in their tables: metrics, networks.html, a run per network with ``network_runs``,
     then FINISHED. One task for all the cells a shard completes (a task run costs the
     Prefect API a few calls; a sweep has hundreds of cells). Returns their metrics."""
     from realspace.tracking.store import open_store
 
     store = open_store(tracking_uri, experiment)
-    return [store.close_cell(cell, keys, network_runs) for cell, keys in cells]
+    return [store.close_cell(cell, planned.keys(), network_runs) for cell, planned in cells]
 
 
 @task(name="finish-sweep", cache_policy=NO_CACHE, persist_result=False, **STORE_RETRIES)

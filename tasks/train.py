@@ -83,24 +83,25 @@ def train_shard_task(order: str, options: dict) -> ShardOutcome:
     )
 
 
-def shard_order(shard_id: str, runs, cell_of: dict, cells: dict) -> str:
+def shard_order(shard, cells: dict) -> str:
     """A shard's work as one JSON text for ``train_shard_task``: each cell it touches once
     (its spec, seed aside, and its run's id and artifact URI), then per run its key, cell
-    and seed. ``runs``: PlannedRuns; ``cell_of``: run key -> cell key; ``cells``: cell key
-    -> CellRun.
+    and seed. ``shard``: a Shard (its segments' keys are hashed here, a shard at a time);
+    ``cells``: cell key -> CellRun.
 
     One string rather than thousands of spec dicts: Prefect walks every argument of a
     task looking for futures to resolve, about 2 s for a shard of 4,096 spec dicts; a
     string it does not walk, and the text is a fiftieth of the size."""
     used, rows = {}, []
-    for r in runs:
-        c = cell_of[r.key]
+    for segment in shard.segments:
+        c = segment.cell.key
         if c not in used:
             cell = cells[c]
-            spec = {k: v for k, v in r.spec.to_dict().items() if k != "seed"}
+            spec = {k: v for k, v in segment.cell.spec.to_dict().items() if k != "seed"}
             used[c] = {"spec": spec, "run_id": cell.run_id, "artifact_uri": cell.artifact_uri}
-        rows.append([r.key, c, r.spec.seed])
-    return json.dumps({"shard": shard_id, "cells": used, "runs": rows})
+        keys = segment.cell.keys(segment.seeds)
+        rows += [[key, c, int(seed)] for key, seed in zip(keys, segment.seeds, strict=True)]
+    return json.dumps({"shard": shard.id, "cells": used, "runs": rows})
 
 
 def _client(uri: str, cells: dict):

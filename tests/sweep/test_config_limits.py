@@ -14,7 +14,14 @@ from realspace.core.spec import RunSpec
 from realspace.sweep import plan as plan_module
 from realspace.sweep.budget import size_problems
 from realspace.sweep.config import ConfigError, parse_config
-from realspace.sweep.plan import PlannedRun, PlanTooLarge, check_plan_size, plan_runs
+from realspace.sweep.plan import (
+    PlannedCell,
+    PlanTooLarge,
+    check_plan_size,
+    pack_shards,
+    plan_cells,
+    plan_runs,
+)
 
 
 def refused(doc) -> str:
@@ -129,15 +136,36 @@ def test_a_plan_that_would_not_fit_in_memory_is_refused_before_planning(monkeypa
 
     built = []
     monkeypatch.setattr(plan_module, "default_budget", lambda device: 2**30)
-    monkeypatch.setattr(plan_module, "_add_cell", lambda *a: built.append(a))
-    start = time.perf_counter()
+    monkeypatch.setattr(plan_module, "plan_cells", lambda *a: built.append(a))
     with pytest.raises(PlanTooLarge):
         plan_runs(cfg)
-    assert not built and time.perf_counter() - start < 1.0
+    assert not built
+
+
+def test_ten_million_networks_plan_as_cells_without_a_key_hashed(monkeypatch):
+    cfg = parse_config(
+        sweep_config(seeds=2_500_000, widths=[4, 8], restricted_methods=["intrinsic"])
+    )
+
+    def hashed(*a):
+        raise AssertionError("a run key was hashed while planning")
+
+    monkeypatch.setattr(plan_module, "_seeded_keys", hashed)
+    tracemalloc.start()
+    try:
+        plan = plan_cells(cfg)
+        shards = pack_shards(plan.segments(), 2**30, workers=2)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(plan) == 10**7 == cfg.run_count() and len(plan.cells) == 4
+    assert sum(len(s) for s in shards) == 10**7
+    assert max(len(s) for s in shards) <= 4096
+    assert peak < 200 * 2**20  # the bound; about 1.5 MiB measured
 
 
 def _over_budget(spec: RunSpec, budget: int) -> bool:
-    _, problems = size_problems([PlannedRun("k", spec)], budget)
+    _, problems = size_problems([PlannedCell.of(spec, range(1))], budget)
     return any("needs about" in p for p in problems)
 
 

@@ -14,9 +14,11 @@ from realspace.sweep.config import ConfigError, load_config, parse_config
 from realspace.sweep.memory import bytes_per_network
 from realspace.sweep.plan import (
     MIN_SPLIT,
+    Segment,
     cell_key,
     network_work,
     pack_shards,
+    plan_cells,
     plan_runs,
     run_key,
     sweep_key,
@@ -64,6 +66,36 @@ def test_cells_group_the_seeds_of_one_grid_point():
         assert len({RunSpec.from_dict({**s.to_dict(), "seed": 0}) for s in specs}) == 1
 
 
+def test_a_plan_holds_cells_whose_runs_are_the_expanded_plans_in_order():
+    """plan_cells builds no run; its cells, expanded seed by seed, are plan_runs (keys,
+    specs and order), each cell's key is the cell_key of each of its runs, and a seed
+    found in a cell's tables is exactly its run's key found there."""
+    for doc in (DOC, {**DOC, "seeds": [7, 0, 250]}):
+        plan = plan_cells(parse_config(doc))
+        runs = plan_runs(parse_config(doc))
+        assert [(r.key, r.spec) for r in plan] == [(r.key, r.spec) for r in runs]
+        assert len(plan) == len(runs) and len(plan.cells) == len(runs) // len(plan.cells[0])
+        for cell in plan.cells:
+            assert {cell_key(r.spec) for r in cell.runs()} == {cell.key}
+            assert [run_key(r.spec) for r in cell.runs()] == cell.keys()
+        cell = plan.cells[-1]
+        seeds = list(cell.seeds)
+        stored = [seeds[-1], seeds[0], seeds[0], 10**6]  # a repeat and a foreign seed
+        found = cell.found(stored)
+        assert found.tolist() == [s in stored for s in seeds]
+        assert not cell.found(None).any() and not cell.found([]).any()
+
+
+def test_shards_of_pending_segments_hold_exactly_the_pending_runs():
+    plan = plan_cells(parse_config(DOC))
+    first, second = plan.cells[0], plan.cells[5]
+    pending = [Segment(first, (1, 3)), Segment(second, second.seeds[2:])]
+    shards = pack_shards(pending, 2**30, max_size=3)
+    got = sorted(r.key for s in shards for r in s.runs)
+    assert got == sorted(first.keys((1, 3)) + second.keys(second.seeds[2:]))
+    assert all(len(s) <= 3 for s in shards)
+
+
 def test_keys_are_stable_across_processes_and_hash_seeds():
     keys = []
     for seed in ("0", "12345"):
@@ -96,15 +128,17 @@ def test_key_depends_on_every_field_and_on_nothing_else():
 
 def test_shards_fit_the_budget_and_hold_one_shape():
     runs = plan_runs(parse_config(DOC))
+    segments = plan_cells(parse_config(DOC)).segments()
     budget = 20 * 2**20
-    shards = pack_shards(runs, budget, max_size=50)
+    shards = pack_shards(segments, budget, max_size=50)
     assert sum(len(s.runs) for s in shards) == len(runs)
     assert len({r.key for s in shards for r in s.runs}) == len(runs)
     for s in shards:
         assert len({r.spec.shape_key() for r in s.runs}) == 1
         assert len(s.runs) <= 50
         assert len(s.runs) == 1 or len(s.runs) * bytes_per_network(s.runs[0].spec) <= budget
-    assert [s.id for s in shards] == [s.id for s in pack_shards(runs, budget, max_size=50)]
+    assert [s.id for s in shards] == [s.id for s in pack_shards(segments, budget, max_size=50)]
+    assert [len(s) for s in shards] == [len(s.runs) for s in shards]
 
 
 def _work(shard) -> float:
@@ -117,10 +151,11 @@ def test_shards_balance_the_work_and_come_largest_first():
     split, and shards come in order of decreasing work (longest first)."""
     doc = sweep_config(name="b", widths=[2, 8, 256], seeds=40)
     runs = plan_runs(parse_config(doc))
-    whole = pack_shards(runs, 2**40, per_worker=0)
+    segments = plan_cells(parse_config(doc)).segments()
+    whole = pack_shards(segments, 2**40, per_worker=0)
     assert len(whole) == 6  # one per (width, parametrization)
     max_shape = max(whole, key=_work).runs[0].spec.shape_key()
-    shards = pack_shards(runs, 2**40, workers=2, per_worker=4)
+    shards = pack_shards(segments, 2**40, workers=2, per_worker=4)
     total = sum(network_work(r.spec) for r in runs)
     share = total / 8
     assert sorted(r.key for s in shards for r in s.runs) == sorted(r.key for r in runs)
@@ -133,7 +168,7 @@ def test_shards_balance_the_work_and_come_largest_first():
     assert works == sorted(works, reverse=True)
     heavy = [len(s.runs) for s in shards if s.runs[0].spec.shape_key() == max_shape]
     assert len(heavy) >= 4 and max(heavy) - min(heavy) <= 1
-    assert [s.id for s in shards] == [s.id for s in pack_shards(runs, 2**40, workers=2)]
+    assert [s.id for s in shards] == [s.id for s in pack_shards(segments, 2**40, workers=2)]
 
 
 def test_shapes_too_small_to_repay_a_task_are_not_split():
@@ -141,7 +176,8 @@ def test_shapes_too_small_to_repay_a_task_are_not_split():
     doc = sweep_config(widths=[2], seeds=2, optimizer={"steps": 60})
     runs = plan_runs(parse_config(doc))
     assert all(network_work(r.spec) * 2 < MIN_SPLIT for r in runs)
-    assert len(pack_shards(runs, 2**40, workers=2, per_worker=4)) == 2
+    segments = plan_cells(parse_config(doc)).segments()
+    assert len(pack_shards(segments, 2**40, workers=2, per_worker=4)) == 2
 
 
 def test_network_work_grows_with_what_a_step_computes():
@@ -231,7 +267,7 @@ def test_restricted_runs_are_planned_once_per_method_and_keyed_by_it():
         assert r.spec.to_dict()["restricted_method"] == r.spec.restricted_method
         assert RunSpec.from_dict(r.spec.to_dict()) == r.spec
     # a shard never mixes methods
-    shards = pack_shards(runs, 1 << 30)
+    shards = pack_shards(plan_cells(parse_config(doc)).segments(), 1 << 30)
     assert all(len({r.spec.restricted_method for r in s.runs}) == 1 for s in shards)
 
 

@@ -1,25 +1,27 @@
 """The driver's bookkeeping (realspace.sweep.tally): which cells are complete, what the
 totals are, and how the sweep's parent run ends, against counts made by hand."""
 
-from types import SimpleNamespace
-
 import pytest
 
+from realspace.core.spec import RunSpec
+from realspace.sweep import plan as plan_module
+from realspace.sweep.plan import Plan, PlannedCell
 from realspace.sweep.summary import Failure
 from realspace.sweep.tally import Analysed, Cells, ShardOutcome, Tally
 
 
-def _runs(cells: dict[str, int]):
-    """PlannedRun stand-ins: ``cells`` cell name -> seeds; key "<cell>/<seed>"."""
-    return [
-        SimpleNamespace(key=f"{c}/{s}", spec=SimpleNamespace(cell=c, seed=s))
-        for c, n in cells.items()
-        for s in range(n)
-    ]
-
-
 def _cells(**sizes) -> Cells:
-    return Cells.of(_runs(sizes), lambda spec: spec.cell)
+    """A plan of one cell per name, ``sizes`` its seeds (the name is the cell's target
+    function's frequency parameter, so every cell differs)."""
+    plan = Plan(
+        tuple(
+            PlannedCell.of(RunSpec(target="sin", target_params=(("freq", i + 1.0),)), range(n))
+            for i, n in enumerate(sizes.values())
+        )
+    )
+    cells = Cells.of(plan)
+    cells.names = dict(zip(sizes, cells.planned, strict=True))  # name -> cell key
+    return cells
 
 
 def _outcome(keys, pieces=None, diverged=0, seconds=1.0, write=0.25, size=100, writer="h:1"):
@@ -27,29 +29,48 @@ def _outcome(keys, pieces=None, diverged=0, seconds=1.0, write=0.25, size=100, w
     return ShardOutcome(keys, pieces, diverged, seconds, write, size, None, writer, (10.0, 20.0))
 
 
-def test_cells_group_runs_in_plan_order_and_name_each_once():
+def test_cells_count_their_seeds_in_plan_order_and_name_each_once():
     cells = _cells(a=3, b=2)
-    assert cells.members == {"a": ["a/0", "a/1", "a/2"], "b": ["b/0", "b/1"]}
-    assert cells.cell_of["b/1"] == "b" and cells.left == {"a": 3, "b": 2}
-    assert cells.specs["a"].seed == 0  # the first run's spec stands for the cell
+    a, b = cells.names["a"], cells.names["b"]
+    assert list(cells.planned) == [a, b] and cells.left == {a: 3, b: 2}
+    assert cells.planned[a].spec.seed == 0  # seed 0 stands for the cell
     wanted = cells.wanted(lambda specs: {k: f"cell-{k}" for k in specs})
-    assert wanted == {"a": ("cell-a", cells.specs["a"], 3), "b": ("cell-b", cells.specs["b"], 2)}
+    assert wanted == {
+        a: (f"cell-{a}", cells.planned[a].spec, 3),
+        b: (f"cell-{b}", cells.planned[b].spec, 2),
+    }
+
+
+def test_pending_seeds_are_those_whose_keys_are_not_stored(monkeypatch):
+    cells = _cells(a=3, b=2, c=1)
+    a, b, c = (cells.names[n] for n in "abc")
+    keys = {k: cells.planned[k].keys() for k in (a, b, c)}
+    hashed = []
+    real = plan_module._seeded_keys
+    monkeypatch.setattr(plan_module, "_seeded_keys", lambda *x: hashed.append(1) or real(*x))
+    # a: seeds 0 and 2 stored, with a key of a seed the plan no longer has; c: all stored
+    stored = {a: {keys[a][0], keys[a][2], "stale"}, c: set(keys[c]), "gone": {"x"}}
+    pending = cells.pending(stored)
+    assert [(s.cell.key, tuple(s.seeds)) for s in pending] == [(a, (1,)), (b, (0, 1))]
+    assert cells.left == {a: 1, b: 2, c: 0}
+    assert len(hashed) == 2  # the cells with something stored; b is taken whole
 
 
 def test_a_cell_is_complete_once_its_last_run_is_trained_and_not_before():
     cells = _cells(a=3, b=2, c=1)
-    cells.have({"a/0", "a/1", "c/0"})  # stored by an earlier execution
-    assert cells.left == {"a": 1, "b": 2, "c": 0}
+    a, b, c = (cells.names[n] for n in "abc")
+    cells.pending({a: set(cells.planned[a].keys()[:2]), c: set(cells.planned[c].keys())})
+    assert cells.left == {a: 1, b: 2, c: 0}
     never = lambda k: False  # noqa: E731
-    # c was complete before: the keys of a resumed execution name it
-    assert cells.complete({"a/0", "c/0"}, never) == ["c"]
-    cells.trained("b", ["b/0"])
-    assert cells.complete(["b/0"], never) == []
-    cells.trained("b", ["b/1"])
-    cells.trained("a", ["a/2"])
-    assert cells.complete(["b/1", "a/2"], never) == ["a", "b"]  # sorted
+    # c was complete before: a resumed execution's first close names it
+    assert cells.complete([a, c], never) == [c]
+    cells.trained(b, ["b/0"])
+    assert cells.complete([b], never) == []
+    cells.trained(b, ["b/1"])
+    cells.trained(a, ["a/2"])
+    assert cells.complete([b, a, b], never) == sorted([a, b])
     # a cell already FINISHED is not closed twice
-    assert cells.complete(["b/1", "a/2"], lambda k: k == "a") == ["b"]
+    assert cells.complete([b, a], lambda k: k == a) == [b]
 
 
 def test_the_tally_adds_outcomes_and_keeps_the_first_hopeless_error():

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from ..core.spec import cell_of
 from ..report.publish import default_report_dir
 from ..sweep.budget import cuda_present, shard_budget, size_problems
 from ..sweep.config import ConfigError, SweepConfig, as_config
-from ..sweep.plan import PlannedRun, pack_shards, plan_runs
+from ..sweep.plan import Plan, pack_shards, plan_cells
 from ..sweep.summary import SweepSummary
 from ..tracking.secrets import hide_uri, mask
 
@@ -81,7 +80,7 @@ class SweepPlan:
     config: SweepConfig
     tracking_uri: str  # the real URI: print ``masked_uri`` instead
     ray_address: str | None  # None: a local Ray (or in-process)
-    runs: list[PlannedRun]
+    runs: Plan  # its cells; len(runs) networks, iterated one by one when asked
     workers: int
     estimate: dict  # runs, largest_network_bytes, store_bytes (free_disk_bytes when local)
     problems: list[str]  # budgets exceeded, one line each
@@ -92,12 +91,14 @@ class SweepPlan:
 
     @property
     def cells(self) -> int:
-        return len(Counter(cell_of(r.spec) for r in self.runs))
+        return len({cell_of(c.spec) for c in self.runs.cells})
 
     @property
     def shapes(self) -> int:
         return len(
-            pack_shards(self.runs, 2**62, self.config.execution.max_shard_size, per_worker=0)
+            pack_shards(
+                self.runs.segments(), 2**62, self.config.execution.max_shard_size, per_worker=0
+            )
         )
 
 
@@ -125,12 +126,12 @@ def plan_sweep(
     workers = cfg.execution.num_workers or os.cpu_count() or 1
     local = Path(uri.removeprefix("sqlite:///")).parent if uri.startswith("sqlite:///") else None
     try:  # a run the spec refuses (a target's parameters), a device that is not there
-        runs = plan_runs(cfg)
+        runs = plan_cells(cfg)
         budget = shard_budget(cfg, workers)
     except (ValueError, RuntimeError) as e:
         raise NotStarted(mask(str(e))) from None
     estimate, problems = size_problems(
-        runs, budget, cfg.execution.max_runs, local, cfg.execution.dtype
+        runs.cells, budget, cfg.execution.max_runs, local, cfg.execution.dtype
     )
     return SweepPlan(cfg, uri, address, runs, workers, estimate, problems)
 

@@ -33,9 +33,8 @@ MAX_INPUT_DIM = 10_000
 MAX_CLASSES = 10_000
 MAX_SAMPLES = 2**31 - 1  # training points of one network (a grid's included)
 MAX_COUNT = 10**6  # a count of the analysis (pairs, seeds, samples)
-# networks one sweep may plan: planning holds every run in the driver's memory (about
-# 1.9 kB each), so 10^7 is about 19 GB; the plan's size against the memory available is
-# checked again before planning (``sweep.plan.check_plan_size``)
+# networks one sweep may plan: a plan holds cells, not networks (``sweep.plan``), but
+# the store keeps a row per network and a report reads them, cell by cell
 MAX_RUNS = 10**7
 
 

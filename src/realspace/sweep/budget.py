@@ -5,10 +5,11 @@ budget. A sweep over any of them is refused (with the estimate) unless confirmed
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from .memory import bytes_per_network, default_budget
-from .plan import PlannedRun
+from .plan import PlannedCell
 
 __all__ = ["stored_bytes_per_run", "size_problems", "shard_budget", "cuda_present"]
 
@@ -54,21 +55,23 @@ def _gib(b: float) -> str:
 
 
 def size_problems(
-    runs: list[PlannedRun],
+    cells: Sequence[PlannedCell],
     shard_budget: int,
     max_runs: int | None = None,
     store_folder: str | Path | None = None,
     dtype="float32",
 ) -> tuple[dict, list[str]]:
-    """(estimate, problems): the estimate's numbers, and one line per limit exceeded."""
-    largest = max(runs, key=lambda r: bytes_per_network(r.spec, dtype), default=None)
+    """(estimate, problems): the estimate's numbers, and one line per limit exceeded.
+    ``cells``: a Plan's cells (a network's size and store do not depend on its seed)."""
+    largest = max(cells, key=lambda c: bytes_per_network(c.spec, dtype), default=None)
     network = bytes_per_network(largest.spec, dtype) if largest else 0
-    store = sum(stored_bytes_per_run(r.spec) for r in runs)
-    estimate = {"runs": len(runs), "largest_network_bytes": network, "store_bytes": store}
+    store = sum(stored_bytes_per_run(c.spec) * len(c) for c in cells)
+    runs = sum(len(c) for c in cells)
+    estimate = {"runs": runs, "largest_network_bytes": network, "store_bytes": store}
     problems = []
-    if max_runs is not None and len(runs) > max_runs:
+    if max_runs is not None and runs > max_runs:
         problems.append(
-            f"{len(runs)} runs planned, over the stated budget execution.max_runs = {max_runs}"
+            f"{runs} runs planned, over the stated budget execution.max_runs = {max_runs}"
         )
     if largest and network > shard_budget:
         s = largest.spec

@@ -14,7 +14,10 @@ import itertools
 import json
 import math
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from .. import SCIENCE_VERSION
 from ..core.choices import BY_WIDTH, DEFAULT_TEACHER_ROWS, LOSS_KINDS, method_for_width
@@ -23,9 +26,13 @@ from .config import SweepConfig
 from .memory import default_budget, networks_per_shard
 
 __all__ = [
+    "Plan",
+    "PlannedCell",
     "PlannedRun",
+    "Segment",
     "Shard",
     "cell_key",
+    "plan_cells",
     "plan_runs",
     "check_plan_size",
     "PlanTooLarge",
@@ -109,19 +116,94 @@ class PlannedRun:
 
 
 @dataclass(frozen=True)
+class PlannedCell:
+    """The networks of a sweep that differ only by seed: ``spec`` (seed 0) with each of
+    ``seeds`` (a range, or a tuple). Run keys and per-seed specs are built when asked for,
+    a cell at a time: a plan holds cells, never a list of its networks."""
+
+    key: str  # cell_key(spec)
+    spec: RunSpec
+    seeds: Sequence[int]
+
+    @classmethod
+    def of(cls, spec: RunSpec, seeds: Sequence[int]) -> PlannedCell:
+        base = _with_seed(spec, 0)
+        return cls(cell_key(base), base, seeds)
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def keys(self, seeds: Sequence[int] | None = None) -> list[str]:
+        """The run keys of ``seeds`` (default: the cell's), in their order."""
+        return [k for _, k in _seeded_keys(self.spec, self.seeds if seeds is None else seeds)]
+
+    def found(self, stored) -> np.ndarray:
+        """Which of the cell's seeds are among ``stored`` (seeds found in its tables), a
+        bool per seed. A cell's run key is its spec's and its seed's: a stored seed is a
+        stored key, with no key hashed."""
+        if stored is None or not len(stored):
+            return np.zeros(len(self.seeds), bool)
+        return np.isin(np.asarray(self.seeds, dtype=np.int64), np.asarray(stored, np.int64))
+
+    def runs(self, seeds: Sequence[int] | None = None) -> Iterator[PlannedRun]:
+        """The PlannedRuns of ``seeds`` (default: the cell's), built one by one."""
+        seeds = self.seeds if seeds is None else seeds
+        for seed, key in _seeded_keys(self.spec, seeds):
+            yield PlannedRun(key, _with_seed(self.spec, seed))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A sweep's cells, in plan order. Iterating it builds its PlannedRuns one by one
+    (cell by cell, seeds in order): what a small sweep's callers need, at no memory."""
+
+    cells: tuple[PlannedCell, ...]
+
+    def __len__(self) -> int:
+        return sum(len(c) for c in self.cells)
+
+    def __iter__(self) -> Iterator[PlannedRun]:
+        for cell in self.cells:
+            yield from cell.runs()
+
+    def segments(self) -> list[Segment]:
+        """Every cell whole, as the segments ``pack_shards`` takes."""
+        return [Segment(c, c.seeds) for c in self.cells]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Some seeds of one cell: the unit shards are cut from."""
+
+    cell: PlannedCell
+    seeds: Sequence[int]
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+
+@dataclass(frozen=True)
 class Shard:
-    """Runs of one shape trained together on one device."""
+    """Runs of one shape trained together on one device: seeds of one or more cells."""
 
     id: str
-    runs: tuple[PlannedRun, ...]
+    segments: tuple[Segment, ...]
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.segments)
+
+    @property
+    def runs(self) -> list[PlannedRun]:
+        """Its PlannedRuns (keys hashed here: a shard at a time, not a sweep)."""
+        return [r for s in self.segments for r in s.cell.runs(s.seeds)]
 
     @property
     def specs(self) -> list[RunSpec]:
         return [r.spec for r in self.runs]
 
 
-# driver memory per planned run (a RunSpec, its key and PlannedRun): 1.85 kB measured
-# with tracemalloc on 100,000 runs
+# driver memory per planned run when a plan is expanded into PlannedRuns (``plan_runs``):
+# a RunSpec, its key and PlannedRun, 1.85 kB measured with tracemalloc on 100,000 runs
 PLAN_BYTES_PER_RUN = 1900
 
 
@@ -132,7 +214,7 @@ class PlanTooLarge(ValueError):
 def check_plan_size(cfg: SweepConfig, available: int | None = None) -> None:
     """Raise PlanTooLarge, before anything is planned, when the sweep's runs
     (``SweepConfig.run_count``, from the axes alone) would take more than ``available``
-    bytes (default: half the memory available here) to plan."""
+    bytes (default: half the memory available here) to expand into PlannedRuns."""
     runs = cfg.run_count()
     need = runs * PLAN_BYTES_PER_RUN
     available = default_budget("cpu") if available is None else available
@@ -145,15 +227,23 @@ def check_plan_size(cfg: SweepConfig, available: int | None = None) -> None:
 
 
 def plan_runs(cfg: SweepConfig) -> list[PlannedRun]:
-    """Every run of the sweep, in a deterministic order, keys unique. Raises
-    PlanTooLarge first when they would not fit in memory (``check_plan_size``)."""
+    """Every run of the sweep as a PlannedRun, in plan order, keys unique: ``plan_cells``
+    expanded, for a caller that wants the networks one by one in memory (tests, small
+    sweeps). Raises PlanTooLarge first when they would not fit (``check_plan_size``)."""
     check_plan_size(cfg)
+    return list(plan_cells(cfg))
+
+
+def plan_cells(cfg: SweepConfig) -> Plan:
+    """The sweep's cells, in a deterministic order, each once. Cells, not networks: a
+    sweep of 10^7 networks plans in milliseconds, in the memory of its few cells."""
     opt, data, stop = cfg.optimizer, cfg.data, cfg.stopping
+    seeds = range(cfg.seeds) if isinstance(cfg.seeds, int) else tuple(cfg.seeds)
 
     def axis(v):
         return v if isinstance(v, list) else [v]
 
-    runs, seen = [], set()
+    cells: dict[str, PlannedCell] = {}
     for t in cfg.targets:
         gaussian = t.name == "gaussian"
         common = dict(
@@ -191,10 +281,7 @@ def plan_runs(cfg: SweepConfig) -> list[PlannedRun]:
         for par, width, kind, lr, steps, wd in grid:
             polish = opt.polish_steps(wd, loss)
             for method in cfg.restricted_methods if par == "restricted" else [""]:
-                _add_cell(
-                    runs,
-                    seen,
-                    cfg.seed_list(),
+                cell = PlannedCell.of(
                     RunSpec(
                         **common,
                         parametrization=par,
@@ -207,16 +294,12 @@ def plan_runs(cfg: SweepConfig) -> list[PlannedRun]:
                         linear_term=cfg.linear_term,  # read False for restricted runs
                         polish=polish,
                     ),
+                    seeds,
                 )
-    return runs
-
-
-def _add_cell(runs: list, seen: set, seeds: list[int], base: RunSpec) -> None:
-    """Append ``base`` with every seed to ``runs``, skipping keys in ``seen``."""
-    for seed, key in _seeded_keys(base, seeds):
-        if key not in seen:  # two targets may resolve to the same run
-            seen.add(key)
-            runs.append(PlannedRun(key, _with_seed(base, seed)))
+                # two points of the axes may resolve to the same spec, hence the same
+                # cell: the same runs, seed for seed (every cell has the sweep's seeds)
+                cells.setdefault(cell.key, cell)
+    return Plan(tuple(cells.values()))
 
 
 def network_work(spec: RunSpec) -> float:
@@ -246,7 +329,7 @@ MIN_SPLIT = 1e7
 
 
 def pack_shards(
-    runs: list[PlannedRun],
+    segments,
     budget_bytes: int,
     max_size: int = 4096,
     dtype="float32",
@@ -254,31 +337,55 @@ def pack_shards(
     workers: int = 1,
     per_worker: int = 4,
 ) -> list[Shard]:
-    """Group runs by shape; split each group into shards that fit ``budget_bytes`` and,
-    where a group is more work than its share, into about equal parts: the sweep's work
+    """Group ``segments`` (a Plan's ``segments()``, or the seeds of each cell still to
+    train) by shape; split each group into shards that fit ``budget_bytes`` and, where a
+    group is more work than its share, into about equal parts: the sweep's work
     (``network_work``) over ``per_worker * workers`` shards at least, so that no shard
     holds the workers up at the end (a group under that share stays one shard: each shard
     costs a task and a Python loop of its own). Shards come largest first, the order in
     which they should be started (longest processing time first); ``per_worker`` 0 keeps
-    each group whole up to the limits."""
-    groups: dict[tuple, list[PlannedRun]] = defaultdict(list)
-    for r in runs:
-        groups[r.spec.shape_key()].append(r)
-    cost = functools.lru_cache(maxsize=None)(network_work)  # seeds share a spec's cost
-    work = {shape: sum(cost(_with_seed(r.spec, 0)) for r in m) for shape, m in groups.items()}
+    each group whole up to the limits. Works on seed counts: no run key is hashed here."""
+    groups: dict[tuple, list[Segment]] = defaultdict(list)
+    for s in segments:
+        if len(s):
+            groups[s.cell.spec.shape_key()].append(s)
+    work = {
+        shape: sum(network_work(s.cell.spec) * len(s) for s in members)
+        for shape, members in groups.items()
+    }
     share = sum(work.values()) / (per_worker * workers) if per_worker else math.inf
     shards = []
     for shape, members in groups.items():
-        size = min(max_size, networks_per_shard(members[0].spec, budget_bytes, dtype))
-        balance = min(len(members), round(work[shape] / share), int(work[shape] // MIN_SPLIT))
-        parts = max(math.ceil(len(members) / size), balance, 1)
+        total = sum(len(s) for s in members)
+        first = members[0].cell.spec
+        size = min(max_size, networks_per_shard(first, budget_bytes, dtype))
+        balance = min(total, round(work[shape] / share), int(work[shape] // MIN_SPLIT))
+        parts = max(math.ceil(total / size), balance, 1)
         loss, d, width = shape[0], shape[1], shape[2]
-        first = members[0].spec
         label = f"{loss}-d{d}-w{width}-{first.parametrization[0]}{first.restricted_method[:1]}"
         for i in range(parts):  # sizes differ by one at most
-            part = tuple(members[i * len(members) // parts : (i + 1) * len(members) // parts])
-            tag = _digest([r.key for r in part])[:8]
+            part = _cut(members, i * total // parts, (i + 1) * total // parts)
+            tag = _digest([[s.cell.key, _seed_text(s.seeds)] for s in part])[:8]
             shard = Shard(f"{label}-{i:04d}-{tag}", part)
-            shards.append((len(part) * work[shape] / len(members), shard))
+            shards.append((len(shard) * work[shape] / total, shard))
     shards.sort(key=lambda ws: -ws[0])  # stable: equal work keeps the plan's order
     return [s for _, s in shards]
+
+
+def _cut(segments: list[Segment], lo: int, hi: int) -> tuple[Segment, ...]:
+    """Seeds ``lo`` to ``hi`` of the concatenated ``segments``, as segments."""
+    out, start = [], 0
+    for s in segments:
+        end = start + len(s)
+        a, b = max(lo, start), min(hi, end)
+        if a < b:
+            out.append(Segment(s.cell, s.seeds[a - start : b - start]))
+        start = end
+    return tuple(out)
+
+
+def _seed_text(seeds: Sequence[int]):
+    """Seeds as JSON-able text, a range in three numbers."""
+    if isinstance(seeds, range):
+        return [seeds.start, seeds.stop, seeds.step]
+    return list(seeds)

@@ -1,7 +1,7 @@
 """What a sweep's driver keeps while shards come back: pure bookkeeping, no orchestration.
 
 - ``ShardOutcome``: what one trained shard reports (the worker wrote its tables);
-- ``Cells``: the sweep's cells, the runs each still lacks, and which are complete;
+- ``Cells``: the sweep's cells, the seeds each still lacks, and which are complete;
 - ``Tally``: the running totals that become the ``SweepSummary``.
 """
 
@@ -11,6 +11,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from .plan import PlannedCell, Segment
 from .summary import Failure, SweepSummary
 
 __all__ = ["Analysed", "Cells", "ShardOutcome", "Tally"]
@@ -35,44 +36,52 @@ class ShardOutcome:
 
 @dataclass
 class Cells:
-    """The cells of a plan: ``members`` (cell key -> its run keys, in plan order),
-    ``cell_of`` (run key -> cell key), ``specs`` (cell key -> its first run's spec) and
-    ``left`` (cell key -> runs not yet in its tables)."""
+    """The cells of a plan: ``planned`` (cell key -> PlannedCell, in plan order) and
+    ``left`` (cell key -> its runs not yet in its tables). Counts per cell: the driver of
+    a million networks keeps a few numbers per cell, not a key per network."""
 
-    members: dict[str, list[str]]
-    cell_of: dict[str, str]
-    specs: dict
+    planned: dict[str, PlannedCell]
     left: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, runs, cell_key) -> Cells:
-        """``runs``: PlannedRuns; ``cell_key(spec)``: the cell a spec belongs to."""
-        members: dict[str, list[str]] = {}
-        cell_of, specs = {}, {}
-        for r in runs:
-            cell_of[r.key] = k = cell_key(r.spec)
-            members.setdefault(k, []).append(r.key)
-            specs.setdefault(k, r.spec)
-        return cls(members, cell_of, specs, {k: len(v) for k, v in members.items()})
+    def of(cls, plan) -> Cells:
+        """``plan``: a Plan (its ``cells``)."""
+        planned = {c.key: c for c in plan.cells}
+        return cls(planned, {k: len(c) for k, c in planned.items()})
 
     def wanted(self, naming) -> dict:
         """cell key -> (its run's name, its spec, its seeds), ``naming(specs)`` giving the
         names (``tracking.layout.cell_names``)."""
-        names = naming(self.specs)
-        return {k: (names[k], self.specs[k], len(ks)) for k, ks in self.members.items()}
+        names = naming({k: c.spec for k, c in self.planned.items()})
+        return {k: (names[k], c.spec, len(c)) for k, c in self.planned.items()}
 
-    def have(self, stored) -> None:
-        """Count the run keys ``stored`` (already in the tables) as trained."""
-        self.left = {k: sum(key not in stored for key in ks) for k, ks in self.members.items()}
+    def pending(self, stored: dict) -> list[Segment]:
+        """The seeds of each cell whose runs are not in its tables, as segments in plan
+        order, and ``left`` set to their counts. ``stored``: cell key -> the run keys in
+        its tables; a cell with none is taken whole without hashing its keys (a key
+        stored under a cell that the plan no longer asks for, from an earlier version of
+        the config, counts for nothing)."""
+        out = []
+        for k, cell in self.planned.items():
+            have = stored.get(k)
+            if have:
+                seeds = tuple(
+                    s for s, key in zip(cell.seeds, cell.keys(), strict=True) if key not in have
+                )
+            else:
+                seeds = cell.seeds
+            self.left[k] = len(seeds)
+            if len(seeds):
+                out.append(Segment(cell, seeds))
+        return out
 
     def trained(self, cell: str, keys) -> None:
         self.left[cell] -= len(keys)
 
-    def complete(self, keys, finished) -> list[str]:
-        """The cells of the run ``keys`` with no run left, sorted, except those for which
-        ``finished(cell)`` is true (already closed)."""
-        touched = sorted({self.cell_of[key] for key in keys})
-        return [k for k in touched if self.left[k] == 0 and not finished(k)]
+    def complete(self, cells, finished) -> list[str]:
+        """Of ``cells`` (cell keys), those with no run left, sorted, except those for
+        which ``finished(cell)`` is true (already closed)."""
+        return [k for k in sorted(set(cells)) if self.left[k] == 0 and not finished(k)]
 
 
 @dataclass

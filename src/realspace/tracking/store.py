@@ -25,6 +25,14 @@ class OpenedSweep:
     units: dict
     experiment_id: str | None
 
+    def stored(self) -> dict[str, set[str]]:
+        """cell key -> the run keys in that cell run's tables."""
+        cell_of = {c.run_id: k for k, c in self.cells.items()}
+        out: dict[str, set[str]] = {}
+        for key, piece in self.pieces.items():
+            out.setdefault(cell_of.get(piece.run_id), set()).add(key)
+        return out
+
 
 # One store per (URI, experiment) in a process: the sweep flow's tasks all run in the
 # driver and would otherwise open a client (and look the experiment up) once per shard.
