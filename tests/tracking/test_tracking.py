@@ -115,8 +115,8 @@ def test_the_reader_lists_the_children_once(store, search_queries):
 def test_status_read_with_sql_matches_the_client(store, tmp_path):
     """The read-only SQL path of `realspace status` against MLflow's client on one store,
     and nothing there yet: every run pending, no file created."""
-    from realspace.tracking.reader import sweep_status
-    from realspace.tracking.sqlite_status import done_keys
+    from realspace.tracking.reader import cell_status, sweep_status
+    from realspace.tracking.sqlite_status import done_keys, done_seeds
 
     uri, _, _, runs, _, _ = store
     db = uri.removeprefix("sqlite:///")
@@ -125,8 +125,16 @@ def test_status_read_with_sql_matches_the_client(store, tmp_path):
         runs[1].key,
     }
     assert sweep_status(DOC, uri) == SweepReader(DOC, uri).status()
+    # by cell, from the seed columns: the same counts on both paths, no key hashed
+    seeds = done_seeds(db, DOC["name"], sweep_key(parse_config(DOC)), uri)
+    assert {k: sorted(v.tolist()) for k, v in seeds.items()} == {cell_key(runs[0].spec): [0, 1]}
+    reader = SweepReader(DOC, uri).stored_seeds()
+    assert {k: sorted(v.tolist()) for k, v in reader.items()} == {cell_key(runs[0].spec): [0, 1]}
+    [(cell, done)] = cell_status(DOC, uri)
+    assert (cell.key, len(cell), done) == (cell_key(runs[0].spec), 4, 2)
     missing = tmp_path / "none" / "mlruns.db"
     assert set(sweep_status(DOC, f"sqlite:///{missing}").values()) == {"pending"}
+    assert [n for _, n in cell_status(DOC, f"sqlite:///{missing}")] == [0]
     assert not missing.exists()
     other = {**DOC, "name": "never-ran"}
     assert set(sweep_status(other, uri).values()) == {"pending"}

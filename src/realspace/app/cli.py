@@ -259,29 +259,30 @@ def _fail(e: Exception):
 def status(config: ConfigArg, tracking_uri: TrackingOpt = None):
     """Done / pending networks per cell (target x parametrization x width)."""
     from ..core.spec import cell_of
-    from ..sweep.plan import plan_runs
-    from ..tracking.reader import sweep_status
+    from ..tracking.reader import cell_status
 
     cfg = _load(config)
     uri = _uri(tracking_uri, cfg)
     _reachable(uri)
     try:
-        runs = plan_runs(cfg)
-        state = sweep_status(cfg, uri, planned=runs)
+        found = cell_status(cfg, uri)
     except (ValueError, LookupError) as e:  # a run the spec refuses; a store of another layout
         _fail(e)
     table = Table(title=f"sweep {cfg.name} ({console.safe(uri)})")
     for col in ("target", "parametrization", "width", "done", "pending"):
         table.add_column(col, justify="right" if col in ("width", "done", "pending") else "left")
     cells: dict[tuple, Counter] = {}
-    for r in runs:
-        cells.setdefault(cell_of(r.spec), Counter())[state.get(r.key, "pending")] += 1
+    for planned, done in found:
+        c = cells.setdefault(cell_of(planned.spec), Counter())
+        c["done"] += done
+        c["pending"] += len(planned) - done
     totals = Counter()
     for cell, c in cells.items():
         totals.update(c)
         table.add_row(cell[0], cell[1], str(cell[2]), str(c["done"]), str(c["pending"]))
     out.print(table)
-    out.print(f"total: {totals['done']} done, {totals['pending']} pending of {len(runs)}")
+    runs = totals["done"] + totals["pending"]
+    out.print(f"total: {totals['done']} done, {totals['pending']} pending of {runs}")
     console.print_submitted(cfg, uri)
 
 

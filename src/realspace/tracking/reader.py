@@ -13,6 +13,8 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..core.spec import RunSpec
 from .artifacts import read_table as read_unit_table
 from .connection import resolve_tracking_uri, store_exists
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-__all__ = ["SweepReader", "load_runs", "sweep_status"]
+__all__ = ["SweepReader", "cell_status", "load_runs", "sweep_status"]
 
 _SPEC_FIELDS = tuple(RunSpec.__dataclass_fields__)
 
@@ -41,7 +43,7 @@ class SweepReader:
         ``realspace sweep`` (--tracking-uri, else MLFLOW_TRACKING_URI, else the config's,
         else ./mlruns.db); a masked URI is resolved to the real one."""
         from ..sweep.config import as_config  # pydantic loads with the first reader
-        from ..sweep.plan import plan_runs, sweep_key
+        from ..sweep.plan import plan_cells, sweep_key
         from .secrets import reveal_uri
 
         self.config = as_config(config)
@@ -52,7 +54,7 @@ class SweepReader:
         self.parent = self.store.find_parent(sweep_key(self.config))
         if self.parent is None:
             raise LookupError(f"sweep {self.config.name!r} has no runs in {uri}; run it first")
-        self.planned = plan_runs(self.config)
+        self.planned = plan_cells(self.config)
 
     @property
     def uri(self) -> str:
@@ -88,10 +90,34 @@ class SweepReader:
             return pd.DataFrame(columns=["run_key"])
         return pd.concat(frames, ignore_index=True).drop_duplicates("run_key")
 
+    def stored_seeds(self) -> dict:
+        """cell key -> the seeds in that cell's tables (int64, repeats possible)."""
+        cell_of = {c.run_id: k for k, c in self.cells.items()}
+        df = self.table
+        if not len(df):
+            return {}
+        return {
+            cell_of[run]: np.asarray(g, np.int64)
+            for run, g in df.groupby("cell_run", sort=False)["seed"]
+            if run in cell_of
+        }
+
     def status(self) -> dict[str, str]:
         """Every planned run key -> "done" (in a cell's table) or "pending"."""
-        done = set(self.table["run_key"])
-        return {r.key: "done" if r.key in done else "pending" for r in self.planned}
+        return _key_status(self.planned, self.stored_seeds())
+
+    def _planned(self, df: pd.DataFrame):
+        """Mask of the rows of ``df`` (a ``table`` frame) that the config plans: a row's
+        cell run is a planned cell's and its seed one of the cell's seeds."""
+        planned = {c.key: c for c in self.planned.cells}
+        run_cell = {c.run_id: planned.get(k) for k, c in self.cells.items()}
+        keep = np.zeros(len(df), bool)
+        for run, rows in df.groupby("cell_run", sort=False).indices.items():
+            cell = run_cell.get(run)
+            if cell is not None:
+                seeds = df["seed"].to_numpy()[rows].astype(np.int64)
+                keep[rows] = np.isin(seeds, np.asarray(cell.seeds, np.int64))
+        return keep
 
     def runs(self, planned_only: bool = True) -> pd.DataFrame:
         """The trained networks: one row per network in the cells' tables.
@@ -107,7 +133,7 @@ class SweepReader:
         """
         df = self.table
         if planned_only:
-            df = df[df["run_key"].isin({r.key for r in self.planned})]
+            df = df[self._planned(df)]
         if not len(df):
             return df.reset_index(drop=True)
         df = df.astype({"certified": bool})
@@ -145,31 +171,55 @@ def load_runs(config, tracking_uri: str | None = None, planned_only: bool = True
     return SweepReader(config, tracking_uri).runs(planned_only)
 
 
-def sweep_status(config, tracking_uri: str | None = None, planned=None) -> dict[str, str]:
-    """Every planned run key -> "done" or "pending"; every run "pending" when the store
-    or the sweep does not exist yet. An embedded (SQLite) store with local artifacts is
-    read with read-only SQL and the tables' key columns (``sqlite_status``: a fraction of
-    a second instead of MLflow's five), any other store through a ``SweepReader``.
-    ``planned``: the config's planned runs when the caller has them already (planning a
-    large sweep takes seconds). Raises OldLayout for a sweep of another layout."""
+def cell_status(config, tracking_uri: str | None = None, plan=None) -> list[tuple]:
+    """(PlannedCell, networks of it in its tables) of every planned cell, in plan order;
+    every count 0 when the store or the sweep does not exist yet. An embedded (SQLite)
+    store with local artifacts is read with read-only SQL and the tables' seed columns
+    (``sqlite_status``: a fraction of a second instead of MLflow's five), any other store
+    through a ``SweepReader``. No run key is hashed: a cell's seed names its run. ``plan``:
+    the config's Plan when the caller has it. Raises OldLayout for a sweep of another
+    layout."""
+    cfg, plan, stored = _stored(config, tracking_uri, plan)
+    return [(c, int(np.count_nonzero(c.found(stored.get(c.key))))) for c in plan.cells]
+
+
+def sweep_status(config, tracking_uri: str | None = None, plan=None) -> dict[str, str]:
+    """Every planned run key -> "done" or "pending" (``cell_status`` network by network:
+    for a caller that wants the keys; they are hashed here)."""
+    _, plan, stored = _stored(config, tracking_uri, plan)
+    return _key_status(plan, stored)
+
+
+def _key_status(plan, stored: dict) -> dict[str, str]:
+    out = {}
+    for cell in plan.cells:
+        found = cell.found(stored.get(cell.key))
+        out.update(
+            (key, "done" if f else "pending") for key, f in zip(cell.keys(), found, strict=True)
+        )
+    return out
+
+
+def _stored(config, tracking_uri, plan):
+    """(config, plan, cell key -> the seeds in its tables)."""
     from ..sweep.config import as_config
-    from ..sweep.plan import plan_runs, sweep_key
+    from ..sweep.plan import plan_cells, sweep_key
     from .connection import sqlite_path
     from .runs import OldLayout
     from .secrets import reveal_uri
-    from .sqlite_status import done_keys
+    from .sqlite_status import done_seeds
 
     cfg = as_config(config)
     uri = reveal_uri(resolve_tracking_uri(tracking_uri, cfg.tracking.uri))
-    planned = plan_runs(cfg) if planned is None else planned
+    plan = plan_cells(cfg) if plan is None else plan
     try:
         db = sqlite_path(uri)
         name = cfg.tracking.experiment or cfg.name
-        done = done_keys(db, name, sweep_key(cfg), uri) if db is not None else None
-        if done is None:
-            return SweepReader(cfg, uri).status()
+        stored = done_seeds(db, name, sweep_key(cfg), uri) if db is not None else None
+        if stored is None:
+            stored = SweepReader(cfg, uri).stored_seeds()
     except OldLayout:
         raise
     except LookupError:  # no store, no experiment or no parent yet: nothing has run
-        return {r.key: "pending" for r in planned}
-    return {r.key: "done" if r.key in done else "pending" for r in planned}
+        stored = {}
+    return cfg, plan, stored

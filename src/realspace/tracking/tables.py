@@ -50,6 +50,7 @@ __all__ = [
     "list_pieces",
     "read_key_column",
     "read_keys",
+    "read_seed_column",
     "read_table",
     "read_arrays",
 ]
@@ -183,6 +184,17 @@ def read_key_column(path: Path) -> list[str] | None:
 
     try:
         return pq.ParquetFile(path).read(columns=["run_key"])["run_key"].to_pylist()
+    except Exception:  # noqa: BLE001 - any unreadable table is a piece not written
+        return None
+
+
+def read_seed_column(path: Path):
+    """The ``seed`` column of one table file as int64; None when it does not read."""
+    import pyarrow.parquet as pq
+
+    try:
+        column = pq.ParquetFile(path).read(columns=["seed"])["seed"]
+        return column.to_numpy().astype(np.int64, copy=False)
     except Exception:  # noqa: BLE001 - any unreadable table is a piece not written
         return None
 
