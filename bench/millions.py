@@ -15,12 +15,13 @@ folder. Rows:
 
 ``--baseline REV`` runs the code of git revision REV first (its src, flows and tasks), so
 that before and after print side by side. ``--plan-only`` times planning alone (any
-number of networks: nothing is trained).
+number of networks: nothing is trained); ``--keep DIR`` keeps the stores in DIR.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -108,7 +109,7 @@ def measure(folder: Path, networks: int, steps: int, env: dict, plan_only: bool)
 
 ROWS = [
     ("networks planned", "runs", "{:,.0f}"),
-    ("planning: plan_sweep (s)", "plan_s", "{:.2f}"),
+    ("planning: plan_sweep (s)", "plan_s", "{:.3f}"),
     ("planning: process peak RSS (MB)", "plan_rss", "{:.0f}"),
     ("sweep --no-analysis: wall (s)", "sweep_s", "{:.1f}"),
     ("sweep: driver peak RSS (MB)", "sweep_rss", "{:.0f}"),
@@ -125,12 +126,18 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--baseline", metavar="REV", help="also run the code of this revision")
     ap.add_argument("--plan-only", action="store_true", help="time planning alone")
+    ap.add_argument("--keep", type=Path, help="run in this new folder and keep the stores")
     args = ap.parse_args()
     base = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     base["RAY_ADDRESS"] = "local"  # a fresh local Ray, never someone else's cluster
     columns = ([args.baseline] if args.baseline else []) + [None]
     found = {}
-    with tempfile.TemporaryDirectory(prefix="millions-") as tmp:
+    if args.keep:
+        args.keep.mkdir(parents=True)  # refuses a folder that exists: nothing overwritten
+        where = contextlib.nullcontext(str(args.keep))
+    else:
+        where = tempfile.TemporaryDirectory(prefix="millions-")
+    with where as tmp:
         for rev in columns:
             sub = Path(tmp) / (rev or "this")
             sub.mkdir()

@@ -187,6 +187,57 @@ def test_a_cell_closes_only_when_complete_then_holds_its_view(store):
     assert len(again) == 4
 
 
+def test_a_cell_closed_from_its_lean_columns_shows_what_its_whole_table_shows(store, monkeypatch):
+    """With the page cut to 2 rows and 1 drawing (what a page of a large cell leaves
+    out), the page and metrics of a cell closed from its lean columns equal those built
+    from its whole table, and whole rows are read only from the pieces of the rows shown."""
+    import io
+
+    from realspace.tracking import runs as runs_module
+    from realspace.tracking import views
+    from realspace.tracking.layout import cell_metrics
+    from realspace.tracking.tables import Piece, read_arrays
+
+    _, st, _, runs, _, cell = store
+    keys = [r.key for r in runs]
+    monkeypatch.setattr(views, "MAX_ROWS", 2)
+    monkeypatch.setattr(views, "MAX_DRAWN", 1)
+    if len(st.cell_table(cell, keys)) < 4:  # run alone: the close test's rerun piece
+        from realspace.train import train_and_record
+
+        _write(st, cell, runs[2:], train_and_record([r.spec for r in runs[2:]]), "shard-1")
+    full = st.cell_table(cell, keys)
+    assert len(full) == 4 and full["piece"].nunique() == 2
+    arrays = {}
+    for piece in sorted(set(full["piece"])):
+        arrays.update(read_arrays(st.client, Piece(cell.run_id, cell.artifact_uri, piece)))
+    expected = views.cell_html(cell.name, full, arrays)
+    assert expected.count("<tr>") == 3 and "2 more networks" in expected
+    pages, whole = {}, []
+
+    def put(client, run_id, artifact_uri, files):
+        for name, write in files.items():
+            buf = io.BytesIO()
+            write(buf)
+            pages[name] = buf.getvalue().decode()
+
+    real = runs_module.read_table
+    monkeypatch.setattr(runs_module, "put_files", put)
+    monkeypatch.setattr(runs_module, "read_table", lambda c, p: whole.append(p.name) or real(c, p))
+    found = st.close_cell(cell, keys, network_runs=False)
+    assert pages["networks.html"] == expected
+    assert found == {name: value for name, value, _ in cell_metrics(full)}
+    best = full.sort_values("objective", kind="stable")["piece"][:2]
+    assert sorted(whole) == sorted(set(best))
+    # a run per network needs every row and end point, whatever the page shows
+    given = []
+    monkeypatch.setattr(st, "_network_runs", lambda c, rows, ends: given.append((rows, ends)))
+    st.close_cell(cell, keys, network_runs=True)
+    [(rows, ends)] = given
+    assert sorted(rows["run_key"]) == sorted(ends) == sorted(keys)
+    assert pages["networks.html"] == expected
+
+
 def test_a_missing_store_is_reported_not_created(tmp_path):
     db = tmp_path / "mlruns.db"
     with pytest.raises(LookupError, match="no tracking store at .*run the sweep first"):

@@ -18,6 +18,7 @@ from .. import __version__
 from .artifacts import put_files, table_files
 from .connection import connect
 from .layout import (
+    CELL_QUANTILES,
     CELL_TAG,
     KEY_TAG,
     LAYOUT,
@@ -35,7 +36,7 @@ from .layout import (
     stage_params,
     stage_tags,
 )
-from .tables import Piece, list_pieces, read_arrays, read_keys, read_table
+from .tables import Piece, list_pieces, read_arrays, read_columns, read_keys, read_table
 
 __all__ = [
     "CellRun",
@@ -77,6 +78,9 @@ class CellRun:
 
 PAGE = 50000  # runs per search query (MLflow's maximum)
 BATCH = 1000  # metrics per log_batch call (MLflow's maximum)
+# what closing a cell reads of every network: its metrics' columns (``cell_metrics``,
+# with the census_* columns) and the run key, seed and objective that order its page
+LEAN_COLUMNS = ("run_key", "seed", "run_status", "certified", "grad_norm", *CELL_QUANTILES)
 # seconds a driver that created a parent run waits before looking for a second one (see
 # SweepStore.find_or_create_parent): far above a create's latency, paid once per sweep
 SETTLE_S = 2.0
@@ -301,27 +305,65 @@ class SweepStore:
         """Once every network of ``keys`` is in the cell's tables: its metrics, its
         ``networks.html``, with ``network_runs`` a run per network, then FINISHED.
         Idempotent: a rerun after a crash part-way redoes what is not FINISHED. Returns
-        the metrics logged."""
-        df = self.cell_table(cell, keys)
-        missing = set(keys) - set(df["run_key"]) if len(df) else set(keys)
-        if missing:
-            raise RuntimeError(f"cell {cell.name}: {len(missing)} networks not in its tables")
-        arrays = {}
-        for piece in sorted(set(df["piece"])):
-            arrays.update(read_arrays(self.client, Piece(cell.run_id, cell.artifact_uri, piece)))
-        from .views import cell_html
+        the metrics logged.
 
-        page = cell_html(cell.name, df, arrays)
+        Without network runs, the cell is read in the columns its metrics and its page's
+        order need; whole rows and end points only of the networks the page shows (the
+        best ``views.MAX_ROWS``, ``views.MAX_DRAWN`` of them drawn): a cell of 250,000
+        networks closes in the memory of a few pieces, not of all of its rows."""
+        from .views import MAX_DRAWN, MAX_ROWS, cell_html, page_order
+
+        lean = self._cell_columns(cell, keys)
+        if len(lean) < len(set(keys)):
+            missing = len(set(keys)) - len(lean)
+            raise RuntimeError(f"cell {cell.name}: {missing} networks not in its tables")
+        shown = lean if network_runs else page_order(lean).head(MAX_ROWS)
+        drawn = set(shown["run_key"]) if network_runs else set(shown["run_key"][:MAX_DRAWN])
+        rows = self._rows(cell, shown)
+        arrays = {}
+        for piece in sorted(set(shown["piece"][shown["run_key"].isin(drawn)])):
+            got = read_arrays(self.client, Piece(cell.run_id, cell.artifact_uri, piece))
+            arrays.update((k, v) for k, v in got.items() if k in drawn)
+        page = cell_html(cell.name, rows, arrays, total=len(lean))
         files = {NETWORKS_HTML: lambda fh: fh.write(page.encode())}
         put_files(self.client, cell.run_id, cell.artifact_uri, files)
         if network_runs:
-            self._network_runs(cell, df, arrays)
-        found = cell_metrics(df)
+            self._network_runs(cell, rows, arrays)
+        found = cell_metrics(lean)
         batch = metrics(found)
         for i in range(0, len(batch), BATCH):
             self.client.log_batch(cell.run_id, metrics=batch[i : i + BATCH])
         self.client.set_terminated(cell.run_id, "FINISHED")
         return {name: value for name, value, _ in found}
+
+    def _cell_columns(self, cell: CellRun, keys):
+        """The rows of ``keys`` in the cell's tables (one per run key, pieces in name
+        order: the first piece holding a key wins), in the columns of ``LEAN_COLUMNS``."""
+        import pandas as pd
+
+        pieces = sorted(set(self.pieces(cell).values()), key=lambda p: p.name)
+        frames = [read_columns(self.client, p, LEAN_COLUMNS, ("census_",)) for p in pieces]
+        if not frames:
+            return pd.DataFrame(columns=[*LEAN_COLUMNS, "piece"])
+        df = pd.concat(frames, ignore_index=True).drop_duplicates("run_key")
+        return df[df["run_key"].isin(set(keys))]
+
+    def _rows(self, cell: CellRun, shown):
+        """The whole rows of the networks of ``shown`` (a ``_cell_columns`` frame), in
+        its order."""
+        import pandas as pd
+
+        wanted = set(shown["run_key"])
+        frames = []
+        for piece in sorted(set(shown["piece"])):
+            df = read_table(self.client, Piece(cell.run_id, cell.artifact_uri, piece))
+            frames.append(df[df["run_key"].isin(wanted)])
+        if not frames:
+            return pd.DataFrame(columns=shown.columns)
+        rows = pd.concat(frames, ignore_index=True).drop_duplicates("run_key")
+        return (
+            rows.set_index("run_key", drop=False).loc[list(shown["run_key"])].reset_index(drop=True)
+        )
 
     def _network_runs(self, cell: CellRun, df, arrays: dict) -> None:
         """A run per network of the cell (children of the cell run), skipping those

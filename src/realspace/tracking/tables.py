@@ -49,6 +49,7 @@ __all__ = [
     "put_piece",
     "list_pieces",
     "read_key_column",
+    "read_columns",
     "read_keys",
     "read_seed_column",
     "read_table",
@@ -215,6 +216,21 @@ def read_table(client, piece: Piece) -> pd.DataFrame:
     with _fetch(client, piece, ".parquet") as path:
         df = pd.read_parquet(path)
     df["target_params"] = [json.loads(t) for t in df["target_params"]]
+    df["piece"] = piece.name
+    return df
+
+
+def read_columns(client, piece: Piece, columns, prefixes=()) -> pd.DataFrame:
+    """The columns of a piece's table named in ``columns`` or starting with one of
+    ``prefixes`` (those it has), and the piece's name in ``piece``: what a question of a
+    whole cell needs, without the rest of its rows."""
+    import pyarrow.parquet as pq
+
+    with _fetch(client, piece, ".parquet") as path:
+        file = pq.ParquetFile(path)
+        names = file.schema_arrow.names
+        keep = [c for c in names if c in columns or c.startswith(tuple(prefixes))]
+        df = file.read(columns=keep).to_pandas()
     df["piece"] = piece.name
     return df
 

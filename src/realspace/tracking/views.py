@@ -15,7 +15,7 @@ import numpy as np
 from ..core.problem import network_from_params, target_on
 from ..core.spec import RunSpec
 
-__all__ = ["cell_html", "realization_svg"]
+__all__ = ["MAX_DRAWN", "MAX_ROWS", "cell_html", "page_order", "realization_svg"]
 
 POINTS = 101  # samples of a drawn realization
 MAX_ROWS = 2000  # rows of networks.html (best objective first); the rest are in the tables
@@ -95,11 +95,20 @@ def _cell(v) -> str:
     return html.escape(str(v))
 
 
-def cell_html(title: str, df, params: dict[str, dict]) -> str:
-    """``networks.html`` of a cell: its networks sorted by objective (at most MAX_ROWS),
-    with the realization of the first MAX_DRAWN drawn against the target. ``params``:
-    run key -> end point (a, b, c, e, w)."""
-    df = df.sort_values("objective", na_position="last")
+def page_order(df):
+    """The rows of ``df`` in ``networks.html``'s order: by objective, NaN last, ties in
+    table order (a stable sort: the page's first rows are the same whether it is given a
+    whole cell or only those rows)."""
+    return df.sort_values("objective", na_position="last", kind="stable")
+
+
+def cell_html(title: str, df, params: dict[str, dict], total: int | None = None) -> str:
+    """``networks.html`` of a cell: its networks sorted by objective (``page_order``; at
+    most MAX_ROWS), with the realization of the first MAX_DRAWN drawn against the target.
+    ``params``: run key -> end point (a, b, c, e, w); ``total``: the cell's networks,
+    where ``df`` holds only its best (default: ``len(df)``)."""
+    total = len(df) if total is None else total
+    df = page_order(df)
     cols = [c for c in COLUMNS if c in df]
     defs, ref = "", None
     if len(df):  # every network of a cell has the same target: drawn once, used by id
@@ -122,7 +131,7 @@ def cell_html(title: str, df, params: dict[str, dict]) -> str:
             svg = realization_svg(RunSpec.from_row(row), params[row["run_key"]], target_ref=ref)
         cells = "".join(f"<td>{_cell(row[c])}</td>" for c in cols)
         body.append(f"<tr><td>{svg}</td>{cells}</tr>")
-    more = len(df) - min(len(df), MAX_ROWS)
+    more = total - min(len(df), MAX_ROWS)
     note = f"<p>{more} more networks in the tables under shards/.</p>" if more else ""
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
@@ -130,7 +139,7 @@ def cell_html(title: str, df, params: dict[str, dict]) -> str:
         "body{font:13px sans-serif}table{border-collapse:collapse}"
         "td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}"
         "</style></head><body>" + defs + ""
-        f"<h3>{html.escape(title)}: {len(df)} networks</h3>"
+        f"<h3>{html.escape(title)}: {total} networks</h3>"
         "<p>Sorted by objective. Realization (blue) against the noiseless target "
         "(dashed) on [-D, D]. Every network's row, end point and loss curve: "
         "shards/*.parquet and shards/*.npz.</p>"
