@@ -464,6 +464,74 @@ def test_reference_frame_is_reference_optima_per_row_with_the_attained_upper_bou
     assert default == pytest.approx(reference_optima([mse])[0][0], rel=1e-12)
 
 
+def _cells_frame():
+    """Rows of six cells, three seeds each, interleaved: unregularized cells (a teacher
+    below and at its width, a noisy teacher, sin, a cross-entropy classifier) and a
+    weight-decay cell, whose reference reads each seed's data."""
+    from dataclasses import replace
+
+    from realspace.core.spec import RunSpec
+
+    bases = [
+        RunSpec(target="teacher", teacher_width=3, width=2),
+        RunSpec(target="teacher", teacher_width=3, width=3),
+        RunSpec(target="teacher", teacher_width=3, width=3, noise=0.1),
+        RunSpec(target="sin", width=4, target_params=(("freq", 2.0),)),
+        RunSpec(target="teacher_labels", n_classes=3, teacher_width=3, width=16, n_samples=12),
+        RunSpec(target="sin", width=4, weight_decay=0.01, n_samples=8),
+    ]
+    specs = [replace(b, seed=seed) for seed in (0, 5, 9) for b in bases]
+    df = pd.DataFrame([sp.to_dict() for sp in specs], index=np.arange(len(specs))[::-1] * 7)
+    df["target_params"] = [dict(sp.target_params) for sp in specs]  # as the reader gives
+    return specs, df
+
+
+def test_spec_groups_are_the_rows_whose_specs_differ_only_by_seed():
+    from dataclasses import replace
+
+    from realspace.core.spec import RunSpec
+
+    specs, df = _cells_frame()
+    codes, first = stats.spec_groups(df)
+    unseeded = [replace(sp, seed=0) for sp in specs]
+    order = list(dict.fromkeys(unseeded))  # distinct specs, in order of appearance
+    assert codes.tolist() == [order.index(u) for u in unseeded]
+    assert first.tolist() == [unseeded.index(u) for u in order]
+    # any field but the seed sets a row apart from its cell: each changed in one row
+    fields = [f for f in df if f != "seed"]
+    assert set(fields) <= set(RunSpec.__dataclass_fields__) and len(fields) >= 24
+    for f in fields:
+        column = df[f].tolist()
+        v = column[0]
+        column[0] = (  # a value no row has
+            {"x": 1.0} if isinstance(v, dict) else not v if isinstance(v, bool) else
+            0.5 if v is None or v != v else v + 1000 if isinstance(v, int | float) else f"{v}x"
+        )  # fmt: skip
+        moved, _ = stats.spec_groups(df.assign(**{f: column}))
+        assert moved[0] not in moved[1:], f
+
+
+def test_reference_frame_per_cell_is_the_per_row_reference():
+    """One answer per unregularized cell, each seed's own where the data count: equal to
+    reference_optima and separable_upper_bounds run row by row (the rule before cells)."""
+    from realspace.convex import reference_optima, separable_upper_bounds
+
+    specs, df = _cells_frame()
+    ref = stats.reference_frame(df, samples=50)
+    want = reference_optima(specs, samples=50)
+    assert list(ref.index) == list(df.index)
+    assert ref["reference"].tolist() == [lab for _, lab in want]
+    np.testing.assert_array_equal(ref["j_star"], [j for j, _ in want])
+    upper = []
+    for sp in specs:
+        value, _, width = (
+            separable_upper_bounds([sp], 50)[0] if sp.loss == "cross_entropy" else (np.nan, "", 0)
+        )
+        upper.append(value if sp.width >= width else np.nan)
+    np.testing.assert_array_equal(ref["j_upper"], upper)
+    assert set(ref["reference"]) == {"teacher_realizable", "", "convex_lower_bound"}
+
+
 # -- classification cells ----------------------------------------------------------------
 def classification_runs():
     """Two classification cells and a regression run, listed out of order: "spirals3"

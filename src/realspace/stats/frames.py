@@ -6,6 +6,7 @@ parametrization, width and seed; a *cell* is problem x parametrization x width (
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ..core.spec import RunSpec, shares_data
@@ -21,6 +22,7 @@ __all__ = [
     "best_in_cell",
     "diverged_runs",
     "shared_data",
+    "spec_groups",
     "specs_of",
 ]
 
@@ -49,7 +51,15 @@ def with_problems(df: pd.DataFrame) -> pd.DataFrame:
             parts.append(f"{a}={v:g}" if isinstance(v, int | float) else f"{a}={v}")
         return " ".join(parts)
 
-    df["problem"] = df.apply(label, axis=1) if len(df) else pd.Series(dtype=str)
+    if not len(df):
+        df["problem"] = pd.Series(dtype=str)
+        return df
+    # labelled once per distinct combination (a sweep has a few), not once per row
+    axes = ["target_label", *varying]
+    codes = df.groupby(axes, dropna=False, sort=False).ngroup().to_numpy()
+    first = np.unique(codes, return_index=True)[1]
+    labels = df.iloc[first].apply(label, axis=1).to_numpy()
+    df["problem"] = labels[codes]
     return df
 
 
@@ -103,6 +113,24 @@ def shared_data(df: pd.DataFrame) -> pd.Series:
 
     shared = shares_data(col("target", ""), col("sampling", "grid"), col("noise", 0.0))
     return pd.Series(shared, index=df.index)
+
+
+def spec_groups(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(group of each row, the first row of each group): rows whose RunSpecs differ at
+    most by their seed (the networks of one cell), groups numbered in order of first
+    appearance. What a statistic that reads no seed computes once per group."""
+    fields = [f for f in RunSpec.__dataclass_fields__ if f in df and f != "seed"]
+    if not fields:
+        return np.zeros(len(df), np.int64), np.zeros(min(len(df), 1), np.int64)
+    keys = df[fields]
+    if "target_params" in keys:  # dicts do not hash: their sorted items do
+        keys = keys.assign(target_params=keys["target_params"].map(_hashable))
+    codes = keys.groupby(fields, dropna=False, sort=False).ngroup().to_numpy()
+    return codes, np.unique(codes, return_index=True)[1]
+
+
+def _hashable(v):
+    return tuple(sorted(v.items())) if isinstance(v, dict) else v
 
 
 def specs_of(df: pd.DataFrame) -> list:

@@ -11,7 +11,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .frames import CELL, best_in_cell, diverged_runs, shared_data, specs_of, trained_objective
+from .frames import (
+    CELL,
+    best_in_cell,
+    diverged_runs,
+    shared_data,
+    spec_groups,
+    specs_of,
+    trained_objective,
+)
 
 __all__ = ["EXACT_AT_WIDTH", "LOWER_BOUNDS", "gap_values", "minimum_verdicts", "reference_frame"]
 
@@ -81,18 +89,28 @@ def reference_frame(df: pd.DataFrame, samples: int = 2000) -> pd.DataFrame:
     else NaN."""
     from ..convex import reference_optima, separable_upper_bounds
 
-    specs = specs_of(df)
-    out = pd.DataFrame(
-        reference_optima(specs, samples=samples), columns=["j_star", "reference"], index=df.index
-    )
-    # cross-entropy: the separable program's attained objective, beside the lower bound
-    # (the same solves, cached: no program runs twice)
-    upper = []
-    for s in specs:
-        value, _, width = (
-            separable_upper_bounds([s], samples)[0]
-            if s.loss == "cross_entropy"
-            else (np.nan, "", 0)
-        )
-        upper.append(value if s.width >= width else np.nan)  # attained at widths >= width
-    return out.assign(j_upper=upper)
+    j_star = np.full(len(df), np.nan)
+    label = np.full(len(df), "", dtype=object)
+    upper = np.full(len(df), np.nan)
+    codes, first = spec_groups(df)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(first) + 1))
+    for g, i in enumerate(first):
+        rows = order[bounds[g] : bounds[g + 1]]
+        [spec] = specs_of(df.iloc[[i]])
+        if spec.weight_decay == 0:
+            # without weight decay J* reads the target and the widths, never the data,
+            # and no upper bound applies: one answer serves every seed of the cell (no
+            # RunSpec per network)
+            [(j_star[rows], label[rows])] = reference_optima([spec], samples=samples)
+            continue
+        specs = specs_of(df.iloc[rows])
+        for r, (j, lab) in zip(rows, reference_optima(specs, samples=samples), strict=True):
+            j_star[r], label[r] = j, lab
+        # cross-entropy: the separable program's attained objective, beside the lower
+        # bound (the same solves, cached: no program runs twice)
+        for r, s in zip(rows, specs, strict=True):
+            if s.loss == "cross_entropy":
+                value, _, width = separable_upper_bounds([s], samples)[0]
+                upper[r] = value if s.width >= width else np.nan  # attained at widths >= width
+    return pd.DataFrame({"j_star": j_star, "reference": label, "j_upper": upper}, index=df.index)
