@@ -88,3 +88,63 @@ def reparametrize(rng, net, D=1.0):
     e -= ci * bi
     perm = rng.permutation(len(c))
     return ShallowNet(a[perm], b[perm], c[perm], e, w)
+
+
+STACK_KINDS = (
+    "generic",
+    "generic",
+    "generic",
+    "dead",  # kink beyond -D ||a||_1 (or exactly on it)
+    "affine",  # beyond +D ||a||_1 (or on it)
+    "edge",  # within the tolerance of the boundary, either side of it
+    "zero",  # all-zero padding
+    "const",  # a = 0
+    "a0c0",  # a = 0, c = 0: a live neuron with (a, b) = (0, b)
+    "c0",  # c = 0
+    "origin",  # kink through the origin (b = +-0 or +-1e-12), a_1 = 0 or +-1e-12 too
+    "tiny",  # decayed to 1e-90 .. 1e-170
+    "dup",  # a multiple of an earlier neuron (merged), or within 1e-12 of one
+    "opp",  # a negative multiple of an earlier neuron
+)
+
+
+def degenerate_stack(rng, M, N, d, D=1.0, kinds=STACK_KINDS):
+    """M networks of width N on [-D, D]^d stacked as a (M, N, d), b (M, N), c (M, N), e (M,),
+    w (M, d), each neuron of a kind drawn from ``kinds``; half the stacks rounded through
+    float32 (as trained end points are), half with w = 0."""
+    a = rng.standard_normal((M, N, d))
+    b = -(a * rng.uniform(-D, D, (M, N, d))).sum(axis=-1) + 0.1 * rng.standard_normal((M, N))
+    c = rng.standard_normal((M, N))
+    for m in range(M):
+        for i in range(N):
+            kind = kinds[rng.integers(len(kinds))]
+            reach = D * np.abs(a[m, i]).sum()
+            if kind == "dead":
+                b[m, i] = -reach - abs(rng.standard_normal()) * rng.integers(2)
+            elif kind == "affine":
+                b[m, i] = reach + abs(rng.standard_normal()) * rng.integers(2)
+            elif kind == "edge":
+                b[m, i] = reach * rng.choice([-1.0, 1.0]) * (1 - rng.choice([0, 1e-10, 2e-9]))
+            elif kind == "zero":
+                a[m, i], b[m, i], c[m, i] = 0.0, 0.0, 0.0
+            elif kind in ("const", "a0c0"):
+                a[m, i] = 0.0
+                c[m, i] = 0.0 if kind == "a0c0" else c[m, i]
+            elif kind == "c0":
+                c[m, i] = 0.0
+            elif kind == "origin":  # in d >= 2, half of them with a first entry of 0 or 1e-12
+                b[m, i] = rng.choice([0.0, -0.0, 1e-12, -1e-12])
+                if d > 1 and rng.random() < 0.5:
+                    a[m, i, 0] = rng.choice([0.0, 1e-12, -1e-12])
+            elif kind == "tiny":
+                s = rng.choice([1e-90, 1e-160, 1e-170])
+                a[m, i], b[m, i], c[m, i] = s * a[m, i], s * b[m, i], s * c[m, i]
+            elif kind in ("dup", "opp") and i > 0:
+                j = rng.integers(i)
+                s = rng.uniform(0.2, 5.0) if rng.random() < 0.7 else 1.0 + 1e-12
+                s = s if kind == "dup" else -s
+                a[m, i], b[m, i] = s * a[m, j], s * b[m, j]
+    if rng.random() < 0.5:
+        a, b, c = (x.astype(np.float32).astype(np.float64) for x in (a, b, c))
+    w = rng.standard_normal((M, d)) if rng.random() < 0.5 else np.zeros((M, d))
+    return a, b, c, rng.standard_normal(M), w

@@ -15,6 +15,8 @@ or Ray. Each module rests only on those listed before it:
   run is made of and the rules between them; ``spec``: what one training run is
   (``RunSpec``); ``problem``: its data and initial parameters;
 - ``census``: the degeneracy census of an end point;
+- ``stacked``: the canonical forms, margins and census of many networks of one shape at
+  once, equal network by network to those of ``canonical``, ``restricted`` and ``census``;
 - ``inverse``, ``stability``: inverse-stability experiments and claim 3's measurements;
 - ``witness``: claim 2's witnesses; ``spurious``: the teacher-student spurious minima.
 

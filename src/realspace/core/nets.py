@@ -108,6 +108,37 @@ class ShallowNet:
         object.__setattr__(self, "e", e)
         object.__setattr__(self, "w", w)
 
+    @classmethod
+    def unstack(cls, a, b, c, e, w=None) -> list[ShallowNet]:
+        """The M networks of stacked parameters: a (M, N, d), b (M, N), c (M, N) or
+        (M, N, m), e (M,) or (M, m), w (M, d) or (M, m, d), or None for w = 0.
+
+        The same networks as ``ShallowNet(a[k], b[k], c[k], e[k], w[k])`` one by one, checked
+        once for the stack: shapes as the constructor checks the first network, finiteness
+        of every entry. Each network's arrays are read-only views of one float64 copy of
+        the stack, so building thousands costs no per-network checks and copies.
+        """
+        stack = [np.array(x, dtype=np.float64) for x in (a, b, c, e)]
+        if w is not None:
+            stack.append(np.array(w, dtype=np.float64))
+        M = len(stack[0])
+        if any(len(x) != M for x in stack):
+            raise ValueError(f"stacked parameters of unequal counts: {[len(x) for x in stack]}")
+        if M:
+            cls(*(x[0] for x in stack))  # raises as the constructor does
+        for name, x in zip("abcew", stack, strict=False):
+            if not np.isfinite(x).all():
+                raise ValueError(f"{name} contains NaN or infinite entries")
+            x.setflags(write=False)
+        rows = zip(*stack[:3], stack[3].tolist() if stack[2].ndim == 2 else stack[3], strict=True)
+        ws = stack[4] if w is not None else [None] * M
+        nets = []
+        for (ak, bk, ck, ek), wk in zip(rows, ws, strict=True):
+            net = object.__new__(cls)
+            net.__dict__.update(a=ak, b=bk, c=ck, e=ek, w=wk)  # frozen: past __setattr__
+            nets.append(net)
+        return nets
+
     # -- shape ---------------------------------------------------------------
     @property
     def width(self) -> int:
