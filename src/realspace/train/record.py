@@ -16,6 +16,13 @@ from ..core.nets import ShallowNet
 from ..core.problem import eval_grid, make_data, network_from_params, target_on
 from ..core.restricted import in_restricted_set, restricted_set_margins
 from ..core.spec import RunSpec
+from ..core.stacked import (
+    canonical_forms,
+    stacked_census,
+    stacked_live,
+    stacked_margins,
+    stacked_mse_objective,
+)
 from ..core.targets import classification_scores, cross_entropy_loss
 from .loop import ShardResult
 from .polish import PolishInfo
@@ -214,6 +221,107 @@ def canonical_objective(canonical: ShallowNet, spec: RunSpec, xy) -> float:
     return loss + 0.5 * spec.weight_decay * float((c * c).sum() + (a * a).sum())
 
 
+def _network_fields(spec: RunSpec, params: dict, xy) -> dict:
+    """The fields of one network's record that are computed from its end point, network by
+    network (the reference of ``_shard_fields``): ``params`` its parameter dict, ``xy`` its
+    (X, y) or None (drawn again where needed)."""
+    net = network_from_params(params, spec.has_linear)
+    canonical = canonical_form(net, spec.D)
+    scores = (float("nan"), float("nan"))
+    if spec.loss in ("logistic", "cross_entropy"):
+        scores = classification_scores(net, *(make_data(spec) if xy is None else xy))
+    return {
+        "canonical": canonical,
+        "margins": restricted_set_margins(net, spec.D),
+        "census": degeneracy_census(net, spec.D, canonical=canonical),
+        "canonical_objective": canonical_objective(canonical, spec, xy),
+        "canonical_member": in_restricted_set(canonical, spec.D),
+        "accuracy": scores[0],
+        "normalized_margin": scores[1],
+    }
+
+
+# networks per stacked call: its (networks x N x N x (d + 1)) pairwise arrays and
+# (networks x samples x N) realization stay near this many entries
+_STACK_ENTRIES = 1 << 19
+
+
+def _shard_fields(specs: list[RunSpec], params: dict, data: list | None) -> list[dict]:
+    """``_network_fields`` of every network of a shard of scalar-output networks, equal to
+    it field by field (core.stacked): the canonical forms, margins, census and MSE
+    objectives computed for the networks of one domain D at once, a chunk at a time.
+    Classification scores, and the objectives of the other losses, stay per network."""
+    M, N, d = params["a"].shape
+    n = specs[0].n_points()
+    chunk = max(1, _STACK_ENTRIES // (N * N * (d + 1) + n * N))
+    by_domain: dict[float, list[int]] = {}
+    for m, spec in enumerate(specs):
+        by_domain.setdefault(spec.D, []).append(m)
+    out: list = [None] * M
+    for D, members in by_domain.items():
+        for lo in range(0, len(members), chunk):
+            idx = members[lo : lo + chunk]
+            part = [specs[m] for m in idx]
+            xy = None if data is None else [data[m] for m in idx]
+            for m, fields in zip(idx, _stacked_fields(part, params, idx, D, xy), strict=True):
+                out[m] = fields
+    return out
+
+
+def _stacked_fields(specs: list[RunSpec], params: dict, idx: list[int], D: float, xy) -> list:
+    """``_shard_fields`` of the networks ``idx`` of the shard's ``params`` (one domain D);
+    ``specs`` and ``xy`` are theirs."""
+    spec = specs[0]
+    a, b, c, e = (np.asarray(params[k][idx], dtype=np.float64) for k in ("a", "b", "c", "e"))
+    if spec.has_linear:
+        w = np.asarray(params["w"][idx], dtype=np.float64)
+    else:
+        w = np.zeros((len(idx), a.shape[2]))
+    canonical = canonical_forms(a, b, c, e, w, D)
+    nets = ShallowNet.unstack(*canonical)
+    margins = stacked_margins(a, b, c, D)
+    census = stacked_census(a, b, c, D, stacked_live(*canonical[:3]))
+    if spec.loss != "gaussian" and xy is None:
+        xy = [make_data(s) for s in specs]
+    if spec.loss == "mse":
+        shared = all(x is xy[0][0] for x, _ in xy)  # one array when the runs share one
+        x = xy[0][0] if shared else np.stack([x for x, _ in xy])
+        y = np.stack([y for _, y in xy])
+        lam = np.array([s.weight_decay for s in specs], dtype=np.float64)
+        objective = stacked_mse_objective(*canonical, x, y, lam).tolist()
+    else:
+        objective = [
+            canonical_objective(net, s, None if xy is None else xy[k])
+            for k, (net, s) in enumerate(zip(nets, specs, strict=True))
+        ]
+    nan = float("nan")
+    scores = [(nan, nan)] * len(idx)
+    if spec.loss in ("logistic", "cross_entropy"):
+        scores = [
+            classification_scores(
+                network_from_params({k: v[m] for k, v in params.items()}, s.has_linear), *xy[k]
+            )
+            for k, (m, s) in enumerate(zip(idx, specs, strict=True))
+        ]
+    margins = {k: v if k == "kink_margins" else v.tolist() for k, v in margins.items()}
+    columns = {
+        "canonical": nets,
+        "margins": _rows(margins),
+        "census": _rows({k: v.tolist() for k, v in census.items()}),
+        "canonical_objective": objective,
+        "canonical_member": stacked_margins(*canonical[:3], D)["member"].tolist(),
+        "accuracy": [s[0] for s in scores],
+        "normalized_margin": [s[1] for s in scores],
+    }
+    return _rows(columns)
+
+
+def _rows(columns: dict[str, list]) -> list[dict]:
+    """Columns of equal length -> one dict per row, its keys in the columns' order."""
+    keys = list(columns)
+    return [dict(zip(keys, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+
 def build_records(
     result: ShardResult,
     certificates: list[dict],
@@ -225,25 +333,46 @@ def build_records(
     again); ``polish``: what ``polish(result)`` did (``result`` then holds the polished
     end points), for each record's objective_before_polish and polish_iterations.
 
-    The canonical form is computed once and handed to the census; the eval-grid fields
-    are left to be computed when first read (see ``_OnGrid``).
+    The fields computed from the end points (canonical form, margins, census, canonical
+    objective and membership) are computed for the whole shard at once where the networks
+    have scalar outputs (``_shard_fields``, equal to ``_network_fields`` network by
+    network), else network by network. The canonical form is computed once and handed to
+    the census; the eval-grid fields are left to be computed when first read (see
+    ``_OnGrid``).
     """
+    specs = result.specs
+    if specs and result.params["c"].ndim == 2:
+        fields = _shard_fields(specs, result.params, data)
+    else:
+        fields = [
+            _network_fields(
+                spec, {k: v[m] for k, v in result.params.items()}, None if data is None else data[m]
+            )
+            for m, spec in enumerate(specs)
+        ]
+    labels = {code: RunStatus(code).label for code in set(result.status.tolist())}
+    status, steps = result.status.tolist(), result.steps.tolist()
+    diverged = result.diverged_step.tolist()
+    counts = {k: v.tolist() for k, v in result.counts.items()}
+    if polish is None:
+        polished = [{}] * len(specs)
+    else:
+        polished = [
+            {"objective_before_polish": before, "polish_iterations": iterations}
+            for before, iterations in zip(
+                polish.objective_before.tolist(), polish.iterations.tolist(), strict=True
+            )
+        ]
     records = []
-    for m, spec in enumerate(result.specs):
-        params = {k: v[m] for k, v in result.params.items()}
-        net = network_from_params(params, spec.has_linear)
+    for m, spec in enumerate(specs):
         cert = certificates[m]
-        canonical = canonical_form(net, spec.D)
         keep = result.history_step[m] >= 0
-        scores = (float("nan"), float("nan"))
-        if spec.loss in ("logistic", "cross_entropy"):
-            scores = classification_scores(net, *(make_data(spec) if data is None else data[m]))
         records.append(
             RunRecord(
                 spec=spec,
-                status=RunStatus(int(result.status[m])).label,
-                steps=int(result.steps[m]),
-                diverged_step=int(result.diverged_step[m]),
+                status=labels[status[m]],
+                steps=steps[m],
+                diverged_step=diverged[m],
                 loss=cert["loss"],
                 objective=cert["objective"],
                 grad_norm=cert["grad_norm"],
@@ -252,22 +381,14 @@ def build_records(
                 certified=cert["certified"],
                 near_kink=cert["near_kink"],
                 min_kink_distance=cert["min_kink_distance"],
-                params=params,
-                canonical=canonical,
-                margins=restricted_set_margins(net, spec.D),
+                params={k: v[m] for k, v in result.params.items()},
                 history_step=result.history_step[m][keep],
                 history_loss=result.history_loss[m][keep],
-                projections={k: int(v[m]) for k, v in result.counts.items()},
-                census=degeneracy_census(net, spec.D, canonical=canonical),
+                projections={k: v[m] for k, v in counts.items()},
                 dtype=result.dtype,
                 device=result.device,
-                canonical_objective=canonical_objective(
-                    canonical, spec, None if data is None else data[m]
-                ),
-                canonical_member=in_restricted_set(canonical, spec.D),
-                accuracy=scores[0],
-                normalized_margin=scores[1],
-                **({} if polish is None else polish.fields(m)),
+                **fields[m],
+                **polished[m],
             )
         )
     return records
