@@ -98,6 +98,10 @@ def _target(spec: RunSpec, x: np.ndarray) -> np.ndarray:
     return y
 
 
+_NUMBERS = (float, int, bool)
+_BOOLS = (bool, np.bool_)
+
+
 @dataclass
 class RunRecord:
     """The end point of one run (float64 numbers; ``dtype`` says what it trained in)."""
@@ -172,7 +176,8 @@ class RunRecord:
 
     def summary(self) -> dict:
         """Scalars of the record (JSON-ready)."""
-        m = {k: v for k, v in self.margins.items() if np.ndim(v) == 0}
+        # np.ndim of a Python number is an array conversion: they are scalars, plainly
+        m = {k: v for k, v in self.margins.items() if type(v) in _NUMBERS or np.ndim(v) == 0}
         return {
             "status": self.status,
             "steps": self.steps,
@@ -196,7 +201,7 @@ class RunRecord:
             **{f"proj_{k}": int(v) for k, v in self.projections.items()},
             **{f"census_{k}": v for k, v in self.census.items()},
             **{
-                f"margin_{k}": (bool(v) if isinstance(v, bool | np.bool_) else float(v))
+                f"margin_{k}": (bool(v) if isinstance(v, _BOOLS) else float(v))
                 for k, v in m.items()
             },
         }
