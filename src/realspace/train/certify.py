@@ -257,19 +257,30 @@ def _chunk(part, p, names, tol, dense_max_params, lanczos_steps, dev, data) -> l
         v0 = np.stack([rng_for(s.seed, STREAM_LANCZOS).standard_normal(P) for s in part])
         min_eig = _lanczos_min(hvp, torch.as_tensor(v0, device=dev), lanczos_steps)
     gnorm = torch.cat([g[k].reshape(M, -1) for k in names], dim=1).norm(dim=1)
+    # whole columns to Python numbers at once: indexing a tensor per network costs more
+    columns = zip(
+        obj.tolist(),
+        loss.tolist(),
+        gnorm.tolist(),
+        min_eig.tolist(),
+        kink.tolist(),
+        (kink <= KINK_DISTANCE).tolist(),
+        ((gnorm <= tol) & (min_eig >= -tol)).tolist(),
+        strict=True,
+    )
     return [
         {
-            "objective": float(obj[m]),
-            "loss": float(loss[m]),
-            "grad_norm": float(gnorm[m]),
-            "min_eig": float(min_eig[m]),
+            "objective": objective,
+            "loss": loss_m,
+            "grad_norm": grad_norm,
+            "min_eig": eig,
             "eig_method": method,
             "n_params": P,
-            "min_kink_distance": float(kink[m]),
-            "near_kink": bool(kink[m] <= KINK_DISTANCE),
-            "certified": bool(gnorm[m] <= tol and min_eig[m] >= -tol),
+            "min_kink_distance": distance,
+            "near_kink": near,
+            "certified": certified,
         }
-        for m in range(M)
+        for objective, loss_m, grad_norm, eig, distance, near, certified in columns
     ]
 
 
