@@ -228,3 +228,23 @@ def test_records_built_a_few_networks_at_a_time_are_the_same(monkeypatch):
     for g, w in zip(got, want, strict=True):
         for field in FIELDS:
             identical(getattr(g, field), getattr(w, field), f"{w.spec.seed} {field}")
+
+
+def test_runs_share_a_data_set_exactly_when_their_data_do_not_depend_on_the_seed():
+    def spec(**kw):
+        return RunSpec(**{**SIN, "width": 4, **kw})
+
+    specs = [
+        *(spec(seed=s) for s in range(3)),  # a grid without noise: one set
+        *(spec(seed=s, n_samples=16) for s in range(2)),  # another cell: its own set
+        *(spec(seed=s, sampling="uniform") for s in range(2)),  # drawn from each seed
+        *(spec(seed=s, noise=0.1) for s in range(2)),  # noise from each seed
+        *(RunSpec(target="spirals", d=2, n_samples=20, seed=s) for s in range(2)),  # one set
+    ]
+    data = shard_data(specs)
+    groups = [[i for i, xy in enumerate(data) if xy is one] for one in data]
+    assert [g[0] for g in groups] == [0, 0, 0, 3, 3, 5, 6, 7, 8, 9, 9]
+    for s, (x, y) in zip(specs, data, strict=True):
+        want = make_data(s)
+        assert np.array_equal(x, want[0]) and np.array_equal(y, want[1])
+        assert not x.flags.writeable and not y.flags.writeable

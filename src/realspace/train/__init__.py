@@ -6,7 +6,7 @@ The math: docs/science.md#training.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import fields
 
 from ..core.problem import init_params, make_data, network_from_params, teacher_net, teacher_rows
 from ..core.spec import RunSpec
@@ -56,6 +56,9 @@ def train_and_record(
     return build_records(result, certificates, data, polished)
 
 
+_NOT_SEED = tuple(f.name for f in fields(RunSpec) if f.name != "seed")
+
+
 def _shard_data(specs: list[RunSpec]) -> list[tuple]:
     """``make_data`` of each run on data, made once per distinct data set: noiseless data
     on a grid does not depend on the seed, so the seeds of one cell share one (read-only),
@@ -63,9 +66,14 @@ def _shard_data(specs: list[RunSpec]) -> list[tuple]:
     The shared set is the one ``make_data`` gives any of the seeds: the key only drops
     the seed where the data do not depend on it."""
     made: dict = {}
+    shared: dict = {}
     out = []
     for s in specs:
-        key = replace(s, seed=0) if s.shares_data else s
+        # the spec less its seed as a tuple: replace(s, seed=0) would check every field again
+        cell = tuple(getattr(s, name) for name in _NOT_SEED)
+        if cell not in shared:
+            shared[cell] = s.shares_data
+        key = cell if shared[cell] else s
         if key not in made:
             made[key] = make_data(s)
             for v in made[key]:
