@@ -6,6 +6,10 @@ Every write is idempotent: a table piece is named by its networks and written
 atomically, a run that is FINISHED is complete and never written again, and a run that
 is not is deleted and redone. That is what lets a sweep be killed at any point and
 resumed.
+
+430 lines: ``SweepStore`` is the one writer of a sweep's runs, and its protocol (open,
+close, reconcile, units) reads as one piece; closing a cell reads the cell a column set
+at a time, which takes three short methods of its own.
 """
 
 from __future__ import annotations
