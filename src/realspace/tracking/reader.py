@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["SweepReader", "cell_status", "load_runs", "sweep_status"]
 
 _SPEC_FIELDS = tuple(RunSpec.__dataclass_fields__)
+RUN_ORDER = ["target_label", "parametrization", "width", "seed"]  # the order of ``runs``
 
 
 class SweepReader:
@@ -73,8 +74,10 @@ class SweepReader:
 
     @cached_property
     def table(self) -> pd.DataFrame:
-        """Every network in the cells' tables, one row per run key (planned or not), in
-        the store's order, with its ``piece``; read once."""
+        """Every network in the cells' tables, one row per run key (planned or not; of a
+        key in two pieces, the first in the store's order), with its ``piece``, sorted by
+        target label, parametrization, width and seed; read once. The one copy of the
+        rows a reader holds: ``runs`` returns it as it is when every row is planned."""
         import pandas as pd
 
         frames = []
@@ -88,7 +91,8 @@ class SweepReader:
                 frames.append(df.assign(cell_run=cell.run_id, cell_uri=cell.artifact_uri))
         if not frames:
             return pd.DataFrame(columns=["run_key"])
-        return pd.concat(frames, ignore_index=True).drop_duplicates("run_key")
+        df = pd.concat(frames, ignore_index=True).drop_duplicates("run_key")
+        return df.sort_values(RUN_ORDER).reset_index(drop=True)
 
     def stored_seeds(self) -> dict:
         """cell key -> the seeds in that cell's tables (int64, repeats possible)."""
@@ -133,12 +137,12 @@ class SweepReader:
         """
         df = self.table
         if planned_only:
-            df = df[self._planned(df)]
+            keep = self._planned(df)
+            if not keep.all():  # copy on write: a frame taken of every row would copy it
+                df = df[keep]
         if not len(df):
             return df.reset_index(drop=True)
-        df = df.astype({"certified": bool})
-        order = ["target_label", "parametrization", "width", "seed"]
-        return df.sort_values(order).reset_index(drop=True)
+        return df.astype({"certified": bool}).reset_index(drop=True)
 
     def stage(self, name: str) -> list[dict]:
         """The rows of every FINISHED unit of an analysis stage (pathology | seed_pairs |
