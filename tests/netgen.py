@@ -148,3 +148,48 @@ def degenerate_stack(rng, M, N, d, D=1.0, kinds=STACK_KINDS):
         a, b, c = (x.astype(np.float32).astype(np.float64) for x in (a, b, c))
     w = rng.standard_normal((M, d)) if rng.random() < 0.5 else np.zeros((M, d))
     return a, b, c, rng.standard_normal(M), w
+
+
+def teacher(rng, width, D=1.0, linear=False):
+    """(a, b, c, e, w) of a width-``width`` network fitted to sin on [-D, D] (least squares
+    on 200 points, kinks drawn in the cube): what the networks of one cell are trained to."""
+    t = np.sort(rng.uniform(-D, D, width))
+    a = rng.choice([-1.0, 1.0], width) * rng.uniform(0.5, 2.0, width)
+    b = -a * t
+    x = np.linspace(-D, D, 200)
+    cols = [np.maximum(np.outer(x, a) + b, 0.0), np.ones((x.size, 1))]
+    sol = np.linalg.lstsq(np.hstack(cols + [x[:, None]] * linear), np.sin(x), rcond=None)[0]
+    return a, b, sol[:width], sol[width], sol[width + 1 : width + 2] if linear else None
+
+
+def teacher_cell(
+    rng, n, width, D=1.0, *, sigma=(1e-5, 1e-2), far=0.02, copies=0.0, linear=False, move=True
+):
+    """End points of one cell as training leaves them, in d = 1: the teacher's neurons
+    permuted, each parameter perturbed by a relative sigma drawn log-uniform in ``sigma``
+    per network (seeds converge to different precisions; ``move`` False keeps a and b,
+    hence the kinks); a share ``far`` of unrelated networks (other minima) and a share
+    ``copies`` of exact copies of earlier networks."""
+    a, b, c, e, w = teacher(rng, width, D, linear)
+    nets = []
+    for _ in range(n):
+        u = rng.random()
+        if u < far:
+            nets.append(random_net(rng, width, 1, D, restricted=linear))
+            continue
+        if u < far + copies and nets:
+            nets.append(nets[rng.integers(len(nets))])
+            continue
+        s = np.exp(rng.uniform(*np.log(sigma)))
+        perm = rng.permutation(width)
+        da, db = (s * rng.standard_normal(width) for _ in range(2)) if move else (0.0, 0.0)
+        nets.append(
+            ShallowNet(
+                (a * (1 + da))[perm, None],
+                (b + db)[perm],
+                (c * (1 + s * rng.standard_normal(width)))[perm],
+                e + s * rng.standard_normal(),
+                None if w is None else w + s * rng.standard_normal(1),
+            )
+        )
+    return nets

@@ -21,6 +21,7 @@ The math: docs/science.md#inverse-stability-experiments.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import replace
 from typing import NamedTuple
 
@@ -28,6 +29,7 @@ import numpy as np
 
 from .canonical import canonical_form
 from .distances import fibre_distance, param_distance, sobolev_distance, uniform_distance
+from .nearest import closest_pairs
 from .nets import ShallowNet
 from .pathologies import PATHOLOGIES, pathology
 
@@ -152,14 +154,21 @@ def pathology_table(max_log2: int = 12, D: float = 2.0, families=PATHOLOGIES) ->
 
 def seed_pair_table(nets: list[ShallowNet], D: float, closest: int = 4) -> list[dict]:
     """The ``closest`` pairs among ``nets`` (end points of one cell, d = 1) by d_W, with
-    raw d_P and the fibre distance on Omega_N (Gamma = the first of the pair)."""
-    pairs = []
-    for i in range(len(nets)):
-        for j in range(i + 1, len(nets)):
-            pairs.append((float(sobolev_distance(nets[i], nets[j], D)), i, j))
-    pairs.sort()
+    raw d_P and the fibre distance on Omega_N (Gamma = the first of the pair).
+
+    The pairs are the first ``closest`` of all n (n - 1) / 2 sorted by (d_W, i, j), d_W
+    exact, found without computing every pair (``nearest.closest_pairs``): d_W only where
+    a lower bound on it (f and f' sampled, then at both networks' kinks) does not exceed
+    the ``closest``-th smallest found so far. About n log n for the cells of a sweep
+    (10^5 networks of width 8 in seconds, memory linear in n); quadratic only where most
+    pairs are as close as the ``closest``-th, and in d >= 2 (an estimate, every pair).
+    """
+    closest = operator.index(closest)
+    if closest < 0:
+        raise ValueError(f"closest must be >= 0, got {closest}")
+    pairs = closest_pairs(nets, D, closest)
     rows = []
-    for d_w, i, j in pairs[:closest]:
+    for d_w, i, j in pairs:
         raw = float(param_distance(nets[i], nets[j]))
         can = fibre_distance(nets[i], nets[j], D)
         rows.append(
