@@ -17,7 +17,7 @@ from realspace.files import hopeless
 from realspace.sweep.analysis import plan_analysis
 from realspace.sweep.budget import shard_budget
 from realspace.sweep.config import parse_config
-from realspace.sweep.plan import pack_shards, plan_cells, sweep_key
+from realspace.sweep.plan import check_plan_size, pack_shards, plan_cells, sweep_key
 from realspace.sweep.progress import SweepProgress
 from realspace.sweep.summary import Failure, SweepSummary
 from realspace.sweep.tally import Analysed, Cells, Tally
@@ -195,6 +195,8 @@ def sweep_flow(
     cfg = parse_config(config)
     experiment = cfg.tracking.experiment or cfg.name
     plan = plan_cells(cfg)
+    if analysis:  # its stages are planned network by network: refused before any work
+        check_plan_size(cfg)
     fault_point("plan")
     cells, tally = Cells.of(plan), Tally()
     with tally.timed():

@@ -142,6 +142,26 @@ def test_a_plan_that_would_not_fit_in_memory_is_refused_before_planning(monkeypa
     assert not built
 
 
+def test_a_sweep_whose_analysis_would_not_fit_is_refused_unless_trained_without_it(
+    monkeypatch, tmp_path
+):
+    """Training plans by cell, but the analysis stages plan network by network: with
+    them, a sweep over the memory at hand is refused before any service is touched."""
+    from realspace.app import service
+
+    cfg = parse_config(sweep_config(seeds=10**6, widths=[4], parametrizations=["unrestricted"]))
+    plan = service.plan_sweep(cfg, tracking_uri=f"sqlite:///{tmp_path}/mlruns.db")
+    monkeypatch.setattr(plan_module, "default_budget", lambda device: 2**30)
+    touched = []
+    monkeypatch.setattr(service, "check_services", lambda p: touched.append(p) or 1 / 0)
+    with pytest.raises(service.NotStarted, match=r"1,000,000 networks .*--no-analysis"):
+        service.run_sweep(plan, progress=False)
+    assert not touched
+    with pytest.raises(ZeroDivisionError):  # without the analysis it goes on to the services
+        service.run_sweep(plan, progress=False, analysis=False)
+    assert touched
+
+
 def test_ten_million_networks_plan_as_cells_without_a_key_hashed(monkeypatch):
     cfg = parse_config(
         sweep_config(seeds=2_500_000, widths=[4, 8], restricted_methods=["intrinsic"])

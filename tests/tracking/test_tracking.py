@@ -238,6 +238,43 @@ def test_a_cell_closed_from_its_lean_columns_shows_what_its_whole_table_shows(st
     assert pages["networks.html"] == expected
 
 
+def test_status_counts_the_cell_run_training_writes_into_when_a_cell_has_two(tmp_path):
+    """A crash between creating a cell run and recording it can leave a second, newer run
+    of one cell: the oldest is the cell's (``SweepStore.cells``), on both status paths."""
+    import time
+
+    from realspace.tracking.layout import cell_run
+    from realspace.tracking.reader import cell_status
+    from realspace.tracking.sqlite_status import done_seeds
+    from realspace.train import train_and_record
+
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    cfg = parse_config(DOC)
+    runs = plan_runs(cfg)
+    st = SweepStore(uri, cfg.name)
+    parent = st.parent_run(sweep_key(cfg), cfg.name)
+    key = cell_key(runs[0].spec)
+    [cell] = st.open_cells(parent, {key: ("sin-u-w2", runs[0].spec, 4)}).values()
+    _write(st, cell, runs[:2], train_and_record([r.spec for r in runs[:2]]))
+    time.sleep(0.01)  # a later start time
+    st.client.create_run(st.experiment_id, tags=cell_run(parent, key, runs[0].spec, "dup"))
+    db = uri.removeprefix("sqlite:///")
+    seeds = done_seeds(db, DOC["name"], sweep_key(cfg), uri)
+    assert {k: sorted(v.tolist()) for k, v in seeds.items()} == {key: [0, 1]}
+    assert [n for _, n in cell_status(DOC, uri)] == [2]
+    reader = SweepReader(DOC, uri).stored_seeds()
+    assert {k: sorted(v.tolist()) for k, v in reader.items()} == {key: [0, 1]}
+
+
+def test_a_sweep_with_nothing_stored_reads_as_no_networks(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    cfg = parse_config(DOC)
+    SweepStore(uri, cfg.name).parent_run(sweep_key(cfg), cfg.name)
+    reader = SweepReader(DOC, uri)
+    assert reader.runs().empty and reader.stored_seeds() == {}
+    assert set(reader.status().values()) == {"pending"}
+
+
 def test_a_missing_store_is_reported_not_created(tmp_path):
     db = tmp_path / "mlruns.db"
     with pytest.raises(LookupError, match="no tracking store at .*run the sweep first"):

@@ -29,7 +29,7 @@ from ..core.spec import cell_of
 from ..report.publish import default_report_dir
 from ..sweep.budget import cuda_present, shard_budget, size_problems
 from ..sweep.config import ConfigError, SweepConfig, as_config
-from ..sweep.plan import Plan, pack_shards, plan_cells
+from ..sweep.plan import Plan, PlanTooLarge, check_plan_size, pack_shards, plan_cells
 from ..sweep.summary import SweepSummary
 from ..tracking.secrets import hide_uri, mask
 
@@ -221,6 +221,11 @@ def run_sweep(
     ``wait``: wait for another driver of the sweep to end instead of raising
     AlreadyRunning (``on_wait(holder)`` is called when waiting starts)."""
     t0 = time.perf_counter()
+    if analysis:  # the analysis stages are planned network by network
+        try:
+            check_plan_size(plan.config)
+        except PlanTooLarge as e:
+            raise NotStarted(f"{e}; or train it without the analysis (--no-analysis)") from None
     check_services(plan)
     if plan.problems and not allow_over_budget:
         raise OverBudget(plan.problems)

@@ -41,7 +41,7 @@ CENSUS = ("dead", "affine", "duplicate", "opposite", "imbalance_mean", "effectiv
 def with_problems(df: pd.DataFrame) -> pd.DataFrame:
     """A copy with a ``problem`` label: the target label (which names a nonzero weight
     decay) and every other axis the frame varies, e.g. ``sin wd=0.01 lr=0.001``."""
-    df = df.copy(deep=False)  # copy on write: the new column is all this frame adds
+    df = df.copy(deep=False)  # a column added, none written into: the caller's is intact
     varying = [a for a in PROBLEM_AXES[1:] if a in df and df[a].nunique() > 1]
 
     def label(row):
@@ -79,7 +79,7 @@ def with_methods(df: pd.DataFrame) -> pd.DataFrame:
     method = restricted_methods(df)
     if method[method != ""].nunique() <= 1:
         return df
-    out = df.copy(deep=False)  # copy on write: only the columns set here are new
+    out = df.copy(deep=False)  # whole columns replaced, none written into
     out["parametrization"] = df["parametrization"].where(method == "", "restricted-" + method)
     return out
 

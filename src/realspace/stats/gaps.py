@@ -30,7 +30,7 @@ def gap_values(df: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     ``reference``: ``j_star`` and ``reference`` columns aligned with ``df`` (NaN j_star
     where no certified reference applies; those rows fall back to the best in the cell).
     """
-    out = df.copy(deep=False)  # copy on write: only the columns set here are new
+    out = df.copy(deep=False)  # whole columns added, none written into
     out["j_final"] = trained_objective(df)
     fallback = best_in_cell(df)
     have = reference["j_star"].notna()

@@ -107,7 +107,7 @@ class SweepReader:
         }
 
     def status(self) -> dict[str, str]:
-        """Every planned run key -> "done" (in a cell's table) or "pending"."""
+        """Every planned run key -> "done" (its seed in its cell's tables) or "pending"."""
         return _key_status(self.planned, self.stored_seeds())
 
     def _planned(self, df: pd.DataFrame):
@@ -136,9 +136,11 @@ class SweepReader:
         runs of earlier versions of its config).
         """
         df = self.table
+        if not len(df):  # nothing stored yet
+            return df.reset_index(drop=True)
         if planned_only:
             keep = self._planned(df)
-            if not keep.all():  # copy on write: a frame taken of every row would copy it
+            if not keep.all():  # a frame taken of every row would be a copy of them all
                 df = df[keep]
         if not len(df):
             return df.reset_index(drop=True)

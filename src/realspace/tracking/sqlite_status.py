@@ -1,10 +1,11 @@
 """Which networks of a sweep are trained, read straight from an embedded (SQLite) store.
 
-``realspace status`` asks one question, often: which run keys are in the sweep's cell
-tables. Through MLflow's client the answer costs about 5 s here before the first query
-(importing MLflow about 3 s, opening the store runs its schema checks about 2 s);
-read-only SQL on the same file finds the parent and its cell runs in a hundredth of a
-second, and the tables' ``run_key`` columns are read from the local artifact folders.
+``realspace status`` asks one question, often: how many networks of each cell are in the
+sweep's cell tables. Through MLflow's client the answer costs about 5 s here before the
+first query (importing MLflow about 3 s, opening the store runs its schema checks about
+2 s); read-only SQL on the same file finds the parent and its cell runs in a hundredth of
+a second, and the tables' ``seed`` columns (``done_seeds``; ``done_keys`` reads the run
+keys) are read from the local artifact folders.
 
 The tables read (``experiments``, ``runs``, ``tags``) are MLflow's own, so the schema
 revision they were read at is pinned: a store at any other revision, or with artifacts
@@ -38,6 +39,7 @@ SELECT r.artifact_uri, c.value FROM runs r
 JOIN tags p ON p.run_uuid = r.run_uuid AND p.key = ? AND p.value = ?
 JOIN tags c ON c.run_uuid = r.run_uuid AND c.key = ?
 WHERE r.lifecycle_stage = 'active'
+ORDER BY r.start_time ASC
 """
 
 
@@ -55,7 +57,7 @@ def done_keys(db: Path, experiment: str, sweep_key: str, uri: str) -> set[str] |
     if folders is None:
         return None
     done: set[str] = set()
-    for path in _tables(folders.values()):
+    for path in _tables(f for fs in folders.values() for f in fs):
         done.update(read_key_column(path) or ())
     return done
 
@@ -73,7 +75,7 @@ def done_seeds(db: Path, experiment: str, sweep_key: str, uri: str) -> dict | No
     if folders is None:
         return None
     out = {}
-    for cell, folder in folders.items():
+    for cell, (folder, *_) in folders.items():  # the cell's oldest run, as the client's
         parts = [read_seed_column(p) for p in _tables([folder])]
         parts = [p for p in parts if p is not None]
         out[cell] = np.concatenate(parts) if parts else np.zeros(0, np.int64)
@@ -88,8 +90,8 @@ def _tables(folders):
 
 
 def _cell_folders(db: Path, experiment: str, sweep_key: str, uri: str) -> dict | None:
-    """cell key -> the local artifact folder of that cell run of the sweep; None and
-    errors as ``done_keys``."""
+    """cell key -> the local artifact folders of the sweep's runs of that cell, oldest
+    first (one, unless a crash left two); None and errors as ``done_keys``."""
     from .artifacts import local_dir
     from .runs import check_layout
 
@@ -112,7 +114,9 @@ def _cell_folders(db: Path, experiment: str, sweep_key: str, uri: str) -> dict |
         rows = con.execute(_CELLS, (PARENT_TAG, found[0], CELL_TAG)).fetchall()
     finally:
         con.close()
-    folders = {cell: local_dir(u) for u, cell in rows}
-    if any(f is None for f in folders.values()):
+    folders: dict[str, list] = {}
+    for u, cell in rows:  # oldest first: the run that SweepStore.cells trains into
+        folders.setdefault(cell, []).append(local_dir(u))
+    if any(f is None for fs in folders.values() for f in fs):
         return None
     return folders
