@@ -7,7 +7,7 @@ atomically, a run that is FINISHED is complete and never written again, and a ru
 is not is deleted and redone. That is what lets a sweep be killed at any point and
 resumed.
 
-430 lines: ``SweepStore`` is the one writer of a sweep's runs, and its protocol (open,
+435 lines: ``SweepStore`` is the one writer of a sweep's runs, and its protocol (open,
 close, reconcile, units) reads as one piece; closing a cell reads the cell a column set
 at a time, which takes three short methods of its own.
 """
@@ -296,14 +296,27 @@ class SweepStore:
 
     def cell_table(self, cell: CellRun, keys=None):
         """The rows of a cell's networks (of ``keys`` only, when given), one per run key."""
+        return self._read_rows(self._cell_pieces(cell), keys)
+
+    def _cell_pieces(self, cell: CellRun) -> list[Piece]:
+        return sorted(set(self.pieces(cell).values()), key=lambda p: p.name)
+
+    def _read_rows(self, pieces, keys=None, read=None, columns=()):
+        """The rows of ``keys`` (every row, when None) in ``pieces``, one per run key (the
+        first piece holding a key wins), each piece read by ``read(client, piece)`` and
+        cut to ``keys`` before the next is read (default: whole, ``read_table``); no
+        piece: an empty frame of ``columns``."""
         import pandas as pd
 
-        pieces = sorted(set(self.pieces(cell).values()), key=lambda p: p.name)
-        frames = [read_table(self.client, p) for p in pieces]
+        read = read or read_table
+        wanted = None if keys is None else set(keys)
+        frames = []
+        for piece in pieces:
+            df = read(self.client, piece)
+            frames.append(df if wanted is None else df[df["run_key"].isin(wanted)])
         if not frames:
-            return pd.DataFrame()
-        df = pd.concat(frames, ignore_index=True).drop_duplicates("run_key")
-        return df[df["run_key"].isin(set(keys))] if keys is not None else df
+            return pd.DataFrame(columns=list(columns))
+        return pd.concat(frames, ignore_index=True).drop_duplicates("run_key")
 
     def close_cell(self, cell: CellRun, keys: list[str], network_runs: bool) -> dict:
         """Once every network of ``keys`` is in the cell's tables: its metrics, its
@@ -341,33 +354,21 @@ class SweepStore:
         return {name: value for name, value, _ in found}
 
     def _cell_columns(self, cell: CellRun, keys):
-        """The rows of ``keys`` in the cell's tables (one per run key, pieces in name
-        order: the first piece holding a key wins), in the columns of ``LEAN_COLUMNS``."""
-        import pandas as pd
-
-        pieces = sorted(set(self.pieces(cell).values()), key=lambda p: p.name)
-        frames = [read_columns(self.client, p, LEAN_COLUMNS, ("census_",)) for p in pieces]
-        if not frames:
-            return pd.DataFrame(columns=[*LEAN_COLUMNS, "piece"])
-        df = pd.concat(frames, ignore_index=True).drop_duplicates("run_key")
-        return df[df["run_key"].isin(set(keys))]
+        """``cell_table`` in the columns of ``LEAN_COLUMNS`` (with the census)."""
+        return self._read_rows(
+            self._cell_pieces(cell),
+            keys,
+            lambda client, p: read_columns(client, p, LEAN_COLUMNS, ("census_",)),
+            (*LEAN_COLUMNS, "piece"),
+        )
 
     def _rows(self, cell: CellRun, shown):
         """The whole rows of the networks of ``shown`` (a ``_cell_columns`` frame), in
         its order."""
-        import pandas as pd
-
-        wanted = set(shown["run_key"])
-        frames = []
-        for piece in sorted(set(shown["piece"])):
-            df = read_table(self.client, Piece(cell.run_id, cell.artifact_uri, piece))
-            frames.append(df[df["run_key"].isin(wanted)])
-        if not frames:
-            return pd.DataFrame(columns=shown.columns)
-        rows = pd.concat(frames, ignore_index=True).drop_duplicates("run_key")
-        return (
-            rows.set_index("run_key", drop=False).loc[list(shown["run_key"])].reset_index(drop=True)
-        )
+        pieces = [Piece(cell.run_id, cell.artifact_uri, p) for p in sorted(set(shown["piece"]))]
+        rows = self._read_rows(pieces, shown["run_key"], columns=shown.columns)
+        order = list(shown["run_key"])
+        return rows.set_index("run_key", drop=False).loc[order].reset_index(drop=True)
 
     def _network_runs(self, cell: CellRun, df, arrays: dict) -> None:
         """A run per network of the cell (children of the cell run), skipping those
