@@ -266,6 +266,58 @@ def test_status_counts_the_cell_run_training_writes_into_when_a_cell_has_two(tmp
     assert {k: sorted(v.tolist()) for k, v in reader.items()} == {key: [0, 1]}
 
 
+def test_the_reader_keeps_the_first_row_of_a_key_in_run_order_with_the_columns_asked(tmp_path):
+    """The reader's rows against pandas reading each table whole: a key in two pieces
+    read from the first piece in the store's order, a column one piece lacks read as
+    missing there, rows sorted by target, parametrization, width and seed; ``omit``
+    leaves columns out and nothing else."""
+    import pandas as pd
+
+    from realspace.train import train_and_record
+
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    cfg = parse_config(DOC)
+    runs = plan_runs(cfg)
+    st = SweepStore(uri, cfg.name)
+    parent = st.parent_run(sweep_key(cfg), cfg.name)
+    [cell] = st.open_cells(parent, {cell_key(runs[0].spec): ("sin-u-w2", runs[0].spec, 4)}).values()
+    records = train_and_record([r.spec for r in runs])
+    # seeds 3, 1 in one piece and 1, 0, 2 in another (seed 1 twice, with two records)
+    first = [(runs[3], records[3]), (runs[1], records[1])]
+    second = [(runs[1], records[2]), (runs[0], records[0]), (runs[2], records[2])]
+    for pairs in (first, second):
+        keys = [r.key for r, _ in pairs]
+        rows = piece_rows(keys, [rec for _, rec in pairs], "s", None)
+        if pairs is second:
+            for row in rows:
+                del row["accuracy"]  # a piece written before the field existed
+        arrays = piece_arrays(keys, [rec for _, rec in pairs])
+        put_piece(st.client, cell.run_id, cell.artifact_uri, piece_name(keys), rows, arrays)
+    folder = cell.artifact_uri.removeprefix("file://") + f"/{SHARDS}"
+    names = sorted(piece_name([r.key for r, _ in pairs]) for pairs in (first, second))
+    frames = [pd.read_parquet(f"{folder}/{n}.parquet").assign(piece=n) for n in names]
+    expected = (
+        pd.concat(frames, ignore_index=True)
+        .drop_duplicates("run_key")
+        .sort_values(["target_label", "parametrization", "width", "seed"])
+        .reset_index(drop=True)
+    )
+    reader = SweepReader(DOC, uri)
+    got = reader.runs()
+    assert got["seed"].tolist() == [0, 1, 2, 3]
+    assert got["run_key"].tolist() == expected["run_key"].tolist()
+    kept = got.set_index("seed")["piece"][1]
+    assert kept == names[0]  # the first piece in the store's order holds seed 1
+    assert got["loss"].tolist() == expected["loss"].tolist()
+    from_second = got["piece"] == piece_name([r.key for r, _ in second])
+    assert got["accuracy"][from_second].isna().all()
+    assert got["target_params"].tolist() == [{}] * 4
+    lean = reader.runs(omit=("node", "shard", "loss", "seed"))
+    assert "node" not in lean and "shard" not in lean and "loss" not in lean
+    assert "seed" in lean  # a spec field is always read
+    pd.testing.assert_frame_equal(lean, got.drop(columns=["node", "shard", "loss"]))
+
+
 def test_a_sweep_with_nothing_stored_reads_as_no_networks(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     cfg = parse_config(DOC)

@@ -10,6 +10,7 @@ store: a missing SQLite file is reported, not created.
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,7 @@ from .artifacts import read_table as read_unit_table
 from .connection import resolve_tracking_uri, store_exists
 from .layout import STAGE_TAG
 from .runs import SweepStore
-from .tables import Piece, list_pieces, read_table
+from .tables import Piece, list_pieces, read_pieces
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,6 +57,7 @@ class SweepReader:
         if self.parent is None:
             raise LookupError(f"sweep {self.config.name!r} has no runs in {uri}; run it first")
         self.planned = plan_cells(self.config)
+        self._frames: dict[frozenset, pd.DataFrame] = {}
 
     @property
     def uri(self) -> str:
@@ -72,32 +74,65 @@ class SweepReader:
         """cell key -> CellRun of every cell run of the sweep."""
         return self.store.cells(self.parent, self.children)
 
-    @cached_property
+    @property
     def table(self) -> pd.DataFrame:
-        """Every network in the cells' tables, one row per run key (planned or not; of a
-        key in two pieces, the first in the store's order), with its ``piece``, sorted by
-        target label, parametrization, width and seed; read once. The one copy of the
-        rows a reader holds: ``runs`` returns it as it is when every row is planned."""
-        import pandas as pd
+        """Every network in the cells' tables, every column (``frame()``)."""
+        return self.frame()
 
-        frames = []
+    def frame(self, omit=()) -> pd.DataFrame:
+        """Every network in the cells' tables, one row per run key (planned or not; of a
+        key in two pieces, the first in the store's order), with its ``piece``,
+        ``cell_run`` and ``cell_uri``, sorted by target label, parametrization, width and
+        seed: each table's columns but those in ``omit`` (the run key, the spec's fields
+        and where a row is kept are always read). Read once per ``omit``; the one copy of
+        the rows a reader holds for it (``runs`` returns it as it is when every row is
+        planned)."""
+        omit = frozenset(omit) - {"run_key", "seed", *_SPEC_FIELDS, "target_label"}
+        if omit not in self._frames:
+            self._frames[omit] = self._read(omit)
+        return self._frames[omit]
+
+    def _read(self, omit: frozenset) -> pd.DataFrame:
+        import pandas as pd
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         client = self.store.client
-        for cell in self.cells.values():
-            for piece in list_pieces(client, cell.run_id, cell.artifact_uri):
-                try:
-                    df = read_table(client, piece)
-                except Exception:  # noqa: BLE001 - a table cut short: the piece is not there
-                    continue
-                frames.append(df.assign(cell_run=cell.run_id, cell_uri=cell.artifact_uri))
-        if not frames:
+        pieces = (
+            (piece, {"cell_run": cell.run_id, "cell_uri": cell.artifact_uri})
+            for cell in self.cells.values()
+            for piece in list_pieces(client, cell.run_id, cell.artifact_uri)
+        )
+        table = read_pieces(client, pieces, omit)
+        if table is None:
             return pd.DataFrame(columns=["run_key"])
-        df = pd.concat(frames, ignore_index=True).drop_duplicates("run_key")
-        return df.sort_values(RUN_ORDER).reset_index(drop=True)
+        # the first row of each key (in the store's order), then those rows in RUN_ORDER
+        # (a stable sort, as pandas' sort_values of several columns)
+        codes = pc.dictionary_encode(table["run_key"].combine_chunks()).indices.to_numpy()
+        rows = np.sort(np.unique(codes, return_index=True)[1])
+        by = table.select(RUN_ORDER).take(rows)
+        rows = rows[pc.sort_indices(by, [(c, "ascending") for c in RUN_ORDER]).to_numpy()]
+        # taken a column at a time, each let go once taken, and converted a column at a
+        # time, each freed once converted: the rows are never held twice
+        schema, columns = table.schema, table.columns
+        del table, by
+        for i, column in enumerate(columns):
+            columns[i] = column.take(rows)
+            del column
+        pa.default_memory_pool().release_unused()  # what the columns held, to the system
+        df = pa.Table.from_arrays(columns, schema=schema).to_pandas(self_destruct=True)
+        del columns
+        parsed: dict = {}  # a sweep has a few distinct target_params: each parsed once
+        df["target_params"] = [
+            parsed[t] if t in parsed else parsed.setdefault(t, json.loads(t))
+            for t in df["target_params"]
+        ]
+        return df
 
     def stored_seeds(self) -> dict:
         """cell key -> the seeds in that cell's tables (int64, repeats possible)."""
         cell_of = {c.run_id: k for k, c in self.cells.items()}
-        df = self.table
+        df = self._any_frame()
         if not len(df):
             return {}
         return {
@@ -123,7 +158,12 @@ class SweepReader:
                 keep[rows] = np.isin(seeds, np.asarray(cell.seeds, np.int64))
         return keep
 
-    def runs(self, planned_only: bool = True) -> pd.DataFrame:
+    def _any_frame(self) -> pd.DataFrame:
+        """A frame already read (any ``omit``: every one has the run key, the seed and
+        where each row is kept), else every column."""
+        return next(iter(self._frames.values())) if self._frames else self.frame()
+
+    def runs(self, planned_only: bool = True, omit=()) -> pd.DataFrame:
         """The trained networks: one row per network in the cells' tables.
 
         Columns: ``run_key``, every RunSpec field (typed; ``target_params`` a dict),
@@ -133,9 +173,10 @@ class SweepReader:
         ``shard``, ``node``, and where the row is kept (``piece``, ``cell_run``,
         ``cell_uri``). Rows sorted by target, parametrization, width, seed.
         ``planned_only`` keeps the runs the config plans now (a sweep's store may hold
-        runs of earlier versions of its config).
+        runs of earlier versions of its config). ``omit``: columns not to read (see
+        ``frame``).
         """
-        df = self.table
+        df = self.frame(omit)
         if not len(df):  # nothing stored yet
             return df.reset_index(drop=True)
         if planned_only:
@@ -167,7 +208,7 @@ class SweepReader:
 
     def params_by_key(self, keys: list[str]) -> list[dict]:
         """The raw end points of networks of this sweep given by run key."""
-        rows = self.table.set_index("run_key", drop=False).loc[list(keys)]
+        rows = self._any_frame().set_index("run_key", drop=False).loc[list(keys)]
         return self.params(rows)
 
 
