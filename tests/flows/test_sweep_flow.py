@@ -221,6 +221,23 @@ def test_the_report_reads_the_store_once(swept, tmp_path, search_queries):
     assert (tmp_path / "report.md").exists() and report.verdicts
 
 
+def test_the_report_is_the_same_without_the_columns_it_leaves_unread(swept, tmp_path, monkeypatch):
+    """The report reads the tables without ``UNREAD``'s columns (to hold less at scale),
+    and is byte for byte the report built from every column: no statistic, table or
+    figure of it reads a column left unread."""
+    from realspace.report import publish as P
+
+    uri, _ = swept
+    lean = P.publish_report(DOC, uri, out_dir=tmp_path / "lean", log=False)
+    frame = SweepReader(DOC, uri).runs(omit=P.UNREAD)
+    assert not set(P.UNREAD) & set(frame.columns)
+    monkeypatch.setattr(P, "UNREAD", ())
+    whole = P.publish_report(DOC, uri, out_dir=tmp_path / "whole", log=False)
+    for name in ("report.md", "report.html"):
+        assert (tmp_path / "lean" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+    assert lean.verdicts == whole.verdicts and lean.metrics == whole.metrics
+
+
 def test_shards_are_handed_over_in_order_a_window_at_a_time(prefect_harness):
     """in_order submits items in their order with at most `window` in flight and yields
     each future once. (Two tasks on two threads may start in either order, so the order
