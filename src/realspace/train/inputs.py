@@ -101,11 +101,16 @@ class Problem:
             self.V = stack(specs, teacher_rows, device, dtype)
             self.batches = None
 
-    def __call__(self, p: dict, lam: torch.Tensor, t: int):
+    def data(self, t: int) -> tuple:
+        """What the objective reads at step t besides the parameters and lam: (X, Y) of
+        each run's minibatch, or (V,) its teacher rows."""
         if self.batches is None:
-            return self.objective(p, self.V, lam)
+            return (self.V,)
         X, Y, idx = self.X, self.Y, self.batches.indices(t)
         if idx is not None:
             X = torch.gather(X, 1, idx[..., None].expand(-1, -1, X.shape[2]))
             Y = torch.gather(Y, 1, idx)
-        return self.objective(p, X, Y, lam)
+        return X, Y
+
+    def __call__(self, p: dict, lam: torch.Tensor, t: int):
+        return self.objective(p, *self.data(t), lam)

@@ -4,10 +4,15 @@ Every kernel computes the same objective and gradients (model.py states them): "
 through the (M, n, N) preactivations, "prefix" by prefix sums over sorted samples
 (d = 1 only), "compiled" as torch.compile of dense, "fused" by Triton kernels that keep
 the preactivations in registers. "auto" picks prefix sums in d = 1, the fused kernel on
-CUDA where it applies in d >= 2, else dense. The Gaussian population loss has one
-implementation whatever the kernel. The logistic loss has the dense one ("auto" and
-"dense"; "compiled" compiles it); "prefix" and "fused" are written for MSE and refuse it.
-The multiclass cross-entropy (vector outputs) likewise.
+CUDA where it applies in d >= 2, else dense. "graph" is not an objective of its own: the
+trainer compiles its whole update (the objective "auto" would take on a CPU, without the
+CPU's slicing, with the gradient's pullback, the stopping rules, the history and the
+optimizer) into one graph with torch.compile, replayed as a CUDA graph on CUDA
+(``loop.graph_update``): a step of a few kernels, not of a hundred and more.
+
+The Gaussian population loss has one implementation whatever the kernel. The logistic
+loss has the dense one ("auto" and "dense"; "compiled" compiles it); "prefix" and "fused"
+are written for MSE and refuse it. The multiclass cross-entropy (vector outputs) likewise.
 
 A trained linear part w (restricted runs, and unrestricted runs with ``linear_term``) is
 in every kernel's objective and gradients on data; the Gaussian population loss has no
@@ -35,7 +40,7 @@ from .model import (
 
 __all__ = ["KERNELS", "choose_objective"]
 
-KERNELS = ("auto", "prefix", "dense", "compiled", "fused")
+KERNELS = ("auto", "prefix", "dense", "compiled", "fused", "graph")
 CPU_CHUNK_ELEMENTS = 2**18  # activations per slice of the dense objective on a CPU
 
 _COMPILED: dict = {}
@@ -70,7 +75,13 @@ def choose_objective(kernel: str, spec: RunSpec, device: torch.device) -> tuple[
     if kernel == "prefix" and spec.d != 1:
         raise ValueError("the prefix-sum kernel is for d = 1")
     if spec.loss == "gaussian":  # no affine part (RunSpec reads linear_term False there)
-        return gaussian_objective, "gaussian"
+        return gaussian_objective, "graph" if kernel == "graph" else "gaussian"
+    if kernel == "graph":  # traced whole: the CPU's slices would only unroll into the graph
+        if spec.loss in ("logistic", "cross_entropy"):
+            objective = logistic_objective if spec.loss == "logistic" else cross_entropy_objective
+        else:
+            objective = mse_objective_1d if spec.d == 1 else mse_objective
+        return objective, "graph"
     if spec.loss in ("logistic", "cross_entropy"):
         if kernel in ("prefix", "fused"):
             raise ValueError(

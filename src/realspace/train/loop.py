@@ -48,27 +48,30 @@ def _check_shard(specs: Sequence[RunSpec], opt: TrainOptions):
         )
 
 
-def _step(
+def _update(
     s: LoopState,
-    problem: Problem,
+    data: tuple,
+    objective: Callable,
     runs: RunTensors,
     layout: Layout,
     optimizer: str,
-    restricted: bool,
-    opt: TrainOptions,
-    chart: bool = False,
-) -> LoopState:
-    """Step s.t of every running network: stopping rules, one optimizer update, projection.
+    chart: bool,
+) -> tuple:
+    """One optimizer update of every running network of ``s``, its stopping rules and
+    loss history: tensors in, tensors out, no host synchronization (the step a graph
+    kernel compiles). ``data``: what ``objective`` reads besides the parameters.
 
     ``chart``: the parameters are intrinsic coordinates (intrinsic.py); the objective is
     that of their network and its gradient is pulled back to them. The loss history is
-    written in place; everything else is replaced.
+    written in place. Returns (theta, opt_state, status, steps, div_step, best,
+    best_step, moving).
     """
-    RUNNING, DIVERGED = RunStatus.RUNNING, RunStatus.DIVERGED
+    # plain ints: a graph compiler reads an IntEnum's comparisons as Python booleans
+    RUNNING, CONVERGED, PLATEAU, BUDGET, DIVERGED = map(int, RunStatus)
     active = s.status == RUNNING
     views = layout.views(s.theta, s.fixed)
     net = intrinsic.realize(views, runs.D) if chart else views
-    objective, _, grads = problem(net, runs.lam, s.t)
+    value, _, grads = objective(net, *data, runs.lam)
     g = layout.flat(intrinsic.pullback(views, grads, runs.D) if chart else grads)
     gnorm = torch.linalg.vector_norm(g, dim=1)
 
@@ -78,17 +81,17 @@ def _step(
     slot = torch.where(rec, s.steps // runs.every, HISTORY_POINTS)
     rows = runs.rows
     s.hist_step[rows, slot] = torch.where(rec, s.steps, s.hist_step[rows, slot])
-    s.hist_loss[rows, slot] = torch.where(rec, objective, s.hist_loss[rows, slot])
+    s.hist_loss[rows, slot] = torch.where(rec, value, s.hist_loss[rows, slot])
 
-    finite = torch.isfinite(objective) & torch.isfinite(gnorm)
+    finite = torch.isfinite(value) & torch.isfinite(gnorm)
     converged = active & finite & (gnorm <= runs.grad_tol)
-    improved = active & (objective < s.best * (1 - runs.rel_tol))
-    best = torch.where(improved, objective, s.best)
+    improved = active & (value < s.best * (1 - runs.rel_tol))
+    best = torch.where(improved, value, s.best)
     best_step = torch.where(improved, s.steps, s.best_step)
     stalled = active & finite & (runs.patience > 0) & (s.steps - best_step >= runs.patience)
     status = torch.where(active & ~finite, DIVERGED, s.status)
-    status = torch.where(converged, RunStatus.CONVERGED, status)
-    status = torch.where(stalled & ~converged, RunStatus.PLATEAU, status)
+    status = torch.where(converged, CONVERGED, status)
+    status = torch.where(stalled & ~converged, PLATEAU, status)
     moving = status == RUNNING
 
     new_theta, new_state = optim.step(optimizer, s.theta, g, s.opt_state, runs.hyper, s.steps + 1)
@@ -99,12 +102,33 @@ def _step(
 
     mv = moving[:, None]
     steps = s.steps + moving
+    theta = torch.where(mv, new_theta, s.theta)
+    opt_state = {k: torch.where(mv, new_state[k], v) for k, v in s.opt_state.items()}
+    status = torch.where(moving & (steps >= runs.budget), BUDGET, status)
+    return theta, opt_state, status, steps, div_step, best, best_step, moving
+
+
+def _step(
+    s: LoopState,
+    problem: Problem,
+    runs: RunTensors,
+    layout: Layout,
+    optimizer: str,
+    restricted: bool,
+    opt: TrainOptions,
+    chart: bool = False,
+    update: Callable = _update,
+) -> LoopState:
+    """Step s.t of every running network: ``update`` (``_update``, or its compiled graph),
+    then the projection or merges that restricted runs take on their schedule."""
+    out = update(s, problem.data(s.t), problem.objective, runs, layout, optimizer, chart)
+    theta, opt_state, status, steps, div_step, best, best_step, moving = out
     s = replace(
         s,
-        theta=torch.where(mv, new_theta, s.theta),
-        opt_state={k: torch.where(mv, new_state[k], v) for k, v in s.opt_state.items()},
+        theta=theta,
+        opt_state=opt_state,
         t=s.t + 1,
-        status=torch.where(moving & (steps >= runs.budget), RunStatus.BUDGET, status),
+        status=status,
         steps=steps,
         div_step=div_step,
         best=best,
@@ -117,6 +141,34 @@ def _step(
     elif restricted:
         s = project_step(s, moving, s.t, s.t % opt.merge_every == 0, layout, runs, opt)
     return s
+
+
+_GRAPHS: dict = {}
+# graphs of the update one process may hold: one per path (objective, parametrization,
+# optimizer) and shape, each shape static once and dynamic after (torch's default, 8, is
+# reached by a worker that trains a few paths, and past it the step runs uncompiled)
+GRAPH_LIMIT = 64
+
+
+def graph_update(device: torch.device) -> Callable:
+    """``_update`` compiled by torch.compile (kernel "graph"), one per process and kind of
+    device, so that a worker compiles each shape of shard once: on a CPU into a few fused
+    loops, on CUDA also replayed as a CUDA graph (mode "reduce-overhead"). Shapes are
+    static at first and made dynamic by the first shard of another size (a cell's last
+    shard is smaller), so a sweep compiles a few graphs, not one per shard."""
+    kind = device.type
+    if kind not in _GRAPHS:
+        cuda = kind == "cuda"
+        compiled = torch.compile(_update, mode="reduce-overhead" if cuda else None)
+
+        def update(*args):
+            if cuda:
+                torch.compiler.cudagraph_mark_step_begin()  # the last step's outputs are inputs
+            with torch._dynamo.config.patch(recompile_limit=GRAPH_LIMIT):
+                return compiled(*args)
+
+        _GRAPHS[kind] = update
+    return _GRAPHS[kind]
 
 
 def train_shard(
@@ -139,7 +191,8 @@ def train_shard(
     device, dtype = pick_device(opt.device), opt.dtype
     spec0, restricted = specs[0], specs[0].restricted
     chart = restricted and spec0.restricted_method == "intrinsic"
-    objective, _ = choose_objective(opt.kernel, spec0, device)
+    objective, kernel = choose_objective(opt.kernel, spec0, device)
+    update = graph_update(device) if kernel == "graph" else _update
 
     start = init or [init_params(s) for s in specs]
     p = {
@@ -155,7 +208,8 @@ def train_shard(
     layout = Layout.of(spec0, p)
 
     ckpt = Path(opt.checkpoint) if opt.checkpoint else None
-    fingerprint = [repr(s) for s in specs] + [str(dtype), opt.kernel]
+    # what a checkpoint must match (the specs' text: 6 us a network, made only when kept)
+    fingerprint = [repr(s) for s in specs] + [str(dtype), opt.kernel] if ckpt else []
     if chart:
         coordinates = intrinsic.coordinate_names(spec0.bias, spec0.train_output)
         chart_layout = Layout.of(spec0, intrinsic.to_coordinates(p, runs.D), coordinates)
@@ -184,7 +238,7 @@ def train_shard(
                 progress(t, max_steps, int((state.status == RunStatus.RUNNING).sum()))
             if not bool((state.status == RunStatus.RUNNING).any()):
                 break
-        state = _step(state, problem, runs, layout, spec0.optimizer, restricted, opt, chart)
+        state = _step(state, problem, runs, layout, spec0.optimizer, restricted, opt, chart, update)
         if opt.snapshot_every and state.t % opt.snapshot_every == 0:
             if chart:
                 snapshots.append((state.t, recorded_params(state, layout, runs, True, opt)))

@@ -12,11 +12,11 @@ The math: docs/science.md#training.
 from __future__ import annotations
 
 import enum
+import math
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..core.spec import RunSpec
@@ -81,7 +81,7 @@ class Layout:
         """All parameters by name: views into ``theta`` plus the frozen ``fixed`` ones."""
         out, i = dict(fixed), 0
         for k in self.names:
-            size = int(np.prod(self.shapes[k]))
+            size = math.prod(self.shapes[k])
             out[k] = theta[:, i : i + size].view(self.M, *self.shapes[k])
             i += size
         return out

@@ -1,0 +1,126 @@
+"""The "graph" kernel: the trainer's whole update compiled into one graph (torch.compile;
+a CUDA graph on CUDA) trains what the step taken operation by operation trains, on every
+path, in a handful of launches.
+
+Compared in float64, where the two orders of the same operations agree to about 1e-12;
+each path compiles once per process (a few seconds)."""
+
+import numpy as np
+import pytest
+import torch
+
+from realspace.train import RunSpec, TrainOptions, train_shard
+from realspace.train.kernels import choose_objective
+from realspace.train.state import RunStatus
+
+PATHS = {
+    "prefix": dict(target="sin", d=1),
+    "dense": dict(target="teacher", d=2, sampling="uniform"),
+    "intrinsic": dict(target="sin", parametrization="restricted", restricted_method="intrinsic"),
+    "projection": dict(target="sin", parametrization="restricted", restricted_method="projection"),
+    "cross-entropy": dict(target="spirals", d=2, n_classes=3),
+    "logistic": dict(target="teacher_labels", d=2, sampling="uniform"),
+    "gaussian": dict(target="gaussian", d=3, teacher_width=2, bias=False, train_output=False),
+}
+F64 = torch.float64
+
+
+def shard(path, networks=6, steps=120, **kw):
+    spec = dict(PATHS[path], width=5, n_samples=24, steps=steps, lr=0.02) | kw
+    return [RunSpec(**spec, seed=s) for s in range(networks)]
+
+
+def assert_same_training(graph, eager, tol=1e-9):
+    """Same statuses, step counts and loss histories; end points equal to rounding."""
+    np.testing.assert_array_equal(graph.status, eager.status)
+    np.testing.assert_array_equal(graph.steps, eager.steps)
+    np.testing.assert_array_equal(graph.history_step, eager.history_step)
+    np.testing.assert_allclose(graph.history_loss, eager.history_loss, rtol=tol, atol=tol)
+    for k, v in eager.params.items():
+        np.testing.assert_allclose(graph.params[k], v, rtol=tol, atol=tol, err_msg=k)
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+def test_the_graph_trains_what_the_eager_step_trains(path):
+    specs = shard(path)
+    eager = train_shard(specs, TrainOptions(dtype=F64))
+    graph = train_shard(specs, TrainOptions(dtype=F64, kernel="graph"))
+    assert_same_training(graph, eager)
+
+
+def test_stopping_rules_and_divergence_take_effect_inside_the_graph():
+    """Runs that converge, plateau, diverge and run out of budget at different steps in
+    one shard: each stops where the eager step stops it (the rules are part of the
+    graph, decided on the device)."""
+    base = dict(PATHS["prefix"], width=5, n_samples=24, lr=0.02)
+    specs = [
+        RunSpec(**base, seed=0, steps=300, grad_tol=2e-2),  # converges (step 46)
+        RunSpec(**base, seed=1, steps=300, plateau_patience=5, plateau_rel_tol=0.5),  # step 5
+        RunSpec(**base | {"lr": 1e200}, seed=2, steps=40),  # diverges: steps of 1e200
+        RunSpec(**base, seed=3, steps=70),  # budget
+    ]
+    eager = train_shard(specs, TrainOptions(dtype=F64))
+    graph = train_shard(specs, TrainOptions(dtype=F64, kernel="graph"))
+    assert {RunStatus(s) for s in eager.status} == {
+        RunStatus.CONVERGED,
+        RunStatus.PLATEAU,
+        RunStatus.DIVERGED,
+        RunStatus.BUDGET,
+    }
+    assert_same_training(graph, eager)
+    np.testing.assert_array_equal(graph.diverged_step, eager.diverged_step)
+
+
+@pytest.mark.slow  # three recompilations: about 35 s
+def test_shards_of_other_sizes_reuse_the_graph_and_still_agree():
+    """A cell's last shard is smaller and another width has more parameters: the graph
+    is recompiled with dynamic shapes, and still trains what the eager step trains."""
+    for networks, width in ((3, 5), (7, 5), (4, 9)):
+        specs = shard("prefix", networks=networks, width=width, steps=40)
+        eager = train_shard(specs, TrainOptions(dtype=F64))
+        graph = train_shard(specs, TrainOptions(dtype=F64, kernel="graph"))
+        assert_same_training(graph, eager)
+
+
+def test_a_graph_step_launches_a_few_operations_not_a_hundred():
+    """The step runs as the compiled graph (not operation by operation): the operations
+    the profiler sees per step outside it and called out from it, against the eager
+    step's on the same shard."""
+    from torch.profiler import ProfilerActivity, profile
+
+    def launched(e):  # an aten operation at the top level, or one a compiled graph calls
+        outer = e.cpu_parent
+        return e.name.startswith("aten::") and (outer is None or outer.name.startswith("## Call"))
+
+    def per_step(kernel):
+        counts = []
+        for steps in (16, 32):
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                train_shard(shard("prefix", steps=steps), TrainOptions(kernel=kernel))
+            counts.append(sum(map(launched, prof.events())))
+        return (counts[1] - counts[0]) / 16
+
+    train_shard(shard("prefix", steps=4), TrainOptions(kernel="graph"))  # compiled here
+    eager, graph = per_step("auto"), per_step("graph")
+    assert eager > 100 and graph < 10, (eager, graph)
+
+
+def test_the_graph_kernel_takes_the_objective_auto_would_whole():
+    cpu = torch.device("cpu")
+    names = {
+        path: choose_objective("graph", shard(path, networks=1)[0], cpu)
+        for path in ("prefix", "dense", "cross-entropy", "gaussian")
+    }
+    assert {kernel for _, kernel in names.values()} == {"graph"}
+    assert names["prefix"][0].__name__ == "mse_objective_1d"
+    assert names["dense"][0].__name__ == "mse_objective"  # not sliced into chunks
+    assert names["cross-entropy"][0].__name__ == "cross_entropy_objective"
+    assert names["gaussian"][0].__name__ == "gaussian_objective"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_cuda_graph_trains_what_the_cpu_trains():
+    specs = shard("dense", networks=16, steps=60)
+    cpu = train_shard(specs, TrainOptions(dtype=F64, device="cpu"))
+    gpu = train_shard(specs, TrainOptions(dtype=F64, device="cuda", kernel="graph"))
+    assert_same_training(gpu, cpu, tol=1e-8)
