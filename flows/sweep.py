@@ -120,6 +120,7 @@ def _worker_options(cfg, tracking_uri: str) -> dict:
     return {
         "device": cfg.execution.device,
         "dtype": cfg.execution.dtype,
+        "kernel": cfg.execution.kernel,
         "threads": cfg.execution.cpus_per_worker,
         "tracking_uri": tracking_uri,
     }

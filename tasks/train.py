@@ -40,7 +40,8 @@ def _retry_unless_hopeless(task, task_run, state) -> bool:
 def train_shard_task(order: str, options: dict) -> ShardOutcome:
     """Train, certify and record one shard, and write its networks into their cell runs'
     tables (one piece per cell). ``order``: the shard as ``shard_order`` writes it;
-    ``options``: device, dtype ("float32" | "float64"), threads (torch intra-op threads),
+    ``options``: device, dtype ("float32" | "float64"), kernel (TrainOptions.kernel),
+    threads (torch intra-op threads),
     tracking_uri.
 
     Returns a ``ShardOutcome``. Resume is by the tables in the tracking store, not by
@@ -63,7 +64,8 @@ def train_shard_task(order: str, options: dict) -> ShardOutcome:
     specs = [RunSpec.from_dict({**cells[c]["spec"], "seed": seed}) for _, c, seed in work["runs"]]
     dest = {key: {"cell": c, **cells[c]} for key, c, _ in work["runs"]}
     fault_point("train", detail=specs[0].parametrization)
-    records = train_and_record(specs, TrainOptions(device=device, dtype=dtype))
+    kernel = options.get("kernel", "auto")
+    records = train_and_record(specs, TrainOptions(device=device, dtype=dtype, kernel=kernel))
     fault_point("trained")
     node = _node_id()
     client = _client(options["tracking_uri"], cells)  # a process's first: imports MLflow

@@ -97,6 +97,20 @@ def test_analysis_settings_are_validated_and_never_change_the_sweep_key():
     assert [r.key for r in plan_runs(base)] == [r.key for r in plan_runs(other)]
 
 
+def test_the_kernel_is_checked_reaches_the_workers_and_keeps_the_key():
+    """``execution.kernel``: auto or graph (every other name refused up front), told to
+    every shard's task, and no part of the sweep's identity (like dtype: the same
+    networks, trained to rounding)."""
+    from realspace.flows.sweep import _worker_options
+    from realspace.sweep.plan import sweep_key
+
+    check(sweep_config(execution={"kernel": "prefix"}), "execution.kernel", "graph")
+    graph = parse_config(sweep_config(execution={"kernel": "graph"}))
+    assert _worker_options(graph, "sqlite:///x.db")["kernel"] == "graph"
+    assert _worker_options(parse_config(sweep_config()), "sqlite:///x.db")["kernel"] == "auto"
+    assert sweep_key(graph) == sweep_key(parse_config(sweep_config()))
+
+
 def test_a_target_may_set_its_own_weight_decay():
     from realspace.core.spec import target_label
     from realspace.sweep.plan import plan_runs

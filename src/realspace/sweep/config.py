@@ -150,6 +150,10 @@ class Stopping(Strict):
 class Execution(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["float32", "float64"] = "float32"
+    # "graph": each shard's update compiled into one graph (torch.compile; a CUDA graph
+    # on CUDA), compiled once per shape in each worker: worth it for long or many shards
+    # of a shape. Like dtype and device, it changes results at the rounding level only.
+    kernel: Literal["auto", "graph"] = "auto"
     memory_budget_mb: PositiveFloat | None = None  # per shard; default: from the device
     max_shard_size: Annotated[int, Field(gt=0, le=MAX_RUNS)] = 4096
     # balance: a shape with more than its share of the work is split so that the sweep
