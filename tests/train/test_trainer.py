@@ -66,6 +66,28 @@ def test_a_run_alone_equals_the_run_in_a_shard_of_512(variant):
     assert shard.status[m] == alone.status[0]
 
 
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(target="teacher", d=3, width=7, sampling="uniform"),
+        dict(target="spirals", d=2, n_classes=3, width=5),
+        dict(target="gaussian", d=3, teacher_width=2, bias=False, train_output=False),
+        dict(bias=False, width=3),
+    ],
+)
+def test_a_shard_starts_where_each_run_alone_starts(kw):
+    """``init_shard`` (the trainer's start) is ``init_params`` of each run, bit for bit,
+    whatever the shard's other runs (per-run domains and scales included)."""
+    from realspace.core.problem import init_shard
+
+    specs = [base(**kw, seed=s, D=1 + s % 3, init_scale=0.5 + s % 2) for s in range(40)]
+    one = [init_params(s) for s in specs]
+    stacked = init_shard(specs)
+    for k in ("a", "b", "c", "e", "w"):
+        np.testing.assert_array_equal(stacked[k], np.stack([p[k] for p in one]), err_msg=k)
+
+
 def test_same_spec_same_result_and_seed_matters():
     r1, r2 = train_shard([base(seed=3)]), train_shard([base(seed=3)])
     r3 = train_shard([base(seed=4)])

@@ -25,6 +25,7 @@ __all__ = [
     "rng_for",
     "make_data",
     "init_params",
+    "init_shard",
     "teacher_net",
     "teacher_rows",
     "orthonormal_rows",
@@ -144,6 +145,32 @@ def init_params(spec: RunSpec) -> dict[str, np.ndarray]:
     else:
         c = np.ones(N)
     return {"a": a, "b": b, "c": c, "e": np.zeros(()), "w": np.zeros(d)}
+
+
+def init_shard(specs: list[RunSpec]) -> dict[str, np.ndarray]:
+    """``init_params`` of each spec of one shape, stacked along a first axis of M: the
+    same numbers (each network's draws from its own stream, in the same order), the
+    arithmetic done once for the shard instead of once per network."""
+    s0, M = specs[0], len(specs)
+    N, d, m = s0.width, s0.d, s0.outputs
+    A, P = np.empty((M, N, d)), np.empty((M, N, d))
+    C = np.ones((M, N, m) if m > 1 else (M, N))
+    drawn = m > 1 or s0.train_output
+    for i, spec in enumerate(specs):
+        rng = rng_for(spec.seed, STREAM_INIT)
+        A[i] = rng.standard_normal((N, d))
+        P[i] = rng.uniform(-spec.D, spec.D, (N, d))
+        if drawn:
+            C[i] = rng.standard_normal(C.shape[1:])
+    scale = np.array([spec.init_scale for spec in specs])
+    # the operations of init_params in its order, so that every bit agrees
+    a = A * scale[:, None, None] / np.sqrt(d)
+    b = -(a * P).sum(axis=2) if s0.bias else np.zeros((M, N))
+    if drawn:
+        C = C * scale.reshape(-1, *[1] * (C.ndim - 1)) / np.sqrt(N)
+    e = np.zeros((M, m) if m > 1 else (M,))
+    w = np.zeros((M, m, d) if m > 1 else (M, d))
+    return {"a": a, "b": b, "c": C, "e": e, "w": w}
 
 
 def target_on(spec: RunSpec, x: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core.problem import PARAM_NAMES, init_params
+from ..core.problem import PARAM_NAMES, init_shard
 from ..core.spec import RunSpec
 from . import intrinsic, optim
 from .inputs import Problem, RunTensors, stack
@@ -194,10 +194,15 @@ def train_shard(
     objective, kernel = choose_objective(opt.kernel, spec0, device)
     update = graph_update(device) if kernel == "graph" else _update
 
-    start = init or [init_params(s) for s in specs]
-    p = {
-        k: stack(start, lambda s, k=k: np.asarray(s[k], float), device, dtype) for k in PARAM_NAMES
-    }
+    if init:
+        p = {
+            k: stack(init, lambda s, k=k: np.asarray(s[k], float), device, dtype)
+            for k in PARAM_NAMES
+        }
+    else:  # each run's own draws, the arithmetic once for the shard
+        p = {
+            k: torch.as_tensor(v, dtype=dtype, device=device) for k, v in init_shard(specs).items()
+        }
     problem = Problem(specs, objective, data, device, dtype)
     if chart and opt.intrinsic_merge == "gaps":
         if spec0.d != 1 or spec0.loss != "mse":
