@@ -88,6 +88,21 @@ def test_a_shard_starts_where_each_run_alone_starts(kw):
         np.testing.assert_array_equal(stacked[k], np.stack([p[k] for p in one]), err_msg=k)
 
 
+def test_a_teacher_is_drawn_once_per_problem_and_cannot_be_changed():
+    from realspace.core.targets import random_teacher
+    from realspace.train import teacher_net
+
+    spec = base(target="teacher", d=2, teacher_width=3, teacher_seed=5)
+    teacher = teacher_net(spec)
+    assert teacher_net(dataclasses.replace(spec, seed=9, width=2)) is teacher
+    assert teacher_net(dataclasses.replace(spec, teacher_seed=6)) is not teacher
+    fresh = random_teacher(3, 2, 1.0, np.random.default_rng(5), outputs=1)
+    for k in ("a", "b", "c", "e", "w"):
+        np.testing.assert_array_equal(getattr(teacher, k), getattr(fresh, k), err_msg=k)
+    with pytest.raises(ValueError, match="read-only"):
+        teacher.a[0, 0] = 1.0
+
+
 def test_same_spec_same_result_and_seed_matters():
     r1, r2 = train_shard([base(seed=3)]), train_shard([base(seed=3)])
     r3 = train_shard([base(seed=4)])

@@ -8,6 +8,8 @@ The math: docs/science.md#training.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .nets import ShallowNet
@@ -48,11 +50,21 @@ def rng_for(seed: int, stream: int, *extra: int) -> np.random.Generator:
 
 def teacher_net(spec: RunSpec) -> ShallowNet:
     """The canonical random teacher of a "teacher" or "teacher_labels" target (depends on
-    teacher_width, teacher_seed, d and D, and on n_classes = m >= 3: an m-output teacher)."""
+    teacher_width, teacher_seed, d and D, and on n_classes = m >= 3: an m-output teacher).
+    Read-only, and one object per teacher: every seed of a problem has the same."""
     m = spec.n_classes if spec.loss == "cross_entropy" else 1
-    return random_teacher(
-        spec.teacher_width, spec.d, spec.D, np.random.default_rng(spec.teacher_seed), outputs=m
-    )
+    return _teacher(spec.teacher_width, spec.d, float(spec.D), spec.teacher_seed, m)
+
+
+@functools.lru_cache(maxsize=256)
+def _teacher(width: int, d: int, D: float, seed: int, m: int) -> ShallowNet:
+    # drawn and put in canonical form once, not once per network (four fifths of making
+    # a network's data on a teacher target)
+    net = random_teacher(width, d, D, np.random.default_rng(seed), outputs=m)
+    for v in (net.a, net.b, net.c, net.e, net.w):
+        if isinstance(v, np.ndarray):
+            v.flags.writeable = False
+    return net
 
 
 def teacher_rows(spec: RunSpec) -> np.ndarray:
