@@ -14,7 +14,8 @@ from realspace.train.kernels import choose_objective
 from realspace.train.state import RunStatus
 
 PATHS = {
-    "prefix": dict(target="sin", d=1),
+    "d=1 dense": dict(target="sin", d=1),  # n N small: dense inside the graph
+    "prefix": dict(target="sin", d=1, width=40, n_samples=256),  # prefix sums there
     "dense": dict(target="teacher", d=2, sampling="uniform"),
     "intrinsic": dict(target="sin", parametrization="restricted", restricted_method="intrinsic"),
     "projection": dict(target="sin", parametrization="restricted", restricted_method="projection"),
@@ -26,7 +27,7 @@ F64 = torch.float64
 
 
 def shard(path, networks=6, steps=120, **kw):
-    spec = dict(PATHS[path], width=5, n_samples=24, steps=steps, lr=0.02) | kw
+    spec = dict(width=5, n_samples=24) | PATHS[path] | dict(steps=steps, lr=0.02) | kw
     return [RunSpec(**spec, seed=s) for s in range(networks)]
 
 
@@ -52,7 +53,7 @@ def test_stopping_rules_and_divergence_take_effect_inside_the_graph():
     """Runs that converge, plateau, diverge and run out of budget at different steps in
     one shard: each stops where the eager step stops it (the rules are part of the
     graph, decided on the device)."""
-    base = dict(PATHS["prefix"], width=5, n_samples=24, lr=0.02)
+    base = dict(PATHS["d=1 dense"], width=5, n_samples=24, lr=0.02)
     specs = [
         RunSpec(**base, seed=0, steps=300, grad_tol=2e-2),  # converges (step 46)
         RunSpec(**base, seed=1, steps=300, plateau_patience=5, plateau_rel_tol=0.5),  # step 5
@@ -76,7 +77,7 @@ def test_shards_of_other_sizes_reuse_the_graph_and_still_agree():
     """A cell's last shard is smaller and another width has more parameters: the graph
     is recompiled with dynamic shapes, and still trains what the eager step trains."""
     for networks, width in ((3, 5), (7, 5), (4, 9)):
-        specs = shard("prefix", networks=networks, width=width, steps=40)
+        specs = shard("d=1 dense", networks=networks, width=width, steps=40)
         eager = train_shard(specs, TrainOptions(dtype=F64))
         graph = train_shard(specs, TrainOptions(dtype=F64, kernel="graph"))
         assert_same_training(graph, eager)
@@ -96,11 +97,11 @@ def test_a_graph_step_launches_a_few_operations_not_a_hundred():
         counts = []
         for steps in (16, 32):
             with profile(activities=[ProfilerActivity.CPU]) as prof:
-                train_shard(shard("prefix", steps=steps), TrainOptions(kernel=kernel))
+                train_shard(shard("d=1 dense", steps=steps), TrainOptions(kernel=kernel))
             counts.append(sum(map(launched, prof.events())))
         return (counts[1] - counts[0]) / 16
 
-    train_shard(shard("prefix", steps=4), TrainOptions(kernel="graph"))  # compiled here
+    train_shard(shard("d=1 dense", steps=4), TrainOptions(kernel="graph"))  # compiled here
     eager, graph = per_step("auto"), per_step("graph")
     assert eager > 100 and graph < 10, (eager, graph)
 
@@ -109,10 +110,11 @@ def test_the_graph_kernel_takes_the_objective_auto_would_whole():
     cpu = torch.device("cpu")
     names = {
         path: choose_objective("graph", shard(path, networks=1)[0], cpu)
-        for path in ("prefix", "dense", "cross-entropy", "gaussian")
+        for path in ("d=1 dense", "prefix", "dense", "cross-entropy", "gaussian")
     }
     assert {kernel for _, kernel in names.values()} == {"graph"}
-    assert names["prefix"][0].__name__ == "mse_objective_1d"
+    assert names["prefix"][0].__name__ == "mse_objective_1d"  # n N = 10,240 > 4 (256 + 320)
+    assert names["d=1 dense"][0].__name__ == "mse_objective"  # 120 <= 4 (24 + 5 log2 24)
     assert names["dense"][0].__name__ == "mse_objective"  # not sliced into chunks
     assert names["cross-entropy"][0].__name__ == "cross_entropy_objective"
     assert names["gaussian"][0].__name__ == "gaussian_objective"

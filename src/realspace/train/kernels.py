@@ -5,8 +5,8 @@ through the (M, n, N) preactivations, "prefix" by prefix sums over sorted sample
 (d = 1 only), "compiled" as torch.compile of dense, "fused" by Triton kernels that keep
 the preactivations in registers. "auto" picks prefix sums in d = 1, the fused kernel on
 CUDA where it applies in d >= 2, else dense. "graph" is not an objective of its own: the
-trainer compiles its whole update (the objective "auto" would take on a CPU, without the
-CPU's slicing, with the gradient's pullback, the stopping rules, the history and the
+trainer compiles its whole update (the objective, dense or by prefix sums in d = 1 as
+``prefix_pays`` says, with the gradient's pullback, the stopping rules, the history and the
 optimizer) into one graph with torch.compile, replayed as a CUDA graph on CUDA
 (``loop.graph_update``): a step of a few kernels, not of a hundred and more.
 
@@ -23,6 +23,7 @@ The math: docs/science.md#training.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -38,7 +39,7 @@ from .model import (
     mse_objective_1d,
 )
 
-__all__ = ["KERNELS", "choose_objective"]
+__all__ = ["KERNELS", "choose_objective", "prefix_pays"]
 
 KERNELS = ("auto", "prefix", "dense", "compiled", "fused", "graph")
 CPU_CHUNK_ELEMENTS = 2**18  # activations per slice of the dense objective on a CPU
@@ -61,6 +62,19 @@ def _dense(objective, kernel: str, spec: RunSpec, device: torch.device):
     return objective, "dense"
 
 
+def prefix_pays(spec: RunSpec) -> bool:
+    """Whether prefix sums beat the dense objective inside a compiled step: d = 1, and n N
+    above 4 (n + N log2 n) for n samples a step and width N. Compiled, an element of the
+    prefix path costs about four of the dense one (searchsorted, a scatter and two
+    cumulative sums against fused products), measured on 2 CPU cores at 2^20
+    neuron-samples a step: dense 2.1 ms against 3.0 ms at N = 4, n = 64; even at N = 32;
+    prefix sums 4x faster at N = 64, n = 256 (bench/RESULTS.md)."""
+    if spec.d != 1:
+        return False
+    n, N = spec.batch_size or spec.n_points(), spec.width
+    return n * N > 4 * (n + N * math.log2(max(n, 2)))
+
+
 def choose_objective(kernel: str, spec: RunSpec, device: torch.device) -> tuple[Callable, str]:
     """The objective for runs shaped like ``spec`` on ``device``, and its kernel's name.
 
@@ -80,7 +94,7 @@ def choose_objective(kernel: str, spec: RunSpec, device: torch.device) -> tuple[
         if spec.loss in ("logistic", "cross_entropy"):
             objective = logistic_objective if spec.loss == "logistic" else cross_entropy_objective
         else:
-            objective = mse_objective_1d if spec.d == 1 else mse_objective
+            objective = mse_objective_1d if prefix_pays(spec) else mse_objective
         return objective, "graph"
     if spec.loss in ("logistic", "cross_entropy"):
         if kernel in ("prefix", "fused"):
