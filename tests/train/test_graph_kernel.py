@@ -110,11 +110,12 @@ def test_the_graph_kernel_takes_the_objective_auto_would_whole():
     cpu = torch.device("cpu")
     names = {
         path: choose_objective("graph", shard(path, networks=1)[0], cpu)
-        for path in ("d=1 dense", "prefix", "dense", "cross-entropy", "gaussian")
+        for path in ("d=1 dense", "prefix", "intrinsic", "dense", "cross-entropy", "gaussian")
     }
     assert {kernel for _, kernel in names.values()} == {"graph"}
     assert names["prefix"][0].__name__ == "mse_objective_1d"  # n N = 10,240 > 4 (256 + 320)
     assert names["d=1 dense"][0].__name__ == "mse_objective"  # 120 <= 4 (24 + 5 log2 24)
+    assert names["intrinsic"][0].__name__ == "mse_objective_1d"  # the chart keeps them
     assert names["dense"][0].__name__ == "mse_objective"  # not sliced into chunks
     assert names["cross-entropy"][0].__name__ == "cross_entropy_objective"
     assert names["gaussian"][0].__name__ == "gaussian_objective"

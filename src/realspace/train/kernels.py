@@ -68,9 +68,13 @@ def prefix_pays(spec: RunSpec) -> bool:
     prefix path costs about four of the dense one (searchsorted, a scatter and two
     cumulative sums against fused products), measured on 2 CPU cores at 2^20
     neuron-samples a step: dense 2.1 ms against 3.0 ms at N = 4, n = 64; even at N = 32;
-    prefix sums 4x faster at N = 64, n = 256 (bench/RESULTS.md)."""
+    prefix sums 4x faster at N = 64, n = 256 (bench/RESULTS.md). Runs in intrinsic
+    coordinates keep prefix sums: with the chart's map compiled beside it the dense
+    objective measured slower (5.6 against 3.4 ms at N = 4, n = 64)."""
     if spec.d != 1:
         return False
+    if spec.restricted and spec.restricted_method == "intrinsic":
+        return True
     n, N = spec.batch_size or spec.n_points(), spec.width
     return n * N > 4 * (n + N * math.log2(max(n, 2)))
 
