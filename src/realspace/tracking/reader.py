@@ -120,8 +120,10 @@ class SweepReader:
             columns[i] = column.take(rows)
             del column
         pa.default_memory_pool().release_unused()  # what the columns held, to the system
-        df = pa.Table.from_arrays(columns, schema=schema).to_pandas(self_destruct=True)
+        table = pa.Table.from_arrays(columns, schema=schema)
         del columns
+        df = table.to_pandas(self_destruct=True)
+        del table
         parsed: dict = {}  # a sweep has a few distinct target_params: each parsed once
         df["target_params"] = [
             parsed[t] if t in parsed else parsed.setdefault(t, json.loads(t))
