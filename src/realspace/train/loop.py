@@ -67,7 +67,9 @@ def _update(
     best_step, moving).
     """
     # plain ints: a graph compiler reads an IntEnum's comparisons as Python booleans
-    RUNNING, CONVERGED, PLATEAU, BUDGET, DIVERGED = map(int, RunStatus)
+    RUNNING, CONVERGED, PLATEAU, BUDGET, DIVERGED = (
+        int(RunStatus[k]) for k in ("RUNNING", "CONVERGED", "PLATEAU", "BUDGET", "DIVERGED")
+    )
     active = s.status == RUNNING
     views = layout.views(s.theta, s.fixed)
     net = intrinsic.realize(views, runs.D) if chart else views
