@@ -83,27 +83,36 @@ def test_shards_of_other_sizes_reuse_the_graph_and_still_agree():
         assert_same_training(graph, eager)
 
 
-def test_a_graph_step_launches_a_few_operations_not_a_hundred():
-    """The step runs as the compiled graph (not operation by operation): the operations
-    the profiler sees per step outside it and called out from it, against the eager
-    step's on the same shard."""
+def launched_per_step(path: str, kernel: str) -> float:
+    """Operations per step the profiler sees: aten operations at the top level, or called
+    out to by a compiled graph (the graph's own fused loops are not aten operations)."""
     from torch.profiler import ProfilerActivity, profile
 
-    def launched(e):  # an aten operation at the top level, or one a compiled graph calls
+    def launched(e):
         outer = e.cpu_parent
         return e.name.startswith("aten::") and (outer is None or outer.name.startswith("## Call"))
 
-    def per_step(kernel):
-        counts = []
-        for steps in (16, 32):
-            with profile(activities=[ProfilerActivity.CPU]) as prof:
-                train_shard(shard("d=1 dense", steps=steps), TrainOptions(kernel=kernel))
-            counts.append(sum(map(launched, prof.events())))
-        return (counts[1] - counts[0]) / 16
+    train_shard(shard(path, steps=4), TrainOptions(kernel=kernel))  # compiled here
+    counts = []
+    for steps in (20, 40):  # merges every 10 steps: two of them in the difference
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            train_shard(shard(path, steps=steps), TrainOptions(kernel=kernel))
+        counts.append(sum(map(launched, prof.events())))
+    return (counts[1] - counts[0]) / 20
 
-    train_shard(shard("d=1 dense", steps=4), TrainOptions(kernel="graph"))  # compiled here
-    eager, graph = per_step("auto"), per_step("graph")
+
+def test_a_graph_step_launches_a_few_operations_not_a_hundred():
+    """The step runs as the compiled graph, not operation by operation."""
+    eager, graph = launched_per_step("d=1 dense", "auto"), launched_per_step("d=1 dense", "graph")
     assert eager > 100 and graph < 10, (eager, graph)
+
+
+def test_the_projection_is_compiled_too_between_its_merges():
+    """Projected runs: the projection of the steps without merges is a graph of its own;
+    the merge steps (every 10th) stay eager. A third of the eager step's operations at
+    most, on average."""
+    eager, graph = launched_per_step("projection", "auto"), launched_per_step("projection", "graph")
+    assert eager > 300 and graph <= eager / 3, (eager, graph)
 
 
 def test_the_graph_kernel_takes_the_objective_auto_would_whole():

@@ -141,8 +141,24 @@ def _step(
         if every and s.t % every == 0 and s.t <= opt.intrinsic_merge_until * runs.horizon:
             s = merge_step(s, moving, s.t, True, layout, runs, opt, problem.gaps)
     elif restricted:
-        s = project_step(s, moving, s.t, s.t % opt.merge_every == 0, layout, runs, opt)
+        merge = s.t % opt.merge_every == 0
+        if update is _update or merge:
+            s = project_step(s, moving, s.t, merge, layout, runs, opt)
+        else:  # the graph kernel's steps without merges: the projection compiled too
+            step = torch.tensor(s.t, dtype=torch.int64, device=s.theta.device)
+            theta, fixed, opt_state = graph_projection(s.theta.device)(
+                s, moving, step, layout, runs, opt
+            )
+            s = replace(s, theta=theta, fixed=fixed, opt_state=opt_state)
     return s
+
+
+def _project(s: LoopState, on, step, layout: Layout, runs: RunTensors, opt: TrainOptions):
+    """``project_step`` without merges, as (theta, fixed, opt_state): what the graph
+    kernel compiles for the projection's ordinary steps (``step`` a 0-d tensor, so that
+    one graph serves every step)."""
+    out = project_step(s, on, step, False, layout, runs, opt)
+    return out.theta, out.fixed, out.opt_state
 
 
 _GRAPHS: dict = {}
@@ -150,6 +166,20 @@ _GRAPHS: dict = {}
 # optimizer) and shape, each shape static once and dynamic after (torch's default, 8, is
 # reached by a worker that trains a few paths, and past it the step runs uncompiled)
 GRAPH_LIMIT = 64
+
+
+def graph_projection(device: torch.device) -> Callable:
+    """``_project`` compiled (kernel "graph"), one per process and kind of device."""
+    key = ("projection", device.type)
+    if key not in _GRAPHS:
+        compiled = torch.compile(_project)
+
+        def project(*args):
+            with torch._dynamo.config.patch(recompile_limit=GRAPH_LIMIT):
+                return compiled(*args)
+
+        _GRAPHS[key] = project
+    return _GRAPHS[key]
 
 
 def graph_update(device: torch.device) -> Callable:
