@@ -99,7 +99,7 @@ def _uniforms(seeds: torch.Tensor, step: int, n: int, k: int, dtype) -> torch.Te
     neuron = torch.arange(n, device=dev, dtype=torch.int64)[None, :, None]
     draw = torch.arange(k, device=dev, dtype=torch.int64)[None, None, :]
     # ``step`` an int, or a 0-d int64 tensor inside a compiled step (no graph per step)
-    steps = torch.as_tensor(step, dtype=torch.int64, device=dev).expand_as(seeds)
+    steps = step.expand_as(seeds) if torch.is_tensor(step) else torch.full_like(seeds, step)
     h = _mix(seeds[:, None, None] ^ _mix(steps[:, None, None]))
     h = _mix(h ^ (neuron * k + draw))
     return (_lsr(h, 11).to(torch.float64) * 2.0**-53).to(dtype)
