@@ -162,6 +162,24 @@ def test_a_sweep_whose_analysis_would_not_fit_is_refused_unless_trained_without_
     assert touched
 
 
+def test_a_graph_kernel_sweep_without_a_compiler_is_refused_before_any_work(monkeypatch, tmp_path):
+    """``execution.kernel: graph`` on a CPU needs the C++ compiler torch.compile builds
+    with ($CXX, else g++): without one the sweep is refused when planned, naming it and
+    the way out, not shard by shard in the workers."""
+    from realspace.app import service
+
+    doc = sweep_config(execution={"kernel": "graph", "device": "cpu"})
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    monkeypatch.setenv("CXX", "no-such-compiler-here")
+    with pytest.raises(service.NotStarted, match="'no-such-compiler-here' was not found.*auto"):
+        service.plan_sweep(doc, tracking_uri=uri)
+    assert not (tmp_path / "mlruns.db").exists()
+    monkeypatch.setenv("CXX", "sh")  # any program on the PATH stands for one here
+    assert service.plan_sweep(doc, tracking_uri=uri).config.execution.kernel == "graph"
+    monkeypatch.setenv("CXX", "no-such-compiler-here")  # the default kernel compiles nothing
+    service.plan_sweep(sweep_config(execution={"device": "cpu"}), tracking_uri=uri)
+
+
 def test_ten_million_networks_plan_as_cells_without_a_key_hashed(monkeypatch):
     cfg = parse_config(
         sweep_config(seeds=2_500_000, widths=[4, 8], restricted_methods=["intrinsic"])

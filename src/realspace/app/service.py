@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..core.spec import cell_of
 from ..report.publish import default_report_dir
-from ..sweep.budget import cuda_present, shard_budget, size_problems
+from ..sweep.budget import cuda_present, graph_kernel_problem, shard_budget, size_problems
 from ..sweep.config import ConfigError, SweepConfig, as_config
 from ..sweep.plan import Plan, PlanTooLarge, check_plan_size, pack_shards, plan_cells
 from ..sweep.summary import SweepSummary
@@ -130,6 +130,13 @@ def plan_sweep(
         budget = shard_budget(cfg, workers)
     except (ValueError, RuntimeError) as e:
         raise NotStarted(mask(str(e))) from None
+    if cfg.execution.kernel == "graph":  # the workers here compile: said now, not per shard
+        device = cfg.execution.device
+        problem = graph_kernel_problem(
+            ("cuda" if cuda_present() else "cpu") if device == "auto" else device
+        )
+        if problem:
+            raise NotStarted(problem)
     estimate, problems = size_problems(
         runs.cells, budget, cfg.execution.max_runs, local, cfg.execution.dtype
     )

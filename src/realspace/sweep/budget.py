@@ -29,6 +29,29 @@ def cuda_present() -> bool:
     return torch.cuda.is_available()
 
 
+def graph_kernel_problem(device: str) -> str | None:
+    """Why ``execution.kernel: graph`` cannot compile here for ``device`` ("cpu" or
+    "cuda"), else None: torch.compile builds a CPU step with the C++ compiler $CXX (else
+    g++), a CUDA step with Triton. Asked before any work, without importing torch."""
+    import importlib.util
+    import os
+
+    if device.startswith("cuda"):
+        if importlib.util.find_spec("triton") is None:
+            return (
+                "execution.kernel: graph compiles CUDA steps with Triton, which is not "
+                "installed (pip install -e '.[gpu]'); or use kernel: auto"
+            )
+        return None
+    cxx = os.environ.get("CXX", "g++")
+    if shutil.which(cxx) is None:
+        return (
+            f"execution.kernel: graph compiles each shard's step with a C++ compiler, and "
+            f"{cxx!r} was not found (install g++ or set CXX); or use kernel: auto"
+        )
+    return None
+
+
 def shard_budget(cfg, workers: int) -> int:
     """Bytes one shard may use: the configured budget, else the device's share per worker."""
     if cfg.execution.memory_budget_mb:
