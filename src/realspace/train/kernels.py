@@ -8,7 +8,7 @@ CUDA where it applies in d >= 2, else dense. "graph" is not an objective of its 
 trainer compiles its whole update (the objective, dense or by prefix sums in d = 1 as
 ``prefix_pays`` says, with the gradient's pullback, the stopping rules, the history and the
 optimizer) into one graph with torch.compile, replayed as a CUDA graph on CUDA
-(``loop.graph_update``): a step of a few kernels, not of a hundred and more.
+(``loop.compiled``): a step of a few kernels, not of a hundred and more.
 
 The Gaussian population loss has one implementation whatever the kernel. The logistic
 loss has the dense one ("auto" and "dense"; "compiled" compiles it); "prefix" and "fused"

@@ -119,10 +119,12 @@ def _step(
     restricted: bool,
     opt: TrainOptions,
     chart: bool = False,
-    update: Callable = _update,
+    graph: bool = False,
 ) -> LoopState:
-    """Step s.t of every running network: ``update`` (``_update``, or its compiled graph),
-    then the projection or merges that restricted runs take on their schedule."""
+    """Step s.t of every running network: ``_update`` (with ``graph``, its compiled graph),
+    then the projection or merges that restricted runs take on their schedule (with
+    ``graph``, the projection of the steps without merges compiled too)."""
+    update = compiled(_update, s.theta.device) if graph else _update
     out = update(s, problem.data(s.t), problem.objective, runs, layout, optimizer, chart)
     theta, opt_state, status, steps, div_step, best, best_step, moving = out
     s = replace(
@@ -142,11 +144,11 @@ def _step(
             s = merge_step(s, moving, s.t, True, layout, runs, opt, problem.gaps)
     elif restricted:
         merge = s.t % opt.merge_every == 0
-        if update is _update or merge:
+        if not graph or merge:
             s = project_step(s, moving, s.t, merge, layout, runs, opt)
-        else:  # the graph kernel's steps without merges: the projection compiled too
+        else:
             step = torch.tensor(s.t, dtype=torch.int64, device=s.theta.device)
-            theta, fixed, opt_state = graph_projection(s.theta.device)(
+            theta, fixed, opt_state = compiled(_project, s.theta.device)(
                 s, moving, step, layout, runs, opt
             )
             s = replace(s, theta=theta, fixed=fixed, opt_state=opt_state)
@@ -168,39 +170,27 @@ _GRAPHS: dict = {}
 GRAPH_LIMIT = 64
 
 
-def graph_projection(device: torch.device) -> Callable:
-    """``_project`` compiled (kernel "graph"), one per process and kind of device."""
-    key = ("projection", device.type)
+def compiled(fn: Callable, device: torch.device) -> Callable:
+    """``fn`` (``_update`` or ``_project``) compiled by torch.compile for kernel "graph",
+    one per process and kind of device, so that a worker compiles each path and shape of
+    shard once: on a CPU into a few fused loops, on CUDA the update also replayed as a
+    CUDA graph (mode "reduce-overhead"). Shapes are static at first and made dynamic by the first
+    shard of another size (a cell's last shard is smaller): a sweep compiles a few
+    graphs, not one per shard. Only the update is a CUDA graph: the projection consumes
+    its outputs within the step, and a second graph per step would mark a new one."""
+    key = (fn.__name__, device.type)
     if key not in _GRAPHS:
-        compiled = torch.compile(_project)
+        cuda = device.type == "cuda" and fn is _update
+        graph = torch.compile(fn, mode="reduce-overhead" if cuda else None)
 
-        def project(*args):
-            with torch._dynamo.config.patch(recompile_limit=GRAPH_LIMIT):
-                return compiled(*args)
-
-        _GRAPHS[key] = project
-    return _GRAPHS[key]
-
-
-def graph_update(device: torch.device) -> Callable:
-    """``_update`` compiled by torch.compile (kernel "graph"), one per process and kind of
-    device, so that a worker compiles each shape of shard once: on a CPU into a few fused
-    loops, on CUDA also replayed as a CUDA graph (mode "reduce-overhead"). Shapes are
-    static at first and made dynamic by the first shard of another size (a cell's last
-    shard is smaller), so a sweep compiles a few graphs, not one per shard."""
-    kind = device.type
-    if kind not in _GRAPHS:
-        cuda = kind == "cuda"
-        compiled = torch.compile(_update, mode="reduce-overhead" if cuda else None)
-
-        def update(*args):
+        def run(*args):
             if cuda:
                 torch.compiler.cudagraph_mark_step_begin()  # the last step's outputs are inputs
             with torch._dynamo.config.patch(recompile_limit=GRAPH_LIMIT):
-                return compiled(*args)
+                return graph(*args)
 
-        _GRAPHS[kind] = update
-    return _GRAPHS[kind]
+        _GRAPHS[key] = run
+    return _GRAPHS[key]
 
 
 def train_shard(
@@ -224,7 +214,6 @@ def train_shard(
     spec0, restricted = specs[0], specs[0].restricted
     chart = restricted and spec0.restricted_method == "intrinsic"
     objective, kernel = choose_objective(opt.kernel, spec0, device)
-    update = graph_update(device) if kernel == "graph" else _update
 
     if init:
         p = {
@@ -275,7 +264,9 @@ def train_shard(
                 progress(t, max_steps, int((state.status == RunStatus.RUNNING).sum()))
             if not bool((state.status == RunStatus.RUNNING).any()):
                 break
-        state = _step(state, problem, runs, layout, spec0.optimizer, restricted, opt, chart, update)
+        state = _step(
+            state, problem, runs, layout, spec0.optimizer, restricted, opt, chart, kernel == "graph"
+        )
         if opt.snapshot_every and state.t % opt.snapshot_every == 0:
             if chart:
                 snapshots.append((state.t, recorded_params(state, layout, runs, True, opt)))
