@@ -63,10 +63,11 @@ def stacked_case(specs, scale=3.0, dead=True):
         dict(n_classes=5, n_samples=50, weight_decay=0.02, parametrization="restricted"),
     ],
 )
-def test_stacked_cross_entropy_gradients_equal_autograd(variant):
+@pytest.mark.parametrize("neuron_major", [False, True])  # the graph kernel's layout
+def test_stacked_cross_entropy_gradients_equal_autograd(variant, neuron_major):
     specs = [spec_of(seed=s, **variant) for s in range(3)]
     ps, data, stacked, X, Y, lam = stacked_case(specs)
-    J, L, grads = cross_entropy_objective(stacked, X, Y, lam)
+    J, L, grads = cross_entropy_objective(stacked, X, Y, lam, neuron_major=neuron_major)
     m = specs[0].n_classes
     assert grads["c"].shape == stacked["c"].shape == (3, specs[0].width, m)
     assert grads["w"].shape == (3, m, specs[0].d) and grads["e"].shape == (3, m)

@@ -122,12 +122,16 @@ def test_the_graph_kernel_takes_the_objective_auto_would_whole():
         for path in ("d=1 dense", "prefix", "intrinsic", "dense", "cross-entropy", "gaussian")
     }
     assert {kernel for _, kernel in names.values()} == {"graph"}
-    assert names["prefix"][0].__name__ == "mse_objective_1d"  # n N = 10,240 > 4 (256 + 320)
-    assert names["d=1 dense"][0].__name__ == "mse_objective"  # 120 <= 4 (24 + 5 log2 24)
-    assert names["intrinsic"][0].__name__ == "mse_objective_1d"  # the chart keeps them
-    assert names["dense"][0].__name__ == "mse_objective"  # not sliced into chunks
-    assert names["cross-entropy"][0].__name__ == "cross_entropy_objective"
-    assert names["gaussian"][0].__name__ == "gaussian_objective"
+    names = {
+        path: (getattr(f, "func", f).__name__, getattr(f, "keywords", {}))
+        for path, (f, _) in names.items()
+    }
+    assert names["prefix"] == ("mse_objective_1d", {})  # n N = 10,240 > 8 (256 + 320)
+    # dense, neuron-major, not sliced into chunks: 120 <= 8 (24 + 5 log2 24)
+    assert names["d=1 dense"] == names["dense"] == ("mse_objective", {"neuron_major": True})
+    assert names["intrinsic"] == ("mse_objective_1d", {})  # the chart keeps them
+    assert names["cross-entropy"] == ("cross_entropy_objective", {"neuron_major": True})
+    assert names["gaussian"] == ("gaussian_objective", {})
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

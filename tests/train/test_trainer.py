@@ -151,9 +151,11 @@ def autograd_mse(spec, params, x, y):
         dict(train_output=False),
         dict(parametrization="restricted", d=3, target="bump"),
         dict(weight_decay=0.1, d=2, target="teacher"),
+        dict(width=12, n_samples=12),  # N = n: the two layouts have one shape
     ],
 )
-def test_stacked_mse_gradients_equal_autograd(variant):
+@pytest.mark.parametrize("neuron_major", [False, True])  # the graph kernel's layout
+def test_stacked_mse_gradients_equal_autograd(variant, neuron_major):
     specs = [base(seed=s, **variant) for s in range(4)]
     ps = [init_params(s) for s in specs]
     for p in ps:
@@ -168,7 +170,7 @@ def test_stacked_mse_gradients_equal_autograd(variant):
     X = torch.tensor(np.stack([d[0] for d in data]))
     Y = torch.tensor(np.stack([d[1] for d in data]))
     lam = torch.tensor([s.weight_decay for s in specs], dtype=torch.float64)
-    J, _, grads = mse_objective(stacked, X, Y, lam)
+    J, _, grads = mse_objective(stacked, X, Y, lam, neuron_major=neuron_major)
     for m, spec in enumerate(specs):
         J_ref, g_ref = autograd_mse(spec, ps[m], *data[m])
         assert float(J[m]) == pytest.approx(J_ref, rel=1e-13)

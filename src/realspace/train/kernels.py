@@ -5,10 +5,11 @@ through the (M, n, N) preactivations, "prefix" by prefix sums over sorted sample
 (d = 1 only), "compiled" as torch.compile of dense, "fused" by Triton kernels that keep
 the preactivations in registers. "auto" picks prefix sums in d = 1, the fused kernel on
 CUDA where it applies in d >= 2, else dense. "graph" is not an objective of its own: the
-trainer compiles its whole update (the objective, dense or by prefix sums in d = 1 as
-``prefix_pays`` says, with the gradient's pullback, the stopping rules, the history and the
-optimizer) into one graph with torch.compile, replayed as a CUDA graph on CUDA
-(``loop.compiled``): a step of a few kernels, not of a hundred and more.
+trainer compiles its whole update (the objective, dense with the preactivations laid out
+neuron-major or by prefix sums in d = 1 as ``prefix_pays`` says, with the gradient's
+pullback, the stopping rules, the history and the optimizer) into one graph with
+torch.compile, replayed as a CUDA graph on CUDA (``loop.compiled``): a step of a few
+kernels, not of a hundred and more.
 
 The Gaussian population loss has one implementation whatever the kernel. The logistic
 loss has the dense one ("auto" and "dense"; "compiled" compiles it); "prefix" and "fused"
@@ -23,6 +24,7 @@ The math: docs/science.md#training.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -45,6 +47,12 @@ KERNELS = ("auto", "prefix", "dense", "compiled", "fused", "graph")
 CPU_CHUNK_ELEMENTS = 2**18  # activations per slice of the dense objective on a CPU
 
 _COMPILED: dict = {}
+# the graph kernel's dense objectives, with the preactivations neuron-major (model.realization):
+# one object each, so that the compiled step's guard on its objective holds shard after shard
+_NEURON_MAJOR = {
+    f: functools.partial(f, neuron_major=True)
+    for f in (mse_objective, logistic_objective, cross_entropy_objective)
+}
 
 
 def _compiled_dense(objective=mse_objective):
@@ -64,19 +72,20 @@ def _dense(objective, kernel: str, spec: RunSpec, device: torch.device):
 
 def prefix_pays(spec: RunSpec) -> bool:
     """Whether prefix sums beat the dense objective inside a compiled step: d = 1, and n N
-    above 4 (n + N log2 n) for n samples a step and width N. Compiled, an element of the
-    prefix path costs about four of the dense one (searchsorted, a scatter and two
-    cumulative sums against fused products), measured on 2 CPU cores at 2^20
-    neuron-samples a step: dense 2.1 ms against 3.0 ms at N = 4, n = 64; even at N = 32;
-    prefix sums 4x faster at N = 64, n = 256 (bench/RESULTS.md). Runs in intrinsic
-    coordinates keep prefix sums: with the chart's map compiled beside it the dense
-    objective measured slower (5.6 against 3.4 ms at N = 4, n = 64)."""
+    above 8 (n + N log2 n) for n samples a step and width N. Compiled, an element of the
+    prefix path costs about eight of the dense one (neuron-major: searchsorted, a scatter
+    and two cumulative sums against fused products), measured on 2 CPU cores at 2^20
+    neuron-samples a step (bench/RESULTS.md): dense 0.5 ms against 2.1 ms at N = 4, n = 64,
+    0.6 against 1.1 at N = 16, n = 64; even at N = 16, n = 256; prefix sums ahead from
+    N = 32, n = 256 (0.36 against 0.43) and 2x at N = 64. Runs in intrinsic coordinates
+    keep prefix sums: with the chart's map compiled beside it the dense objective measured
+    slower (5.6 against 3.4 ms at N = 4, n = 64)."""
     if spec.d != 1:
         return False
     if spec.restricted and spec.restricted_method == "intrinsic":
         return True
     n, N = spec.batch_size or spec.n_points(), spec.width
-    return n * N > 4 * (n + N * math.log2(max(n, 2)))
+    return n * N > 8 * (n + N * math.log2(max(n, 2)))
 
 
 def choose_objective(kernel: str, spec: RunSpec, device: torch.device) -> tuple[Callable, str]:
@@ -97,9 +106,11 @@ def choose_objective(kernel: str, spec: RunSpec, device: torch.device) -> tuple[
     if kernel == "graph":  # traced whole: the CPU's slices would only unroll into the graph
         if spec.loss in ("logistic", "cross_entropy"):
             objective = logistic_objective if spec.loss == "logistic" else cross_entropy_objective
+        elif prefix_pays(spec):
+            return mse_objective_1d, "graph"
         else:
-            objective = mse_objective_1d if prefix_pays(spec) else mse_objective
-        return objective, "graph"
+            objective = mse_objective
+        return _NEURON_MAJOR[objective], "graph"
     if spec.loss in ("logistic", "cross_entropy"):
         if kernel in ("prefix", "fused"):
             raise ValueError(
