@@ -14,6 +14,7 @@ import numpy as np
 
 from .nets import ShallowNet
 from .spec import RunSpec
+from .streams import streams
 from .targets import (
     flip_labels,
     gaussian_mixture,
@@ -168,8 +169,8 @@ def init_shard(specs: list[RunSpec]) -> dict[str, np.ndarray]:
     A, P = np.empty((M, N, d)), np.empty((M, N, d))
     C = np.ones((M, N, m) if m > 1 else (M, N))
     drawn = m > 1 or s0.train_output
-    for i, spec in enumerate(specs):
-        rng = rng_for(spec.seed, STREAM_INIT)
+    drawing = zip(specs, streams([s.seed for s in specs], STREAM_INIT), strict=True)
+    for i, (spec, rng) in enumerate(drawing):
         A[i] = rng.standard_normal((N, d))
         P[i] = rng.uniform(-spec.D, spec.D, (N, d))
         if drawn:

@@ -33,7 +33,8 @@ import numpy as np
 import torch
 from torch.func import grad, hessian, jvp, vmap
 
-from ..core.problem import STREAM_LANCZOS, make_data, rng_for, teacher_rows
+from ..core.problem import STREAM_LANCZOS, make_data, teacher_rows
+from ..core.streams import streams
 from .loop import ShardResult
 from .model import (
     cross_entropy_objective,
@@ -254,7 +255,8 @@ def _chunk(part, p, names, tol, dense_max_params, lanczos_steps, dev, data) -> l
             min_eig = torch.linalg.eigvalsh(0.5 * (H + H.transpose(1, 2)))[:, 0]
         kink = torch.full((M,), torch.inf, dtype=torch.float64)
     if not dense:
-        v0 = np.stack([rng_for(s.seed, STREAM_LANCZOS).standard_normal(P) for s in part])
+        seeds = [s.seed for s in part]
+        v0 = np.stack([rng.standard_normal(P) for rng in streams(seeds, STREAM_LANCZOS)])
         min_eig = _lanczos_min(hvp, torch.as_tensor(v0, device=dev), lanczos_steps)
     gnorm = torch.cat([g[k].reshape(M, -1) for k in names], dim=1).norm(dim=1)
     # whole columns to Python numbers at once: indexing a tensor per network costs more

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..core.problem import STREAM_BATCH, make_data, rng_for, teacher_rows
+from ..core.problem import STREAM_BATCH, make_data, teacher_rows
 from ..core.spec import RunSpec
+from ..core.streams import streams
 from .project import seed_tensor
 from .state import HISTORY_POINTS
 
@@ -79,7 +80,8 @@ class Batches:
             return None
         epoch, pos = divmod(t, self.per_epoch)
         if epoch != self.epoch:
-            perms = [rng_for(s.seed, STREAM_BATCH, epoch).permutation(self.n) for s in self.specs]
+            seeds = [s.seed for s in self.specs]
+            perms = [rng.permutation(self.n) for rng in streams(seeds, STREAM_BATCH, epoch)]
             self.perm = torch.as_tensor(np.stack(perms), device=self.device)
             self.epoch = epoch
         # sorted indices keep a d = 1 batch sorted (the loss does not depend on order)

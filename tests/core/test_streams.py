@@ -1,0 +1,45 @@
+"""A shard's random streams set up at once (core/streams.py) are numpy's own: the same
+generator state as ``default_rng(SeedSequence([seed, stream, *extra]))`` for every seed,
+hence the same draws."""
+
+import numpy as np
+import pytest
+
+from realspace.core import streams as streams_module
+from realspace.core.problem import rng_for
+from realspace.core.streams import _states, streams
+
+
+def numpy_state(entropy) -> dict:
+    return np.random.PCG64(np.random.SeedSequence([int(w) for w in entropy])).state
+
+
+@pytest.mark.parametrize("words", [1, 2, 3, 4])
+def test_the_seeding_arithmetic_is_numpys(words):
+    """The hashes and PCG64's seeding step on arrays give numpy's states, word for word
+    (entropy of 1 to 4 words, edge values included)."""
+    rng = np.random.default_rng(words)
+    entropy = rng.integers(0, 2**32, (300, words), dtype=np.uint64).astype(np.uint32)
+    entropy[:3] = [[0] * words, [2**32 - 1] * words, [1] + [0] * (words - 1)]
+    assert _states(entropy) == [numpy_state(row) for row in entropy]
+    assert streams_module._agrees()  # so streams() takes this arithmetic, not numpy's path
+
+
+@pytest.mark.parametrize("extra", [(), (7,), (0, 2**32 - 1)])
+def test_streams_draw_what_rng_for_draws(extra):
+    seeds = [0, 1, 2, 17, 2**31, 2**32 - 1, 2**32, 2**40 + 3, 12345]  # two take numpy's path
+
+    def draws(rng):
+        return np.concatenate([rng.standard_normal(3), rng.uniform(-2, 2, 2), rng.random(1)])
+
+    got = [draws(rng) for rng in streams(seeds, 3, *extra)]
+    want = [draws(rng_for(s, 3, *extra)) for s in seeds]
+    np.testing.assert_array_equal(np.array(got), np.array(want))
+
+
+def test_streams_take_numpys_path_when_the_check_fails(monkeypatch):
+    """Were numpy's seeding ever to change, the check sends every seed through numpy."""
+    monkeypatch.setattr(streams_module, "_agrees", lambda: False)
+    monkeypatch.setattr(streams_module, "_states", None)  # would raise if it were called
+    got = [rng.standard_normal(2) for rng in streams([4, 5], 0)]
+    np.testing.assert_array_equal(got, [rng_for(s, 0).standard_normal(2) for s in (4, 5)])
