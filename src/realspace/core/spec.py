@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -38,6 +39,7 @@ __all__ = [
     "shares_data",
     "SEED_FREE_DATA",
     "cell_of",
+    "seedless",
 ]
 
 # (field, its interval's test), read once per RunSpec
@@ -310,6 +312,7 @@ class RunSpec:
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(RunSpec))
+_SEEDLESS = operator.attrgetter(*(name for name in _FIELD_NAMES if name != "seed"))
 _FIELD_TYPES = {f.name: type(f.default) for f in fields(RunSpec) if f.name != "target_params"}
 
 
@@ -354,6 +357,13 @@ def network_label(spec: RunSpec) -> str:
     problem, width and seed, and a hash of its whole spec (other axes apart)."""
     digest = hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode()).hexdigest()
     return f"{target_label(spec)} w{spec.width} s{spec.seed} {digest[:8]}"
+
+
+def seedless(spec: RunSpec) -> tuple:
+    """Every field of ``spec`` but its seed, as a tuple: equal for the seeds of one
+    configuration (what a shard groups by, at a microsecond a spec; ``replace(spec,
+    seed=0)`` would check every field again)."""
+    return _SEEDLESS(spec)
 
 
 def cell_of(spec: RunSpec) -> tuple[str, str, int]:

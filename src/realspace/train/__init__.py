@@ -6,10 +6,9 @@ The math: docs/science.md#training.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import fields
 
 from ..core.problem import init_params, make_data, network_from_params, teacher_net, teacher_rows
-from ..core.spec import RunSpec
+from ..core.spec import RunSpec, seedless
 from .certify import certify
 from .loop import ShardResult, TrainOptions, pick_device, train_shard
 from .polish import PolishInfo, polish
@@ -56,27 +55,24 @@ def train_and_record(
     return build_records(result, certificates, data, polished)
 
 
-_NOT_SEED = tuple(f.name for f in fields(RunSpec) if f.name != "seed")
-
-
 def _shard_data(specs: list[RunSpec]) -> list[tuple]:
     """``make_data`` of each run on data, made once per distinct data set: noiseless data
     on a grid does not depend on the seed, so the seeds of one cell share one (read-only),
     and neither do spirals and mixtures (drawn from teacher_seed, label flips included).
     The shared set is the one ``make_data`` gives any of the seeds: the key only drops
     the seed where the data do not depend on it."""
-    made: dict = {}
-    shared: dict = {}
+    made: dict = {}  # cell -> its shared data, or None where each seed draws its own
     out = []
     for s in specs:
-        # the spec less its seed as a tuple: replace(s, seed=0) would check every field again
-        cell = tuple(getattr(s, name) for name in _NOT_SEED)
-        if cell not in shared:
-            shared[cell] = s.shares_data
-        key = cell if shared[cell] else s
-        if key not in made:
-            made[key] = make_data(s)
-            for v in made[key]:
-                v.flags.writeable = False
-        out.append(made[key])
+        cell = seedless(s)
+        data = made.get(cell, False)
+        if data is False:
+            data = made[cell] = _read_only(make_data(s)) if s.shares_data else None
+        out.append(data or _read_only(make_data(s)))
     return out
+
+
+def _read_only(data: tuple) -> tuple:
+    for v in data:
+        v.flags.writeable = False
+    return data

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 import numpy as np
 import torch
@@ -43,26 +44,26 @@ class RunTensors:
 
     @classmethod
     def of(cls, specs: Sequence[RunSpec], device, dtype) -> RunTensors:
-        def floats(name):
-            return torch.tensor(
-                [float(getattr(s, name)) for s in specs], dtype=dtype, device=device
-            )
-
-        def ints(values):
-            return torch.tensor(list(values), device=device)
-
+        # each setting read in one pass over the specs (a shard may hold 100,000)
+        floats = ("lr", "momentum", "beta1", "beta2", "eps", "weight_decay", "D", "grad_tol",
+                  "plateau_rel_tol")  # fmt: skip
+        f = torch.tensor(list(map(attrgetter(*floats), specs)), dtype=dtype, device=device)
+        f = dict(zip(floats, f.T.contiguous(), strict=True))
+        ints = attrgetter("steps", "plateau_patience", "seed")
+        steps, patience, seeds = (list(c) for c in zip(*map(ints, specs), strict=True))
+        budget = torch.tensor(steps, device=device)
         return cls(
-            hyper={k: floats(k)[:, None] for k in ("lr", "momentum", "beta1", "beta2", "eps")},
-            lam=floats("weight_decay"),
-            D=floats("D"),
-            grad_tol=floats("grad_tol"),
-            rel_tol=floats("plateau_rel_tol"),
-            budget=ints(s.steps for s in specs),
-            patience=ints(s.plateau_patience for s in specs),
-            every=ints(max(1, -(-s.steps // HISTORY_POINTS)) for s in specs),
-            seeds=seed_tensor([s.seed for s in specs], device),
+            hyper={k: f[k][:, None] for k in ("lr", "momentum", "beta1", "beta2", "eps")},
+            lam=f["weight_decay"],
+            D=f["D"],
+            grad_tol=f["grad_tol"],
+            rel_tol=f["plateau_rel_tol"],
+            budget=budget,
+            patience=torch.tensor(patience, device=device),
+            every=torch.clamp(-(-budget // HISTORY_POINTS), min=1),
+            seeds=seed_tensor(seeds, device),
             rows=torch.arange(len(specs), device=device),
-            horizon=max(s.steps for s in specs),
+            horizon=max(steps),
         )
 
 

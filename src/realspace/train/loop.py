@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..core.problem import PARAM_NAMES, init_shard
-from ..core.spec import RunSpec
+from ..core.spec import RunSpec, seedless
 from . import intrinsic, optim
 from .inputs import Problem, RunTensors, stack
 from .kernels import choose_objective
@@ -38,7 +38,8 @@ def pick_device(device: str | None = None) -> torch.device:
 def _check_shard(specs: Sequence[RunSpec], opt: TrainOptions):
     if not specs:
         raise ValueError("a shard needs at least one run")
-    keys = {s.shape_key() for s in specs}
+    # one key per configuration: a shard's seeds share theirs
+    keys = {s.shape_key() for s in {seedless(s): s for s in specs}.values()}
     if len(keys) > 1:
         raise ValueError(f"a shard must hold runs of one shape; got {len(keys)} shapes: {keys}")
     if opt.snapshot_every % max(opt.merge_every, 1):
