@@ -63,9 +63,10 @@ def _update(
     kernel compiles). ``data``: what ``objective`` reads besides the parameters.
 
     ``chart``: the parameters are intrinsic coordinates (intrinsic.py); the objective is
-    that of their network and its gradient is pulled back to them. The loss history is
-    written in place. Returns (theta, opt_state, status, steps, div_step, best,
-    best_step, moving).
+    that of their network and its gradient is pulled back to them. Returns (theta,
+    opt_state, status, steps, div_step, best, best_step, moving, record), ``record`` the
+    loss history's entries of this step as (column, step, loss) per run, for the caller
+    to write: the update mutates none of its inputs, as a CUDA graph must not.
     """
     # plain ints: a graph compiler reads an IntEnum's comparisons as Python booleans
     RUNNING, CONVERGED, PLATEAU, BUDGET, DIVERGED = (
@@ -78,13 +79,10 @@ def _update(
     g = layout.flat(intrinsic.pullback(views, grads, runs.D) if chart else grads)
     gnorm = torch.linalg.vector_norm(g, dim=1)
 
-    # loss history at each run's own stride, without a host sync: runs that record
-    # nothing now write their old value to the spare last column
+    # loss history at each run's own stride, without a host sync: the column each run
+    # records into now, the spare last one for runs that record nothing
     rec = active & (s.steps % runs.every == 0)
-    slot = torch.where(rec, s.steps // runs.every, HISTORY_POINTS)
-    rows = runs.rows
-    s.hist_step[rows, slot] = torch.where(rec, s.steps, s.hist_step[rows, slot])
-    s.hist_loss[rows, slot] = torch.where(rec, value, s.hist_loss[rows, slot])
+    record = (torch.where(rec, s.steps // runs.every, HISTORY_POINTS), s.steps, value)
 
     finite = torch.isfinite(value) & torch.isfinite(gnorm)
     converged = active & finite & (gnorm <= runs.grad_tol)
@@ -108,7 +106,7 @@ def _update(
     theta = torch.where(mv, new_theta, s.theta)
     opt_state = {k: torch.where(mv, new_state[k], v) for k, v in s.opt_state.items()}
     status = torch.where(moving & (steps >= runs.budget), BUDGET, status)
-    return theta, opt_state, status, steps, div_step, best, best_step, moving
+    return theta, opt_state, status, steps, div_step, best, best_step, moving, record
 
 
 def _step(
@@ -127,7 +125,10 @@ def _step(
     ``graph``, the projection of the steps without merges compiled too)."""
     update = compiled(_update, s.theta.device) if graph else _update
     out = update(s, problem.data(s.t), problem.objective, runs, layout, optimizer, chart)
-    theta, opt_state, status, steps, div_step, best, best_step, moving = out
+    theta, opt_state, status, steps, div_step, best, best_step, moving, record = out
+    column, step, loss = record
+    s.hist_step[runs.rows, column] = step
+    s.hist_loss[runs.rows, column] = loss
     s = replace(
         s,
         theta=theta,
