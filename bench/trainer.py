@@ -2,8 +2,9 @@
 
 Both train the same problem (d = 1, a grid of samples of sin on [-1, 1], Adam,
 float32) in one run; the trainer runs with each of its kernels: the d = 1 prefix sums
-over sorted samples, the dense stacked objective, torch.compile of it (--compile), and on
-CUDA the fused Triton kernel (no activation tensor). The script prints the rates and
+over sorted samples, the dense stacked objective, torch.compile of it (--compile), the
+whole update compiled into one graph, a CUDA graph on CUDA (--graph), and on CUDA the
+fused Triton kernel (no activation tensor). The script prints the rates and
 their ratios to the loop: network-steps/s (optimizer steps of single networks per
 second) and neuron-sample-steps/s (M * samples * W per second); on CUDA also the
 measured fp32 rate (a large matrix product, TF32 off) and each path's fraction of the
@@ -16,7 +17,7 @@ dense kernel (the one the classification losses train with): the binary logistic
 (scalar output, labels of a teacher) and the cross-entropy with 3 classes (3 outputs).
 
     python bench/trainer.py                       # W=64, M=256, 256 samples, CPU
-    python bench/trainer.py --width 256 --networks 1024 --samples 1024 --device cuda --compile
+    python bench/trainer.py --width 256 --networks 1024 --samples 1024 --device cuda --graph
 
 The issue's three GPU sizes: (W, M, samples) = (16, 4096, 1024), (256, 1024, 1024),
 (2048, 256, 1024).
@@ -82,6 +83,7 @@ def main():
     )
     ap.add_argument("--device", default=None)
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (slow start)")
+    ap.add_argument("--graph", action="store_true", help="also time kernel graph (slow start)")
     args = ap.parse_args()
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     specs = [
@@ -107,6 +109,7 @@ def main():
     loop_rate = args.loop_networks * args.steps / (time.perf_counter() - t)
 
     kernels = ["prefix", "dense"] + (["compiled"] if args.compile else [])
+    kernels += ["graph"] if args.graph else []
     if device.type == "cuda":
         from realspace.train.fused import fused_available
 
@@ -115,7 +118,7 @@ def main():
     rates = {}
     for kernel in kernels:
         opts = TrainOptions(device=str(device), kernel=kernel)
-        if kernel in ("compiled", "fused"):  # compile / JIT outside the timing
+        if kernel in ("compiled", "fused", "graph"):  # compile / JIT outside the timing
             train_shard(specs[:2] if kernel == "fused" else specs, opts)
         rates[kernel] = args.networks * args.steps / timed(device, train_shard, specs, opts)
 
@@ -143,6 +146,7 @@ def main():
         "dense": "trainer (dense stacked)",
         "compiled": "trainer (dense, compiled)",
         "fused": "trainer (fused Triton)",
+        "graph": "trainer (graph kernel)",
     }
     rows += [(names[k], r) for k, r in rates.items()]
     for name, rate in rows:
