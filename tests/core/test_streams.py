@@ -43,3 +43,43 @@ def test_streams_take_numpys_path_when_the_check_fails(monkeypatch):
     monkeypatch.setattr(streams_module, "_states", None)  # would raise if it were called
     got = [rng.standard_normal(2) for rng in streams([4, 5], 0)]
     np.testing.assert_array_equal(got, [rng_for(s, 0).standard_normal(2) for s in (4, 5)])
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(target="teacher", d=2, sampling="uniform"),  # each seed its own points
+        dict(target="sin", sampling="uniform", noise=0.1),  # points and noise, d = 1 sorted
+        dict(target="teacher_labels", d=2, sampling="uniform", noise=0.1),  # label flips
+        dict(target="sin"),  # a grid: one data set for every seed
+        dict(target="spirals", d=2, n_classes=3),  # the problem's own draw
+    ],
+)
+def test_a_shards_data_is_each_runs_own(kw):
+    """A worker's data for a shard (each seed's stream set up at once, shared sets made
+    once) equals make_data of each run alone, bit for bit; seeds past 2^32 included."""
+    from realspace.core.problem import make_data
+    from realspace.core.spec import RunSpec
+    from realspace.train import _shard_data
+
+    specs = [RunSpec(**kw, width=3, n_samples=20, seed=s) for s in [*range(40), 2**33]]
+    for (X, y), spec in zip(_shard_data(specs), specs, strict=True):
+        want = make_data(spec)
+        np.testing.assert_array_equal(X, want[0])
+        np.testing.assert_array_equal(y, want[1])
+
+
+def test_minibatches_follow_each_runs_batch_stream():
+    """Each run's minibatches: its permutation of epoch e from rng_for(seed, STREAM_BATCH,
+    e), cut into n // batch_size batches, each sorted."""
+    from realspace.core.problem import STREAM_BATCH
+    from realspace.core.spec import RunSpec
+    from realspace.train.inputs import Batches
+
+    specs = [RunSpec(target="sin", n_samples=20, batch_size=6, seed=s) for s in (0, 5, 2**33)]
+    batches = Batches(specs, 20, "cpu")
+    for t in range(8):  # three batches an epoch
+        epoch, pos = divmod(t, 3)
+        perms = [rng_for(s.seed, STREAM_BATCH, epoch).permutation(20) for s in specs]
+        want = np.sort(np.stack(perms)[:, 6 * pos : 6 * (pos + 1)], axis=1)
+        np.testing.assert_array_equal(batches.indices(t).numpy(), want)

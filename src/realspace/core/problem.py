@@ -97,8 +97,13 @@ def orthonormal_rows(k: int, d: int, rng: np.random.Generator) -> np.ndarray:
     return (q * np.sign(np.diag(r))).T
 
 
-def make_data(spec: RunSpec) -> tuple[np.ndarray, np.ndarray]:
+def make_data(
+    spec: RunSpec, rng: np.random.Generator | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Training inputs X (n, d) and targets y (n,) of a run on data (sorted by x when d = 1).
+
+    ``rng``: the run's data stream ``rng_for(spec.seed, STREAM_DATA)`` where the caller
+    has it already (a shard's streams are set up at once: ``core.streams``).
 
     Spirals and mixtures draw their points and label flips from ``teacher_seed``, not from
     the run's seed: one data set per problem.
@@ -113,7 +118,8 @@ def make_data(spec: RunSpec) -> tuple[np.ndarray, np.ndarray]:
     # seed) like a grid is fixed: every seed of a cell trains on it, so their objectives
     # compare and one convex reference serves them all
     own = spec.target in ("spirals", "mixture")
-    rng = rng_for(spec.teacher_seed if own else spec.seed, STREAM_DATA)
+    if own or rng is None:
+        rng = rng_for(spec.teacher_seed if own else spec.seed, STREAM_DATA)
     params = dict(spec.target_params)
     if own and spec.target == "spirals":
         x, label = spirals(spec.n_samples, m, spec.D, rng, **params)

@@ -7,8 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..core.problem import init_params, make_data, network_from_params, teacher_net, teacher_rows
+from ..core.problem import (
+    STREAM_DATA,
+    init_params,
+    make_data,
+    network_from_params,
+    teacher_net,
+    teacher_rows,
+)
 from ..core.spec import RunSpec, seedless
+from ..core.streams import streams
 from .certify import certify
 from .loop import ShardResult, TrainOptions, pick_device, train_shard
 from .polish import PolishInfo, polish
@@ -62,13 +70,17 @@ def _shard_data(specs: list[RunSpec]) -> list[tuple]:
     The shared set is the one ``make_data`` gives any of the seeds: the key only drops
     the seed where the data do not depend on it."""
     made: dict = {}  # cell -> its shared data, or None where each seed draws its own
-    out = []
-    for s in specs:
+    out, own = [], []
+    for i, s in enumerate(specs):
         cell = seedless(s)
-        data = made.get(cell, False)
-        if data is False:
-            data = made[cell] = _read_only(make_data(s)) if s.shares_data else None
-        out.append(data or _read_only(make_data(s)))
+        if cell not in made:
+            made[cell] = _read_only(make_data(s)) if s.shares_data else None
+        out.append(made[cell])
+        if made[cell] is None:
+            own.append(i)
+    seeds = [specs[i].seed for i in own]
+    for i, rng in zip(own, streams(seeds, STREAM_DATA), strict=True):
+        out[i] = _read_only(make_data(specs[i], rng))
     return out
 
 
