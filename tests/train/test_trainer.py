@@ -152,6 +152,7 @@ def autograd_mse(spec, params, x, y):
         dict(parametrization="restricted", d=3, target="bump"),
         dict(weight_decay=0.1, d=2, target="teacher"),
         dict(width=12, n_samples=12),  # N = n: the two layouts have one shape
+        dict(d=17, target="teacher", sampling="uniform", width=18, n_samples=20),  # bmm
     ],
 )
 @pytest.mark.parametrize("neuron_major", [False, True])  # the graph kernel's layout

@@ -58,23 +58,39 @@ __all__ = [
 ]
 
 
+SUMMED = 16  # contraction or columns up to which a graph's product is a broadcast sum
+
+
+def _summed(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    """bmm(A, B) for A (M, p, q), B (M, q, r), in a compiled graph: with few terms (q) or
+    few columns (r), the broadcast product summed over q, fused into the loops around
+    it instead of M small matrix products (the dense step in d = 2 at N = 64, n = 256:
+    14 -> 11 ms on a CPU); else bmm (a real matrix product, large d). Eager it would build
+    (M, p, q, r): the graph's objectives only. The products with the m outputs of a
+    vector network stay bmm: as sums they measured no faster."""
+    if A.shape[2] > SUMMED and B.shape[2] > SUMMED:
+        return torch.bmm(A, B)
+    return (A[:, :, :, None] * B[:, None, :, :]).sum(2)
+
+
 def realization(p: dict, X: torch.Tensor, neuron_major: bool = False):
     """f (M, n) and the preactivations z (M, n, N); with vector outputs (c (M, N, m),
     e (M, m), w (M, m, d)) f is (M, n, m).
 
-    ``neuron_major``: z is laid out (M, N, n) instead, samples innermost. Same numbers in
-    another order of summation; what a compiled graph wants when N is small (every
-    reduction over samples then runs along contiguous memory, and a loop over 4 neurons
-    does not fill a vector register): 2.6x faster at N = 4, n = 64 on a CPU
-    (docs/library.md). The eager step keeps (M, n, N), which batched matmuls prefer.
+    ``neuron_major``: z is laid out (M, N, n) instead, samples innermost, and the small
+    products are broadcast sums (``_summed``). Same numbers in another order of
+    summation; what a compiled graph wants (every reduction over samples then runs along
+    contiguous memory, and a loop over 4 neurons does not fill a vector register): 2.6x
+    faster at N = 4, n = 64 on a CPU (bench/RESULTS.md). The eager step keeps (M, n, N)
+    and bmm, which it prefers.
     """
     if neuron_major:
-        z = torch.bmm(p["a"], X.transpose(1, 2)) + p["b"][:, :, None]
+        z = _summed(p["a"], X.transpose(1, 2)) + p["b"][:, :, None]
         h = torch.relu(z)
         if p["c"].dim() == 3:
             f = torch.bmm(h.transpose(1, 2), p["c"]) + torch.bmm(X, p["w"].transpose(1, 2))
             return f + p["e"][:, None, :], z
-        f = (h * p["c"][:, :, None]).sum(1) + torch.bmm(X, p["w"][:, :, None])[..., 0]
+        f = (h * p["c"][:, :, None]).sum(1) + (X * p["w"][:, None, :]).sum(2)
         return f + p["e"][:, None], z
     z = torch.bmm(X, p["a"].transpose(1, 2)) + p["b"][:, None, :]
     h = torch.relu(z)
@@ -125,11 +141,11 @@ def _dense_grads(p: dict, X, z, g, lam, neuron_major: bool = False):
     if neuron_major:
         gz = (p["c"][:, :, None] * g[:, None, :]) * (z > 0)  # (M, N, n)
         return {
-            "a": torch.bmm(gz, X) + lam[:, None, None] * p["a"],
+            "a": _summed(gz, X) + lam[:, None, None] * p["a"],
             "b": gz.sum(2),
             "c": (h * g[:, None, :]).sum(2) + lam[:, None] * p["c"],
             "e": g.sum(1),
-            "w": torch.bmm(X.transpose(1, 2), g[:, :, None])[..., 0],
+            "w": (X * g[:, :, None]).sum(1),
         }
     gz = (g[:, :, None] * p["c"][:, None, :]) * (z > 0)
     return {
