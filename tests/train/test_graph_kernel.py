@@ -20,6 +20,13 @@ PATHS = {
     "prefix": dict(target="sin", d=1, width=40, n_samples=256),  # prefix sums there
     "dense": dict(target="teacher", d=2, sampling="uniform"),
     "intrinsic": dict(target="sin", parametrization="restricted", restricted_method="intrinsic"),
+    "intrinsic, prefix": dict(  # the chart's map beside prefix sums
+        target="sin",
+        parametrization="restricted",
+        restricted_method="intrinsic",
+        width=40,
+        n_samples=256,
+    ),  # fmt: skip
     "projection": dict(target="sin", parametrization="restricted", restricted_method="projection"),
     "cross-entropy": dict(target="spirals", d=2, n_classes=3),
     "logistic": dict(target="teacher_labels", d=2, sampling="uniform"),
@@ -175,7 +182,7 @@ def test_the_graph_kernel_takes_the_objective_auto_would_whole():
     assert names["prefix"] == ("mse_objective_1d", {})  # n N = 10,240 > 8 (256 + 320)
     # dense, neuron-major, not sliced into chunks: 120 <= 8 (24 + 5 log2 24)
     assert names["d=1 dense"] == names["dense"] == ("mse_objective", {"neuron_major": True})
-    assert names["intrinsic"] == ("mse_objective_1d", {})  # the chart keeps them
+    assert names["intrinsic"] == names["dense"]  # the chart's runs follow the same rule
     assert names["cross-entropy"] == ("cross_entropy_objective", {"neuron_major": True})
     assert names["gaussian"] == ("gaussian_objective", {})
 

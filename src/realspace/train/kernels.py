@@ -78,12 +78,10 @@ def prefix_pays(spec: RunSpec) -> bool:
     neuron-samples a step (bench/RESULTS.md): dense 0.5 ms against 2.1 ms at N = 4, n = 64,
     0.6 against 1.1 at N = 16, n = 64; even at N = 16, n = 256; prefix sums ahead from
     N = 32, n = 256 (0.36 against 0.43) and 2x at N = 64. Runs in intrinsic coordinates
-    keep prefix sums: with the chart's map compiled beside it the dense objective measured
-    slower (5.6 against 3.4 ms at N = 4, n = 64)."""
+    follow the same rule: their whole step at N = 4, n = 64 measured 1.4 ms dense against
+    3.4 ms by prefix sums."""
     if spec.d != 1:
         return False
-    if spec.restricted and spec.restricted_method == "intrinsic":
-        return True
     n, N = spec.batch_size or spec.n_points(), spec.width
     return n * N > 8 * (n + N * math.log2(max(n, 2)))
 
