@@ -26,7 +26,7 @@ PATHS = {
         restricted_method="intrinsic",
         width=40,
         n_samples=256,
-    ),  # fmt: skip
+    ),
     "projection": dict(target="sin", parametrization="restricted", restricted_method="projection"),
     "cross-entropy": dict(target="spirals", d=2, n_classes=3),
     "logistic": dict(target="teacher_labels", d=2, sampling="uniform"),
