@@ -34,6 +34,7 @@ MASK32, MASK128 = (1 << 32) - 1, (1 << 128) - 1
 
 def _pool(entropy: np.ndarray) -> list[np.ndarray]:
     """SeedSequence's pool for each row of ``entropy`` (R, k) uint32 words, k <= 4."""
+    assert entropy.shape[1] <= POOL_SIZE, "more words than the pool mixes in a second loop"
     h = INIT_A
 
     def hashmix(value: np.ndarray) -> np.ndarray:
@@ -97,25 +98,24 @@ def streams(seeds: Sequence[int], stream: int, *extra: int) -> Iterator[np.rando
 
     The generator is one object, set anew for each seed: draw what a seed needs before
     taking the next (a generator kept past its turn moves on with the next seed's stream).
-    Seeds outside [0, 2^32) (more than one entropy word) take numpy's path.
+    A seed outside [0, 2^32) (more than one entropy word) takes numpy's path, the others
+    this one.
     """
     seeds = [int(s) for s in seeds]
-    words = [stream, *extra]
-    fast = (
-        len(words) < POOL_SIZE
-        and all(0 <= w <= MASK32 for w in words)
-        and all(0 <= s <= MASK32 for s in seeds)
-        and _agrees()
-    )
-    if not fast:
-        for s in seeds:
-            yield np.random.default_rng(np.random.SeedSequence([s, *words]))
-        return
-    entropy = np.empty((len(seeds), 1 + len(words)), np.uint32)
-    entropy[:, 0] = seeds
-    entropy[:, 1:] = words
+    words = [int(stream), *map(int, extra)]
+    fast = len(words) < POOL_SIZE and all(0 <= w <= MASK32 for w in words) and _agrees()
+    one_word = [fast and 0 <= s <= MASK32 for s in seeds]
+    states = iter(())
+    if any(one_word):
+        entropy = np.empty((sum(one_word), 1 + len(words)), np.uint32)
+        entropy[:, 0] = [s for s, ok in zip(seeds, one_word, strict=True) if ok]
+        entropy[:, 1:] = words
+        states = iter(_states(entropy))
     bits = np.random.PCG64()
     rng = np.random.Generator(bits)
-    for state in _states(entropy):
-        bits.state = state
-        yield rng
+    for s, ok in zip(seeds, one_word, strict=True):
+        if ok:
+            bits.state = next(states)
+            yield rng
+        else:
+            yield np.random.default_rng(np.random.SeedSequence([s, *words]))
