@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils._pytree import tree_map
 
 from ..core.problem import PARAM_NAMES, init_shard
 from ..core.spec import RunSpec, seedless
@@ -176,10 +177,13 @@ def compiled(fn: Callable, device: torch.device) -> Callable:
     """``fn`` (``_update`` or ``_project``) compiled by torch.compile for kernel "graph",
     one per process and kind of device, so that a worker compiles each path and shape of
     shard once: on a CPU into a few fused loops, on CUDA the update also replayed as a
-    CUDA graph (mode "reduce-overhead"). Shapes are static at first and made dynamic by the first
-    shard of another size (a cell's last shard is smaller): a sweep compiles a few
-    graphs, not one per shard. Only the update is a CUDA graph: the projection consumes
-    its outputs within the step, and a second graph per step would mark a new one."""
+    CUDA graph (mode "reduce-overhead"). Shapes are static at first and made dynamic by
+    the first shard of another size (a cell's last shard is smaller): a sweep compiles a
+    few graphs, not one per shard. Only the update is a CUDA graph: the projection
+    consumes its outputs within the step, and a second graph per step would mark a new
+    one. A CUDA graph's outputs live in its memory pool, freed or overwritten at its next
+    replay, which here takes them as inputs: the loop keeps copies (one copy per output
+    tensor a step, against a hundred and more launches of the eager step)."""
     key = (fn.__name__, device.type)
     if key not in _GRAPHS:
         cuda = device.type == "cuda" and fn is _update
@@ -187,9 +191,10 @@ def compiled(fn: Callable, device: torch.device) -> Callable:
 
         def run(*args):
             if cuda:
-                torch.compiler.cudagraph_mark_step_begin()  # the last step's outputs are inputs
+                torch.compiler.cudagraph_mark_step_begin()
             with torch._dynamo.config.patch(recompile_limit=GRAPH_LIMIT):
-                return graph(*args)
+                out = graph(*args)
+            return tree_map(torch.clone, out) if cuda else out
 
         _GRAPHS[key] = run
     return _GRAPHS[key]
