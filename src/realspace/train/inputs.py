@@ -48,7 +48,8 @@ class RunTensors:
         floats = ("lr", "momentum", "beta1", "beta2", "eps", "weight_decay", "D", "grad_tol",
                   "plateau_rel_tol")  # fmt: skip
         f = torch.tensor(list(map(attrgetter(*floats), specs)), dtype=dtype, device=device)
-        f = dict(zip(floats, f.T.contiguous(), strict=True))
+        # a tensor each (a compiled graph copies an input that does not start aligned)
+        f = {k: f[:, i].contiguous() for i, k in enumerate(floats)}
         ints = attrgetter("steps", "plateau_patience", "seed")
         steps, patience, seeds = (list(c) for c in zip(*map(ints, specs), strict=True))
         budget = torch.tensor(steps, device=device)

@@ -74,12 +74,13 @@ def prefix_pays(spec: RunSpec) -> bool:
     """Whether prefix sums beat the dense objective inside a compiled step: d = 1, and n N
     above 8 (n + N log2 n) for n samples a step and width N. Compiled, an element of the
     prefix path costs about eight of the dense one (neuron-major: searchsorted, a scatter
-    and two cumulative sums against fused products), measured on 2 CPU cores at 2^20
-    neuron-samples a step (bench/RESULTS.md): dense 0.5 ms against 2.1 ms at N = 4, n = 64,
-    0.6 against 1.1 at N = 16, n = 64; even at N = 16, n = 256; prefix sums ahead from
-    N = 32, n = 256 (0.36 against 0.43) and 2x at N = 64. Runs in intrinsic coordinates
-    follow the same rule: their whole step at N = 4, n = 64 measured 1.4 ms dense against
-    3.4 ms by prefix sums."""
+    and two cumulative sums against fused products). ``bench/graph_objective.py`` on 2 CPU
+    cores at 2^20 neuron-samples a call (bench/RESULTS.md), dense against prefix sums:
+    0.49 against 2.31 ms at N = 4, n = 64; 0.56 against 1.13 at N = 16, n = 64; about
+    even at N = 16 and 32, n = 256 (0.50 against 0.57 and 0.42 against 0.47 there, the
+    other way round in other runs); prefix sums 1.5x ahead at N = 64, n = 256 and 2x at
+    N = 16, n = 1024. Runs in intrinsic coordinates follow the same rule: their whole
+    step at N = 4, n = 64 measured 1.4 ms dense against 3.4 ms by prefix sums."""
     if spec.d != 1:
         return False
     n, N = spec.batch_size or spec.n_points(), spec.width
