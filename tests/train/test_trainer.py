@@ -88,6 +88,31 @@ def test_a_shard_starts_where_each_run_alone_starts(kw):
         np.testing.assert_array_equal(stacked[k], np.stack([p[k] for p in one]), err_msg=k)
 
 
+@pytest.mark.parametrize(
+    "kw", [dict(), dict(d=3, target="teacher"), dict(n_classes=3, d=2, target="spirals")]
+)
+def test_a_network_starts_as_science_md_says(kw):
+    """init_params against its formulas, drawn from the run's own stream in order:
+    a ~ N(0, I/d) init_scale, kinks through uniform points p of Q (b = -<a, p>),
+    c ~ N(0, I_m/N) init_scale, e = w = 0."""
+    from realspace.core.problem import STREAM_INIT, rng_for
+
+    spec = base(**kw, seed=11, width=6, D=1.5, init_scale=0.7)
+    N, d, m = spec.width, spec.d, spec.outputs
+    rng = rng_for(11, STREAM_INIT)
+    a = rng.standard_normal((N, d)) * 0.7 / np.sqrt(d)
+    p = rng.uniform(-1.5, 1.5, (N, d))
+    c = rng.standard_normal((N, m) if m > 1 else N) * 0.7 / np.sqrt(N)
+    got = init_params(spec)
+    np.testing.assert_array_equal(got["a"], a)
+    np.testing.assert_allclose(got["b"], -np.einsum("id,id->i", a, p), rtol=1e-15, atol=1e-15)
+    np.testing.assert_array_equal(got["c"], c)
+    assert not np.any(got["e"]) and not np.any(got["w"])
+    assert got["e"].shape == ((m,) if m > 1 else ()) and got["w"].shape == (
+        (m, d) if m > 1 else (d,)
+    )
+
+
 def test_a_teacher_is_drawn_once_per_problem_and_cannot_be_changed():
     from realspace.core.targets import random_teacher
     from realspace.train import teacher_net

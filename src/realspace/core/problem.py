@@ -149,27 +149,16 @@ def init_params(spec: RunSpec) -> dict[str, np.ndarray]:
     cube (b_i = -<a_i, p_i>), so every neuron starts active on part of Q;
     c_i ~ N(0, I_m/N) * init_scale; e = 0, w = 0. Without biases b = 0; with fixed
     output weights c = 1 (the Gaussian teacher-student model).
+
+    One network's row of ``init_shard``: a network starts where it starts in any shard.
     """
-    rng = rng_for(spec.seed, STREAM_INIT)
-    N, d = spec.width, spec.d
-    a = rng.standard_normal((N, d)) * spec.init_scale / np.sqrt(d)
-    p = rng.uniform(-spec.D, spec.D, (N, d))
-    b = -(a * p).sum(axis=1) if spec.bias else np.zeros(N)
-    m = spec.outputs
-    if m > 1:  # drawn after a, p: the scalar case's stream is unchanged
-        c = rng.standard_normal((N, m)) * spec.init_scale / np.sqrt(N)
-        return {"a": a, "b": b, "c": c, "e": np.zeros(m), "w": np.zeros((m, d))}
-    if spec.train_output:
-        c = rng.standard_normal(N) * spec.init_scale / np.sqrt(N)
-    else:
-        c = np.ones(N)
-    return {"a": a, "b": b, "c": c, "e": np.zeros(()), "w": np.zeros(d)}
+    return {k: np.asarray(v[0]) for k, v in init_shard([spec]).items()}
 
 
 def init_shard(specs: list[RunSpec]) -> dict[str, np.ndarray]:
-    """``init_params`` of each spec of one shape, stacked along a first axis of M: the
-    same numbers (each network's draws from its own stream, in the same order), the
-    arithmetic done once for the shard instead of once per network."""
+    """``init_params`` of each spec of one shape, stacked along a first axis of M: each
+    network's draws from its own stream (a, then the kink points p, then c when drawn),
+    the arithmetic done once for the shard."""
     s0, M = specs[0], len(specs)
     N, d, m = s0.width, s0.d, s0.outputs
     A, P = np.empty((M, N, d)), np.empty((M, N, d))
@@ -182,7 +171,6 @@ def init_shard(specs: list[RunSpec]) -> dict[str, np.ndarray]:
         if drawn:
             C[i] = rng.standard_normal(C.shape[1:])
     scale = np.array([spec.init_scale for spec in specs])
-    # the operations of init_params in its order, so that every bit agrees
     a = A * scale[:, None, None] / np.sqrt(d)
     b = -(a * P).sum(axis=2) if s0.bias else np.zeros((M, N))
     if drawn:
