@@ -44,23 +44,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+RESTRICTED = dict(target="sin", d=1, sampling="grid", parametrization="restricted")
 PATHS = {
     "prefix": dict(target="sin", d=1, sampling="grid"),
     "dense": dict(target="teacher", d=2, sampling="uniform"),
-    "intrinsic": dict(
-        target="sin",
-        d=1,
-        sampling="grid",
-        parametrization="restricted",
-        restricted_method="intrinsic",
-    ),  # fmt: skip
-    "projection": dict(
-        target="sin",
-        d=1,
-        sampling="grid",
-        parametrization="restricted",
-        restricted_method="projection",
-    ),  # fmt: skip
+    "intrinsic": dict(RESTRICTED, restricted_method="intrinsic"),
+    "projection": dict(RESTRICTED, restricted_method="projection"),
     "x-entropy": dict(target="spirals", d=2, n_classes=3),
 }
 SIZES = {"tiny": (4, 4096, 64), "mid": (64, 256, 256)}  # width, networks, samples
