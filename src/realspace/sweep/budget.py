@@ -4,6 +4,8 @@ budget. A sweep over any of them is refused (with the estimate) unless confirmed
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +13,13 @@ from pathlib import Path
 from .memory import bytes_per_network, default_budget
 from .plan import PlannedCell
 
-__all__ = ["stored_bytes_per_run", "size_problems", "shard_budget", "cuda_present"]
+__all__ = [
+    "stored_bytes_per_run",
+    "size_problems",
+    "shard_budget",
+    "cuda_present",
+    "graph_kernel_problem",
+]
 
 
 def cuda_present() -> bool:
@@ -33,9 +41,6 @@ def graph_kernel_problem(device: str) -> str | None:
     """Why ``execution.kernel: graph`` cannot compile here for ``device`` ("cpu" or
     "cuda"), else None: torch.compile builds a CPU step with the C++ compiler $CXX (else
     g++), a CUDA step with Triton. Asked before any work, without importing torch."""
-    import importlib.util
-    import os
-
     if device.startswith("cuda"):
         if importlib.util.find_spec("triton") is None:
             return (
